@@ -1,0 +1,25 @@
+// A minimal view of cel-js AST nodes: enough to walk, rewrite `matches`, and estimate cost.
+import type { ASTNode } from '@marcbachmann/cel-js';
+
+export type Node = ASTNode & { args: any; op: string; start: number; end: number };
+
+export const COMPREHENSIONS = new Set(['all', 'exists', 'exists_one', 'map', 'filter']);
+
+/** The direct child expressions of a node, in source order. */
+export function children(n: Node): Node[] {
+  const a = n.args;
+  switch (n.op) {
+    case 'value': case 'id': return [];
+    case '.': case '.?': return [a[0]];
+    case 'call': return a[1];
+    case 'rcall': return [a[1], ...a[2]];
+    case 'map': return a.flatMap((e: [Node, Node]) => e);
+    case '!_': case '-_': return Array.isArray(a) ? a : [a];
+    default: return Array.isArray(a) ? a.filter((x: unknown) => x && typeof x === 'object' && 'op' in (x as object)) : [];
+  }
+}
+
+export function walk(n: Node, visit: (n: Node) => void): void {
+  visit(n);
+  for (const c of children(n)) walk(c, visit);
+}

@@ -1,0 +1,52 @@
+// JSON from the API server becomes CEL values once per review: integral numbers are CEL ints
+// (BigInt), and input bounds are enforced here so no expression meets an unbounded list.
+
+export interface InputLimits {
+  /** longest list any expression may iterate; the static cost estimate assumes this bound */
+  maxListLength: number;
+  /** deepest nesting accepted */
+  maxDepth: number;
+}
+
+export const DEFAULT_INPUT_LIMITS: InputLimits = { maxListLength: 1000, maxDepth: 64 };
+
+export class InputLimitError extends Error {
+  readonly code = 'INPUT_TOO_LARGE';
+}
+
+export function toCel(value: unknown, limits: InputLimits = DEFAULT_INPUT_LIMITS, path = '', depth = 0): unknown {
+  if (value === null || typeof value !== 'object') {
+    if (typeof value === 'number' && Number.isInteger(value)) return BigInt(value);
+    return value;
+  }
+  if (depth > limits.maxDepth) throw new InputLimitError(`object nesting deeper than ${limits.maxDepth} at ${path || '/'}`);
+  if (Array.isArray(value)) {
+    if (value.length > limits.maxListLength) {
+      throw new InputLimitError(`list ${path || '/'} has ${value.length} items, more than the ${limits.maxListLength} that CEL policies may iterate`);
+    }
+    return value.map((item, i) => toCel(item, limits, `${path}/${i}`, depth + 1));
+  }
+  const out: Record<string, unknown> = {};
+  for (const key of Object.keys(value)) {
+    const converted = toCel((value as Record<string, unknown>)[key], limits, `${path}/${key}`, depth + 1);
+    // a label key "__proto__" is legal JSON; plain assignment would change the prototype instead
+    if (key === '__proto__') Object.defineProperty(out, key, { value: converted, enumerable: true, writable: true, configurable: true });
+    else out[key] = converted;
+  }
+  return out;
+}
+
+/** CEL values back to JSON-friendly values (for --explain and messages). */
+export function fromCel(value: unknown): unknown {
+  if (typeof value === 'bigint') return Number(value);
+  if (value === null || typeof value !== 'object') return value;
+  if (Array.isArray(value)) return value.map(fromCel);
+  if (value instanceof Map) return Object.fromEntries([...value].map(([k, v]) => [String(k), fromCel(v)]));
+  if (value instanceof Uint8Array) return Buffer.from(value).toString('base64');
+  if (value instanceof Date) return value.toISOString();
+  const proto = Object.getPrototypeOf(value);
+  if (proto !== Object.prototype && proto !== null && typeof (value as { toString?: unknown }).toString === 'function') {
+    return String(value);
+  }
+  return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, fromCel(v)]));
+}

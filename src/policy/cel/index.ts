@@ -1,0 +1,135 @@
+// trustgate's CEL: one environment with the Kubernetes libraries, expressions compiled and
+// type-checked when policies load, RE2 for every regex, a static cost bound per expression.
+import { Environment } from '@marcbachmann/cel-js';
+import { walk, type Node } from './ast.js';
+import { estimateCost } from './cost.js';
+import { DEFAULT_INPUT_LIMITS } from './convert.js';
+import { compileRegex, RegexSyntaxError } from './regex.js';
+import { registerStrings } from './library/strings.js';
+import { registerLists } from './library/lists.js';
+import { registerRegex, RE2_MATCHES } from './library/regex.js';
+import { registerURL } from './library/url.js';
+import { registerQuantity } from './library/quantity.js';
+import { registerIP } from './library/ip.js';
+import { registerSemver } from './library/semver.js';
+
+export { toCel, fromCel, DEFAULT_INPUT_LIMITS, InputLimitError, type InputLimits } from './convert.js';
+export { regexFullMatch, regexMatches, compileRegex, RegexSyntaxError } from './regex.js';
+
+/** The names a policy expression may use, as in ValidatingAdmissionPolicy. */
+export const ADMISSION_VARIABLES = ['object', 'oldObject', 'request', 'params', 'namespaceObject', 'variables', 'authorizer'] as const;
+
+/** Default worst-case cost of one expression: two nested loops over input lists, not three. */
+export const DEFAULT_COST_LIMIT = 5_000_000;
+
+export class CelCompileError extends Error {
+  readonly code = 'CEL_COMPILE_ERROR';
+  /** offset of the problem inside the expression text */
+  constructor(message: string, readonly offset: number) {
+    super(message);
+  }
+}
+
+export type ExpectedType = 'bool' | 'string' | 'any';
+
+export interface CompileOptions {
+  expect: ExpectedType;
+  /** names declared under `variables`; other `variables.x` references fail the load */
+  variables?: ReadonlySet<string>;
+  costLimit?: number;
+  /** extra top-level names, e.g. `predicate` for attestations */
+  extraVariables?: readonly string[];
+}
+
+export interface CompiledExpression {
+  readonly source: string;
+  readonly type: string;
+  readonly cost: number;
+  evaluate(activation: Record<string, unknown>): unknown;
+}
+
+function buildEnvironment(variables: readonly string[]): Environment {
+  const env = new Environment({ enableOptionalTypes: true, homogeneousAggregateLiterals: true });
+  for (const name of variables) env.registerVariable(name, 'dyn');
+  registerStrings(env);
+  registerLists(env);
+  registerRegex(env);
+  registerURL(env);
+  registerQuantity(env);
+  registerIP(env);
+  registerSemver(env);
+  return env;
+}
+
+// Building an environment is expensive, so each distinct variable set gets one, once.
+const environments = new Map<string, Environment>();
+function environmentFor(extra: readonly string[] = []): Environment {
+  const names = [...ADMISSION_VARIABLES, ...extra];
+  const key = names.join(',');
+  let env = environments.get(key);
+  if (!env) environments.set(key, (env = buildEnvironment(names)));
+  return env;
+}
+
+function messageOf(err: unknown): string {
+  const msg = (err as Error).message ?? String(err);
+  return msg.split('\n')[0]!;
+}
+
+/** Rewrites `matches` onto RE2, checks regex literals and `variables.x` references. */
+function prepare(ast: Node, variables: ReadonlySet<string> | undefined): void {
+  walk(ast, (n) => {
+    if ((n.op === 'rcall' || n.op === 'call') && ['matches', 'find', 'findAll'].includes(n.args[0])) {
+      const patternNode: Node | undefined = n.op === 'rcall' ? n.args[2][0] : n.args[1][1];
+      if (patternNode?.op === 'value' && typeof patternNode.args === 'string') {
+        try {
+          compileRegex(patternNode.args);
+        } catch (err) {
+          throw new CelCompileError((err as RegexSyntaxError).message, patternNode.start);
+        }
+      }
+      if (n.args[0] === 'matches') n.args[0] = RE2_MATCHES;
+    }
+    if (variables && (n.op === '.' || n.op === '.?') && n.args[0].op === 'id' && n.args[0].args === 'variables') {
+      const name = n.args[1] as string;
+      if (!variables.has(name)) {
+        const known = [...variables].join(', ') || 'none';
+        throw new CelCompileError(`undeclared variable variables.${name} (declared: ${known})`, n.start);
+      }
+    }
+  });
+}
+
+export function compileExpression(source: string, options: CompileOptions): CompiledExpression {
+  const env = environmentFor(options.extraVariables);
+  let parsed: ReturnType<Environment['parse']>;
+  try {
+    parsed = env.parse(source);
+  } catch (err) {
+    throw new CelCompileError(`syntax error: ${messageOf(err)}`, (err as { range?: { start: number } }).range?.start ?? 0);
+  }
+  prepare(parsed.ast as Node, options.variables);
+  const checked = parsed.check();
+  if (!checked.valid) {
+    const err = checked.error as { range?: { start: number } } | undefined;
+    throw new CelCompileError(`type error: ${messageOf(checked.error)}`, err?.range?.start ?? 0);
+  }
+  const type = checked.type ?? "dyn";
+  if (options.expect !== 'any' && type !== options.expect && type !== 'dyn') {
+    throw new CelCompileError(`expression must evaluate to ${options.expect}, but its type is ${type}`, 0);
+  }
+  const limit = options.costLimit ?? DEFAULT_COST_LIMIT;
+  const cost = estimateCost(parsed.ast as Node, DEFAULT_INPUT_LIMITS.maxListLength);
+  if (cost > limit) {
+    throw new CelCompileError(
+      `estimated worst-case cost ${cost} exceeds the limit of ${limit} (nested loops over input lists of up to ${DEFAULT_INPUT_LIMITS.maxListLength} items); flatten the comprehension or iterate a literal list`,
+      0,
+    );
+  }
+  return { source, type, cost, evaluate: (activation) => parsed(activation) };
+}
+
+/** A one-line description of an evaluation error, without the input that caused it. */
+export function describeEvaluationError(err: unknown): string {
+  return messageOf(err);
+}
