@@ -1,0 +1,32 @@
+// Turns per-policy results into one decision: what denies, what warns, what is only recorded.
+import type { PolicyResult } from '../policy/index.js';
+
+export interface Decision {
+  allowed: boolean;
+  /** one entry per denying policy: "[name] message; message" */
+  denials: string[];
+  warnings: string[];
+}
+
+function line(r: PolicyResult): string {
+  return `[${r.name}] ${r.messages.join('; ')}`;
+}
+
+export function decide(results: readonly PolicyResult[]): Decision {
+  const denials: string[] = [];
+  const warnings: string[] = [];
+  for (const r of results) {
+    if (r.result === 'pass') continue;
+    // an evaluation error counts as a failure unless the policy says failurePolicy: Ignore
+    const failing = r.result === 'fail' || r.failurePolicy === 'Fail';
+    if (r.mode === 'audit') continue;
+    if (!failing) {
+      warnings.push(`[${r.name}] could not be evaluated and was ignored (failurePolicy: Ignore): ${r.messages.join('; ')}`);
+    } else if (r.mode === 'enforce') {
+      denials.push(line(r));
+    } else {
+      warnings.push(line(r));
+    }
+  }
+  return { allowed: denials.length === 0, denials, warnings };
+}

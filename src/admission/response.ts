@@ -1,0 +1,42 @@
+// Builds the AdmissionReview response the API server expects.
+import type { Decision } from './decide.js';
+import type { AdmissionReviewResponse } from './types.js';
+
+/** The API server prefixes this with the webhook's name: validate.trustgate.dev/decision-id */
+export const DECISION_ID_ANNOTATION = 'decision-id';
+// Kubernetes truncates nothing but humans read these in kubectl: keep them bounded
+const MAX_MESSAGE = 4096;
+const MAX_WARNINGS = 20;
+const MAX_WARNING = 512;
+
+export interface JsonPatchOperation {
+  op: 'add' | 'replace' | 'remove' | 'test';
+  path: string;
+  value?: unknown;
+}
+
+const clip = (s: string, n: number) => (s.length > n ? `${s.slice(0, n - 1)}…` : s);
+
+export function buildResponse(uid: string, decision: Decision, decisionId: string, patch: readonly JsonPatchOperation[] = []): AdmissionReviewResponse {
+  const warnings = decision.warnings.slice(0, MAX_WARNINGS).map((w) => clip(w, MAX_WARNING));
+  if (decision.warnings.length > MAX_WARNINGS) warnings.push(`… and ${decision.warnings.length - MAX_WARNINGS} more warnings (see decision ${decisionId})`);
+  const response: AdmissionReviewResponse['response'] = {
+    uid,
+    allowed: decision.allowed,
+    auditAnnotations: { [DECISION_ID_ANNOTATION]: decisionId },
+  };
+  if (!decision.allowed) {
+    response.status = {
+      code: 403,
+      reason: 'Forbidden',
+      status: 'Failure',
+      message: clip(`trustgate denied the request: ${decision.denials.join(' ')}`, MAX_MESSAGE),
+    };
+  }
+  if (warnings.length) response.warnings = warnings;
+  if (decision.allowed && patch.length) {
+    response.patchType = 'JSONPatch';
+    response.patch = Buffer.from(JSON.stringify(patch)).toString('base64');
+  }
+  return { apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', response };
+}

@@ -1,0 +1,80 @@
+// The DecisionRecord of DESIGN.md: one per admission request, nothing secret in it.
+import { createHash } from 'node:crypto';
+import type { AdmissionRequest, Endpoint } from '../admission/types.js';
+import type { JsonPatchOperation } from '../admission/response.js';
+import type { PolicyResult } from '../policy/index.js';
+import { canonicalJson } from './canonical.js';
+
+export interface DecisionRecord {
+  schema: 'trustgate.dev/decision/v1';
+  decisionId: string;
+  time: string;
+  replica: string;
+  seq?: number;
+  prevHash?: string;
+  hash?: string;
+  request: {
+    uid: string;
+    kind: AdmissionRequest['kind'];
+    resource: AdmissionRequest['resource'];
+    subResource: string;
+    namespace: string;
+    name: string;
+    operation: AdmissionRequest['operation'];
+    /** username and groups only: userInfo.extra may hold tokens and is never recorded */
+    userInfo: { username: string; groups: string[] };
+    dryRun: boolean;
+    objectSha256: string | null;
+  };
+  endpoint: Endpoint;
+  allowed: boolean;
+  durationMs: number;
+  policySetRevision: string;
+  policies: { name: string; revision: string; mode: string; result: string; code?: string; messages: string[] }[];
+  images: unknown[];
+  patch: JsonPatchOperation[];
+}
+
+export function objectDigest(object: unknown): string | null {
+  if (object === null || object === undefined) return null;
+  return createHash('sha256').update(canonicalJson(object)).digest('hex');
+}
+
+export function buildDecisionRecord(input: {
+  decisionId: string;
+  replica: string;
+  request: AdmissionRequest;
+  endpoint: Endpoint;
+  allowed: boolean;
+  startedAt: number;
+  policySetRevision: string;
+  results: readonly PolicyResult[];
+  patch: JsonPatchOperation[];
+}): DecisionRecord {
+  const r = input.request;
+  return {
+    schema: 'trustgate.dev/decision/v1',
+    decisionId: input.decisionId,
+    time: new Date().toISOString(),
+    replica: input.replica,
+    request: {
+      uid: r.uid,
+      kind: r.kind,
+      resource: r.resource,
+      subResource: r.subResource ?? '',
+      namespace: r.namespace ?? '',
+      name: r.name ?? r.object?.metadata?.name ?? r.oldObject?.metadata?.name ?? '',
+      operation: r.operation,
+      userInfo: { username: r.userInfo.username ?? '', groups: r.userInfo.groups ?? [] },
+      dryRun: r.dryRun === true,
+      objectSha256: objectDigest(r.object ?? r.oldObject),
+    },
+    endpoint: input.endpoint,
+    allowed: input.allowed,
+    durationMs: Math.round((performance.now() - input.startedAt) * 1000) / 1000,
+    policySetRevision: input.policySetRevision,
+    policies: input.results.map((p) => ({ name: p.name, revision: p.revision, mode: p.mode, result: p.result, code: p.code, messages: p.messages })),
+    images: [],
+    patch: input.patch,
+  };
+}

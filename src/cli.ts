@@ -1,0 +1,181 @@
+#!/usr/bin/env node
+// trustgate's one entry point. Every command fails with a clear message and a non-zero exit.
+import { readFile } from 'node:fs/promises';
+import { pino } from 'pino';
+import { parse as parseYaml } from 'yaml';
+import { admit, AdmissionInputError } from './admission/index.js';
+import { reviewForObject } from './admission/synthesize.js';
+import type { KubeObject } from './admission/types.js';
+import { NullDecisionRecorder } from './audit/index.js';
+import { ConfigError, parseFlags, resolveServeConfig, SERVE_OPTIONS, serveFlagKinds } from './config.js';
+import { readNamespacesFile } from './kube/index.js';
+import { loadPolicySet, runPolicyTests } from './policy/index.js';
+import { generateCertificates, startServer } from './server/index.js';
+
+const USAGE = `trustgate — Kubernetes admission webhook for software-supply-chain policy
+
+usage:
+  trustgate serve   [--policies DIR] [--listen HOST:PORT] [--tls-cert F --tls-key F] [--config FILE] …
+  trustgate lint    DIR|FILE...
+  trustgate test    DIR...
+  trustgate eval    --policies DIR (--review F | --object F [--old-object F] [--operation OP] [--namespace NS])
+                    [--namespaces-file F] [--mutate] [--explain]
+  trustgate certs   generate --dns NAME... --out DIR
+
+exit codes: 0 success (eval: allowed), 1 failure (lint errors, failed tests, eval: denied), 2 usage or input error
+`;
+
+class UsageError extends Error {}
+
+async function readData(path: string, what: string): Promise<unknown> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch {
+    throw new UsageError(`${what} ${path}: no such file`);
+  }
+  try {
+    return parseYaml(text);
+  } catch (err) {
+    throw new UsageError(`${what} ${path} is not JSON or YAML: ${(err as Error).message.split('\n')[0]}`);
+  }
+}
+
+async function loadOrFail(paths: string[]) {
+  const result = await loadPolicySet(paths);
+  if (!result.set) {
+    for (const e of result.errors) process.stderr.write(`${e.message}\n`);
+    process.stderr.write(`${result.errors.length} error(s); nothing loaded\n`);
+    return undefined;
+  }
+  return result.set;
+}
+
+async function lint(argv: string[]): Promise<number> {
+  const { positionals } = parseFlags(argv, {});
+  if (!positionals.length) throw new UsageError('lint needs at least one policy directory or file');
+  const set = await loadOrFail(positionals);
+  if (!set) return 1;
+  process.stdout.write(`ok: ${set.policies.length} policies, ${set.trustRoots.length} trust roots, ${set.tests.length} test suites in ${set.files} files (revision ${set.revision})\n`);
+  return 0;
+}
+
+async function test(argv: string[]): Promise<number> {
+  const { positionals } = parseFlags(argv, {});
+  if (!positionals.length) throw new UsageError('test needs at least one directory with policies and PolicyTest suites');
+  const set = await loadOrFail(positionals);
+  if (!set) return 1;
+  const outcomes = await runPolicyTests(set);
+  for (const o of outcomes) process.stdout.write(`${o.passed ? 'ok' : 'not ok'} - ${o.suite}: ${o.name}${o.detail ? `\n    ${o.detail}` : ''}\n`);
+  const failed = outcomes.filter((o) => !o.passed).length;
+  if (!outcomes.length) process.stdout.write('no PolicyTest suites found\n');
+  process.stdout.write(`${outcomes.length - failed} passed, ${failed} failed\n`);
+  return failed || !outcomes.length ? 1 : 0;
+}
+
+async function evaluate(argv: string[]): Promise<number> {
+  const { values } = parseFlags(argv, {
+    policies: 'value', review: 'value', object: 'value', 'old-object': 'value', operation: 'value', namespace: 'value',
+    'namespaces-file': 'value', mutate: 'bool', explain: 'bool', 'sub-resource': 'value',
+  });
+  const one = (k: string) => values.get(k)?.at(-1) as string | undefined;
+  const policies = (values.get('policies') as string[] | undefined) ?? [];
+  if (!policies.length) throw new UsageError('eval needs --policies DIR');
+  if (Boolean(one('review')) === Boolean(one('object'))) throw new UsageError('eval needs exactly one of --review FILE or --object FILE');
+  const set = await loadOrFail(policies);
+  if (!set) return 2;
+  let review: unknown;
+  if (one('review')) review = await readData(one('review')!, 'review');
+  else {
+    const op = (one('operation') ?? 'CREATE').toUpperCase();
+    if (!['CREATE', 'UPDATE', 'DELETE', 'CONNECT'].includes(op)) throw new UsageError(`--operation must be CREATE, UPDATE, DELETE or CONNECT, got ${op}`);
+    const object = (await readData(one('object')!, 'object')) as KubeObject;
+    const oldObject = one('old-object') ? ((await readData(one('old-object')!, 'old object')) as KubeObject) : undefined;
+    try {
+      review = reviewForObject(object, { operation: op as 'CREATE', namespace: one('namespace'), oldObject, subResource: one('sub-resource') });
+    } catch (err) {
+      throw new UsageError(`${one('object')}: ${(err as Error).message}`);
+    }
+  }
+  const namespaces = one('namespaces-file') ? readNamespacesFile(one('namespaces-file')!) : undefined;
+  let outcome;
+  try {
+    outcome = await admit(review, values.has('mutate') ? 'mutate' : 'validate',
+      { policies: () => set, recorder: new NullDecisionRecorder(), namespaces, replica: 'eval', deadlineMs: 8000 }, { explain: values.has('explain') });
+  } catch (err) {
+    if (err instanceof AdmissionInputError) throw new UsageError(`the review is not valid: ${err.message}`);
+    throw err;
+  }
+  if (outcome.explain) {
+    for (const s of outcome.explain) {
+      const what = s.error !== undefined ? `error: ${s.error}` : JSON.stringify(s.value);
+      process.stderr.write(`[${s.policy}] ${s.step}${s.expression ? `: ${s.expression}` : ''} => ${what}\n`);
+    }
+    for (const r of outcome.results) process.stderr.write(`[${r.name}] ${r.mode} ${r.result}${r.code ? ` (${r.code})` : ''}${r.messages.length ? `: ${r.messages.join('; ')}` : ''}\n`);
+  }
+  process.stdout.write(`${JSON.stringify(outcome.review, null, 2)}\n`);
+  return outcome.decision.allowed ? 0 : 1;
+}
+
+async function serve(argv: string[]): Promise<number> {
+  const flags = parseFlags(argv, serveFlagKinds());
+  if (flags.values.has('help')) {
+    process.stdout.write(`trustgate serve options (also TRUSTGATE_<NAME> or a --config YAML file):\n${SERVE_OPTIONS.map((o) => `  --${o.flag.padEnd(18)} ${o.help}`).join('\n')}\n`);
+    return 0;
+  }
+  if (flags.positionals.length) throw new UsageError(`serve takes no arguments, got ${flags.positionals.join(' ')}`);
+  const config = resolveServeConfig(flags);
+  const logger = pino({ level: config.logLevel });
+  const server = await startServer(config, logger);
+  await new Promise<void>((resolveStop) => {
+    const stop = (signal: string) => {
+      logger.info({ signal }, 'shutting down: draining in-flight reviews');
+      server.close().then(resolveStop, resolveStop);
+    };
+    process.once('SIGTERM', stop);
+    process.once('SIGINT', stop);
+  });
+  return 0;
+}
+
+async function certs(argv: string[]): Promise<number> {
+  const { values, positionals } = parseFlags(argv, { dns: 'value', out: 'value', days: 'value' });
+  if (positionals[0] !== 'generate') throw new UsageError('usage: trustgate certs generate --dns NAME... --out DIR');
+  const dns = (values.get('dns') as string[] | undefined) ?? [];
+  const out = values.get('out')?.at(-1) as string | undefined;
+  if (!dns.length || !out) throw new UsageError('certs generate needs --dns NAME (repeatable) and --out DIR');
+  const days = Number(values.get('days')?.at(-1) ?? 365);
+  const paths = await generateCertificates(out, dns, days);
+  process.stdout.write(`CA certificate: ${paths.caCert}\nserving certificate: ${paths.cert}\nserving key: ${paths.key}\n`);
+  return 0;
+}
+
+const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = { serve, lint, test, eval: evaluate, certs };
+const PLANNED = new Set(['verify', 'verify-bundle', 'audit', 'manifests']);
+
+export async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  if (!command || command === '--help' || command === '-h' || command === 'help') {
+    process.stdout.write(USAGE);
+    return command ? 0 : 2;
+  }
+  const run = COMMANDS[command];
+  try {
+    if (!run) {
+      if (PLANNED.has(command)) throw new UsageError(`"${command}" is not available in this build of trustgate yet`);
+      throw new UsageError(`unknown command "${command}"; commands: ${Object.keys(COMMANDS).join(', ')}`);
+    }
+    return await run(rest);
+  } catch (err) {
+    if (err instanceof UsageError || err instanceof ConfigError) {
+      process.stderr.write(`trustgate ${command}: ${err.message}\n`);
+      return 2;
+    }
+    process.stderr.write(`trustgate ${command}: ${(err as Error).message}\n`);
+    return 1;
+  }
+}
+
+if (import.meta.url === `file://${process.argv[1]}` || process.argv[1]?.endsWith('/cli.js') || process.argv[1]?.endsWith('/cli.ts')) {
+  main(process.argv.slice(2)).then((code) => { process.exitCode = code; });
+}

@@ -1,0 +1,153 @@
+// Server configuration: flags > environment (TRUSTGATE_*) > config file > defaults, validated.
+import { readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { parse as parseYaml } from 'yaml';
+
+export interface ServeConfig {
+  policies: string[];
+  listen: { host: string; port: number };
+  tlsCert?: string;
+  tlsKey?: string;
+  certDir: string;
+  certDnsNames: string[];
+  audit: string[];
+  auditSpool?: string;
+  registryConfig?: string;
+  insecureRegistries: string[];
+  kubeconfig?: string;
+  inCluster: boolean;
+  namespacesFile?: string;
+  deadlineMs: number;
+  bodyLimit: number;
+  logLevel: string;
+  replica: string;
+}
+
+export class ConfigError extends Error {}
+
+interface OptionSpec {
+  key: keyof ServeConfig;
+  flag: string;
+  kind: 'string' | 'list' | 'number' | 'bool';
+  help: string;
+}
+
+export const SERVE_OPTIONS: OptionSpec[] = [
+  { key: 'policies', flag: 'policies', kind: 'list', help: 'policy directory or file (repeatable; default ./policies)' },
+  { key: 'listen', flag: 'listen', kind: 'string', help: 'HOST:PORT to serve HTTPS on (default 0.0.0.0:8443)' },
+  { key: 'tlsCert', flag: 'tls-cert', kind: 'string', help: 'serving certificate (PEM); reloaded when it changes' },
+  { key: 'tlsKey', flag: 'tls-key', kind: 'string', help: 'serving key (PEM)' },
+  { key: 'certDir', flag: 'cert-dir', kind: 'string', help: 'where development certificates are generated when none are given (default ./certs)' },
+  { key: 'certDnsNames', flag: 'cert-dns', kind: 'list', help: 'DNS names or IPs for the generated certificate (default localhost, 127.0.0.1)' },
+  { key: 'audit', flag: 'audit', kind: 'list', help: 'audit sink (repeatable): stdout (default)' },
+  { key: 'auditSpool', flag: 'audit-spool', kind: 'string', help: 'audit spool directory' },
+  { key: 'registryConfig', flag: 'registry-config', kind: 'string', help: 'docker config.json with registry credentials' },
+  { key: 'insecureRegistries', flag: 'insecure-registry', kind: 'list', help: 'HOST:PORT reachable over plain HTTP (repeatable)' },
+  { key: 'kubeconfig', flag: 'kubeconfig', kind: 'string', help: 'kubeconfig for namespaces and ConfigMap params' },
+  { key: 'inCluster', flag: 'in-cluster', kind: 'bool', help: 'use the pod service account' },
+  { key: 'namespacesFile', flag: 'namespaces-file', kind: 'string', help: 'YAML list of Namespace objects, for namespaceSelector without a cluster' },
+  { key: 'deadlineMs', flag: 'deadline-ms', kind: 'number', help: 'internal deadline per request (default 8000, below the API server\'s 10 s)' },
+  { key: 'bodyLimit', flag: 'body-limit', kind: 'number', help: 'largest accepted body in bytes (default 16 MiB)' },
+  { key: 'logLevel', flag: 'log-level', kind: 'string', help: 'pino level (default info)' },
+  { key: 'replica', flag: 'replica', kind: 'string', help: 'replica name in decision records (default: hostname)' },
+];
+
+export function defaultConfig(): ServeConfig {
+  return {
+    policies: ['./policies'],
+    listen: { host: '0.0.0.0', port: 8443 },
+    certDir: './certs',
+    certDnsNames: ['localhost', '127.0.0.1'],
+    audit: ['stdout'],
+    insecureRegistries: [],
+    inCluster: false,
+    deadlineMs: 8000,
+    bodyLimit: 16 * 1024 * 1024,
+    logLevel: 'info',
+    replica: hostname(),
+  };
+}
+
+function parseListen(v: string): ServeConfig['listen'] {
+  const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d{1,5})$/.exec(v);
+  const port = m ? Number(m[3]) : NaN;
+  if (!m || port > 65535) throw new ConfigError(`listen address ${JSON.stringify(v)} is not HOST:PORT (e.g. 0.0.0.0:8443)`);
+  return { host: m[1] ?? (m[2] || '0.0.0.0'), port };
+}
+
+function coerce(spec: OptionSpec, raw: unknown, where: string): unknown {
+  if (spec.key === 'listen') return typeof raw === 'string' ? parseListen(raw) : raw;
+  switch (spec.kind) {
+    case 'list': return Array.isArray(raw) ? raw.map(String) : String(raw).split(',').map((s) => s.trim()).filter(Boolean);
+    case 'number': {
+      const n = Number(raw);
+      if (!Number.isFinite(n) || n <= 0) throw new ConfigError(`${where}: ${spec.flag} must be a positive number, got ${JSON.stringify(raw)}`);
+      return n;
+    }
+    case 'bool': return raw === true || raw === 'true' || raw === '1';
+    default: return String(raw);
+  }
+}
+
+export interface ParsedFlags { values: Map<string, unknown[]>; positionals: string[] }
+
+/** GNU-style flags: --name value, --name=value, repeatable; unknown flags are errors. */
+export function parseFlags(argv: readonly string[], known: Record<string, 'value' | 'bool'>): ParsedFlags {
+  const values = new Map<string, unknown[]>();
+  const positionals: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (arg === '--') { positionals.push(...argv.slice(i + 1)); break; }
+    if (!arg.startsWith('--')) { positionals.push(arg); continue; }
+    const eq = arg.indexOf('=');
+    const name = arg.slice(2, eq < 0 ? undefined : eq);
+    const kind = known[name];
+    if (!kind) throw new ConfigError(`unknown flag --${name}; see --help`);
+    let value: unknown = true;
+    if (kind === 'value') {
+      value = eq >= 0 ? arg.slice(eq + 1) : argv[++i];
+      if (value === undefined) throw new ConfigError(`flag --${name} needs a value`);
+    }
+    values.set(name, [...(values.get(name) ?? []), value]);
+  }
+  return { values, positionals };
+}
+
+export function serveFlagKinds(): Record<string, 'value' | 'bool'> {
+  const out: Record<string, 'value' | 'bool'> = { config: 'value', help: 'bool' };
+  for (const o of SERVE_OPTIONS) out[o.flag] = o.kind === 'bool' ? 'bool' : 'value';
+  return out;
+}
+
+export function resolveServeConfig(flags: ParsedFlags, env: NodeJS.ProcessEnv = process.env): ServeConfig {
+  const config = defaultConfig() as unknown as Record<string, unknown>;
+  const file = (flags.values.get('config')?.at(-1) as string | undefined) ?? env.TRUSTGATE_CONFIG;
+  if (file) {
+    let doc: unknown;
+    try {
+      doc = parseYaml(readFileSync(file, 'utf8'));
+    } catch (err) {
+      throw new ConfigError(`cannot read config file ${file}: ${(err as Error).message.split('\n')[0]}`);
+    }
+    if (doc !== null && (typeof doc !== 'object' || Array.isArray(doc))) throw new ConfigError(`${file}: a config file is a mapping of option names`);
+    for (const [k, v] of Object.entries(doc ?? {})) {
+      const spec = SERVE_OPTIONS.find((o) => o.key === k || o.flag === k);
+      if (!spec) throw new ConfigError(`${file}: unknown option ${k}`);
+      config[spec.key] = coerce(spec, v, file);
+    }
+  }
+  for (const spec of SERVE_OPTIONS) {
+    const name = `TRUSTGATE_${spec.flag.toUpperCase().replace(/-/g, '_')}`;
+    if (env[name] !== undefined && env[name] !== '') config[spec.key] = coerce(spec, env[name], name);
+  }
+  for (const spec of SERVE_OPTIONS) {
+    const given = flags.values.get(spec.flag);
+    if (!given) continue;
+    config[spec.key] = spec.kind === 'list' ? given.flatMap((v) => coerce(spec, v, `--${spec.flag}`) as string[]) : coerce(spec, given.at(-1), `--${spec.flag}`);
+  }
+  const c = config as unknown as ServeConfig;
+  if (Boolean(c.tlsCert) !== Boolean(c.tlsKey)) throw new ConfigError('--tls-cert and --tls-key go together');
+  if (c.kubeconfig && c.inCluster) throw new ConfigError('give --kubeconfig or --in-cluster, not both');
+  for (const sink of c.audit) if (sink !== 'stdout') throw new ConfigError(`audit sink ${JSON.stringify(sink)} is not supported by this build (supported: stdout)`);
+  return c;
+}

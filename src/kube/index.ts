@@ -1,0 +1,1 @@
+export { StaticNamespaces, readNamespacesFile } from './namespaces-file.js';

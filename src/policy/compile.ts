@@ -1,0 +1,125 @@
+// Turns one validated Policy document into a CompiledPolicy: every expression compiled and
+// type-checked, the JSON Schema compiled, params read; any problem fails the whole load.
+import { createHash } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
+import { Ajv2020 } from 'ajv/dist/2020.js';
+import { parse as parseYaml } from 'yaml';
+import { CelCompileError, compileExpression, type CompileOptions, type CompiledExpression } from './cel/index.js';
+import type { LoadedDocument } from './documents.js';
+import { PolicyFileError, type CompiledPolicy, type CompiledRule, type Document, type ParamsSource, type PolicySpec } from './types.js';
+
+// One Ajv for object schemas; compiled once per policy revision at load, never per request.
+const objectSchemaAjv = new Ajv2020({ allErrors: true, strict: false });
+
+export function policyRevision(doc: Document): string {
+  return createHash('sha256').update(JSON.stringify({ name: doc.metadata.name, spec: doc.spec })).digest('hex').slice(0, 12);
+}
+
+function compileRule(r: PolicySpec['match']['resources'][number]): CompiledRule {
+  return {
+    groups: new Set(r.apiGroups ?? ['*']),
+    versions: new Set(r.apiVersions ?? ['*']),
+    resources: r.resources ?? [],
+    kinds: new Set(r.kinds ?? []),
+    operations: new Set(r.operations),
+    scope: r.scope ?? '*',
+  };
+}
+
+export async function compilePolicy(loaded: LoadedDocument): Promise<{ policy?: CompiledPolicy; errors: PolicyFileError[] }> {
+  const doc = loaded.value as unknown as Document<PolicySpec>;
+  const spec = doc.spec;
+  const errors: PolicyFileError[] = [];
+  const fail = (path: (string | number)[], message: string) => errors.push(new PolicyFileError(loaded.positionOf(path), message));
+
+  const variableNames = new Set((spec.variables ?? []).map((v) => v.name));
+  const compile = (path: (string | number)[], source: string, options: CompileOptions): CompiledExpression | undefined => {
+    try {
+      return compileExpression(source, options);
+    } catch (err) {
+      if (err instanceof CelCompileError) {
+        const near = source.length > 60 ? `${source.slice(Math.max(0, err.offset - 20), err.offset + 40)}` : source;
+        fail(path, `${err.message} (at offset ${err.offset} of ${JSON.stringify(near)})`);
+        return undefined;
+      }
+      throw err;
+    }
+  };
+
+  if (spec.images !== undefined) fail(['spec', 'images'], 'images rules are not supported by this build of trustgate yet; refusing to load rather than admit unverified images');
+  if (spec.sources !== undefined) fail(['spec', 'sources'], 'sources rules are not supported by this build of trustgate yet; refusing to load rather than admit unchecked sources');
+
+  for (const [i, r] of spec.match.resources.entries()) {
+    if (!r.resources?.length && !r.kinds?.length) fail(['spec', 'match', 'resources', i], 'a resource rule needs resources or kinds');
+    if (r.resources?.length && r.kinds?.length) fail(['spec', 'match', 'resources', i], 'give either resources or kinds, not both');
+  }
+  const seenVariables = new Set<string>();
+  const variables: CompiledPolicy['variables'] = [];
+  for (const [i, v] of (spec.variables ?? []).entries()) {
+    if (seenVariables.has(v.name)) fail(['spec', 'variables', i, 'name'], `variable ${v.name} is declared twice`);
+    // a variable may use the variables declared before it, as in ValidatingAdmissionPolicy
+    const expression = compile(['spec', 'variables', i, 'expression'], v.expression, { expect: 'any', variables: new Set(seenVariables) });
+    seenVariables.add(v.name);
+    if (expression) variables.push({ name: v.name, expression });
+  }
+  const conditions: CompiledPolicy['conditions'] = [];
+  for (const [i, c] of (spec.match.conditions ?? []).entries()) {
+    const expression = compile(['spec', 'match', 'conditions', i, 'expression'], c.expression, { expect: 'bool', variables: variableNames });
+    if (expression) conditions.push({ name: c.name, expression });
+  }
+  const validations: CompiledPolicy['validations'] = [];
+  for (const [i, v] of (spec.validations ?? []).entries()) {
+    const expression = compile(['spec', 'validations', i, 'expression'], v.expression, { expect: 'bool', variables: variableNames });
+    const messageExpression = v.messageExpression
+      ? compile(['spec', 'validations', i, 'messageExpression'], v.messageExpression, { expect: 'string', variables: variableNames })
+      : undefined;
+    if (expression) validations.push({ expression, message: v.message, messageExpression, reason: v.reason });
+  }
+  let schema: CompiledPolicy['schema'];
+  if (spec.schema) {
+    try {
+      schema = objectSchemaAjv.compile(spec.schema);
+    } catch (err) {
+      fail(['spec', 'schema'], `invalid JSON Schema: ${(err as Error).message}`);
+    }
+  }
+  if (!validations.length && !schema && !spec.images && !spec.sources && !errors.length) {
+    fail(['spec'], 'the policy checks nothing: add validations or a schema');
+  }
+  let params: ParamsSource = { kind: 'none' };
+  if (spec.params?.inline !== undefined) params = { kind: 'value', value: spec.params.inline };
+  else if (spec.params?.configMap) params = { kind: 'configMap', ...spec.params.configMap };
+  else if (spec.params?.file) {
+    const path = resolve(dirname(loaded.file), spec.params.file);
+    try {
+      params = { kind: 'value', value: parseYaml(await readFile(path, 'utf8')) };
+    } catch (err) {
+      fail(['spec', 'params', 'file'], `cannot read params file ${path}: ${(err as Error).message.split('\n')[0]}`);
+    }
+  }
+  if (errors.length) return { errors };
+  const m = spec.match;
+  return {
+    errors,
+    policy: {
+      name: doc.metadata.name,
+      revision: policyRevision(doc),
+      source: loaded.positionOf([]),
+      mode: spec.mode ?? 'enforce',
+      failurePolicy: spec.failurePolicy ?? 'Fail',
+      rules: m.resources.map(compileRule),
+      namespaces: m.namespaces ? new Set(m.namespaces) : undefined,
+      excludeNamespaces: new Set(m.excludeNamespaces ?? []),
+      namespaceSelector: m.namespaceSelector,
+      objectSelector: m.objectSelector,
+      includeTerminating: m.includeTerminating ?? false,
+      conditions,
+      params,
+      variables,
+      validations,
+      schema,
+      usesCel: conditions.length + variables.length + validations.length > 0,
+    },
+  };
+}

@@ -1,0 +1,71 @@
+// Loads a whole policy set: all documents parse, validate and compile, or nothing is returned.
+import { createHash } from 'node:crypto';
+import { compilePolicy } from './compile.js';
+import { readPolicyDocuments, type LoadedDocument } from './documents.js';
+import { PolicyIndex } from './match.js';
+import { schemaErrors } from './schema.js';
+import { PolicyFileError, type CompiledPolicy } from './types.js';
+
+export interface PolicySet {
+  /** digest over every policy revision: changes whenever any policy changes */
+  revision: string;
+  policies: CompiledPolicy[];
+  index: PolicyIndex;
+  trustRoots: LoadedDocument[];
+  tests: LoadedDocument[];
+  files: number;
+}
+
+export type LoadResult = { set: PolicySet; errors: [] } | { set?: undefined; errors: PolicyFileError[] };
+
+export async function loadPolicySet(paths: readonly string[]): Promise<LoadResult> {
+  let read;
+  try {
+    read = await readPolicyDocuments(paths);
+  } catch (err) {
+    return { errors: [new PolicyFileError({ file: paths.join(','), line: 1, col: 1 }, (err as Error).message)] };
+  }
+  const errors = [...read.errors];
+  const policies: CompiledPolicy[] = [];
+  const trustRoots: LoadedDocument[] = [];
+  const tests: LoadedDocument[] = [];
+  const names = new Map<string, string>();
+  for (const doc of read.documents) {
+    const docErrors = schemaErrors(doc);
+    if (docErrors.length) {
+      errors.push(...docErrors);
+      continue;
+    }
+    const kind = doc.value.kind as string;
+    if (kind === 'PolicyTest') {
+      tests.push(doc);
+      continue;
+    }
+    const name = (doc.value.metadata as { name: string }).name;
+    const pos = doc.positionOf(['metadata', 'name']);
+    const key = `${kind}/${name}`;
+    if (names.has(key)) {
+      errors.push(new PolicyFileError(pos, `${kind} ${name} is defined twice (first at ${names.get(key)})`));
+      continue;
+    }
+    names.set(key, `${pos.file}:${pos.line}:${pos.col}`);
+    if (kind === 'TrustRoot') {
+      trustRoots.push(doc);
+      continue;
+    }
+    const compiled = await compilePolicy(doc);
+    if (compiled.policy) policies.push(compiled.policy);
+    errors.push(...compiled.errors);
+  }
+  if (errors.length) return { errors };
+  const revision = createHash('sha256').update(policies.map((p) => `${p.name}@${p.revision}`).join('\n')).digest('hex').slice(0, 12);
+  return { set: { revision, policies, index: new PolicyIndex(policies), trustRoots, tests, files: new Set(read.documents.map((d) => d.file)).size }, errors: [] };
+}
+
+/** The same set restricted to the named policies (for test suites that target some of them). */
+export function subsetPolicySet(set: PolicySet, names: readonly string[]): PolicySet {
+  const unknown = names.filter((n) => !set.policies.some((p) => p.name === n));
+  if (unknown.length) throw new Error(`unknown policy name(s): ${unknown.join(', ')}`);
+  const policies = set.policies.filter((p) => names.includes(p.name));
+  return { ...set, policies, index: new PolicyIndex(policies) };
+}

@@ -1,0 +1,107 @@
+// Which policies apply to a request: a pre-built index narrows by operation, group and
+// resource/kind; the full rule, namespace and selector checks run only on that short list.
+import type { AdmissionRequest, KubeObject } from '../admission/types.js';
+import { selectorMatches } from './selector.js';
+import type { CompiledPolicy, CompiledRule } from './types.js';
+
+export interface NamespaceLookup {
+  /** the Namespace object, or undefined when it is not known */
+  get(name: string): KubeObject | undefined;
+}
+
+function resourceMatches(patterns: readonly string[], resource: string, sub: string): boolean {
+  for (const p of patterns) {
+    const [pr, ps] = p.split('/', 2) as [string, string | undefined];
+    if (ps === undefined) {
+      if (sub === '' && (pr === '*' || pr === resource)) return true;
+    } else if ((pr === '*' || pr === resource) && (ps === '*' || ps === sub)) {
+      return true;
+    }
+  }
+  return false;
+}
+
+export function ruleMatches(rule: CompiledRule, req: AdmissionRequest): boolean {
+  const any = (s: Set<string>, v: string) => s.has('*') || s.has(v);
+  if (!any(rule.operations, req.operation)) return false;
+  if (!any(rule.groups, req.resource.group)) return false;
+  if (!any(rule.versions, req.resource.version)) return false;
+  const sub = req.subResource ?? '';
+  if (rule.kinds.size) {
+    const kind = sub ? `${req.kind.kind}/${sub}` : req.kind.kind;
+    if (!rule.kinds.has(kind) && !rule.kinds.has('*')) return false;
+  } else if (!resourceMatches(rule.resources, req.resource.resource, sub)) {
+    return false;
+  }
+  if (rule.scope !== '*' && (rule.scope === 'Namespaced') !== Boolean(req.namespace)) return false;
+  return true;
+}
+
+export class PolicyIndex {
+  readonly #byKey = new Map<string, CompiledPolicy[]>();
+
+  constructor(readonly policies: readonly CompiledPolicy[]) {
+    for (const policy of policies) {
+      const keys = new Set<string>();
+      for (const rule of policy.rules) {
+        const names = rule.kinds.size ? [...rule.kinds].map((k) => `k:${k.split('/')[0]}`) : rule.resources.map((r) => `r:${r.split('/')[0]}`);
+        for (const op of rule.operations) for (const g of rule.groups) for (const n of names) keys.add(`${op}|${g}|${n}`);
+      }
+      for (const key of keys) {
+        const list = this.#byKey.get(key);
+        if (list) list.push(policy);
+        else this.#byKey.set(key, [policy]);
+      }
+    }
+  }
+
+  /** Policies whose resource rules can match the request (before namespace and selector checks). */
+  candidates(req: AdmissionRequest): CompiledPolicy[] {
+    const found = new Set<CompiledPolicy>();
+    for (const op of [req.operation, '*']) {
+      for (const g of [req.resource.group, '*']) {
+        for (const n of [`r:${req.resource.resource}`, 'r:*', `k:${req.kind.kind}`, 'k:*']) {
+          const list = this.#byKey.get(`${op}|${g}|${n}`);
+          if (list) for (const p of list) found.add(p);
+        }
+      }
+    }
+    // keep load order, so decisions and messages are stable
+    return this.policies.filter((p) => found.has(p) && p.rules.some((r) => ruleMatches(r, req)));
+  }
+}
+
+export type ScopeResult = { applies: true; namespaceObject?: KubeObject } | { applies: false; reason: string } | { error: string };
+
+function labelsOf(o: KubeObject | null | undefined): Record<string, string> | undefined {
+  return o?.metadata?.labels;
+}
+
+/** Namespace, selector and terminating-object checks, after the resource rules matched. */
+export function policyInScope(policy: CompiledPolicy, req: AdmissionRequest, namespaces: NamespaceLookup | undefined): ScopeResult {
+  const ns = req.namespace ?? '';
+  if (ns && policy.excludeNamespaces.has(ns)) return { applies: false, reason: 'namespace excluded' };
+  if (policy.namespaces && !policy.namespaces.has(ns)) return { applies: false, reason: 'namespace not listed' };
+  if (!policy.includeTerminating && req.operation === 'UPDATE' && req.oldObject?.metadata?.deletionTimestamp) {
+    return { applies: false, reason: 'object is being deleted' };
+  }
+  if (policy.objectSelector) {
+    const hit = selectorMatches(policy.objectSelector, labelsOf(req.object)) || (req.oldObject != null && selectorMatches(policy.objectSelector, labelsOf(req.oldObject)));
+    if (!hit) return { applies: false, reason: 'objectSelector does not match' };
+  }
+  let namespaceObject: KubeObject | undefined;
+  const isNamespace = req.resource.group === '' && req.resource.resource === 'namespaces';
+  if (isNamespace) {
+    namespaceObject = (req.object ?? req.oldObject) ?? undefined;
+  } else if (ns) {
+    namespaceObject = namespaces?.get(ns);
+  }
+  if (policy.namespaceSelector) {
+    // like the API server: cluster-scoped objects other than Namespaces are not filtered by it
+    if (isNamespace || ns) {
+      if (!namespaceObject) return { error: `namespace ${ns} is unknown, so namespaceSelector cannot be evaluated (give a kubeconfig or a namespace file)` };
+      if (!selectorMatches(policy.namespaceSelector, labelsOf(namespaceObject))) return { applies: false, reason: 'namespaceSelector does not match' };
+    }
+  }
+  return { applies: true, namespaceObject };
+}

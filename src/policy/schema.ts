@@ -1,0 +1,40 @@
+// Validates policy documents against the JSON Schema shipped in schema/ (the one editors use).
+import { readFileSync } from 'node:fs';
+import { Ajv, type ErrorObject } from 'ajv';
+import type { LoadedDocument } from './documents.js';
+import { PolicyFileError } from './types.js';
+
+export const POLICY_SCHEMA_PATH = new URL('../../schema/policy.schema.json', import.meta.url);
+
+const ajv = new Ajv({ allErrors: true, strict: false });
+const validateDocument = ajv.compile(JSON.parse(readFileSync(POLICY_SCHEMA_PATH, 'utf8')));
+
+function pathOf(instancePath: string): string[] {
+  return instancePath.split('/').slice(1).map((p) => p.replace(/~1/g, '/').replace(/~0/g, '~'));
+}
+
+function describe(e: ErrorObject): string {
+  const where = e.instancePath ? e.instancePath.slice(1).replace(/\//g, '.') : 'document';
+  switch (e.keyword) {
+    case 'additionalProperties': return `${where}: unknown field "${(e.params as { additionalProperty: string }).additionalProperty}"`;
+    case 'required': return `${where}: missing required field "${(e.params as { missingProperty: string }).missingProperty}"`;
+    case 'enum': return `${where}: must be one of ${(e.params as { allowedValues: unknown[] }).allowedValues.map((v) => JSON.stringify(v)).join(', ')}`;
+    case 'const': return `${where}: must be ${JSON.stringify((e.params as { allowedValue: unknown }).allowedValue)}`;
+    default: return `${where}: ${e.message}`;
+  }
+}
+
+/** Schema errors of one document, each at the position of the offending node. */
+export function schemaErrors(doc: LoadedDocument): PolicyFileError[] {
+  if (validateDocument(doc.value)) return [];
+  const errors = (validateDocument.errors ?? []).filter((e) => e.keyword !== 'if');
+  const seen = new Set<string>();
+  const out: PolicyFileError[] = [];
+  for (const e of errors) {
+    const path = pathOf(e.instancePath);
+    if (e.keyword === 'additionalProperties') path.push((e.params as { additionalProperty: string }).additionalProperty);
+    const err = new PolicyFileError(doc.positionOf(path), describe(e));
+    if (!seen.has(err.message)) out.push(err), seen.add(err.message);
+  }
+  return out;
+}

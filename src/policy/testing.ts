@@ -1,0 +1,77 @@
+// `trustgate test`: PolicyTest suites (YAML beside the policies) run offline against the set.
+import { readFile } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import { admit } from '../admission/index.js';
+import { reviewForObject } from '../admission/synthesize.js';
+import type { AdmissionReviewResponse, KubeObject } from '../admission/types.js';
+import { NullDecisionRecorder } from '../audit/index.js';
+import { StaticNamespaces } from '../kube/index.js';
+import { subsetPolicySet, type PolicySet } from './load.js';
+
+export interface TestCase {
+  name: string;
+  object?: KubeObject;
+  oldObject?: KubeObject;
+  objectFile?: string;
+  review?: Record<string, unknown>;
+  reviewFile?: string;
+  operation?: 'CREATE' | 'UPDATE' | 'DELETE' | 'CONNECT';
+  namespace?: string;
+  subResource?: string;
+  userInfo?: Record<string, unknown>;
+  endpoint?: 'validate' | 'mutate';
+  expect: 'allow' | 'deny' | 'warn';
+  messages?: string[];
+}
+
+export interface CaseOutcome { suite: string; name: string; passed: boolean; detail?: string }
+
+async function readData(base: string, file: string): Promise<unknown> {
+  return parseYaml(await readFile(resolve(base, file), 'utf8'));
+}
+
+function verdict(r: AdmissionReviewResponse['response']): 'allow' | 'deny' | 'warn' {
+  if (!r.allowed) return 'deny';
+  return r.warnings?.length ? 'warn' : 'allow';
+}
+
+export async function runPolicyTests(set: PolicySet): Promise<CaseOutcome[]> {
+  const outcomes: CaseOutcome[] = [];
+  for (const doc of set.tests) {
+    const suite = (doc.value.metadata as { name: string }).name;
+    const spec = doc.value.spec as { policies?: string[]; namespaces?: Record<string, Record<string, string>>; cases: TestCase[] };
+    const base = dirname(doc.file);
+    let policies: PolicySet;
+    try {
+      policies = spec.policies ? subsetPolicySet(set, spec.policies) : set;
+    } catch (err) {
+      outcomes.push({ suite, name: '(suite)', passed: false, detail: (err as Error).message });
+      continue;
+    }
+    const namespaces = StaticNamespaces.fromLabels(spec.namespaces ?? {});
+    for (const c of spec.cases) {
+      try {
+        let review: unknown = c.review ?? (c.reviewFile ? await readData(base, c.reviewFile) : undefined);
+        if (!review) {
+          const object = (c.object ?? (c.objectFile ? await readData(base, c.objectFile) : undefined)) as KubeObject | undefined;
+          review = reviewForObject(object, { operation: c.operation, namespace: c.namespace, oldObject: c.oldObject, subResource: c.subResource, userInfo: c.userInfo as never });
+        }
+        const outcome = await admit(review, c.endpoint ?? 'validate', {
+          policies: () => policies, recorder: new NullDecisionRecorder(), namespaces, replica: 'test', deadlineMs: 8000,
+        });
+        const r = outcome.review.response;
+        const got = verdict(r);
+        const text = [r.status?.message ?? '', ...(r.warnings ?? [])].join('\n');
+        const missing = (c.messages ?? []).filter((m) => !text.includes(m));
+        const problems: string[] = [];
+        if (got !== c.expect) problems.push(`expected ${c.expect}, got ${got}${text ? `: ${text}` : ''}`);
+        if (missing.length) problems.push(`missing message fragment(s) ${missing.map((m) => JSON.stringify(m)).join(', ')} in ${JSON.stringify(text)}`);
+        outcomes.push({ suite, name: c.name, passed: problems.length === 0, detail: problems.join('; ') || undefined });
+      } catch (err) {
+        outcomes.push({ suite, name: c.name, passed: false, detail: `could not run: ${(err as Error).message}` });
+      }
+    }
+  }
+  return outcomes;
+}

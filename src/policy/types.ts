@@ -1,0 +1,107 @@
+// Policy documents as written, and as compiled for the hot path.
+import type { ValidateFunction } from 'ajv';
+import type { CompiledExpression } from './cel/index.js';
+
+export type Mode = 'enforce' | 'warn' | 'audit';
+export type FailurePolicy = 'Fail' | 'Ignore';
+export type Operation = 'CREATE' | 'UPDATE' | 'DELETE' | 'CONNECT';
+
+export interface LabelSelector {
+  matchLabels?: Record<string, string>;
+  matchExpressions?: { key: string; operator: 'In' | 'NotIn' | 'Exists' | 'DoesNotExist'; values?: string[] }[];
+}
+
+export interface ResourceRule {
+  apiGroups?: string[];
+  apiVersions?: string[];
+  resources?: string[];
+  kinds?: string[];
+  operations: (Operation | '*')[];
+  scope?: 'Cluster' | 'Namespaced' | '*';
+}
+
+export interface PolicySpec {
+  description?: string;
+  mode?: Mode;
+  failurePolicy?: FailurePolicy;
+  match: {
+    resources: ResourceRule[];
+    namespaces?: string[];
+    excludeNamespaces?: string[];
+    namespaceSelector?: LabelSelector;
+    objectSelector?: LabelSelector;
+    includeTerminating?: boolean;
+    conditions?: { name: string; expression: string }[];
+  };
+  params?: { inline?: unknown; file?: string; configMap?: { namespace: string; name: string } };
+  variables?: { name: string; expression: string }[];
+  validations?: { expression: string; message?: string; messageExpression?: string; reason?: string }[];
+  schema?: Record<string, unknown>;
+  sources?: unknown;
+  images?: unknown[];
+}
+
+export interface Document<Spec = unknown> {
+  apiVersion: string;
+  kind: 'Policy' | 'TrustRoot' | 'PolicyTest';
+  metadata: { name: string; labels?: Record<string, string>; annotations?: Record<string, string> };
+  spec: Spec;
+}
+
+/** Where a document came from, so every message can point at file:line:col. */
+export interface SourcePosition {
+  file: string;
+  line: number;
+  col: number;
+}
+
+export class PolicyFileError extends Error {
+  constructor(readonly position: SourcePosition, readonly detail: string) {
+    super(`${position.file}:${position.line}:${position.col}: ${detail}`);
+  }
+}
+
+export interface CompiledValidation {
+  expression: CompiledExpression;
+  message?: string;
+  messageExpression?: CompiledExpression;
+  reason?: string;
+}
+
+/** Where `params` comes from: a value known at load, or a ConfigMap looked up per request. */
+export type ParamsSource =
+  | { kind: 'none' }
+  | { kind: 'value'; value: unknown }
+  | { kind: 'configMap'; namespace: string; name: string };
+
+export interface CompiledRule {
+  groups: Set<string>;
+  versions: Set<string>;
+  /** resource[/subresource] patterns */
+  resources: string[];
+  kinds: Set<string>;
+  operations: Set<string>;
+  scope: 'Cluster' | 'Namespaced' | '*';
+}
+
+export interface CompiledPolicy {
+  name: string;
+  /** short digest of the spec: changes whenever the policy's meaning can change */
+  revision: string;
+  source: SourcePosition;
+  mode: Mode;
+  failurePolicy: FailurePolicy;
+  rules: CompiledRule[];
+  namespaces?: Set<string>;
+  excludeNamespaces: Set<string>;
+  namespaceSelector?: LabelSelector;
+  objectSelector?: LabelSelector;
+  includeTerminating: boolean;
+  conditions: { name: string; expression: CompiledExpression }[];
+  params: ParamsSource;
+  variables: { name: string; expression: CompiledExpression }[];
+  validations: CompiledValidation[];
+  schema?: ValidateFunction;
+  /** true when evaluation needs CEL values of the request */
+  usesCel: boolean;
+}

@@ -1,0 +1,99 @@
+// Starts trustgate serve: policies, TLS (given or generated), the fastify app, hot reloads.
+import { resolve } from 'node:path';
+import { pino, type Logger } from 'pino';
+import type { ServeConfig } from '../config.js';
+import { LogDecisionRecorder, type DecisionRecorder } from '../audit/index.js';
+import { readNamespacesFile } from '../kube/index.js';
+import { PolicyStore } from '../policy/index.js';
+import { buildApp } from './app.js';
+import { ensureDevelopmentCertificates } from './certs.js';
+import { createMetrics } from './metrics.js';
+import { readTlsMaterial, TlsReloader } from './tls.js';
+
+export { buildApp, DEFAULT_BODY_LIMIT, type AppServices } from './app.js';
+export { createMetrics, type Metrics } from './metrics.js';
+export { generateCertificates, ensureDevelopmentCertificates } from './certs.js';
+
+export interface RunningServer {
+  url: string;
+  port: number;
+  caCertFile?: string;
+  store: PolicyStore;
+  close(): Promise<void>;
+}
+
+export async function startServer(config: ServeConfig, logger: Logger = pino({ level: config.logLevel })): Promise<RunningServer> {
+  const metrics = createMetrics();
+  const store = new PolicyStore(config.policies, {
+    loaded(set) {
+      metrics.policyReloads.inc({ result: 'ok' });
+      metrics.policiesLoaded.set(set.policies.length);
+      metrics.policySetInfo.reset();
+      metrics.policySetInfo.set({ revision: set.revision }, 1);
+      metrics.lastReloadFailed.set(0);
+      logger.info({ revision: set.revision, policies: set.policies.map((p) => `${p.name}@${p.revision}`), files: set.files }, 'policy set loaded');
+    },
+    rejected(errors) {
+      metrics.policyReloads.inc({ result: 'rejected' });
+      metrics.lastReloadFailed.set(1);
+      logger.error({ errors: errors.map((e) => e.message), keeping: store.current?.revision ?? null }, 'policy files rejected; the last good policy set stays active');
+    },
+  });
+  const loadErrors = await store.reload();
+  if (loadErrors.length) {
+    throw new Error(`policies in ${config.policies.join(', ')} do not load:\n${loadErrors.map((e) => `  ${e.message}`).join('\n')}`);
+  }
+  store.watch();
+
+  let certFile = config.tlsCert;
+  let keyFile = config.tlsKey;
+  let caCertFile: string | undefined;
+  if (!certFile || !keyFile) {
+    const dev = await ensureDevelopmentCertificates(resolve(config.certDir), config.certDnsNames);
+    ({ cert: certFile, key: keyFile, caCert: caCertFile } = dev.paths);
+    logger.warn({ caCert: caCertFile, cert: certFile, generated: dev.generated, dnsNames: config.certDnsNames },
+      'no --tls-cert/--tls-key given: serving a development certificate; use the CA file as the webhook caBundle');
+  }
+  const tls = await readTlsMaterial(certFile, keyFile);
+  metrics.certificateExpiry.set(tls.notAfter.getTime() / 1000);
+
+  const recorder: DecisionRecorder = new LogDecisionRecorder(logger);
+  const namespaces = config.namespacesFile ? readNamespacesFile(config.namespacesFile) : undefined;
+  const app = buildApp(
+    {
+      admission: { policies: () => store.current, recorder, namespaces, replica: config.replica, deadlineMs: config.deadlineMs },
+      metrics,
+      logger,
+      readiness: [{ name: 'policies', ready: () => store.current !== undefined }, { name: 'audit', ready: () => recorder.ready }],
+    },
+    { bodyLimit: config.bodyLimit, https: { cert: tls.cert, key: tls.key, minVersion: 'TLSv1.2' } as never },
+  );
+  await app.listen({ host: config.listen.host, port: config.listen.port });
+  const reloader = new TlsReloader(certFile, keyFile, {
+    reloaded(m) {
+      metrics.tlsReloads.inc({ result: 'ok' });
+      metrics.certificateExpiry.set(m.notAfter.getTime() / 1000);
+      logger.info({ notAfter: m.notAfter.toISOString() }, 'serving certificate reloaded');
+    },
+    failed(err) {
+      metrics.tlsReloads.inc({ result: 'error' });
+      logger.warn({ reason: err.message }, 'serving certificate not reloaded; keeping the current one');
+    },
+  });
+  reloader.start(app.server as unknown as import('node:https').Server);
+  const address = app.server.address();
+  const port = typeof address === 'object' && address ? address.port : config.listen.port;
+  const host = config.listen.host === '0.0.0.0' || config.listen.host === '::' ? '127.0.0.1' : config.listen.host;
+  logger.info({ url: `https://${host}:${port}` }, 'trustgate serving');
+  return {
+    url: `https://${host.includes(':') ? `[${host}]` : host}:${port}`,
+    port,
+    caCertFile,
+    store,
+    async close() {
+      reloader.close();
+      store.close();
+      await app.close(); // drains in-flight reviews before resolving
+    },
+  };
+}

@@ -1,0 +1,26 @@
+// Prometheus metrics: one registry per server so tests can build several side by side.
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
+  const registry = new Registry();
+  if (options.defaultMetrics !== false) collectDefaultMetrics({ register: registry, prefix: 'trustgate_process_' });
+  return {
+    registry,
+    requests: new Counter({ name: 'trustgate_admission_requests_total', help: 'Admission HTTP requests by endpoint and status code', labelNames: ['endpoint', 'code'] as const, registers: [registry] }),
+    decisions: new Counter({ name: 'trustgate_decisions_total', help: 'Admission decisions by endpoint and outcome', labelNames: ['endpoint', 'allowed', 'dry_run'] as const, registers: [registry] }),
+    policyResults: new Counter({ name: 'trustgate_policy_results_total', help: 'Policy evaluations by policy, mode, result and reason code', labelNames: ['policy', 'mode', 'result', 'code'] as const, registers: [registry] }),
+    latency: new Histogram({
+      name: 'trustgate_admission_duration_seconds', help: 'Time from request parsed to response built', labelNames: ['endpoint'] as const,
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 8], registers: [registry],
+    }),
+    badRequests: new Counter({ name: 'trustgate_bad_requests_total', help: 'Rejected admission bodies by error', labelNames: ['error'] as const, registers: [registry] }),
+    policyReloads: new Counter({ name: 'trustgate_policy_reloads_total', help: 'Policy set loads by result (ok, rejected)', labelNames: ['result'] as const, registers: [registry] }),
+    policiesLoaded: new Gauge({ name: 'trustgate_policies_loaded', help: 'Policies in the active set', registers: [registry] }),
+    policySetInfo: new Gauge({ name: 'trustgate_policy_set_info', help: 'The active policy set revision (value 1)', labelNames: ['revision'] as const, registers: [registry] }),
+    lastReloadFailed: new Gauge({ name: 'trustgate_policy_last_reload_failed', help: '1 while the newest policy files are rejected and the last good set is serving', registers: [registry] }),
+    tlsReloads: new Counter({ name: 'trustgate_tls_reloads_total', help: 'Serving certificate reloads by result', labelNames: ['result'] as const, registers: [registry] }),
+    certificateExpiry: new Gauge({ name: 'trustgate_tls_certificate_expiry_seconds', help: 'Unix time when the serving certificate expires', registers: [registry] }),
+  };
+}
+
+export type Metrics = ReturnType<typeof createMetrics>;
