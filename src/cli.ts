@@ -56,7 +56,7 @@ async function lint(argv: string[]): Promise<number> {
   if (!positionals.length) throw new UsageError('lint needs at least one policy directory or file');
   const set = await loadOrFail(positionals);
   if (!set) return 1;
-  process.stdout.write(`ok: ${set.policies.length} policies, ${set.trustRoots.length} trust roots, ${set.tests.length} test suites in ${set.files} files (revision ${set.revision})\n`);
+  process.stdout.write(`ok: ${set.policies.length} policies, ${set.trustRoots.length} trust roots, ${set.tests.length} test suites in ${set.files} files (revision ${set.revision})${set.skipped ? `; ${set.skipped} other documents (data, objects) left alone` : ''}\n`);
   return 0;
 }
 

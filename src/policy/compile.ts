@@ -40,7 +40,7 @@ export async function compilePolicy(loaded: LoadedDocument): Promise<{ policy?: 
     } catch (err) {
       if (err instanceof CelCompileError) {
         const near = source.length > 60 ? `${source.slice(Math.max(0, err.offset - 20), err.offset + 40)}` : source;
-        fail(path, `${err.message} (at offset ${err.offset} of ${JSON.stringify(near)})`);
+        errors.push(new PolicyFileError(loaded.positionInScalar(path, err.offset), `${err.message} (in ${JSON.stringify(near)})`));
         return undefined;
       }
       throw err;

@@ -1,14 +1,16 @@
 // Reads policy files: YAML (several documents a file) with positions kept for every node.
 import { readFile, readdir, stat } from 'node:fs/promises';
-import { join, relative } from 'node:path';
-import { LineCounter, parseAllDocuments, isNode, type Document as YamlDocument } from 'yaml';
+import { isAbsolute, join, relative } from 'node:path';
+import { LineCounter, parseAllDocuments, isMap, isNode, isScalar, type Document as YamlDocument } from 'yaml';
 import { PolicyFileError, type SourcePosition } from './types.js';
 
 export interface LoadedDocument {
   file: string;
   value: Record<string, unknown>;
-  /** position of the node at a JSON path inside this document */
-  positionOf(path: readonly (string | number)[]): SourcePosition;
+  /** position of the node at a JSON path inside this document (with key: of its key) */
+  positionOf(path: readonly (string | number)[], options?: { key?: boolean }): SourcePosition;
+  /** position of a character inside a one-line string scalar; the scalar's own position otherwise */
+  positionInScalar(path: readonly (string | number)[], offset: number): SourcePosition;
 }
 
 const MAX_FILE_BYTES = 4 * 1024 * 1024;
@@ -66,7 +68,23 @@ export function parseYamlDocuments(file: string, text: string): { documents: Loa
     documents.push({
       file,
       value: value as Record<string, unknown>,
-      positionOf(path) {
+      positionInScalar(path, offset) {
+        const node = doc.getIn(path, true);
+        if (isScalar(node) && node.range && typeof node.source === 'string' && !node.source.includes('\n')) {
+          const quoted = node.type === 'QUOTE_DOUBLE' || node.type === 'QUOTE_SINGLE';
+          // escapes before the offset would shift it; exact for the usual unescaped expression
+          if (node.type === 'PLAIN' || quoted) return at(node.range[0] + (quoted ? 1 : 0) + offset);
+        }
+        return this.positionOf(path);
+      },
+      positionOf(path, options) {
+        if (options?.key && path.length) {
+          const parent = doc.getIn(path.slice(0, -1), true);
+          if (isMap(parent)) {
+            const pair = parent.items.find((p) => isScalar(p.key) && String(p.key.value) === String(path.at(-1)));
+            if (pair && isNode(pair.key) && pair.key.range) return at(pair.key.range[0]);
+          }
+        }
         // walk up until a node exists: a missing property is reported at its parent
         for (let depth = path.length; depth >= 0; depth--) {
           const node = doc.getIn(path.slice(0, depth), true);
@@ -84,7 +102,9 @@ export async function readPolicyDocuments(paths: readonly string[]): Promise<{ d
   const documents: LoadedDocument[] = [];
   const errors: PolicyFileError[] = [];
   for (const file of files) {
-    const shown = relative(process.cwd(), file) || file;
+    // relative to the working directory when below it, so messages stay short and clickable
+    const rel = relative(process.cwd(), file);
+    const shown = rel && !rel.startsWith('..') && !isAbsolute(rel) ? rel : file;
     const info = await stat(file);
     if (info.size > MAX_FILE_BYTES) {
       errors.push(new PolicyFileError({ file: shown, line: 1, col: 1 }, `file is ${info.size} bytes, over the ${MAX_FILE_BYTES}-byte limit for policy files`));

@@ -14,6 +14,15 @@ export interface PolicySet {
   trustRoots: LoadedDocument[];
   tests: LoadedDocument[];
   files: number;
+  /** documents that are not trustgate's (params data, test objects), left alone */
+  skipped: number;
+}
+
+const OUR_KINDS = new Set(['Policy', 'TrustRoot', 'PolicyTest']);
+
+/** Ours if it says so by apiVersion or kind; a typo in one of the two still gets validated. */
+function isTrustgateDocument(value: Record<string, unknown>): boolean {
+  return (typeof value.apiVersion === 'string' && value.apiVersion.startsWith('trustgate.dev/')) || OUR_KINDS.has(value.kind as string);
 }
 
 export type LoadResult = { set: PolicySet; errors: [] } | { set?: undefined; errors: PolicyFileError[] };
@@ -30,7 +39,12 @@ export async function loadPolicySet(paths: readonly string[]): Promise<LoadResul
   const trustRoots: LoadedDocument[] = [];
   const tests: LoadedDocument[] = [];
   const names = new Map<string, string>();
+  let skipped = 0;
   for (const doc of read.documents) {
+    if (!isTrustgateDocument(doc.value)) {
+      skipped++;
+      continue;
+    }
     const docErrors = schemaErrors(doc);
     if (docErrors.length) {
       errors.push(...docErrors);
@@ -59,7 +73,7 @@ export async function loadPolicySet(paths: readonly string[]): Promise<LoadResul
   }
   if (errors.length) return { errors };
   const revision = createHash('sha256').update(policies.map((p) => `${p.name}@${p.revision}`).join('\n')).digest('hex').slice(0, 12);
-  return { set: { revision, policies, index: new PolicyIndex(policies), trustRoots, tests, files: new Set(read.documents.map((d) => d.file)).size }, errors: [] };
+  return { set: { revision, policies, index: new PolicyIndex(policies), trustRoots, tests, files: new Set(read.documents.map((d) => d.file)).size, skipped }, errors: [] };
 }
 
 /** The same set restricted to the named policies (for test suites that target some of them). */

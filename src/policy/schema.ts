@@ -32,8 +32,9 @@ export function schemaErrors(doc: LoadedDocument): PolicyFileError[] {
   const out: PolicyFileError[] = [];
   for (const e of errors) {
     const path = pathOf(e.instancePath);
-    if (e.keyword === 'additionalProperties') path.push((e.params as { additionalProperty: string }).additionalProperty);
-    const err = new PolicyFileError(doc.positionOf(path), describe(e));
+    const unknownField = e.keyword === 'additionalProperties';
+    if (unknownField) path.push((e.params as { additionalProperty: string }).additionalProperty);
+    const err = new PolicyFileError(doc.positionOf(path, { key: unknownField }), describe(e));
     if (!seen.has(err.message)) out.push(err), seen.add(err.message);
   }
   return out;

@@ -1,0 +1,134 @@
+// The Kubernetes CEL libraries, RE2 regexes, JSON integers, and load-time rejection.
+import t from 'tap';
+import { compileExpression, toCel, CelCompileError, InputLimitError } from '../../../src/policy/cel/index.js';
+
+const run = (src: string, activation: Record<string, unknown> = {}) => compileExpression(src, { expect: 'any' }).evaluate(toCel(activation) as Record<string, unknown>);
+
+t.test('JSON integers are CEL ints, so arithmetic with int literals works', async (t) => {
+  t.equal(run('object.spec.replicas + 1', { object: { spec: { replicas: 2 } } }), 3n);
+  t.equal(run('object.x / 2', { object: { x: 7 } }), 3n, 'integer division');
+  t.equal(run('object.ratio * 2.0', { object: { ratio: 0.5 } }), 1);
+});
+
+t.test('a __proto__ label is an ordinary map key', async (t) => {
+  const object = JSON.parse('{"metadata":{"labels":{"__proto__":"x","team":"a"}}}');
+  t.equal(run("object.metadata.labels['__proto__'] == 'x' && size(object.metadata.labels) == 2", { object }), true);
+  t.equal(run('has(object.constructor)', { object: {} }), false, 'inherited JS properties are invisible');
+});
+
+t.test('strings library', async (t) => {
+  const cases: [string, unknown][] = [
+    ["'a,b,c'.split(',')", ['a', 'b', 'c']],
+    ["['a','b'].join('-')", 'a-b'],
+    ["'MiXeD'.lowerAscii() + 'x'.upperAscii()", 'mixedX'],
+    ["'aaa'.replace('a', 'b', 2)", 'bba'],
+    ["'hello'.indexOf('l') + 'hello'.lastIndexOf('l')", 5n],
+    ["'hello'.substring(1, 3)", 'el'],
+    ["'  x '.trim()", 'x'],
+    ["'héllo'.charAt(1)", 'é'],
+    ["'%s=%d (%.1f%%)'.format([dyn('cpu'), dyn(3), dyn(12.345)])", 'cpu=3 (12.3%)'],
+    ["'%x'.format([255])", 'ff'],
+    ["strings.quote('a\"b\\n')", '"a\\"b\\n"'],
+    ["'abc'.reverse()", 'cba'],
+  ];
+  for (const [src, want] of cases) t.same(run(src), want, src);
+});
+
+t.test('lists and sets libraries', async (t) => {
+  t.equal(run('[1, 2, 3].sum()'), 6n);
+  t.equal(run('[3, 1, 2].min() + [3, 1, 2].max()'), 4n);
+  t.equal(run('[1, 2, 2].isSorted() && ![2, 1].isSorted()'), true);
+  t.equal(run("['a', 'b', 'a'].lastIndexOf('a')"), 2n);
+  t.same(run('[1, 2, 3, 4].slice(1, 3)'), [2n, 3n]);
+  t.equal(run('sets.contains([1, 2, 3], [3, 1]) && !sets.contains([1], [2])'), true);
+  t.equal(run('sets.equivalent([1, 2, 2], [2, 1]) && sets.intersects([1, 2], [2, 9])'), true);
+});
+
+t.test('regex: RE2 syntax, find and findAll', async (t) => {
+  t.equal(run("'ABC'.matches('(?i)^abc$')"), true, '(?i) is RE2 syntax that JS rejects');
+  t.equal(run("'az'.matches('^a\\\\z')"), false, '\\z is end of text, not a literal z');
+  t.equal(run("'abc123'.matches('^[[:alpha:]]+[[:digit:]]+$')"), true);
+  t.equal(run("'image:v1.2.3'.find('v[0-9.]+')"), 'v1.2.3');
+  t.same(run("'a1b22c333'.findAll('[0-9]+')"), ['1', '22', '333']);
+  t.same(run("'a1b22c333'.findAll('[0-9]+', 2)"), ['1', '22']);
+});
+
+t.test('a catastrophic-backtracking pattern runs in linear time', async (t) => {
+  const started = performance.now();
+  t.equal(run("object.s.matches('^(a+)+$')", { object: { s: `${'a'.repeat(50_000)}!` } }), false);
+  t.ok(performance.now() - started < 2000, `took ${Math.round(performance.now() - started)} ms`);
+});
+
+t.test('url library', async (t) => {
+  t.equal(run("url('https://user@example.com:8443/a/b?x=1&x=2').getHost()"), 'example.com:8443');
+  t.equal(run("url('https://[::1]:80/').getHostname()"), '::1');
+  t.equal(run("url('https://example.com/a%20b').getEscapedPath()"), '/a%20b');
+  t.same(run("url('https://example.com/?x=1&x=2&y=3').getQuery()"), { x: ['1', '2'], y: ['3'] });
+  t.equal(run("url('/just/a/path').getScheme()"), '');
+  t.equal(run("isURL('relative/path') || isURL('not a url')"), false);
+});
+
+t.test('quantity library', async (t) => {
+  t.equal(run("quantity('1Gi').isGreaterThan(quantity('1G'))"), true);
+  t.equal(run("quantity('500m').add(quantity('1.5')).compareTo(quantity('2'))"), 0n);
+  t.equal(run("quantity('2k').asInteger()"), 2000n);
+  t.equal(run("quantity('1.5').isInteger()"), false);
+  t.equal(run("isQuantity('1Gb')"), false);
+  t.equal(run("quantity('100Mi').asApproximateFloat()"), 104857600);
+  t.equal(run("quantity('-1').sign()"), -1n);
+});
+
+t.test('ip and cidr libraries', async (t) => {
+  t.equal(run("cidr('10.0.0.0/8').containsIP(ip('10.20.30.40'))"), true);
+  t.equal(run("cidr('10.0.0.0/8').containsCIDR('10.1.0.0/16') && !cidr('10.1.0.0/16').containsCIDR('10.0.0.0/8')"), true);
+  t.equal(run("ip('fe80::1').isLinkLocalUnicast() && ip('127.0.0.2').isLoopback() && ip('8.8.8.8').isGlobalUnicast()"), true);
+  t.equal(run("ip('2001:db8::1').family()"), 6n);
+  t.equal(run("string(cidr('192.168.1.7/24').masked())"), '192.168.1.0/24');
+  t.equal(run("isIP('010.0.0.1') || isIP('::ffff:1.2.3.4')"), false, 'leading zeros and IPv4-mapped addresses are refused');
+  t.equal(run("ip.isCanonical('2001:db8::1') && !ip.isCanonical('2001:DB8::1')"), true);
+});
+
+t.test('semver library', async (t) => {
+  t.equal(run("semver('1.10.0').isGreaterThan(semver('1.9.9'))"), true);
+  t.equal(run("semver('1.0.0-rc.1').isLessThan(semver('1.0.0'))"), true);
+  t.equal(run("semver('v1.2', true).minor()"), 2n);
+  t.equal(run("isSemver('1.2') || isSemver('v1.2.3')"), false);
+});
+
+t.test('optionals and cel.bind', async (t) => {
+  t.equal(run("object.?spec.?missing.orValue('none')", { object: { spec: {} } }), 'none');
+  t.equal(run('cel.bind(n, object.items.size(), n > 1)', { object: { items: [1, 2] } }), true);
+});
+
+t.test('broken expressions fail at load with a position and a reason', async (t) => {
+  const bad: [string, RegExp][] = [
+    ['object.spec.', /syntax error/],
+    ["1 + 'a'", /type error: no such overload/],
+    ["object.name.matches('(unclosed')", /invalid regular expression "\(unclosed"/],
+    ['nosuchvar.x', /Unknown variable: nosuchvar/],
+    ["'a string'", /must evaluate to bool, but its type is string/],
+    ['variables.undeclared', /undeclared variable variables\.undeclared/],
+    ['object.a.all(x, object.b.all(y, object.c.all(z, z)))', /estimated worst-case cost \d+ exceeds the limit/],
+  ];
+  for (const [src, message] of bad) {
+    let err: unknown;
+    try {
+      compileExpression(src, { expect: 'bool', variables: new Set(['known']) });
+    } catch (e) {
+      err = e;
+    }
+    t.ok(err instanceof CelCompileError, `${src}: rejected at load`);
+    t.match((err as CelCompileError).message, message, src);
+    t.type((err as CelCompileError).offset, 'number');
+  }
+});
+
+t.test('two nested loops over input lists are within the cost limit', async (t) => {
+  const c = compileExpression("object.spec.containers.all(c, c.env.all(e, e.name != 'SECRET'))", { expect: 'bool' });
+  t.ok(c.cost > 0);
+});
+
+t.test('input lists longer than the cost model assumes are refused before evaluation', async (t) => {
+  t.throws(() => toCel({ items: Array.from({ length: 1001 }, (_, i) => i) }), { code: 'INPUT_TOO_LARGE', message: /list \/items has 1001 items/ });
+  t.ok(InputLimitError);
+});

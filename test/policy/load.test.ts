@@ -1,0 +1,94 @@
+// Policy files: schema and compile errors point at file:line:col; a set loads whole or not at all.
+import { join } from 'node:path';
+import t from 'tap';
+import { loadPolicySet } from '../../src/policy/index.js';
+import { policyDir, policyYaml, POD_RULE } from '../helpers/policies.js';
+
+async function errorsOf(files: Record<string, string>): Promise<string[]> {
+  const dir = await policyDir(files);
+  const result = await loadPolicySet([dir]);
+  return result.errors.map((e) => e.message.replaceAll(`${dir}/`, ''));
+}
+
+t.test('a valid directory loads recursively, with several documents a file', async (t) => {
+  const dir = await policyDir({
+    'a.yaml': `${policyYaml('one', `${POD_RULE}\nvalidations:\n  - expression: "true"`)}---\n${policyYaml('two', `${POD_RULE}\nvalidations:\n  - expression: "true"`)}`,
+    'nested/deeper/b.yml': policyYaml('three', `${POD_RULE}\nschema:\n  type: object`),
+    'nested/notes.txt': 'ignored',
+  });
+  const result = await loadPolicySet([dir]);
+  t.same(result.set?.policies.map((p) => p.name), ['one', 'two', 'three']);
+  t.match(result.set?.revision, /^[0-9a-f]{12}$/);
+});
+
+t.test('schema errors name the file, line and column of the offending node', async (t) => {
+  const errors = await errorsOf({
+    'p.yaml': `apiVersion: trustgate.dev/v1alpha1
+kind: Policy
+metadata:
+  name: p
+spec:
+  mode: enforced
+  match:
+    resources:
+      - apiGroups: [""]
+        resources: [pods]
+        operations: [CREATE]
+  validations:
+    - expression: "true"
+      mesage: typo
+`,
+  });
+  t.match(errors, [/^p\.yaml:6:9: spec\.mode: must be one of "enforce", "warn", "audit"$/, /^p\.yaml:14:7: spec\.validations\.0: unknown field "mesage"$/]);
+});
+
+t.test('CEL errors point at the expression and say why', async (t) => {
+  const errors = await errorsOf({
+    'p.yaml': policyYaml('p', `${POD_RULE}\nvalidations:\n  - expression: "size(object.spec.containers) + 'x' == 'y'"`),
+  });
+  t.equal(errors.length, 1, errors.join('\n'));
+  t.match(errors[0], /^p\.yaml:12:20: type error: no such overload: int \+ string \(in "size\(object/);
+});
+
+t.test('YAML syntax errors, wrong kinds and duplicate names are reported, nothing half-loads', async (t) => {
+  const good = policyYaml('good', `${POD_RULE}\nvalidations:\n  - expression: "true"`);
+  const errors = await errorsOf({
+    'good.yaml': good,
+    'dup.yaml': good,
+    'broken.yaml': 'apiVersion: trustgate.dev/v1alpha1\nkind: Policy\nmetadata: {name: x\n',
+    'kind.yaml': 'apiVersion: trustgate.dev/v1alpha1\nkind: ClusterPolicy\nmetadata: {name: y}\nspec: {}\n',
+  });
+  t.match(errors.join('\n'), /broken\.yaml:\d+:\d+: /);
+  t.match(errors.join('\n'), /kind\.yaml:2:7: kind: must be one of "Policy", "TrustRoot", "PolicyTest"/);
+  t.match(errors.join('\n'), /good\.yaml:4:9: Policy good is defined twice \(first at .*dup\.yaml:4:9\)/);
+});
+
+t.test('a policy that checks nothing, or an unknown variable, fails the load', async (t) => {
+  t.match(await errorsOf({ 'p.yaml': policyYaml('empty', POD_RULE) }), [/the policy checks nothing/]);
+  t.match(await errorsOf({ 'p.yaml': policyYaml('v', `${POD_RULE}\nvalidations:\n  - expression: "1 == variables.nope"`) }), [/^p\.yaml:12:25: undeclared variable variables\.nope \(declared: none\)/]);
+});
+
+t.test('rules this build cannot enforce are refused, never silently ignored', async (t) => {
+  t.match(await errorsOf({ 'p.yaml': policyYaml('img', `${POD_RULE}\nimages:\n  - match: ["ghcr.io/**"]`) }), [/images rules are not supported by this build/]);
+});
+
+t.test('params from a file are read relative to the policy file', async (t) => {
+  const dir = await policyDir({
+    'sub/p.yaml': policyYaml('p', `${POD_RULE}\nparams:\n  file: ./allowed.yaml\nvalidations:\n  - expression: "object.metadata.name in params.names"`),
+    'sub/allowed.yaml': 'names: [a, b]\n',
+  });
+  const result = await loadPolicySet([join(dir, 'sub')]);
+  t.same(result.set?.policies[0]?.params, { kind: 'value', value: { names: ['a', 'b'] } });
+  t.match((await errorsOf({ 'p.yaml': policyYaml('p', `${POD_RULE}\nparams:\n  file: ./missing.yaml\nvalidations:\n  - expression: "true"`) }))[0], /cannot read params file/);
+});
+
+t.test("documents that are not trustgate's are left alone, a misspelt kind is not", async (t) => {
+  const dir = await policyDir({ 'pod.yaml': 'apiVersion: v1\nkind: Pod\nmetadata: {name: p}\n', 'p.yaml': 'apiVersion: trustgate.dev/v1alpha1\nkind: Polcy\nmetadata: {name: p}\nspec: {}\n' });
+  const result = await loadPolicySet([dir]);
+  t.match(result.errors.map((e) => e.message), [/kind: must be one of/]);
+});
+
+t.test('a missing directory is a clear error', async (t) => {
+  const result = await loadPolicySet(['/nonexistent/policies']);
+  t.match(result.errors[0]?.message, /\/nonexistent\/policies: no such file or directory/);
+});
