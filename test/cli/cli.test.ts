@@ -1,0 +1,114 @@
+// The CLI as a user runs it: exit codes, messages, and the JSON it prints.
+import { execFile } from 'node:child_process';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import t from 'tap';
+import { policyDir, policyYaml, POD_RULE } from '../helpers/policies.js';
+import { fixture } from '../helpers/server.js';
+
+const run = promisify(execFile);
+const CLI = new URL('../../src/cli.ts', import.meta.url).pathname;
+
+async function trustgate(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const { stdout, stderr } = await run(process.execPath, ['--import', 'tsx', CLI, ...args], { maxBuffer: 16 << 20 });
+    return { code: 0, stdout, stderr };
+  } catch (err) {
+    const e = err as { code: number; stdout: string; stderr: string };
+    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
+  }
+}
+
+const teamPolicy = policyYaml('require-team', `${POD_RULE}
+validations:
+  - expression: "has(object.metadata.labels) && 'team' in object.metadata.labels"
+    messageExpression: "'pod ' + object.metadata.name + ' needs a team label'"`);
+
+t.test('lint: ok on the shipped policies, file:line:col and exit 1 on a broken file', async (t) => {
+  const ok = await trustgate('lint', 'policies');
+  t.equal(ok.code, 0, ok.stderr);
+  t.match(ok.stdout, /^ok: 4 policies, 0 trust roots, 1 test suites/);
+  const dir = await policyDir({ 'bad.yaml': policyYaml('bad', `${POD_RULE}\nvalidations:\n  - expression: "object.metadata.name.matches('(')"`) });
+  const bad = await trustgate('lint', dir);
+  t.equal(bad.code, 1);
+  t.match(bad.stderr, /bad\.yaml:12:\d+: invalid regular expression "\(": missing closing \)/);
+  t.match(bad.stderr, /1 error\(s\); nothing loaded/);
+});
+
+t.test('eval: a captured review in, the AdmissionReview response out; exit 1 when denied', async (t) => {
+  const dir = await policyDir({ 'team.yaml': teamPolicy });
+  const res = await trustgate('eval', '--policies', dir, '--review', fixture('admissionreviews/pod-create-with-init-container.review.json'));
+  t.equal(res.code, 1);
+  const review = JSON.parse(res.stdout);
+  t.equal(review.response.allowed, false);
+  t.match(review.response.status.message, /\[require-team\] pod nginx needs a team label/);
+});
+
+t.test('eval --object --explain shows what each expression evaluated to', async (t) => {
+  const dir = await policyDir({ 'team.yaml': teamPolicy });
+  const pod = join(dir, 'pod.yaml');
+  await writeFile(pod, 'apiVersion: v1\nkind: Pod\nmetadata: {name: web, labels: {team: shop}}\nspec: {containers: [{name: web, image: "nginx:1"}]}\n');
+  const res = await trustgate('eval', '--policies', dir, '--object', pod, '--namespace', 'shop', '--explain');
+  t.equal(res.code, 0, res.stderr);
+  t.equal(JSON.parse(res.stdout).response.allowed, true);
+  t.match(res.stderr, /\[require-team\] validations\[0\]: has\(object\.metadata\.labels\) && 'team' in object\.metadata\.labels => true/);
+  t.match(res.stderr, /\[require-team\] enforce pass/);
+});
+
+t.test('test: runs the shipped suites and ends with the summary line', async (t) => {
+  const res = await trustgate('test', 'policies');
+  t.equal(res.code, 0, res.stdout);
+  t.match(res.stdout, /\n9 passed, 0 failed\n$/);
+});
+
+t.test('test: a failing case is reported with what was expected, and exit 1', async (t) => {
+  const dir = await policyDir({
+    'team.yaml': teamPolicy,
+    'team.test.yaml': `apiVersion: trustgate.dev/v1alpha1
+kind: PolicyTest
+metadata: {name: team}
+spec:
+  cases:
+    - name: wrongly expects allow
+      expect: allow
+      object: {apiVersion: v1, kind: Pod, metadata: {name: p}, spec: {containers: []}}
+    - name: expects deny with the right message
+      expect: deny
+      messages: ["pod p needs a team label"]
+      object: {apiVersion: v1, kind: Pod, metadata: {name: p}, spec: {containers: []}}
+`,
+  });
+  const res = await trustgate('test', dir);
+  t.equal(res.code, 1);
+  t.match(res.stdout, /not ok - team: wrongly expects allow\n\s+expected allow, got deny: trustgate denied the request: \[require-team\] pod p needs a team label/);
+  t.match(res.stdout, /ok - team: expects deny with the right message/);
+  t.match(res.stdout, /\n1 passed, 1 failed\n$/);
+});
+
+t.test('usage errors are clear and exit 2', async (t) => {
+  const cases: [string[], RegExp][] = [
+    [['frobnicate'], /unknown command "frobnicate"/],
+    [['lint', '--fast', 'policies'], /unknown flag --fast/],
+    [['eval', '--policies', 'policies'], /exactly one of --review FILE or --object FILE/],
+    [['eval', '--policies', 'policies', '--review', '/no/such/file.json'], /review \/no\/such\/file\.json: no such file/],
+    [['serve', '--listen', 'nonsense'], /listen address "nonsense" is not HOST:PORT/],
+    [['serve', '--tls-cert', 'a.pem'], /--tls-cert and --tls-key go together/],
+    [['verify', 'ghcr.io/x/y:1'], /not available in this build/],
+  ];
+  for (const [args, message] of cases) {
+    const res = await trustgate(...args);
+    t.equal(res.code, 2, args.join(' '));
+    t.match(res.stderr, message, args.join(' '));
+  }
+  const lintMissing = await trustgate('lint', '/no/such/dir');
+  t.equal(lintMissing.code, 1);
+  t.match(lintMissing.stderr, /\/no\/such\/dir: no such file or directory/);
+});
+
+t.test('certs generate writes a CA and a serving pair', async (t) => {
+  const dir = t.testdir({});
+  const res = await trustgate('certs', 'generate', '--dns', 'trustgate.trustgate.svc', '--out', dir);
+  t.equal(res.code, 0, res.stderr);
+  t.match(res.stdout, /CA certificate: .*ca\.crt/);
+});
