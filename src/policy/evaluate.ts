@@ -2,7 +2,7 @@
 // then every validation and the JSON Schema. Pure apart from the params lookup it is handed.
 import type { ErrorObject } from 'ajv';
 import type { AdmissionRequest, KubeObject } from '../admission/types.js';
-import { describeEvaluationError, fromCel, toCel, InputLimitError, type CompiledExpression } from './cel/index.js';
+import { CostLimitError, describeEvaluationError, fromCel, toCel, InputLimitError, type CompiledExpression } from './cel/index.js';
 import { policyInScope, type NamespaceLookup } from './match.js';
 import type { CompiledPolicy } from './types.js';
 
@@ -14,7 +14,8 @@ export type ReasonCode =
   | 'DEADLINE_EXCEEDED'
   | 'PARAMS_NOT_FOUND'
   | 'NAMESPACE_UNKNOWN'
-  | 'INPUT_TOO_LARGE';
+  | 'INPUT_TOO_LARGE'
+  | 'COST_LIMIT_EXCEEDED';
 
 export interface PolicyResult {
   name: string;
@@ -162,6 +163,9 @@ export function evaluatePolicy(policy: CompiledPolicy, ctx: EvaluationContext): 
   } catch (err) {
     if (err instanceof DeadlineExceededError) return result('error', [err.message], 'DEADLINE_EXCEEDED');
     if (err instanceof InputLimitError) return result('error', [err.message], 'INPUT_TOO_LARGE');
+    if (err instanceof CostLimitError || (err as { cause?: unknown }).cause instanceof CostLimitError) {
+      return result('error', [`${(err as Error).message.split('\n')[0]}; the object is too large for this policy`], 'COST_LIMIT_EXCEEDED');
+    }
     return result('error', [`evaluation error: ${describeEvaluationError(err)}`], 'EVALUATION_ERROR');
   }
 }

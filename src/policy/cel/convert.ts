@@ -1,14 +1,15 @@
 // JSON from the API server becomes CEL values once per review: integral numbers are CEL ints
-// (BigInt), and input bounds are enforced here so no expression meets an unbounded list.
+// (BigInt), lists are metered (see meter.ts), and input bounds are enforced here.
+import { meterList } from './meter.js';
 
 export interface InputLimits {
-  /** longest list any expression may iterate; the static cost estimate assumes this bound */
+  /** longest input list accepted for CEL evaluation */
   maxListLength: number;
   /** deepest nesting accepted */
   maxDepth: number;
 }
 
-export const DEFAULT_INPUT_LIMITS: InputLimits = { maxListLength: 1000, maxDepth: 64 };
+export const DEFAULT_INPUT_LIMITS: InputLimits = { maxListLength: 10_000, maxDepth: 100 };
 
 export class InputLimitError extends Error {
   readonly code = 'INPUT_TOO_LARGE';
@@ -24,7 +25,7 @@ export function toCel(value: unknown, limits: InputLimits = DEFAULT_INPUT_LIMITS
     if (value.length > limits.maxListLength) {
       throw new InputLimitError(`list ${path || '/'} has ${value.length} items, more than the ${limits.maxListLength} that CEL policies may iterate`);
     }
-    return value.map((item, i) => toCel(item, limits, `${path}/${i}`, depth + 1));
+    return meterList(value.map((item, i) => toCel(item, limits, `${path}/${i}`, depth + 1)));
   }
   const out: Record<string, unknown> = {};
   for (const key of Object.keys(value)) {

@@ -3,7 +3,7 @@
 import { Environment } from '@marcbachmann/cel-js';
 import { walk, type Node } from './ast.js';
 import { estimateCost } from './cost.js';
-import { DEFAULT_INPUT_LIMITS } from './convert.js';
+import { armMeter, disarmMeter, DEFAULT_RUNTIME_COST_LIMIT } from './meter.js';
 import { compileRegex, RegexSyntaxError } from './regex.js';
 import { registerStrings } from './library/strings.js';
 import { registerLists } from './library/lists.js';
@@ -14,16 +14,18 @@ import { registerIP } from './library/ip.js';
 import { registerSemver } from './library/semver.js';
 
 export { toCel, fromCel, DEFAULT_INPUT_LIMITS, InputLimitError, type InputLimits } from './convert.js';
+export { CostLimitError, DEFAULT_RUNTIME_COST_LIMIT } from './meter.js';
 export { regexFullMatch, regexMatches, compileRegex, RegexSyntaxError } from './regex.js';
 
 /** The names a policy expression may use, as in ValidatingAdmissionPolicy. */
 export const ADMISSION_VARIABLES = ['object', 'oldObject', 'request', 'params', 'namespaceObject', 'variables', 'authorizer'] as const;
 
 /**
- * Default worst-case cost of one expression (node evaluations): two nested loops over input
- * lists fit, three do not. At cel-js speeds the worst case is some hundreds of milliseconds.
+ * Load-time guard: the static estimate assumes every list has ASSUMED_LIST_LENGTH items, so two
+ * nested loops fit and three do not. The runtime meter bounds what actually runs.
  */
-export const DEFAULT_COST_LIMIT = 10_000_000;
+export const DEFAULT_COST_LIMIT = 100_000_000;
+const ASSUMED_LIST_LENGTH = 1000;
 
 export class CelCompileError extends Error {
   readonly code = 'CEL_COMPILE_ERROR';
@@ -40,6 +42,8 @@ export interface CompileOptions {
   /** names declared under `variables`; other `variables.x` references fail the load */
   variables?: ReadonlySet<string>;
   costLimit?: number;
+  /** element visits allowed per evaluation */
+  runtimeCostLimit?: number;
   /** extra top-level names, e.g. `predicate` for attestations */
   extraVariables?: readonly string[];
 }
@@ -122,14 +126,25 @@ export function compileExpression(source: string, options: CompileOptions): Comp
     throw new CelCompileError(`expression must evaluate to ${options.expect}, but its type is ${type}`, 0);
   }
   const limit = options.costLimit ?? DEFAULT_COST_LIMIT;
-  const cost = estimateCost(parsed.ast as Node, DEFAULT_INPUT_LIMITS.maxListLength);
+  const cost = estimateCost(parsed.ast as Node, ASSUMED_LIST_LENGTH);
   if (cost > limit) {
     throw new CelCompileError(
-      `estimated worst-case cost ${cost} exceeds the limit of ${limit} (nested loops over input lists of up to ${DEFAULT_INPUT_LIMITS.maxListLength} items); flatten the comprehension or iterate a literal list`,
+      `estimated worst-case cost ${cost} exceeds the limit of ${limit} (loops nested three deep over input lists); flatten the comprehension or iterate a literal list`,
       0,
     );
   }
-  return { source, type, cost, evaluate: (activation) => parsed(activation) };
+  const budget = options.runtimeCostLimit ?? DEFAULT_RUNTIME_COST_LIMIT;
+  return {
+    source, type, cost,
+    evaluate(activation) {
+      armMeter(budget);
+      try {
+        return parsed(activation);
+      } finally {
+        disarmMeter();
+      }
+    },
+  };
 }
 
 /** A one-line description of an evaluation error, without the input that caused it. */

@@ -123,12 +123,22 @@ t.test('broken expressions fail at load with a position and a reason', async (t)
   }
 });
 
-t.test('two nested loops over input lists are within the cost limit', async (t) => {
-  const c = compileExpression("object.spec.containers.all(c, c.env.all(e, e.name != 'SECRET'))", { expect: 'bool' });
+t.test('two nested loops over input lists load; three do not', async (t) => {
+  const c = compileExpression("object.spec.containers.all(c, c.ports.all(p, p.containerPort > 0 && p.containerPort < 65536))", { expect: 'bool' });
   t.ok(c.cost > 0);
+  t.throws(() => compileExpression('object.a.all(x, object.a.all(y, object.a.all(z, x + y + z > 0)))', { expect: 'bool' }), /estimated worst-case cost/);
 });
 
-t.test('input lists longer than the cost model assumes are refused before evaluation', async (t) => {
-  t.throws(() => toCel({ items: Array.from({ length: 1001 }, (_, i) => i) }), { code: 'INPUT_TOO_LARGE', message: /list \/items has 1001 items/ });
+t.test('a runtime cost limit stops an expression that walks a hostile object', async (t) => {
+  const c = compileExpression('object.a.all(x, object.a.all(y, x + y >= 0))', { expect: 'bool' });
+  const object = { a: Array.from({ length: 2000 }, (_, i) => i) };
+  const started = performance.now();
+  t.throws(() => c.evaluate(toCel({ object }) as Record<string, unknown>), { code: 'COST_LIMIT_EXCEEDED' });
+  t.ok(performance.now() - started < 2000, `stopped after ${Math.round(performance.now() - started)} ms`);
+  t.equal(c.evaluate(toCel({ object: { a: [1, 2, 3] } }) as Record<string, unknown>), true, 'small objects are unaffected');
+});
+
+t.test('input lists beyond the input bound are refused before evaluation', async (t) => {
+  t.throws(() => toCel({ items: Array.from({ length: 10_001 }, (_, i) => i) }), { code: 'INPUT_TOO_LARGE', message: /list \/items has 10001 items/ });
   t.ok(InputLimitError);
 });

@@ -1,0 +1,42 @@
+// Runtime cost: every element visit of an input list is charged to the expression being
+// evaluated, as Kubernetes charges CEL cost at runtime. Evaluation is synchronous, so one
+// meter serves the process; it is re-armed before every expression.
+
+export class CostLimitError extends Error {
+  readonly code = 'COST_LIMIT_EXCEEDED';
+}
+
+/** Element visits one expression may make: e.g. two nested loops over ~700-item lists. */
+export const DEFAULT_RUNTIME_COST_LIMIT = 500_000;
+
+let remaining = Number.POSITIVE_INFINITY;
+let limit = Number.POSITIVE_INFINITY;
+
+export function armMeter(budget: number): void {
+  remaining = budget;
+  limit = budget;
+}
+
+export function disarmMeter(): void {
+  remaining = Number.POSITIVE_INFINITY;
+}
+
+const isIndex = (key: string | symbol): boolean => {
+  if (typeof key !== 'string') return false;
+  const c = key.charCodeAt(0);
+  return c >= 48 && c <= 57;
+};
+
+const metered: ProxyHandler<unknown[]> = {
+  get(target, key, receiver) {
+    if (isIndex(key) && --remaining < 0) {
+      remaining = Number.POSITIVE_INFINITY; // so the error path itself can read lists
+      throw new CostLimitError(`the expression exceeded its runtime cost limit of ${limit} list element visits`);
+    }
+    return Reflect.get(target, key, receiver);
+  },
+};
+
+export function meterList<T>(list: T[]): T[] {
+  return new Proxy(list, metered as ProxyHandler<T[]>);
+}

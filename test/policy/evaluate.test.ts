@@ -1,0 +1,104 @@
+// Evaluation semantics: failurePolicy on errors, lazy variables, messages, the deadline.
+import t from 'tap';
+import { admit } from '../../src/admission/index.js';
+import { reviewForObject } from '../../src/admission/synthesize.js';
+import { NullDecisionRecorder } from '../../src/audit/index.js';
+import { loadPolicySet, type PolicySet } from '../../src/policy/index.js';
+import { policyDir, policyYaml, POD_RULE } from '../helpers/policies.js';
+
+async function setOf(...docs: string[]): Promise<PolicySet> {
+  const result = await loadPolicySet([await policyDir({ 'p.yaml': docs.join('---\n') })]);
+  if (!result.set) throw new Error(result.errors.map((e) => e.message).join('\n'));
+  return result.set;
+}
+const pod = (spec: Record<string, unknown> = { containers: [{ name: 'a', image: 'x:1' }] }) =>
+  reviewForObject({ apiVersion: 'v1', kind: 'Pod', metadata: { name: 'p', namespace: 'shop' }, spec });
+const decide = (set: PolicySet, review = pod(), deadlineMs = 8000) =>
+  admit(review, 'validate', { policies: () => set, recorder: new NullDecisionRecorder(), replica: 't', deadlineMs });
+
+t.test('an evaluation error denies under failurePolicy Fail and warns under Ignore', async (t) => {
+  const set = await setOf(
+    policyYaml('strict', `failurePolicy: Fail\n${POD_RULE}\nvalidations:\n  - expression: "object.spec.missing.field == 1"`),
+    policyYaml('lenient', `failurePolicy: Ignore\n${POD_RULE}\nvalidations:\n  - expression: "object.spec.missing.field == 1"`),
+  );
+  const out = await decide(set);
+  t.equal(out.review.response.allowed, false);
+  t.match(out.review.response.status?.message, /\[strict\] evaluation error: /);
+  t.match(out.review.response.warnings, [/\[lenient\] could not be evaluated and was ignored \(failurePolicy: Ignore\)/]);
+  t.same(out.results.map((r) => [r.name, r.result, r.code]), [['strict', 'error', 'EVALUATION_ERROR'], ['lenient', 'error', 'EVALUATION_ERROR']]);
+});
+
+t.test('variables are evaluated lazily and once: an unused failing variable harms nothing', async (t) => {
+  const set = await setOf(policyYaml('vars', `${POD_RULE}
+variables:
+  - name: broken
+    expression: "object.spec.nope.nope"
+  - name: names
+    expression: "object.spec.containers.map(c, c.name)"
+  - name: count
+    expression: "size(variables.names)"
+validations:
+  - expression: "variables.count == 1 && variables.names[0] == 'a'"`));
+  t.equal((await decide(set)).review.response.allowed, true);
+});
+
+t.test('messageExpression, then message, then the expression itself', async (t) => {
+  const set = await setOf(policyYaml('msgs', `${POD_RULE}
+validations:
+  - expression: "false"
+    messageExpression: "'dynamic ' + object.metadata.name"
+    message: static one
+  - expression: "false"
+    messageExpression: "object.spec.nope.nope"
+    message: static fallback
+  - expression: "1 > 2"`));
+  const message = (await decide(set)).review.response.status?.message;
+  t.equal(message, 'trustgate denied the request: [msgs] dynamic p; static fallback; failed expression: 1 > 2');
+});
+
+t.test('JSON Schema violations name the JSON path', async (t) => {
+  const set = await setOf(policyYaml('shape', `${POD_RULE}
+schema:
+  type: object
+  properties:
+    spec:
+      type: object
+      required: [serviceAccountName]
+      properties:
+        containers:
+          type: array
+          maxItems: 1`));
+  const out = await decide(set, pod({ containers: [{ name: 'a' }, { name: 'b' }] }));
+  t.match(out.review.response.status?.message, /\[shape\] .*spec\.serviceAccountName: is required/);
+  t.match(out.review.response.status?.message, /spec\.containers: must NOT have more than 1 items/);
+  t.equal(out.results[0]?.code, 'SCHEMA_VIOLATION');
+});
+
+t.test('a hostile object that exhausts the runtime cost is decided by failurePolicy', async (t) => {
+  const set = await setOf(policyYaml('pairs', `${POD_RULE}\nvalidations:\n  - expression: "object.spec.containers.all(a, object.spec.containers.all(b, a.name != b.name || a == b))"`));
+  const containers = Array.from({ length: 1500 }, (_, i) => ({ name: `c${i}`, image: 'x:1' }));
+  const out = await decide(set, pod({ containers }));
+  t.equal(out.review.response.allowed, false);
+  t.equal(out.results[0]?.code, 'COST_LIMIT_EXCEEDED');
+});
+
+t.test('policies not reached before the internal deadline are decided by their failurePolicy', async (t) => {
+  const set = await setOf(
+    policyYaml('late-strict', `${POD_RULE}\nvalidations:\n  - expression: "true"`),
+    policyYaml('late-lenient', `failurePolicy: Ignore\n${POD_RULE}\nvalidations:\n  - expression: "true"`),
+  );
+  const out = await decide(set, pod(), -1);
+  t.same(out.results.map((r) => [r.name, r.code]), [['late-strict', 'DEADLINE_EXCEEDED'], ['late-lenient', 'DEADLINE_EXCEEDED']]);
+  t.equal(out.review.response.allowed, false);
+});
+
+t.test('the decision record holds no object body and no userInfo.extra', async (t) => {
+  const set = await setOf(policyYaml('any', `${POD_RULE}\nvalidations:\n  - expression: "true"`));
+  const review = pod({ containers: [{ name: 'a', image: 'x:1', env: [{ name: 'TOKEN', value: 's3cr3t-value' }] }] });
+  review.request.userInfo = { username: 'alice', groups: ['dev'], extra: { 'authentication.kubernetes.io/credential-id': ['JTI=secret-jti'] } };
+  const out = await decide(set, review);
+  const text = JSON.stringify(out.record);
+  t.notMatch(text, /s3cr3t-value|secret-jti/);
+  t.match(out.record.request.objectSha256, /^[0-9a-f]{64}$/);
+  t.same(out.record.request.userInfo, { username: 'alice', groups: ['dev'] });
+});
