@@ -81,8 +81,9 @@ async function main() {
     echo.kill();
   }
 
-  const cli = new URL('../src/cli.ts', import.meta.url).pathname;
-  const tg = spawn(process.execPath, ['--import', 'tsx', cli, 'serve', '--policies', join(dir, 'policies'), '--listen', '127.0.0.1:18444',
+  // the compiled bundle, as it runs in production (npm run bench builds it first)
+  const cli = new URL('../dist/cli.js', import.meta.url).pathname;
+  const tg = spawn(process.execPath, [cli, 'serve', '--policies', join(dir, 'policies'), '--listen', '127.0.0.1:18444',
     '--tls-cert', certs.cert, '--tls-key', certs.key, '--log-level', 'info'], { stdio: ['ignore', 'ignore', 'inherit'] });
   try {
     await waitReady(tg, 'https://127.0.0.1:18444', ca);

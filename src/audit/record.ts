@@ -1,5 +1,5 @@
 // The DecisionRecord of DESIGN.md: one per admission request, nothing secret in it.
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import type { AdmissionRequest, Endpoint } from '../admission/types.js';
 import type { JsonPatchOperation } from '../admission/response.js';
 import type { PolicyResult } from '../policy/index.js';
@@ -37,7 +37,7 @@ export interface DecisionRecord {
 
 export function objectDigest(object: unknown): string | null {
   if (object === null || object === undefined) return null;
-  return createHash('sha256').update(canonicalJson(object)).digest('hex');
+  return hash('sha256', canonicalJson(object));
 }
 
 export function buildDecisionRecord(input: {

@@ -7,7 +7,7 @@ import { Ajv2020 } from 'ajv/dist/2020.js';
 import { parse as parseYaml } from 'yaml';
 import { CelCompileError, compileExpression, type CompileOptions, type CompiledExpression } from './cel/index.js';
 import type { LoadedDocument } from './documents.js';
-import { PolicyFileError, type CompiledPolicy, type CompiledRule, type Document, type ParamsSource, type PolicySpec } from './types.js';
+import { PolicyFileError, type CompiledPolicy, type CompiledRule, type CompiledVariable, type Document, type ParamsSource, type PolicySpec } from './types.js';
 
 // One Ajv for object schemas; compiled once per policy revision at load, never per request.
 const objectSchemaAjv = new Ajv2020({ allErrors: true, strict: false });
@@ -25,6 +25,20 @@ function compileRule(r: PolicySpec['match']['resources'][number]): CompiledRule 
     operations: new Set(r.operations),
     scope: r.scope ?? '*',
   };
+}
+
+const REQUEST_ONLY = new Set(['object', 'oldObject', 'request', 'variables']);
+
+/** A key that is equal exactly when two variables must evaluate to the same value per review. */
+function shareKeyOf(expression: CompiledExpression, earlier: readonly CompiledVariable[]): string | undefined {
+  for (const id of expression.identifiers) if (!REQUEST_ONLY.has(id)) return undefined;
+  const deps: string[] = [];
+  for (const ref of [...expression.variableRefs].sort()) {
+    const key = earlier.find((v) => v.name === ref)?.shareKey;
+    if (!key) return undefined;
+    deps.push(`${ref}=${key}`);
+  }
+  return `${expression.source}\u0000${deps.join('\u0000')}`;
 }
 
 export async function compilePolicy(loaded: LoadedDocument): Promise<{ policy?: CompiledPolicy; errors: PolicyFileError[] }> {
@@ -61,12 +75,12 @@ export async function compilePolicy(loaded: LoadedDocument): Promise<{ policy?: 
     // a variable may use the variables declared before it, as in ValidatingAdmissionPolicy
     const expression = compile(['spec', 'variables', i, 'expression'], v.expression, { expect: 'any', variables: new Set(seenVariables) });
     seenVariables.add(v.name);
-    if (expression) variables.push({ name: v.name, expression });
+    if (expression) variables.push({ name: v.name, label: `variables.${v.name}`, expression, shareKey: shareKeyOf(expression, variables) });
   }
   const conditions: CompiledPolicy['conditions'] = [];
   for (const [i, c] of (spec.match.conditions ?? []).entries()) {
     const expression = compile(['spec', 'match', 'conditions', i, 'expression'], c.expression, { expect: 'bool', variables: variableNames });
-    if (expression) conditions.push({ name: c.name, expression });
+    if (expression) conditions.push({ name: c.name, label: `condition ${c.name}`, expression });
   }
   const validations: CompiledPolicy['validations'] = [];
   for (const [i, v] of (spec.validations ?? []).entries()) {
@@ -74,7 +88,7 @@ export async function compilePolicy(loaded: LoadedDocument): Promise<{ policy?: 
     const messageExpression = v.messageExpression
       ? compile(['spec', 'validations', i, 'messageExpression'], v.messageExpression, { expect: 'string', variables: variableNames })
       : undefined;
-    if (expression) validations.push({ expression, message: v.message, messageExpression, reason: v.reason });
+    if (expression) validations.push({ label: `validations[${i}]`, expression, message: v.message, messageExpression, reason: v.reason });
   }
   let schema: CompiledPolicy['schema'];
   if (spec.schema) {

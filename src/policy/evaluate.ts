@@ -48,6 +48,8 @@ export class DeadlineExceededError extends Error {
 export class EvaluationContext {
   #base?: Record<string, unknown>;
   #converted = new Map<unknown, unknown>();
+  /** values of request-only variables, shared by the policies that define them alike */
+  readonly shared = new Map<string, unknown>();
 
   constructor(
     readonly request: AdmissionRequest,
@@ -88,84 +90,117 @@ function schemaMessages(errors: ErrorObject[] | null | undefined): string[] {
   });
 }
 
+function makeResult(policy: CompiledPolicy, result: PolicyResult['result'], messages: string[], code?: ReasonCode): PolicyResult {
+  return { name: policy.name, revision: policy.revision, mode: policy.mode, failurePolicy: policy.failurePolicy, result, code, messages };
+}
+
+function run(ctx: EvaluationContext, policy: CompiledPolicy, step: string, expr: CompiledExpression, activation: Record<string, unknown>): unknown {
+  ctx.checkDeadline();
+  if (!ctx.explain) return expr.evaluate(activation);
+  try {
+    const value = expr.evaluate(activation);
+    ctx.explain.push({ policy: policy.name, step, expression: expr.source, value: fromCel(value) });
+    return value;
+  } catch (err) {
+    ctx.explain.push({ policy: policy.name, step, expression: expr.source, error: describeEvaluationError(err) });
+    throw err;
+  }
+}
+
+const NO_VARIABLES = Object.freeze({});
+
+/** `variables`, evaluated lazily and at most once per review, as in ValidatingAdmissionPolicy */
+function lazyVariables(ctx: EvaluationContext, policy: CompiledPolicy, activation: Record<string, unknown>): Record<string, unknown> {
+  if (!policy.variables.length) return NO_VARIABLES;
+  const variables: Record<string, unknown> = {};
+  for (const v of policy.variables) {
+    let cached: { value: unknown } | undefined;
+    const compute = (): unknown => {
+      if (v.shareKey === undefined) return run(ctx, policy, v.label, v.expression, activation);
+      if (ctx.shared.has(v.shareKey)) return ctx.shared.get(v.shareKey);
+      const value = run(ctx, policy, v.label, v.expression, activation);
+      ctx.shared.set(v.shareKey, value);
+      return value;
+    };
+    Object.defineProperty(variables, v.name, { enumerable: true, get: () => (cached ??= { value: compute() }).value });
+  }
+  return variables;
+}
+
+function paramsFor(policy: CompiledPolicy, ctx: EvaluationContext): unknown {
+  switch (policy.params.kind) {
+    case 'value': return ctx.cel(policy.params.value);
+    case 'configMap': {
+      const cm = ctx.params?.configMap(policy.params.namespace, policy.params.name);
+      return cm ? ctx.cel(cm) : undefined;
+    }
+    default: return null;
+  }
+}
+
+/** Validation messages of a policy whose CEL parts apply; undefined when a condition is false. */
+function celFailures(policy: CompiledPolicy, ctx: EvaluationContext, activation: Record<string, unknown>): string[] | undefined {
+  for (const c of policy.conditions) {
+    if (run(ctx, policy, c.label, c.expression, activation) !== true) {
+      ctx.explain?.push({ policy: policy.name, step: 'skipped', value: `condition ${c.name} is false` });
+      return undefined;
+    }
+  }
+  const failures: string[] = [];
+  for (const v of policy.validations) {
+    if (run(ctx, policy, v.label, v.expression, activation) === true) continue;
+    let message: string | undefined;
+    if (v.messageExpression) {
+      try {
+        const m = run(ctx, policy, `${v.label}.messageExpression`, v.messageExpression, activation);
+        if (typeof m === 'string' && m.trim()) message = m;
+      } catch {
+        // as in Kubernetes: a failing messageExpression falls back to the static message
+      }
+    }
+    failures.push(message ?? v.message ?? `failed expression: ${v.expression.source}`);
+  }
+  return failures;
+}
+
 export function evaluatePolicy(policy: CompiledPolicy, ctx: EvaluationContext): PolicyResult | undefined {
-  const result = (r: PolicyResult['result'], messages: string[], code?: ReasonCode): PolicyResult => ({
-    name: policy.name, revision: policy.revision, mode: policy.mode, failurePolicy: policy.failurePolicy, result: r, code, messages,
-  });
   const scope = policyInScope(policy, ctx.request, ctx.namespaces);
-  if ('error' in scope) return result('error', [scope.error], 'NAMESPACE_UNKNOWN');
+  if ('error' in scope) return makeResult(policy, 'error', [scope.error], 'NAMESPACE_UNKNOWN');
   if (!scope.applies) {
     ctx.explain?.push({ policy: policy.name, step: 'skipped', value: scope.reason });
     return undefined;
   }
   try {
-    let activation: Record<string, unknown> | undefined;
     if (policy.usesCel) {
-      let params: unknown = null;
-      if (policy.params.kind === 'value') params = ctx.cel(policy.params.value);
-      else if (policy.params.kind === 'configMap') {
-        const cm = ctx.params?.configMap(policy.params.namespace, policy.params.name);
-        if (!cm) return result('error', [`params ConfigMap ${policy.params.namespace}/${policy.params.name} not found`], 'PARAMS_NOT_FOUND');
-        params = ctx.cel(cm);
+      const params = paramsFor(policy, ctx);
+      if (params === undefined) {
+        const ref = policy.params as { namespace: string; name: string };
+        return makeResult(policy, 'error', [`params ConfigMap ${ref.namespace}/${ref.name} not found`], 'PARAMS_NOT_FOUND');
       }
-      const variables = {};
-      activation = { ...ctx.base(), params, namespaceObject: ctx.cel(scope.namespaceObject), variables };
-      const run = (step: string, expr: CompiledExpression): unknown => {
-        ctx.checkDeadline();
-        try {
-          const value = expr.evaluate(activation!);
-          ctx.explain?.push({ policy: policy.name, step, expression: expr.source, value: fromCel(value) });
-          return value;
-        } catch (err) {
-          ctx.explain?.push({ policy: policy.name, step, expression: expr.source, error: describeEvaluationError(err) });
-          throw err;
-        }
+      const base = ctx.base();
+      const activation: Record<string, unknown> = {
+        object: base.object, oldObject: base.oldObject, request: base.request, params, namespaceObject: ctx.cel(scope.namespaceObject), variables: NO_VARIABLES,
       };
-      for (const v of policy.variables) {
-        let cached: { value: unknown } | undefined;
-        // lazily, at most once per review, as in ValidatingAdmissionPolicy
-        Object.defineProperty(variables, v.name, {
-          enumerable: true,
-          get: () => (cached ??= { value: run(`variables.${v.name}`, v.expression) }).value,
-        });
-      }
-      for (const c of policy.conditions) {
-        if (run(`condition ${c.name}`, c.expression) !== true) {
-          ctx.explain?.push({ policy: policy.name, step: 'skipped', value: `condition ${c.name} is false` });
-          return undefined;
-        }
-      }
-      const failures: string[] = [];
-      for (const [i, v] of policy.validations.entries()) {
-        if (run(`validations[${i}]`, v.expression) === true) continue;
-        let message: string | undefined;
-        if (v.messageExpression) {
-          try {
-            const m = run(`validations[${i}].messageExpression`, v.messageExpression);
-            if (typeof m === 'string' && m.trim()) message = m;
-          } catch {
-            // as in Kubernetes: a failing messageExpression falls back to the static message
-          }
-        }
-        failures.push(message ?? v.message ?? `failed expression: ${v.expression.source}`);
-      }
-      if (failures.length) return result('fail', failures, 'VALIDATION_FAILED');
+      activation.variables = lazyVariables(ctx, policy, activation);
+      const failures = celFailures(policy, ctx, activation);
+      if (failures === undefined) return undefined;
+      if (failures.length) return makeResult(policy, 'fail', failures, 'VALIDATION_FAILED');
     }
     if (policy.schema && ctx.request.object) {
       ctx.checkDeadline();
       if (!policy.schema(ctx.request.object)) {
         const messages = schemaMessages(policy.schema.errors);
         ctx.explain?.push({ policy: policy.name, step: 'schema', value: messages });
-        return result('fail', messages, 'SCHEMA_VIOLATION');
+        return makeResult(policy, 'fail', messages, 'SCHEMA_VIOLATION');
       }
     }
-    return result('pass', []);
+    return makeResult(policy, 'pass', []);
   } catch (err) {
-    if (err instanceof DeadlineExceededError) return result('error', [err.message], 'DEADLINE_EXCEEDED');
-    if (err instanceof InputLimitError) return result('error', [err.message], 'INPUT_TOO_LARGE');
+    if (err instanceof DeadlineExceededError) return makeResult(policy, 'error', [err.message], 'DEADLINE_EXCEEDED');
+    if (err instanceof InputLimitError) return makeResult(policy, 'error', [err.message], 'INPUT_TOO_LARGE');
     if (err instanceof CostLimitError || (err as { cause?: unknown }).cause instanceof CostLimitError) {
-      return result('error', [`${(err as Error).message.split('\n')[0]}; the object is too large for this policy`], 'COST_LIMIT_EXCEEDED');
+      return makeResult(policy, 'error', [`${(err as Error).message.split('\n')[0]}; the object is too large for this policy`], 'COST_LIMIT_EXCEEDED');
     }
-    return result('error', [`evaluation error: ${describeEvaluationError(err)}`], 'EVALUATION_ERROR');
+    return makeResult(policy, 'error', [`evaluation error: ${describeEvaluationError(err)}`], 'EVALUATION_ERROR');
   }
 }

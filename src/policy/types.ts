@@ -62,6 +62,8 @@ export class PolicyFileError extends Error {
 }
 
 export interface CompiledValidation {
+  /** how --explain names it: validations[0] */
+  label: string;
   expression: CompiledExpression;
   message?: string;
   messageExpression?: CompiledExpression;
@@ -73,6 +75,17 @@ export type ParamsSource =
   | { kind: 'none' }
   | { kind: 'value'; value: unknown }
   | { kind: 'configMap'; namespace: string; name: string };
+
+export interface CompiledVariable {
+  name: string;
+  label: string;
+  expression: CompiledExpression;
+  /**
+   * Set when the value depends on the request alone (not params, namespaceObject or
+   * unshareable variables): policies defining the same variable share one evaluation per review.
+   */
+  shareKey?: string;
+}
 
 export interface CompiledRule {
   groups: Set<string>;
@@ -97,9 +110,9 @@ export interface CompiledPolicy {
   namespaceSelector?: LabelSelector;
   objectSelector?: LabelSelector;
   includeTerminating: boolean;
-  conditions: { name: string; expression: CompiledExpression }[];
+  conditions: { name: string; label: string; expression: CompiledExpression }[];
   params: ParamsSource;
-  variables: { name: string; expression: CompiledExpression }[];
+  variables: CompiledVariable[];
   validations: CompiledValidation[];
   schema?: ValidateFunction;
   /** true when evaluation needs CEL values of the request */

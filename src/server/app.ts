@@ -41,7 +41,7 @@ async function admissionRoutes(app: FastifyInstance): Promise<void> {
     try {
       const outcome = await admit(req.body, endpoint, admission);
       metrics.decisions.inc({ endpoint, allowed: String(outcome.decision.allowed), dry_run: String(outcome.record.request.dryRun) });
-      for (const r of outcome.results) metrics.policyResults.inc({ policy: r.name, mode: r.mode, result: r.result, code: r.code ?? '' });
+      for (const r of outcome.results) metrics.countPolicyResult({ policy: r.name, mode: r.mode, result: r.result, code: r.code ?? '' });
       metrics.requests.inc({ endpoint, code: '200' });
       return reply.code(200).send(outcome.review);
     } catch (err) {

@@ -52,6 +52,9 @@ export interface CompiledExpression {
   readonly source: string;
   readonly type: string;
   readonly cost: number;
+  /** top-level names it reads, and the `variables.x` names */
+  readonly identifiers: ReadonlySet<string>;
+  readonly variableRefs: ReadonlySet<string>;
   evaluate(activation: Record<string, unknown>): unknown;
 }
 
@@ -84,8 +87,12 @@ function messageOf(err: unknown): string {
 }
 
 /** Rewrites `matches` onto RE2, checks regex literals and `variables.x` references. */
-function prepare(ast: Node, variables: ReadonlySet<string> | undefined): void {
+function prepare(ast: Node, variables: ReadonlySet<string> | undefined): { identifiers: Set<string>; variableRefs: Set<string> } {
+  const identifiers = new Set<string>();
+  const variableRefs = new Set<string>();
   walk(ast, (n) => {
+    if (n.op === 'id') identifiers.add(n.args as string);
+    if ((n.op === '.' || n.op === '.?') && n.args[0].op === 'id' && n.args[0].args === 'variables') variableRefs.add(n.args[1]);
     if ((n.op === 'rcall' || n.op === 'call') && ['matches', 'find', 'findAll'].includes(n.args[0])) {
       const patternNode: Node | undefined = n.op === 'rcall' ? n.args[2][0] : n.args[1][1];
       if (patternNode?.op === 'value' && typeof patternNode.args === 'string') {
@@ -105,6 +112,7 @@ function prepare(ast: Node, variables: ReadonlySet<string> | undefined): void {
       }
     }
   });
+  return { identifiers, variableRefs };
 }
 
 export function compileExpression(source: string, options: CompileOptions): CompiledExpression {
@@ -115,7 +123,7 @@ export function compileExpression(source: string, options: CompileOptions): Comp
   } catch (err) {
     throw new CelCompileError(`syntax error: ${messageOf(err)}`, (err as { range?: { start: number } }).range?.start ?? 0);
   }
-  prepare(parsed.ast as Node, options.variables);
+  const { identifiers, variableRefs } = prepare(parsed.ast as Node, options.variables);
   const checked = parsed.check();
   if (!checked.valid) {
     const err = checked.error as { range?: { start: number } } | undefined;
@@ -135,7 +143,7 @@ export function compileExpression(source: string, options: CompileOptions): Comp
   }
   const budget = options.runtimeCostLimit ?? DEFAULT_RUNTIME_COST_LIMIT;
   return {
-    source, type, cost,
+    source, type, cost, identifiers, variableRefs,
     evaluate(activation) {
       armMeter(budget);
       try {

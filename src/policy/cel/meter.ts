@@ -37,6 +37,12 @@ const metered: ProxyHandler<unknown[]> = {
   },
 };
 
+/**
+ * Lists this short are not metered: loops nest at most two deep (three are refused at load),
+ * so unmetered work is at most SHORT_LIST^2 visits per expression, and the hot path stays fast.
+ */
+export const SHORT_LIST = 32;
+
 export function meterList<T>(list: T[]): T[] {
-  return new Proxy(list, metered as ProxyHandler<T[]>);
+  return list.length <= SHORT_LIST ? list : new Proxy(list, metered as ProxyHandler<T[]>);
 }
