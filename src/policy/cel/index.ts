@@ -12,6 +12,8 @@ import { registerURL } from './library/url.js';
 import { registerQuantity } from './library/quantity.js';
 import { registerIP } from './library/ip.js';
 import { registerSemver } from './library/semver.js';
+import { registerMath } from './library/math.js';
+import { registerTime } from './library/time.js';
 
 export { toCel, fromCel, DEFAULT_INPUT_LIMITS, InputLimitError, type InputLimits } from './convert.js';
 export { CostLimitError, DEFAULT_RUNTIME_COST_LIMIT } from './meter.js';
@@ -58,8 +60,21 @@ export interface CompiledExpression {
   evaluate(activation: Record<string, unknown>): unknown;
 }
 
-function buildEnvironment(variables: readonly string[]): Environment {
-  const env = new Environment({ enableOptionalTypes: true, homogeneousAggregateLiterals: true });
+export interface EnvironmentOptions {
+  variables?: readonly string[];
+  /** the cel-spec conformance runner's cel-go defaults; policies keep Kubernetes' settings */
+  conformance?: boolean;
+}
+
+/** An environment with trustgate's libraries; policies get theirs through compileExpression. */
+export function createCelEnvironment(options: EnvironmentOptions = {}): Environment {
+  return buildEnvironment(options.variables ?? [], options.conformance);
+}
+
+function buildEnvironment(variables: readonly string[], conformance = false): Environment {
+  const env = new Environment(conformance
+    ? { enableOptionalTypes: true, homogeneousAggregateLiterals: false, unlistedVariablesAreDyn: true }
+    : { enableOptionalTypes: true, homogeneousAggregateLiterals: true });
   for (const name of variables) env.registerVariable(name, 'dyn');
   registerStrings(env);
   registerLists(env);
@@ -68,6 +83,8 @@ function buildEnvironment(variables: readonly string[]): Environment {
   registerQuantity(env);
   registerIP(env);
   registerSemver(env);
+  registerMath(env);
+  registerTime(env);
   return env;
 }
 
@@ -84,6 +101,11 @@ function environmentFor(extra: readonly string[] = []): Environment {
 function messageOf(err: unknown): string {
   const msg = (err as Error).message ?? String(err);
   return msg.split('\n')[0]!;
+}
+
+/** Rewrites `matches` onto RE2 and checks regex literals (for callers with their own environment). */
+export function useRe2(ast: unknown): void {
+  prepare(ast as Node, undefined);
 }
 
 /** Rewrites `matches` onto RE2, checks regex literals and `variables.x` references. */
