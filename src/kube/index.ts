@@ -1,1 +1,2 @@
 export { StaticNamespaces, readNamespacesFile } from './namespaces-file.js';
+export { ClusterState, loadKubeConfig } from './cluster.js';

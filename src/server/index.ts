@@ -3,8 +3,8 @@ import { resolve } from 'node:path';
 import { pino, type Logger } from 'pino';
 import type { ServeConfig } from '../config.js';
 import { LogDecisionRecorder, type DecisionRecorder } from '../audit/index.js';
-import { readNamespacesFile } from '../kube/index.js';
-import { PolicyStore } from '../policy/index.js';
+import { ClusterState, loadKubeConfig, readNamespacesFile } from '../kube/index.js';
+import { PolicyStore, type PolicySet } from '../policy/index.js';
 import { buildApp } from './app.js';
 import { ensureDevelopmentCertificates } from './certs.js';
 import { createMetrics } from './metrics.js';
@@ -22,10 +22,19 @@ export interface RunningServer {
   close(): Promise<void>;
 }
 
+function configMapNamespaces(set: PolicySet): string[] {
+  return set.policies.flatMap((p) => (p.params.kind === 'configMap' ? [p.params.namespace] : []));
+}
+
 export async function startServer(config: ServeConfig, logger: Logger = pino({ level: config.logLevel })): Promise<RunningServer> {
   const metrics = createMetrics();
+  const cluster = config.kubeconfig || config.inCluster ? new ClusterState(loadKubeConfig(config), logger) : undefined;
   const store = new PolicyStore(config.policies, {
     loaded(set) {
+      cluster?.watchConfigMapNamespaces(configMapNamespaces(set));
+      if (!cluster && configMapNamespaces(set).length) {
+        logger.error({ policies: set.policies.filter((p) => p.params.kind === 'configMap').map((p) => p.name) }, 'policies take params from ConfigMaps but no cluster is configured: they will fail with PARAMS_NOT_FOUND');
+      }
       metrics.policyReloads.inc({ result: 'ok' });
       metrics.policiesLoaded.set(set.policies.length);
       metrics.policySetInfo.reset();
@@ -39,9 +48,14 @@ export async function startServer(config: ServeConfig, logger: Logger = pino({ l
       logger.error({ errors: errors.map((e) => e.message), keeping: store.current?.revision ?? null }, 'policy files rejected; the last good policy set stays active');
     },
   });
+  cluster?.watchNamespaces();
   const loadErrors = await store.reload();
   if (loadErrors.length) {
+    await cluster?.stop();
     throw new Error(`policies in ${config.policies.join(', ')} do not load:\n${loadErrors.map((e) => `  ${e.message}`).join('\n')}`);
+  }
+  if (!cluster && configMapNamespaces(store.current!).length) {
+    throw new Error('some policies take params from a ConfigMap: give --kubeconfig or --in-cluster');
   }
   store.watch();
 
@@ -58,13 +72,17 @@ export async function startServer(config: ServeConfig, logger: Logger = pino({ l
   metrics.certificateExpiry.set(tls.notAfter.getTime() / 1000);
 
   const recorder: DecisionRecorder = new LogDecisionRecorder(logger);
-  const namespaces = config.namespacesFile ? readNamespacesFile(config.namespacesFile) : undefined;
+  const namespaces = config.namespacesFile ? readNamespacesFile(config.namespacesFile) : cluster;
   const app = buildApp(
     {
-      admission: { policies: () => store.current, recorder, namespaces, replica: config.replica, deadlineMs: config.deadlineMs },
+      admission: { policies: () => store.current, recorder, namespaces, params: cluster, replica: config.replica, deadlineMs: config.deadlineMs },
       metrics,
       logger,
-      readiness: [{ name: 'policies', ready: () => store.current !== undefined }, { name: 'audit', ready: () => recorder.ready }],
+      readiness: [
+        { name: 'policies', ready: () => store.current !== undefined },
+        { name: 'audit', ready: () => recorder.ready },
+        { name: 'cluster caches', ready: () => cluster?.synced() ?? true },
+      ],
     },
     { bodyLimit: config.bodyLimit, https: { cert: tls.cert, key: tls.key, minVersion: 'TLSv1.2' } as never },
   );
@@ -94,6 +112,7 @@ export async function startServer(config: ServeConfig, logger: Logger = pino({ l
       reloader.close();
       store.close();
       await app.close(); // drains in-flight reviews before resolving
+      await cluster?.stop();
     },
   };
 }

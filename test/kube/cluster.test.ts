@@ -1,0 +1,76 @@
+// Namespace labels and ConfigMap params come from watch-backed caches of the cluster: a
+// change in the cluster changes the next decision, and no API call happens per request.
+import { mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import t from 'tap';
+import { startFakeApiServer } from '../helpers/fake-apiserver.js';
+import { policyDir, policyYaml } from '../helpers/policies.js';
+import { startTestServer } from '../helpers/server.js';
+
+const ns = (name: string, labels: Record<string, string>) => ({ apiVersion: 'v1', kind: 'Namespace', metadata: { name, labels, creationTimestamp: '2026-01-02T03:04:05Z' } });
+const cm = (data: Record<string, string>) => ({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'teams', namespace: 'trustgate' }, data });
+
+const policy = policyYaml('known-team', `
+match:
+  resources:
+    - { apiGroups: [""], resources: [pods], operations: [CREATE] }
+  namespaceSelector:
+    matchLabels: { role: tenant }
+params:
+  configMap: { namespace: trustgate, name: teams }
+validations:
+  - expression: "namespaceObject.metadata.creationTimestamp.startsWith('2026-')"
+    message: namespace objects reach CEL as plain JSON, timestamps as strings
+  - expression: "object.metadata.?labels.?team.orValue('') in params.data.allowed.split(' ')"
+    messageExpression: "'team ' + object.metadata.?labels.?team.orValue('(none)') + ' is not in ' + params.data.allowed"
+`);
+
+const review = (namespace: string, team: string) => ({
+  apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview',
+  request: {
+    uid: `u-${namespace}-${team}`, kind: { group: '', version: 'v1', kind: 'Pod' }, resource: { group: '', version: 'v1', resource: 'pods' },
+    namespace, operation: 'CREATE', userInfo: { username: 'alice' },
+    object: { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'p', labels: { team } }, spec: { containers: [] } },
+  },
+});
+
+async function eventually(check: () => Promise<boolean>, what: string): Promise<void> {
+  const until = Date.now() + 10_000;
+  while (Date.now() < until) {
+    if (await check()) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+t.test('namespaceSelector and ConfigMap params follow the cluster through watches', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'trustgate-kube-'));
+  const api = await startFakeApiServer(dir, {
+    '/api/v1/namespaces': [ns('shop', { role: 'tenant' }), ns('ops', {})],
+    '/api/v1/namespaces/trustgate/configmaps': [cm({ allowed: 'web payments' })],
+  });
+  t.teardown(() => api.close());
+  const server = await startTestServer({ policies: [await policyDir({ 'p.yaml': policy })], kubeconfig: api.kubeconfig });
+  t.teardown(() => server.close());
+  await eventually(async () => (await server.get('/readyz')).status === 200, 'caches to sync');
+
+  const decide = async (namespace: string, team: string) => (await server.post('/validate', review(namespace, team))).json().response;
+  t.equal((await decide('shop', 'web')).allowed, true, 'a listed team in a tenant namespace');
+  t.match((await decide('shop', 'ghosts')).status.message, /team ghosts is not in web payments/);
+  t.equal((await decide('ops', 'ghosts')).allowed, true, 'namespaceSelector leaves non-tenant namespaces alone');
+  const before = api.requests.length;
+
+  api.put('/api/v1/namespaces/trustgate/configmaps', cm({ allowed: 'web payments ghosts' }));
+  await eventually(async () => (await decide('shop', 'ghosts')).allowed === true, 'the ConfigMap update');
+  api.put('/api/v1/namespaces', ns('ops', { role: 'tenant' }));
+  await eventually(async () => (await decide('ops', 'intruders')).allowed === false, 'the namespace relabel');
+  t.equal(api.requests.slice(before).filter((r) => !r.endsWith('?watch')).length, 0, 'decisions made no list calls');
+
+  api.remove('/api/v1/namespaces/trustgate/configmaps', 'teams');
+  await eventually(async () => /params ConfigMap trustgate\/teams not found/.test((await decide('shop', 'web')).status?.message ?? ''), 'the ConfigMap deletion');
+});
+
+t.test('without a cluster, ConfigMap params refuse to start', async (t) => {
+  await t.rejects(startTestServer({ policies: [await policyDir({ 'p.yaml': policy })] }), /params from a ConfigMap: give --kubeconfig or --in-cluster/);
+});
