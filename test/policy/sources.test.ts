@@ -1,0 +1,88 @@
+// Tricky source URLs against the D2 allowlist: each with the decision a canonical check owes.
+import t from 'tap';
+import { canonicaliseSource, entryAllows, formatSource, nearestEntry, parseAllowEntry, splitAllowlist } from '../../src/policy/sources.js';
+
+const D2 = ['https://github.com/controlplaneio-fluxcd/', 'oci://ghcr.io/controlplaneio-fluxcd/', 'oci://ghcr.io/stefanprodan/charts/', 'oci://registry-1.docker.io/bitnamicharts/', 'ssh://git@github.com/controlplaneio-fluxcd/'].map(parseAllowEntry);
+
+function decide(url: string, isPrefix = false): 'allow' | 'deny' | 'invalid' {
+  let c;
+  try {
+    c = canonicaliseSource(url, { isPrefix });
+  } catch {
+    return 'invalid';
+  }
+  return D2.some((e) => entryAllows(e.canonical, c)) ? 'allow' : 'deny';
+}
+
+const table: [string, string, 'allow' | 'deny' | 'invalid', boolean?][] = [
+  ['D-01 an allowlisted OCI artifact', 'oci://ghcr.io/controlplaneio-fluxcd/d2-apps/frontend', 'allow'],
+  ['F01 org prefix confusion', 'oci://ghcr.io/controlplaneio-fluxcd-evil/d2-apps/frontend', 'deny'],
+  ['F02 dot segment in an OCI path is not a repository', 'oci://ghcr.io/controlplaneio-fluxcd/../attacker/manifests', 'invalid'],
+  ['F03 upper-case host', 'oci://GHCR.IO/controlplaneio-fluxcd/d2-apps/frontend', 'allow'],
+  ['F04 explicit default port', 'oci://ghcr.io:443/controlplaneio-fluxcd/d2-apps/frontend', 'allow'],
+  ['another port is another origin', 'oci://ghcr.io:5000/controlplaneio-fluxcd/d2-apps/frontend', 'deny'],
+  ['F05 docker.io is not registry-1.docker.io without an alias', 'oci://docker.io/bitnamicharts/redis', 'deny'],
+  ['F09 a tag inside the URL', 'oci://ghcr.io/controlplaneio-fluxcd/d2-apps/frontend:latest', 'invalid'],
+  ['upper case in an OCI path is not a repository', 'oci://ghcr.io/controlplaneio-fluxcd/D2-apps', 'invalid'],
+  ['F10 the registry root', 'oci://ghcr.io/', 'deny'],
+  ['F11 http instead of https', 'http://github.com/controlplaneio-fluxcd/d2-apps', 'deny'],
+  ['F12 credentials in the URL', 'https://x-access-token:ghp_secret@github.com/controlplaneio-fluxcd/d2-apps', 'invalid'],
+  ['F13 userinfo host confusion', 'https://github.com@evil.example/controlplaneio-fluxcd/d2-apps', 'invalid'],
+  ['F14 host suffix confusion', 'https://github.com.evil.example/controlplaneio-fluxcd/d2-apps', 'deny'],
+  ['F15 dot segments resolve out of the org', 'https://github.com/controlplaneio-fluxcd/../attacker/repo', 'deny'],
+  ['F16 percent-encoded dot segments too', 'https://github.com/controlplaneio-fluxcd/%2e%2e/attacker/repo', 'deny'],
+  ['mixed-case encoded dots', 'https://github.com/controlplaneio-fluxcd/%2E./attacker/repo', 'deny'],
+  ['a dot segment that stays inside is fine', 'https://github.com/controlplaneio-fluxcd/x/../d2-apps', 'allow'],
+  ['an encoded slash never splits a segment', 'https://github.com/controlplaneio-fluxcd%2F..%2Fattacker/repo', 'deny'],
+  ['F17 the org itself is not below the entry', 'https://github.com/controlplaneio-fluxcd', 'deny'],
+  ['F18 a trailing slash on the URL', 'https://github.com/controlplaneio-fluxcd/d2-apps/', 'allow'],
+  ['F19 ssh with the git user', 'ssh://git@github.com/controlplaneio-fluxcd/d2-apps', 'allow'],
+  ['scp-like git address is the same ssh identity', 'git@github.com:controlplaneio-fluxcd/d2-apps.git', 'allow'],
+  ['ssh with another user is another identity', 'ssh://deploy@github.com/controlplaneio-fluxcd/d2-apps', 'deny'],
+  ['ssh without a user is another identity', 'ssh://github.com/controlplaneio-fluxcd/d2-apps', 'deny'],
+  ['ssh with an scp path inside (invalid port)', 'ssh://git@github.com:controlplaneio-fluxcd/d2-apps', 'invalid'],
+  ['F20 upper-case scheme', 'HTTPS://github.com/controlplaneio-fluxcd/d2-apps', 'allow'],
+  ['F21 .git suffix', 'https://github.com/controlplaneio-fluxcd/d2-apps.git', 'allow'],
+  ['F22 an unlisted Helm repository', 'https://charts.bitnami.com/bitnami', 'deny'],
+  ['F23 an OCI HelmRepository names everything below it', 'oci://registry-1.docker.io/bitnamicharts', 'allow', true],
+  ['S-04 an OCI HelmRepository at the registry root', 'oci://ghcr.io/', 'deny', true],
+  ['paths stay case-sensitive', 'https://github.com/ControlPlaneIO-FluxCD/d2-apps', 'deny'],
+  ['a Unicode look-alike host is another host', 'https://gіthub.com/controlplaneio-fluxcd/d2-apps', 'deny'],
+  ['a query string is refused', 'https://github.com/controlplaneio-fluxcd/d2-apps?ref=main', 'invalid'],
+  ['git:// is refused unless listed', 'git://github.com/controlplaneio-fluxcd/d2-apps', 'deny'],
+  ['a trailing dot on the host is the same host', 'https://github.com./controlplaneio-fluxcd/d2-apps', 'allow'],
+  ['no scheme at all', 'github.com/controlplaneio-fluxcd/d2-apps', 'invalid'],
+];
+
+t.test('tricky URLs against the D2 allowlist', async (t) => {
+  for (const [name, url, expected, isPrefix] of table) t.equal(decide(url, isPrefix), expected, `${name}: ${url}`);
+});
+
+t.test('allow entries with and without a trailing slash both stop at segment boundaries', async (t) => {
+  for (const raw of ['oci://ghcr.io/org/', 'oci://ghcr.io/org']) {
+    const e = parseAllowEntry(raw).canonical;
+    t.notOk(entryAllows(e, canonicaliseSource('oci://ghcr.io/org-evil/app')), `${raw} does not admit org-evil`);
+    t.ok(entryAllows(e, canonicaliseSource('oci://ghcr.io/org/app')), `${raw} admits org/app`);
+  }
+  t.ok(entryAllows(parseAllowEntry('oci://ghcr.io/org').canonical, canonicaliseSource('oci://ghcr.io/org')), 'without a slash the entry admits itself');
+  t.ok(entryAllows(parseAllowEntry('http://charts.internal/').canonical, canonicaliseSource('http://charts.internal/x')), 'an entry may name an insecure scheme');
+});
+
+t.test('canonical forms', async (t) => {
+  t.equal(formatSource(canonicaliseSource('OCI://GHCR.io:443/org/app')), 'oci://ghcr.io/org/app');
+  t.equal(formatSource(canonicaliseSource('HTTPS://GitHub.com:443//Org/x/../Repo')), 'https://github.com/Org/Repo');
+  t.equal(formatSource(canonicaliseSource('https://bücher.example/x/%7Euser/./y')), 'https://xn--bcher-kva.example/x/~user/y');
+  t.equal(formatSource(canonicaliseSource('git@GitHub.com:org/repo.git')), 'ssh://git@github.com/org/repo.git');
+  t.equal(formatSource(canonicaliseSource('https://[::1]:8443/a')), 'https://[::1]:8443/a');
+});
+
+t.test('nearest entry, for messages that say what would pass', async (t) => {
+  t.equal(nearestEntry(D2, canonicaliseSource('oci://ghcr.io/stefanprodan/manifests/podinfo'))?.raw, 'oci://ghcr.io/stefanprodan/charts/');
+  t.equal(nearestEntry(D2, canonicaliseSource('https://github.com/stefanprodan/podinfo'))?.raw, 'https://github.com/controlplaneio-fluxcd/');
+});
+
+t.test("D2's allowlist format: spaces or newlines, empty entries dropped and counted", async (t) => {
+  t.same(splitAllowlist('a/  b/\nc/ '), { entries: ['a/', 'b/', 'c/'], emptyEntries: 1 });
+  t.same(splitAllowlist('a/\nb/'), { entries: ['a/', 'b/'], emptyEntries: 0 });
+  t.same(splitAllowlist('   '), { entries: [], emptyEntries: 0 });
+});
