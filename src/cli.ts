@@ -8,7 +8,7 @@ import { reviewForObject } from './admission/synthesize.js';
 import type { KubeObject } from './admission/types.js';
 import { NullDecisionRecorder } from './audit/index.js';
 import { ConfigError, parseFlags, resolveServeConfig, SERVE_OPTIONS, serveFlagKinds } from './config.js';
-import { readNamespacesFile } from './kube/index.js';
+import { readClusterFile } from './kube/index.js';
 import { loadPolicySet, runPolicyTests } from './policy/index.js';
 import { generateCertificates, startServer } from './server/index.js';
 
@@ -19,7 +19,7 @@ usage:
   trustgate lint    DIR|FILE...
   trustgate test    DIR...
   trustgate eval    --policies DIR (--review F | --object F [--old-object F] [--operation OP] [--namespace NS])
-                    [--namespaces-file F] [--mutate] [--explain]
+                    [--cluster-file F] [--mutate] [--explain]
   trustgate certs   generate --dns NAME... --out DIR
 
 exit codes: 0 success (eval: allowed), 1 failure (lint errors, failed tests, eval: denied), 2 usage or input error
@@ -76,7 +76,7 @@ async function test(argv: string[]): Promise<number> {
 async function evaluate(argv: string[]): Promise<number> {
   const { values } = parseFlags(argv, {
     policies: 'value', review: 'value', object: 'value', 'old-object': 'value', operation: 'value', namespace: 'value',
-    'namespaces-file': 'value', mutate: 'bool', explain: 'bool', 'sub-resource': 'value',
+    'cluster-file': 'value', mutate: 'bool', explain: 'bool', 'sub-resource': 'value',
   });
   const one = (k: string) => values.get(k)?.at(-1) as string | undefined;
   const policies = (values.get('policies') as string[] | undefined) ?? [];
@@ -97,11 +97,11 @@ async function evaluate(argv: string[]): Promise<number> {
       throw new UsageError(`${one('object')}: ${(err as Error).message}`);
     }
   }
-  const namespaces = one('namespaces-file') ? readNamespacesFile(one('namespaces-file')!) : undefined;
+  const cluster = one('cluster-file') ? readClusterFile(one('cluster-file')!) : undefined;
   let outcome;
   try {
     outcome = await admit(review, values.has('mutate') ? 'mutate' : 'validate',
-      { policies: () => set, recorder: new NullDecisionRecorder(), namespaces, replica: 'eval', deadlineMs: 8000 }, { explain: values.has('explain') });
+      { policies: () => set, recorder: new NullDecisionRecorder(), namespaces: cluster, params: cluster, replica: 'eval', deadlineMs: 8000 }, { explain: values.has('explain') });
   } catch (err) {
     if (err instanceof AdmissionInputError) throw new UsageError(`the review is not valid: ${err.message}`);
     throw err;

@@ -16,7 +16,7 @@ export interface ServeConfig {
   insecureRegistries: string[];
   kubeconfig?: string;
   inCluster: boolean;
-  namespacesFile?: string;
+  clusterFile?: string;
   deadlineMs: number;
   bodyLimit: number;
   logLevel: string;
@@ -45,7 +45,7 @@ export const SERVE_OPTIONS: OptionSpec[] = [
   { key: 'insecureRegistries', flag: 'insecure-registry', kind: 'list', help: 'HOST:PORT reachable over plain HTTP (repeatable)' },
   { key: 'kubeconfig', flag: 'kubeconfig', kind: 'string', help: 'kubeconfig for namespaces and ConfigMap params' },
   { key: 'inCluster', flag: 'in-cluster', kind: 'bool', help: 'use the pod service account' },
-  { key: 'namespacesFile', flag: 'namespaces-file', kind: 'string', help: 'YAML list of Namespace objects, for namespaceSelector without a cluster' },
+  { key: 'clusterFile', flag: 'cluster-file', kind: 'string', help: 'Namespace and ConfigMap objects (YAML), for namespaceSelector, params and allowlists without a cluster' },
   { key: 'deadlineMs', flag: 'deadline-ms', kind: 'number', help: 'internal deadline per request (default 8000, below the API server\'s 10 s)' },
   { key: 'bodyLimit', flag: 'body-limit', kind: 'number', help: 'largest accepted body in bytes (default 16 MiB)' },
   { key: 'logLevel', flag: 'log-level', kind: 'string', help: 'pino level (default info)' },

@@ -16,6 +16,7 @@ export function decide(results: readonly PolicyResult[]): Decision {
   const denials: string[] = [];
   const warnings: string[] = [];
   for (const r of results) {
+    for (const note of r.notes ?? []) warnings.push(`[${r.name}] ${note}`);
     if (r.result === 'pass') continue;
     // an evaluation error counts as a failure unless the policy says failurePolicy: Ignore
     const failing = r.result === 'fail' || r.failurePolicy === 'Fail';

@@ -1,2 +1,2 @@
-export { StaticNamespaces, readNamespacesFile } from './namespaces-file.js';
+export { StaticCluster, readClusterFile } from './cluster-file.js';
 export { ClusterState, loadKubeConfig } from './cluster.js';

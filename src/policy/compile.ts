@@ -7,6 +7,8 @@ import { Ajv2020 } from 'ajv/dist/2020.js';
 import { parse as parseYaml } from 'yaml';
 import { CelCompileError, compileExpression, type CompileOptions, type CompiledExpression } from './cel/index.js';
 import type { LoadedDocument } from './documents.js';
+import type { CompiledSourcesRule, SourcesRuleSpec } from './sources-rule.js';
+import { parseAllowEntry, splitAllowlist, type AllowEntry } from './sources.js';
 import { PolicyFileError, type CompiledPolicy, type CompiledRule, type CompiledVariable, type Document, type ParamsSource, type PolicySpec } from './types.js';
 
 // One Ajv for object schemas; compiled once per policy revision at load, never per request.
@@ -41,6 +43,38 @@ function shareKeyOf(expression: CompiledExpression, earlier: readonly CompiledVa
   return `${expression.source}\u0000${deps.join('\u0000')}`;
 }
 
+async function compileSourcesRule(spec: SourcesRuleSpec, loaded: LoadedDocument, fail: (path: (string | number)[], message: string) => void): Promise<CompiledSourcesRule> {
+  const entries: AllowEntry[] = [];
+  for (const [i, raw] of (spec.allow ?? []).entries()) {
+    try {
+      entries.push(parseAllowEntry(raw));
+    } catch (err) {
+      fail(['spec', 'sources', 'allow', i], (err as Error).message);
+    }
+  }
+  if (spec.allowFile) {
+    const path = resolve(dirname(loaded.file), spec.allowFile);
+    try {
+      for (const raw of splitAllowlist(await readFile(path, 'utf8')).entries) {
+        try {
+          entries.push(parseAllowEntry(raw));
+        } catch (err) {
+          fail(['spec', 'sources', 'allowFile'], `${path}: ${(err as Error).message}`);
+        }
+      }
+    } catch (err) {
+      fail(['spec', 'sources', 'allowFile'], `cannot read allowlist file ${path}: ${(err as Error).message.split('\n')[0]}`);
+    }
+  }
+  const cm = spec.allowConfigMap;
+  return {
+    entries,
+    configMap: cm ? { namespace: cm.namespace, name: cm.name, key: cm.key ?? 'sources' } : undefined,
+    crossNamespaceRefs: spec.crossNamespaceRefs ?? 'deny',
+    fields: spec.fields ?? [],
+  };
+}
+
 export async function compilePolicy(loaded: LoadedDocument): Promise<{ policy?: CompiledPolicy; errors: PolicyFileError[] }> {
   const doc = loaded.value as unknown as Document<PolicySpec>;
   const spec = doc.spec;
@@ -62,7 +96,6 @@ export async function compilePolicy(loaded: LoadedDocument): Promise<{ policy?: 
   };
 
   if (spec.images !== undefined) fail(['spec', 'images'], 'images rules are not supported by this build of trustgate yet; refusing to load rather than admit unverified images');
-  if (spec.sources !== undefined) fail(['spec', 'sources'], 'sources rules are not supported by this build of trustgate yet; refusing to load rather than admit unchecked sources');
 
   for (const [i, r] of spec.match.resources.entries()) {
     if (!r.resources?.length && !r.kinds?.length) fail(['spec', 'match', 'resources', i], 'a resource rule needs resources or kinds');
@@ -98,6 +131,8 @@ export async function compilePolicy(loaded: LoadedDocument): Promise<{ policy?: 
       fail(['spec', 'schema'], `invalid JSON Schema: ${(err as Error).message}`);
     }
   }
+  let sources: CompiledSourcesRule | undefined;
+  if (spec.sources) sources = await compileSourcesRule(spec.sources, loaded, fail);
   if (!validations.length && !schema && !spec.images && !spec.sources && !errors.length) {
     fail(['spec'], 'the policy checks nothing: add validations or a schema');
   }
@@ -133,6 +168,7 @@ export async function compilePolicy(loaded: LoadedDocument): Promise<{ policy?: 
       variables,
       validations,
       schema,
+      sources,
       usesCel: conditions.length + variables.length + validations.length > 0,
     },
   };

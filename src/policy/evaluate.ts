@@ -4,6 +4,7 @@ import type { ErrorObject } from 'ajv';
 import type { AdmissionRequest, KubeObject } from '../admission/types.js';
 import { CostLimitError, describeEvaluationError, fromCel, toCel, InputLimitError, type CompiledExpression } from './cel/index.js';
 import { policyInScope, type NamespaceLookup } from './match.js';
+import { evaluateSourcesRule } from './sources-rule.js';
 import type { CompiledPolicy } from './types.js';
 
 /** Stable reason codes: they reach the response, the decision record and the metrics unchanged. */
@@ -15,7 +16,8 @@ export type ReasonCode =
   | 'PARAMS_NOT_FOUND'
   | 'NAMESPACE_UNKNOWN'
   | 'INPUT_TOO_LARGE'
-  | 'COST_LIMIT_EXCEEDED';
+  | 'COST_LIMIT_EXCEEDED'
+  | 'SOURCE_NOT_ALLOWED';
 
 export interface PolicyResult {
   name: string;
@@ -26,6 +28,8 @@ export interface PolicyResult {
   result: 'pass' | 'fail' | 'error';
   code?: ReasonCode;
   messages: string[];
+  /** things the user should know whatever the result, e.g. empty allowlist entries (shown as warnings) */
+  notes?: string[];
 }
 
 export interface ExplainStep {
@@ -171,6 +175,14 @@ export function evaluatePolicy(policy: CompiledPolicy, ctx: EvaluationContext): 
     return undefined;
   }
   try {
+    // every part of the policy is judged, so one denial lists everything that must change
+    const messages: string[] = [];
+    let code: ReasonCode | undefined;
+    const failed = (c: ReasonCode, m: string[]) => {
+      if (!m.length) return;
+      code ??= c;
+      messages.push(...m);
+    };
     if (policy.usesCel) {
       const params = paramsFor(policy, ctx);
       if (params === undefined) {
@@ -184,17 +196,28 @@ export function evaluatePolicy(policy: CompiledPolicy, ctx: EvaluationContext): 
       activation.variables = lazyVariables(ctx, policy, activation);
       const failures = celFailures(policy, ctx, activation);
       if (failures === undefined) return undefined;
-      if (failures.length) return makeResult(policy, 'fail', failures, 'VALIDATION_FAILED');
+      failed('VALIDATION_FAILED', failures);
+    }
+    let notes: string[] | undefined;
+    if (policy.sources) {
+      ctx.checkDeadline();
+      const outcome = evaluateSourcesRule(policy.sources, ctx.request, ctx.params);
+      if (outcome.missing) return makeResult(policy, 'error', [outcome.missing], 'PARAMS_NOT_FOUND');
+      if (outcome.notes.length) notes = outcome.notes;
+      ctx.explain?.push({ policy: policy.name, step: 'sources', value: outcome.failures.length ? outcome.failures : 'allowed' });
+      failed('SOURCE_NOT_ALLOWED', outcome.failures);
     }
     if (policy.schema && ctx.request.object) {
       ctx.checkDeadline();
       if (!policy.schema(ctx.request.object)) {
-        const messages = schemaMessages(policy.schema.errors);
-        ctx.explain?.push({ policy: policy.name, step: 'schema', value: messages });
-        return makeResult(policy, 'fail', messages, 'SCHEMA_VIOLATION');
+        const schemaFailures = schemaMessages(policy.schema.errors);
+        ctx.explain?.push({ policy: policy.name, step: 'schema', value: schemaFailures });
+        failed('SCHEMA_VIOLATION', schemaFailures);
       }
     }
-    return makeResult(policy, 'pass', []);
+    const result = code ? makeResult(policy, 'fail', messages, code) : makeResult(policy, 'pass', []);
+    if (notes) result.notes = notes;
+    return result;
   } catch (err) {
     if (err instanceof DeadlineExceededError) return makeResult(policy, 'error', [err.message], 'DEADLINE_EXCEEDED');
     if (err instanceof InputLimitError) return makeResult(policy, 'error', [err.message], 'INPUT_TOO_LARGE');

@@ -6,7 +6,7 @@ import { admit } from '../admission/index.js';
 import { reviewForObject } from '../admission/synthesize.js';
 import type { AdmissionReviewResponse, KubeObject } from '../admission/types.js';
 import { NullDecisionRecorder } from '../audit/index.js';
-import { StaticNamespaces } from '../kube/index.js';
+import { StaticCluster } from '../kube/index.js';
 import { subsetPolicySet, type PolicySet } from './load.js';
 
 export interface TestCase {
@@ -40,7 +40,7 @@ export async function runPolicyTests(set: PolicySet): Promise<CaseOutcome[]> {
   const outcomes: CaseOutcome[] = [];
   for (const doc of set.tests) {
     const suite = (doc.value.metadata as { name: string }).name;
-    const spec = doc.value.spec as { policies?: string[]; namespaces?: Record<string, Record<string, string>>; cases: TestCase[] };
+    const spec = doc.value.spec as { policies?: string[]; namespaces?: Record<string, Record<string, string>>; configMaps?: KubeObject[]; cases: TestCase[] };
     const base = dirname(doc.file);
     let policies: PolicySet;
     try {
@@ -49,7 +49,7 @@ export async function runPolicyTests(set: PolicySet): Promise<CaseOutcome[]> {
       outcomes.push({ suite, name: '(suite)', passed: false, detail: (err as Error).message });
       continue;
     }
-    const namespaces = StaticNamespaces.fromLabels(spec.namespaces ?? {});
+    const cluster = StaticCluster.fromLabels(spec.namespaces ?? {}, spec.configMaps ?? []);
     for (const c of spec.cases) {
       try {
         let review: unknown = c.review ?? (c.reviewFile ? await readData(base, c.reviewFile) : undefined);
@@ -58,7 +58,7 @@ export async function runPolicyTests(set: PolicySet): Promise<CaseOutcome[]> {
           review = reviewForObject(object, { operation: c.operation, namespace: c.namespace, oldObject: c.oldObject, subResource: c.subResource, userInfo: c.userInfo as never });
         }
         const outcome = await admit(review, c.endpoint ?? 'validate', {
-          policies: () => policies, recorder: new NullDecisionRecorder(), namespaces, replica: 'test', deadlineMs: 8000,
+          policies: () => policies, recorder: new NullDecisionRecorder(), namespaces: cluster, params: cluster, replica: 'test', deadlineMs: 8000,
         });
         const r = outcome.review.response;
         const got = verdict(r);

@@ -1,6 +1,7 @@
 // Policy documents as written, and as compiled for the hot path.
 import type { ValidateFunction } from 'ajv';
 import type { CompiledExpression } from './cel/index.js';
+import type { CompiledSourcesRule, SourcesRuleSpec } from './sources-rule.js';
 
 export type Mode = 'enforce' | 'warn' | 'audit';
 export type FailurePolicy = 'Fail' | 'Ignore';
@@ -37,7 +38,7 @@ export interface PolicySpec {
   variables?: { name: string; expression: string }[];
   validations?: { expression: string; message?: string; messageExpression?: string; reason?: string }[];
   schema?: Record<string, unknown>;
-  sources?: unknown;
+  sources?: SourcesRuleSpec;
   images?: unknown[];
 }
 
@@ -115,6 +116,7 @@ export interface CompiledPolicy {
   variables: CompiledVariable[];
   validations: CompiledValidation[];
   schema?: ValidateFunction;
+  sources?: CompiledSourcesRule;
   /** true when evaluation needs CEL values of the request */
   usesCel: boolean;
 }

@@ -3,7 +3,7 @@ import { resolve } from 'node:path';
 import { pino, type Logger } from 'pino';
 import type { ServeConfig } from '../config.js';
 import { LogDecisionRecorder, type DecisionRecorder } from '../audit/index.js';
-import { ClusterState, loadKubeConfig, readNamespacesFile } from '../kube/index.js';
+import { ClusterState, loadKubeConfig, readClusterFile } from '../kube/index.js';
 import { PolicyStore, type PolicySet } from '../policy/index.js';
 import { buildApp } from './app.js';
 import { ensureDevelopmentCertificates } from './certs.js';
@@ -22,8 +22,12 @@ export interface RunningServer {
   close(): Promise<void>;
 }
 
+/** namespaces whose ConfigMaps policies read: params, and allowlists of sources rules */
 function configMapNamespaces(set: PolicySet): string[] {
-  return set.policies.flatMap((p) => (p.params.kind === 'configMap' ? [p.params.namespace] : []));
+  return set.policies.flatMap((p) => [
+    ...(p.params.kind === 'configMap' ? [p.params.namespace] : []),
+    ...(p.sources?.configMap ? [p.sources.configMap.namespace] : []),
+  ]);
 }
 
 export async function startServer(config: ServeConfig, logger: Logger = pino({ level: config.logLevel })): Promise<RunningServer> {
@@ -32,8 +36,10 @@ export async function startServer(config: ServeConfig, logger: Logger = pino({ l
   const store = new PolicyStore(config.policies, {
     loaded(set) {
       cluster?.watchConfigMapNamespaces(configMapNamespaces(set));
-      if (!cluster && configMapNamespaces(set).length) {
-        logger.error({ policies: set.policies.filter((p) => p.params.kind === 'configMap').map((p) => p.name) }, 'policies take params from ConfigMaps but no cluster is configured: they will fail with PARAMS_NOT_FOUND');
+      if (!cluster && !config.clusterFile && configMapNamespaces(set).length) {
+        // fail closed, loudly: these policies deny (failurePolicy Fail) until cluster data is given
+        logger.error({ policies: set.policies.filter((p) => p.params.kind === 'configMap' || p.sources?.configMap).map((p) => p.name) },
+          'policies read ConfigMaps but no cluster is configured (--kubeconfig, --in-cluster or --cluster-file): they fail with PARAMS_NOT_FOUND');
       }
       metrics.policyReloads.inc({ result: 'ok' });
       metrics.policiesLoaded.set(set.policies.length);
@@ -54,9 +60,6 @@ export async function startServer(config: ServeConfig, logger: Logger = pino({ l
     await cluster?.stop();
     throw new Error(`policies in ${config.policies.join(', ')} do not load:\n${loadErrors.map((e) => `  ${e.message}`).join('\n')}`);
   }
-  if (!cluster && configMapNamespaces(store.current!).length) {
-    throw new Error('some policies take params from a ConfigMap: give --kubeconfig or --in-cluster');
-  }
   store.watch();
 
   let certFile = config.tlsCert;
@@ -72,10 +75,10 @@ export async function startServer(config: ServeConfig, logger: Logger = pino({ l
   metrics.certificateExpiry.set(tls.notAfter.getTime() / 1000);
 
   const recorder: DecisionRecorder = new LogDecisionRecorder(logger);
-  const namespaces = config.namespacesFile ? readNamespacesFile(config.namespacesFile) : cluster;
+  const offline = config.clusterFile ? readClusterFile(config.clusterFile) : undefined;
   const app = buildApp(
     {
-      admission: { policies: () => store.current, recorder, namespaces, params: cluster, replica: config.replica, deadlineMs: config.deadlineMs },
+      admission: { policies: () => store.current, recorder, namespaces: offline ?? cluster, params: offline ?? cluster, replica: config.replica, deadlineMs: config.deadlineMs },
       metrics,
       logger,
       readiness: [

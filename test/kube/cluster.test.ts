@@ -71,6 +71,10 @@ t.test('namespaceSelector and ConfigMap params follow the cluster through watche
   await eventually(async () => /params ConfigMap trustgate\/teams not found/.test((await decide('shop', 'web')).status?.message ?? ''), 'the ConfigMap deletion');
 });
 
-t.test('without a cluster, ConfigMap params refuse to start', async (t) => {
-  await t.rejects(startTestServer({ policies: [await policyDir({ 'p.yaml': policy })] }), /params from a ConfigMap: give --kubeconfig or --in-cluster/);
+t.test('without cluster data, policies that need it fail closed', async (t) => {
+  const server = await startTestServer({ policies: [await policyDir({ 'p.yaml': policy })] });
+  t.teardown(() => server.close());
+  const response = (await server.post('/validate', review('shop', 'web'))).json().response;
+  t.equal(response.allowed, false);
+  t.match(response.status.message, /\[known-team\] namespace shop is unknown/);
 });

@@ -2,7 +2,7 @@
 import t from 'tap';
 import type { AdmissionRequest } from '../../src/admission/index.js';
 import { loadPolicySet, EvaluationContext, evaluatePolicy } from '../../src/policy/index.js';
-import { StaticNamespaces } from '../../src/kube/index.js';
+import { StaticCluster } from '../../src/kube/index.js';
 import { policyDir, policyYaml } from '../helpers/policies.js';
 
 function request(over: Partial<AdmissionRequest> = {}): AdmissionRequest {
@@ -46,7 +46,7 @@ t.test('namespaces, excludeNamespaces, namespaceSelector, objectSelector', async
     'not-prod': 'match:\n  resources: [{ apiGroups: [""], resources: [pods], operations: [CREATE] }]\n  namespaceSelector:\n    matchExpressions: [{ key: env, operator: NotIn, values: [prod] }]',
     web: 'match:\n  resources: [{ apiGroups: [""], resources: [pods], operations: [CREATE] }]\n  objectSelector:\n    matchExpressions: [{ key: app, operator: In, values: [web] }]',
   });
-  const namespaces = StaticNamespaces.fromLabels({ shop: { role: 'tenant', env: 'prod' }, dev: { env: 'dev' } });
+  const namespaces = StaticCluster.fromLabels({ shop: { role: 'tenant', env: 'prod' }, dev: { env: 'dev' } });
   const applied = (req: AdmissionRequest) => set.index.candidates(req).map((p) => [p.name, evaluatePolicy(p, new EvaluationContext(req, Date.now() + 1000, namespaces))?.result ?? 'skip']);
   t.same(applied(request()), [['only', 'pass'], ['exclude', 'skip'], ['tenants', 'pass'], ['not-prod', 'skip'], ['web', 'pass']]);
   t.same(applied(request({ namespace: 'dev', object: { metadata: { name: 'x' } } })), [['only', 'skip'], ['exclude', 'pass'], ['tenants', 'skip'], ['not-prod', 'pass'], ['web', 'skip']]);

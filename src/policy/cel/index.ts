@@ -14,6 +14,7 @@ import { registerIP } from './library/ip.js';
 import { registerSemver } from './library/semver.js';
 import { registerMath } from './library/math.js';
 import { registerTime } from './library/time.js';
+import { registerSources } from './library/sources.js';
 
 export { toCel, fromCel, DEFAULT_INPUT_LIMITS, InputLimitError, type InputLimits } from './convert.js';
 export { CostLimitError, DEFAULT_RUNTIME_COST_LIMIT } from './meter.js';
@@ -85,6 +86,7 @@ function buildEnvironment(variables: readonly string[], conformance = false): En
   registerSemver(env);
   registerMath(env);
   registerTime(env);
+  registerSources(env);
   return env;
 }
 

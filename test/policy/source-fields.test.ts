@@ -1,0 +1,55 @@
+// Source URLs in Argo CD objects and in kinds added by JSON pointer, judged by a sources rule.
+import t from 'tap';
+import { admit } from '../../src/admission/index.js';
+import { reviewForObject } from '../../src/admission/synthesize.js';
+import { NullDecisionRecorder } from '../../src/audit/index.js';
+import { loadPolicySet, type PolicySet } from '../../src/policy/index.js';
+import { policyDir, policyYaml } from '../helpers/policies.js';
+
+let set: PolicySet;
+t.before(async () => {
+  const result = await loadPolicySet([await policyDir({ 'p.yaml': policyYaml('gitops-sources', `
+match:
+  resources:
+    - { apiGroups: [argoproj.io], resources: [applications, applicationsets, appprojects], operations: [CREATE, UPDATE] }
+    - { apiGroups: [example.com], resources: [mirrors], operations: [CREATE] }
+sources:
+  allow: ["https://github.com/acme/", "oci://ghcr.io/acme/charts/"]
+  fields:
+    - { apiGroups: [example.com], kinds: [Mirror], pointers: ["/spec/upstream", "/spec/replicas/*/url"] }
+`) })]);
+  set = result.set!;
+});
+
+const decide = async (object: Record<string, unknown>) =>
+  (await admit(reviewForObject(object as never, { namespace: 'argocd' }), 'validate', { policies: () => set, recorder: new NullDecisionRecorder(), replica: 't', deadlineMs: 8000 })).review.response;
+
+t.test('Argo CD Application: source and every one of sources', async (t) => {
+  const app = (sources: unknown[]) => ({ apiVersion: 'argoproj.io/v1alpha1', kind: 'Application', metadata: { name: 'a' }, spec: { sources } });
+  t.equal((await decide(app([{ repoURL: 'https://github.com/acme/app.git' }, { repoURL: 'ghcr.io/acme/charts', chart: 'web' }]))).allowed, true);
+  const denied = await decide(app([{ repoURL: 'https://github.com/acme/app.git' }, { repoURL: 'https://github.com/evil/app.git' }]));
+  t.match(denied.status?.message, /spec\.sources\[1\]\.repoURL https:\/\/github\.com\/evil\/app\.git is not on the source allowlist/);
+});
+
+t.test('ApplicationSet templates and git generators; templated URLs cannot be vouched for', async (t) => {
+  const set = (repoURL: string, generator = 'https://github.com/acme/apps.git') => ({
+    apiVersion: 'argoproj.io/v1alpha1', kind: 'ApplicationSet', metadata: { name: 's' },
+    spec: { generators: [{ git: { repoURL: generator } }], template: { spec: { source: { repoURL } } } },
+  });
+  t.equal((await decide(set('https://github.com/acme/app.git'))).allowed, true);
+  t.match((await decide(set('https://github.com/acme/app.git', 'https://gitlab.com/x/y'))).status?.message, /spec\.generators\[0\]\.git\.repoURL/);
+  t.equal((await decide(set('https://github.com/{{org}}/app.git'))).allowed, false);
+});
+
+t.test('AppProject sourceRepos: an org glob is a prefix, "*" admits everything and is refused', async (t) => {
+  const project = (sourceRepos: string[]) => ({ apiVersion: 'argoproj.io/v1alpha1', kind: 'AppProject', metadata: { name: 'p' }, spec: { sourceRepos } });
+  t.equal((await decide(project(['https://github.com/acme/*']))).allowed, true);
+  t.equal((await decide(project(['https://github.com/*']))).allowed, false);
+  t.match((await decide(project(['*']))).status?.message, /spec\.sourceRepos\[0\]/);
+});
+
+t.test('other kinds by JSON pointer, with * over lists', async (t) => {
+  const mirror = (upstream: string, replica: string) => ({ apiVersion: 'example.com/v1', kind: 'Mirror', metadata: { name: 'm' }, spec: { upstream, replicas: [{ url: replica }] } });
+  t.equal((await decide(mirror('https://github.com/acme/a', 'https://github.com/acme/b'))).allowed, true);
+  t.match((await decide(mirror('https://github.com/acme/a', 'https://evil.example/b'))).status?.message, /spec\.replicas\[0\]\.url https:\/\/evil\.example\/b/);
+});
