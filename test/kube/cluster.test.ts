@@ -4,6 +4,7 @@ import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
+import { eventually } from '../helpers/eventually.js';
 import { startFakeApiServer } from '../helpers/fake-apiserver.js';
 import { policyDir, policyYaml } from '../helpers/policies.js';
 import { startTestServer } from '../helpers/server.js';
@@ -35,14 +36,6 @@ const review = (namespace: string, team: string) => ({
   },
 });
 
-async function eventually(check: () => Promise<boolean>, what: string): Promise<void> {
-  const until = Date.now() + 10_000;
-  while (Date.now() < until) {
-    if (await check()) return;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
 
 t.test('namespaceSelector and ConfigMap params follow the cluster through watches', async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'trustgate-kube-'));

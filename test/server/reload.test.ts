@@ -6,6 +6,7 @@ import { readFile, writeFile, mkdtemp, cp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
+import { eventually } from '../helpers/eventually.js';
 import { generateCertificates } from '../../src/server/index.js';
 import { policyDir, policyYaml, POD_RULE } from '../helpers/policies.js';
 import { startTestServer, readFixture } from '../helpers/server.js';
@@ -21,14 +22,6 @@ function servedCertificate(port: number, ca: Buffer): Promise<X509Certificate> {
   });
 }
 
-async function eventually(check: () => Promise<boolean>, what: string, ms = 5000): Promise<void> {
-  const until = Date.now() + ms;
-  while (Date.now() < until) {
-    if (await check()) return;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
 
 t.test('a rotated serving certificate is served without a restart', async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'trustgate-tls-'));
