@@ -6,7 +6,9 @@ import { parse as parseYaml } from 'yaml';
 import { admit, AdmissionInputError } from './admission/index.js';
 import { reviewForObject } from './admission/synthesize.js';
 import type { KubeObject } from './admission/types.js';
-import { NullDecisionRecorder } from './audit/index.js';
+import { NullDecisionRecorder, query, tableRow, verifyRecords, type QueryFilter } from './audit/index.js';
+import type { DecisionRecord } from './audit/record.js';
+import { readLogLines } from './audit/sources.js';
 import { ConfigError, parseFlags, resolveServeConfig, SERVE_OPTIONS, serveFlagKinds } from './config.js';
 import { readClusterFile } from './kube/index.js';
 import { loadPolicySet, runPolicyTests } from './policy/index.js';
@@ -21,6 +23,9 @@ usage:
   trustgate eval    --policies DIR (--review F | --object F [--old-object F] [--operation OP] [--namespace NS])
                     [--cluster-file F] [--mutate] [--explain]
   trustgate certs   generate --dns NAME... --out DIR
+  trustgate audit   verify SOURCE... | query SOURCE... [--since T] [--until T] [--namespace NS] [--user U]
+                    [--policy P] [--allowed|--denied] [--image REF] [--format json|table]
+                    SOURCE: a file sink's file (rotated siblings included) or a spool directory
 
 exit codes: 0 success (eval: allowed), 1 failure (lint errors, failed tests, eval: denied), 2 usage or input error
 `;
@@ -150,8 +155,64 @@ async function certs(argv: string[]): Promise<number> {
   return 0;
 }
 
-const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = { serve, lint, test, eval: evaluate, certs };
-const PLANNED = new Set(['verify', 'verify-bundle', 'audit', 'manifests']);
+function parseTime(v: string, flag: string): Date {
+  const rel = /^(\d+)(s|m|h|d)$/.exec(v);
+  const d = rel ? new Date(Date.now() - Number(rel[1]) * { s: 1e3, m: 6e4, h: 3.6e6, d: 8.64e7 }[rel[2] as 's']) : new Date(v);
+  if (Number.isNaN(d.getTime())) throw new UsageError(`${flag} takes an RFC 3339 time or an age like 30m, 24h, 7d; got ${JSON.stringify(v)}`);
+  return d;
+}
+
+async function audit(argv: string[]): Promise<number> {
+  const { values, positionals } = parseFlags(argv, {
+    since: 'value', until: 'value', namespace: 'value', user: 'value', policy: 'value', image: 'value', allowed: 'bool', denied: 'bool', format: 'value',
+  });
+  const [action, ...sources] = positionals;
+  if ((action !== 'verify' && action !== 'query') || !sources.length) throw new UsageError('usage: trustgate audit verify SOURCE... | audit query SOURCE... [filters]');
+  const lines = (() => {
+    try {
+      return [...readLogLines(sources)];
+    } catch (err) {
+      throw new UsageError((err as Error).message);
+    }
+  })();
+  if (action === 'verify') {
+    const result = verifyRecords(lines);
+    for (const [replica, r] of Object.entries(result.replicas)) process.stdout.write(`replica ${replica}: ${r.count} records, seq ${r.first}…${r.last}\n`);
+    if (!result.problems.length) {
+      process.stdout.write(`verified: ${result.records} records, every chain intact\n`);
+      return 0;
+    }
+    for (const p of result.problems) process.stdout.write(`FAILED ${p.kind} at ${p.where ?? `position ${p.position}`} (replica ${p.replica}, seq ${p.seq ?? '?'}): ${p.detail}\n`);
+    return 1;
+  }
+  const one = (k: string) => values.get(k)?.at(-1) as string | undefined;
+  if (values.has('allowed') && values.has('denied')) throw new UsageError('give --allowed or --denied, not both');
+  const filter: QueryFilter = {
+    since: one('since') ? parseTime(one('since')!, '--since') : undefined,
+    until: one('until') ? parseTime(one('until')!, '--until') : undefined,
+    namespace: one('namespace'), user: one('user'), policy: one('policy'), image: one('image'),
+    allowed: values.has('allowed') ? true : values.has('denied') ? false : undefined,
+  };
+  const format = one('format') ?? 'json';
+  if (format !== 'json' && format !== 'table') throw new UsageError('--format is json or table');
+  const records = lines.flatMap((l) => {
+    try {
+      return [JSON.parse(l.text) as DecisionRecord];
+    } catch {
+      return [];
+    }
+  });
+  let n = 0;
+  for (const r of query(records, filter)) {
+    process.stdout.write(`${format === 'table' ? tableRow(r) : JSON.stringify(r)}\n`);
+    n++;
+  }
+  if (format === 'table') process.stderr.write(`${n} decision(s)\n`);
+  return 0;
+}
+
+const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = { serve, lint, test, eval: evaluate, certs, audit };
+const PLANNED = new Set(['verify', 'verify-bundle', 'manifests']);
 
 export async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;

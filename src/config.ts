@@ -11,7 +11,12 @@ export interface ServeConfig {
   certDir: string;
   certDnsNames: string[];
   audit: string[];
-  auditSpool?: string;
+  auditSpool: string;
+  auditFull: 'deny' | 'allow';
+  auditSpoolMaxBytes: number;
+  auditHeaders: string[];
+  auditCa?: string;
+  clusterName: string;
   registryConfig?: string;
   insecureRegistries: string[];
   kubeconfig?: string;
@@ -39,8 +44,13 @@ export const SERVE_OPTIONS: OptionSpec[] = [
   { key: 'tlsKey', flag: 'tls-key', kind: 'string', help: 'serving key (PEM)' },
   { key: 'certDir', flag: 'cert-dir', kind: 'string', help: 'where development certificates are generated when none are given (default ./certs)' },
   { key: 'certDnsNames', flag: 'cert-dns', kind: 'list', help: 'DNS names or IPs for the generated certificate (default localhost, 127.0.0.1)' },
-  { key: 'audit', flag: 'audit', kind: 'list', help: 'audit sink (repeatable): stdout (default)' },
-  { key: 'auditSpool', flag: 'audit-spool', kind: 'string', help: 'audit spool directory' },
+  { key: 'audit', flag: 'audit', kind: 'list', help: 'audit sink (repeatable): stdout, file:PATH, http(s)://URL (default stdout)' },
+  { key: 'auditSpool', flag: 'audit-spool', kind: 'string', help: 'audit spool directory: records are on disk here before a response leaves (default ./spool)' },
+  { key: 'auditFull', flag: 'audit-full', kind: 'string', help: 'when the spool is full: deny (default) or allow (admit, count the loss)' },
+  { key: 'auditSpoolMaxBytes', flag: 'audit-spool-max-bytes', kind: 'number', help: 'spool size limit (default 1 GiB)' },
+  { key: 'auditHeaders', flag: 'audit-header', kind: 'list', help: "'Name: value' header for http sinks (repeatable), e.g. a bearer token" },
+  { key: 'auditCa', flag: 'audit-ca', kind: 'string', help: 'CA bundle for https sinks' },
+  { key: 'clusterName', flag: 'cluster-name', kind: 'string', help: 'cluster label in decision records' },
   { key: 'registryConfig', flag: 'registry-config', kind: 'string', help: 'docker config.json with registry credentials' },
   { key: 'insecureRegistries', flag: 'insecure-registry', kind: 'list', help: 'HOST:PORT reachable over plain HTTP (repeatable)' },
   { key: 'kubeconfig', flag: 'kubeconfig', kind: 'string', help: 'kubeconfig for namespaces and ConfigMap params' },
@@ -59,6 +69,11 @@ export function defaultConfig(): ServeConfig {
     certDir: './certs',
     certDnsNames: ['localhost', '127.0.0.1'],
     audit: ['stdout'],
+    auditSpool: './spool',
+    auditFull: 'deny',
+    auditSpoolMaxBytes: 1 << 30,
+    auditHeaders: [],
+    clusterName: '',
     insecureRegistries: [],
     inCluster: false,
     deadlineMs: 8000,
@@ -78,7 +93,7 @@ function parseListen(v: string): ServeConfig['listen'] {
 function coerce(spec: OptionSpec, raw: unknown, where: string): unknown {
   if (spec.key === 'listen') return typeof raw === 'string' ? parseListen(raw) : raw;
   switch (spec.kind) {
-    case 'list': return Array.isArray(raw) ? raw.map(String) : String(raw).split(',').map((s) => s.trim()).filter(Boolean);
+    case 'list': return Array.isArray(raw) ? raw.map(String) : spec.key === 'auditHeaders' ? [String(raw)] : String(raw).split(',').map((s) => s.trim()).filter(Boolean);
     case 'number': {
       const n = Number(raw);
       if (!Number.isFinite(n) || n <= 0) throw new ConfigError(`${where}: ${spec.flag} must be a positive number, got ${JSON.stringify(raw)}`);
@@ -148,6 +163,12 @@ export function resolveServeConfig(flags: ParsedFlags, env: NodeJS.ProcessEnv = 
   const c = config as unknown as ServeConfig;
   if (Boolean(c.tlsCert) !== Boolean(c.tlsKey)) throw new ConfigError('--tls-cert and --tls-key go together');
   if (c.kubeconfig && c.inCluster) throw new ConfigError('give --kubeconfig or --in-cluster, not both');
-  for (const sink of c.audit) if (sink !== 'stdout') throw new ConfigError(`audit sink ${JSON.stringify(sink)} is not supported by this build (supported: stdout)`);
+  for (const sink of c.audit) {
+    if (!(sink === 'stdout' || sink.startsWith('file:') || /^https?:\/\//.test(sink))) {
+      throw new ConfigError(`audit sink ${JSON.stringify(sink)} is not supported by this build (stdout, file:PATH, http(s)://URL)`);
+    }
+  }
+  if (c.auditFull !== 'deny' && c.auditFull !== 'allow') throw new ConfigError(`--audit-full must be deny or allow, got ${JSON.stringify(c.auditFull)}`);
+  for (const h of c.auditHeaders) if (!/^[A-Za-z0-9-]+:\s?.+/.test(h)) throw new ConfigError(`--audit-header must look like 'Name: value'`);
   return c;
 }

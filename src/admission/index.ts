@@ -1,7 +1,7 @@
 // The admission recipe, whole in one function: parse the review, select the policies,
 // evaluate, decide, record, respond.
 import { randomUUID } from 'node:crypto';
-import { buildDecisionRecord, type DecisionRecord, type DecisionRecorder } from '../audit/index.js';
+import { AuditUnavailableError, buildDecisionRecord, type DecisionRecord, type DecisionRecorder } from '../audit/index.js';
 import { evaluatePolicy, EvaluationContext, type ExplainStep, type NamespaceLookup, type ParamsLookup, type PolicyResult, type PolicySet } from '../policy/index.js';
 import { decide, type Decision } from './decide.js';
 import { parseReview } from './parse.js';
@@ -21,6 +21,7 @@ export interface AdmissionServices {
   replica: string;
   /** internal deadline in ms, below the API server's timeout */
   deadlineMs: number;
+  labels?: { cluster: string; version: string };
 }
 
 export interface AdmissionOutcome {
@@ -51,7 +52,14 @@ export async function admit(body: unknown, endpoint: Endpoint, services: Admissi
   const decision = decide(results);
   const patch: JsonPatchOperation[] = [];
   const decisionId = randomUUID();
-  const record = buildDecisionRecord({ decisionId, replica: services.replica, request, endpoint, allowed: decision.allowed, startedAt, policySetRevision: set.revision, results, patch });
-  await services.recorder.record(record);
+  const record = buildDecisionRecord({ decisionId, replica: services.replica, request, endpoint, allowed: decision.allowed, startedAt, policySetRevision: set.revision, results, patch, labels: services.labels });
+  try {
+    await services.recorder.record(record);
+  } catch (err) {
+    if (!(err instanceof AuditUnavailableError)) throw err;
+    // nothing is admitted unrecorded: a decision that cannot be recorded becomes a denial
+    const refused: Decision = { allowed: false, denials: [`[trustgate] ${err.message}`], warnings: decision.warnings };
+    return { review: buildResponse(request.uid, refused, decisionId), decision: refused, results, record, explain };
+  }
   return { review: buildResponse(request.uid, decision, decisionId, patch), decision, results, record, explain };
 }

@@ -1,23 +1,19 @@
-// The audit pipeline's entry point. For now decisions go to a structured log line; the
-// spool, hash chain and external sinks plug in behind the same DecisionRecorder interface.
-import type { Logger } from 'pino';
+// The audit trail: decision records, the hash chain, the spool and the sinks fed from it.
 import type { DecisionRecord } from './record.js';
 
 export { buildDecisionRecord, objectDigest, type DecisionRecord } from './record.js';
 export { canonicalJson } from './canonical.js';
+export { AuditPipeline, AuditUnavailableError, type AuditMetrics } from './pipeline.js';
+export { HashChain, recordHash, GENESIS_HASH } from './chain.js';
+export { verifyRecords, type VerifyResult, type ChainProblem } from './verify.js';
+export { query, tableRow, type QueryFilter } from './query.js';
+export { createSink } from './sinks/index.js';
+export type { AuditSink } from './sinks/types.js';
 
 export interface DecisionRecorder {
   /** resolves once the record is durable enough to answer the API server */
   record(record: DecisionRecord): Promise<void> | void;
   readonly ready: boolean;
-}
-
-export class LogDecisionRecorder implements DecisionRecorder {
-  readonly ready = true;
-  constructor(private readonly log: Logger) {}
-  record(record: DecisionRecord): void {
-    this.log.info({ decision: record }, record.allowed ? 'admission allowed' : 'admission denied');
-  }
 }
 
 export class NullDecisionRecorder implements DecisionRecorder {

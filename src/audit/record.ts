@@ -1,5 +1,6 @@
 // The DecisionRecord of DESIGN.md: one per admission request, nothing secret in it.
 import { hash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import type { AdmissionRequest, Endpoint } from '../admission/types.js';
 import type { JsonPatchOperation } from '../admission/response.js';
 import type { PolicyResult } from '../policy/index.js';
@@ -33,7 +34,10 @@ export interface DecisionRecord {
   policies: { name: string; revision: string; mode: string; result: string; code?: string; messages: string[] }[];
   images: unknown[];
   patch: JsonPatchOperation[];
+  labels: { cluster: string; version: string };
 }
+
+export const TRUSTGATE_VERSION: string = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')).version;
 
 export function objectDigest(object: unknown): string | null {
   if (object === null || object === undefined) return null;
@@ -50,6 +54,7 @@ export function buildDecisionRecord(input: {
   policySetRevision: string;
   results: readonly PolicyResult[];
   patch: JsonPatchOperation[];
+  labels?: { cluster: string; version: string };
 }): DecisionRecord {
   const r = input.request;
   return {
@@ -76,5 +81,6 @@ export function buildDecisionRecord(input: {
     policies: input.results.map((p) => ({ name: p.name, revision: p.revision, mode: p.mode, result: p.result, code: p.code, messages: p.messages })),
     images: [],
     patch: input.patch,
+    labels: input.labels ?? { cluster: '', version: TRUSTGATE_VERSION },
   };
 }

@@ -2,12 +2,14 @@
 import { resolve } from 'node:path';
 import { pino, type Logger } from 'pino';
 import type { ServeConfig } from '../config.js';
-import { LogDecisionRecorder, type DecisionRecorder } from '../audit/index.js';
+import { readFileSync } from 'node:fs';
+import { AuditPipeline, createSink } from '../audit/index.js';
+import { TRUSTGATE_VERSION } from '../audit/record.js';
 import { ClusterState, loadKubeConfig, readClusterFile } from '../kube/index.js';
 import { PolicyStore, type PolicySet } from '../policy/index.js';
 import { buildApp } from './app.js';
 import { ensureDevelopmentCertificates } from './certs.js';
-import { createMetrics } from './metrics.js';
+import { auditMetrics, createMetrics } from './metrics.js';
 import { readTlsMaterial, TlsReloader } from './tls.js';
 
 export { buildApp, DEFAULT_BODY_LIMIT, type AppServices } from './app.js';
@@ -19,6 +21,7 @@ export interface RunningServer {
   port: number;
   caCertFile?: string;
   store: PolicyStore;
+  audit: AuditPipeline;
   close(): Promise<void>;
 }
 
@@ -74,11 +77,20 @@ export async function startServer(config: ServeConfig, logger: Logger = pino({ l
   const tls = await readTlsMaterial(certFile, keyFile);
   metrics.certificateExpiry.set(tls.notAfter.getTime() / 1000);
 
-  const recorder: DecisionRecorder = new LogDecisionRecorder(logger);
+  const headers = Object.fromEntries(config.auditHeaders.map((h) => [h.slice(0, h.indexOf(':')).trim(), h.slice(h.indexOf(':') + 1).trim()]));
+  const sinks = config.audit.map((spec) => createSink(spec, { headers, ca: config.auditCa ? readFileSync(config.auditCa) : undefined }));
+  if (!sinks.length) logger.warn({ spool: config.auditSpool }, 'no audit sink: decision records stay in the spool until one is configured');
+  const recorder = await AuditPipeline.start({
+    spoolDir: resolve(config.auditSpool), sinks, whenFull: config.auditFull, maxSpoolBytes: config.auditSpoolMaxBytes, logger, metrics: auditMetrics(metrics),
+  });
+  logger.info({ spool: resolve(config.auditSpool), sinks: sinks.map((s) => s.name), chainHead: recorder.chainHead }, 'audit pipeline started');
   const offline = config.clusterFile ? readClusterFile(config.clusterFile) : undefined;
   const app = buildApp(
     {
-      admission: { policies: () => store.current, recorder, namespaces: offline ?? cluster, params: offline ?? cluster, replica: config.replica, deadlineMs: config.deadlineMs },
+      admission: {
+        policies: () => store.current, recorder, namespaces: offline ?? cluster, params: offline ?? cluster, replica: config.replica, deadlineMs: config.deadlineMs,
+        labels: { cluster: config.clusterName, version: TRUSTGATE_VERSION },
+      },
       metrics,
       logger,
       readiness: [
@@ -111,11 +123,13 @@ export async function startServer(config: ServeConfig, logger: Logger = pino({ l
     port,
     caCertFile,
     store,
+    audit: recorder,
     async close() {
       reloader.close();
       store.close();
       await app.close(); // drains in-flight reviews before resolving
       await cluster?.stop();
+      await recorder.close();
     },
   };
 }

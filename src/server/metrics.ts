@@ -32,8 +32,29 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
     policySetInfo: new Gauge({ name: 'trustgate_policy_set_info', help: 'The active policy set revision (value 1)', labelNames: ['revision'] as const, registers: [registry] }),
     lastReloadFailed: new Gauge({ name: 'trustgate_policy_last_reload_failed', help: '1 while the newest policy files are rejected and the last good set is serving', registers: [registry] }),
     tlsReloads: new Counter({ name: 'trustgate_tls_reloads_total', help: 'Serving certificate reloads by result', labelNames: ['result'] as const, registers: [registry] }),
+    auditWritten: new Counter({ name: 'trustgate_audit_records_written_total', help: 'Decision records written to the spool', registers: [registry] }),
+    auditLost: new Counter({ name: 'trustgate_audit_records_lost_total', help: 'Decisions that could not be recorded (spool full or unwritable)', registers: [registry] }),
+    auditAcked: new Counter({ name: 'trustgate_audit_records_acknowledged_total', help: 'Records acknowledged by each sink', labelNames: ['sink'] as const, registers: [registry] }),
+    auditSinkErrors: new Counter({ name: 'trustgate_audit_sink_errors_total', help: 'Failed deliveries by sink', labelNames: ['sink'] as const, registers: [registry] }),
+    auditSpoolBytes: new Gauge({ name: 'trustgate_audit_spool_bytes', help: 'Bytes in the audit spool', registers: [registry] }),
+    auditBacklogBytes: new Gauge({ name: 'trustgate_audit_backlog_bytes', help: 'Spooled bytes a sink has not acknowledged', labelNames: ['sink'] as const, registers: [registry] }),
+    auditBacklogAge: new Gauge({ name: 'trustgate_audit_backlog_age_seconds', help: 'Age of the oldest record a sink has not acknowledged', labelNames: ['sink'] as const, registers: [registry] }),
     certificateExpiry: new Gauge({ name: 'trustgate_tls_certificate_expiry_seconds', help: 'Unix time when the serving certificate expires', registers: [registry] }),
   };
 }
 
 export type Metrics = ReturnType<typeof createMetrics>;
+
+export function auditMetrics(m: Metrics): import('../audit/index.js').AuditMetrics {
+  return {
+    written: () => m.auditWritten.inc(),
+    lost: () => m.auditLost.inc(),
+    acked: (sink, n) => m.auditAcked.inc({ sink }, n),
+    sinkError: (sink) => m.auditSinkErrors.inc({ sink }),
+    spoolBytes: (bytes) => m.auditSpoolBytes.set(bytes),
+    backlog: (sink, bytes, age) => {
+      m.auditBacklogBytes.set({ sink }, bytes);
+      m.auditBacklogAge.set({ sink }, age);
+    },
+  };
+}

@@ -35,7 +35,10 @@ export function https(url: string, ca: Buffer, options: { method?: string; body?
 /** ca: the CA that signed a given --tls-cert; by default the generated development CA */
 export async function startTestServer(overrides: Partial<ServeConfig> = {}, givenCa?: Buffer): Promise<TestServer> {
   const dir = await mkdtemp(join(tmpdir(), 'trustgate-test-'));
-  const config: ServeConfig = { ...defaultConfig(), listen: { host: '127.0.0.1', port: 0 }, certDir: join(dir, 'certs'), logLevel: 'silent', replica: 'test-0', ...overrides };
+  const config: ServeConfig = {
+    ...defaultConfig(), listen: { host: '127.0.0.1', port: 0 }, certDir: join(dir, 'certs'), logLevel: 'silent', replica: 'test-0',
+    auditSpool: join(dir, 'spool'), audit: [], ...overrides,
+  };
   const server = await startServer(config, pino({ level: 'silent' }));
   const ca = givenCa ?? (await readFile(server.caCertFile!));
   return {

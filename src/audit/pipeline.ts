@@ -1,0 +1,159 @@
+// The audit pipeline behind the admission path: seal the record into the chain, append it to
+// the spool (durable before the response leaves), and feed every sink from the spool in the
+// background, advancing a sink's cursor only when it acknowledged. A restart replays the rest.
+import { join } from 'node:path';
+import type { Logger } from 'pino';
+import { HashChain } from './chain.js';
+import { canonicalJson } from './canonical.js';
+import type { DecisionRecord } from './record.js';
+import { readCursor, saveCursor, Spool, SpoolFullError, type Cursor } from './spool.js';
+import type { AuditSink } from './sinks/types.js';
+
+export class AuditUnavailableError extends Error {
+  readonly code = 'AUDIT_UNAVAILABLE';
+}
+
+export interface AuditMetrics {
+  written(): void;
+  lost(): void;
+  acked(sink: string, n: number): void;
+  sinkError(sink: string): void;
+  spoolBytes(bytes: number): void;
+  backlog(sink: string, bytes: number, oldestAgeSeconds: number): void;
+}
+
+export interface AuditPipelineOptions {
+  spoolDir: string;
+  sinks: AuditSink[];
+  /** when the spool is full: deny admissions (default) or admit and count the loss */
+  whenFull: 'deny' | 'allow';
+  maxSpoolBytes?: number;
+  batchSize?: number;
+  logger: Logger;
+  metrics?: AuditMetrics;
+}
+
+const NO_METRICS: AuditMetrics = { written() {}, lost() {}, acked() {}, sinkError() {}, spoolBytes() {}, backlog() {} };
+
+export class AuditPipeline {
+  #running = true;
+  #wake: (() => void)[] = [];
+  #loops: Promise<void>[] = [];
+  #cursors = new Map<string, Cursor>();
+  readonly #metrics: AuditMetrics;
+
+  private constructor(private readonly spool: Spool, private readonly chain: HashChain, private readonly options: AuditPipelineOptions) {
+    this.#metrics = options.metrics ?? NO_METRICS;
+  }
+
+  static async start(options: AuditPipelineOptions): Promise<AuditPipeline> {
+    const spool = await Spool.open(options.spoolDir, { maxBytes: options.maxSpoolBytes });
+    const chain = new HashChain(await spool.chainHead());
+    const pipeline = new AuditPipeline(spool, chain, options);
+    for (const sink of options.sinks) {
+      pipeline.#cursors.set(sink.id, await readCursor(pipeline.#cursorPath(sink)));
+      pipeline.#loops.push(pipeline.#feed(sink));
+    }
+    return pipeline;
+  }
+
+  readonly ready = true;
+
+  get chainHead() {
+    return this.chain.head;
+  }
+
+  #cursorPath(sink: AuditSink): string {
+    return join(this.options.spoolDir, `cursor-${sink.id}.json`);
+  }
+
+  /** Seals and spools the record; resolves once it is on disk. */
+  async record(record: DecisionRecord): Promise<void> {
+    if (this.spool.full) {
+      this.#metrics.lost();
+      if (this.options.whenFull === 'deny') {
+        throw new AuditUnavailableError('the audit spool is full (its sinks are not acknowledging): refusing admissions rather than admitting unrecorded');
+      }
+      this.options.logger.error({ decisionId: record.decisionId }, 'audit spool full: decision admitted without a record (--audit-full=allow)');
+      return;
+    }
+    const line = canonicalJson(this.chain.seal(record));
+    try {
+      await this.spool.append(line);
+    } catch (err) {
+      if (err instanceof SpoolFullError && this.options.whenFull === 'allow') return;
+      this.#metrics.lost();
+      throw new AuditUnavailableError(`the decision could not be written to the audit spool: ${(err as Error).message}`);
+    }
+    this.#metrics.written();
+    this.#metrics.spoolBytes(this.spool.bytes);
+    for (const wake of this.#wake.splice(0)) wake();
+  }
+
+  #sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, ms);
+      const wake = done;
+      this.#wake.push(wake);
+      function done() {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
+  }
+
+  async #feed(sink: AuditSink): Promise<void> {
+    let failures = 0;
+    while (this.#running) {
+      const cursor = this.#cursors.get(sink.id)!;
+      const { lines, next } = await this.spool.read(cursor, this.options.batchSize ?? 500);
+      if (!lines.length) {
+        this.#cursors.set(sink.id, next);
+        this.#metrics.backlog(sink.name, 0, 0);
+        await this.#sleep(1000);
+        continue;
+      }
+      try {
+        await sink.send(lines);
+      } catch (err) {
+        failures++;
+        this.#metrics.sinkError(sink.name);
+        const age = (Date.now() - Date.parse((JSON.parse(lines[0]!) as DecisionRecord).time)) / 1000;
+        this.#metrics.backlog(sink.name, await this.spool.backlogBytes(cursor), age);
+        if (failures === 1 || failures % 20 === 0) this.options.logger.warn({ sink: sink.name, failures, reason: (err as Error).message }, 'audit sink did not acknowledge; records stay in the spool and are retried');
+        // a backoff that new records cannot cut short: a dead sink is not hammered at request rate
+        const backoff = Math.min(30_000, 200 * 2 ** Math.min(failures, 8)) * (0.75 + Math.random() / 2);
+        await new Promise((r) => setTimeout(r, this.#running ? backoff : 0));
+        continue;
+      }
+      if (failures) this.options.logger.info({ sink: sink.name, after: failures }, 'audit sink acknowledging again');
+      failures = 0;
+      this.#cursors.set(sink.id, next);
+      await saveCursor(this.#cursorPath(sink), next);
+      this.#metrics.acked(sink.name, lines.length);
+      await this.spool.release([...this.#cursors.values()]);
+      this.#metrics.spoolBytes(this.spool.bytes);
+    }
+  }
+
+  /** Resolves when every sink has acknowledged everything spooled so far (tests, shutdown). */
+  async drained(timeoutMs = 10_000): Promise<boolean> {
+    const until = Date.now() + timeoutMs;
+    while (Date.now() < until) {
+      let behind = 0;
+      for (const c of this.#cursors.values()) behind += await this.spool.backlogBytes(c);
+      if (!behind) return true;
+      for (const wake of this.#wake.splice(0)) wake();
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    return false;
+  }
+
+  async close(): Promise<void> {
+    this.#running = false;
+    for (const wake of this.#wake.splice(0)) wake();
+    await Promise.all(this.#loops);
+    for (const sink of this.options.sinks) await sink.close?.();
+    await this.spool.close();
+  }
+}

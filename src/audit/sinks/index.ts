@@ -1,0 +1,12 @@
+// Sink specs as given to --audit: stdout, file:PATH, http(s)://URL.
+import { FileSink } from './file.js';
+import { HttpSink, type HttpSinkOptions } from './http.js';
+import { StdoutSink } from './stdout.js';
+import type { AuditSink } from './types.js';
+
+export function createSink(spec: string, http: HttpSinkOptions = {}): AuditSink {
+  if (spec === 'stdout') return new StdoutSink();
+  if (spec.startsWith('file:')) return new FileSink(spec.slice('file:'.length));
+  if (/^https?:\/\//.test(spec)) return new HttpSink(spec, http);
+  throw new Error(`unknown audit sink ${JSON.stringify(spec)}`);
+}

@@ -1,0 +1,9 @@
+/** A destination for decision records. send() resolving means the sink acknowledged them. */
+export interface AuditSink {
+  /** stable across restarts for the same configuration: names the sink's spool cursor */
+  readonly id: string;
+  /** for logs and metrics: never contains credentials */
+  readonly name: string;
+  send(lines: readonly string[]): Promise<void>;
+  close?(): Promise<void>;
+}

@@ -1,0 +1,217 @@
+// The local spool: sealed records appended to segment files (JSON lines), fsync'd in groups so
+// that a record is on disk before its admission response leaves. Sinks read it through their
+// own cursors; a segment is deleted once every sink has acknowledged all of it.
+import { closeSync, existsSync, mkdirSync, openSync, readSync, fstatSync } from 'node:fs';
+import { open, readdir, readFile, rename, rm, stat, type FileHandle } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { ChainState } from './chain.js';
+
+const SEGMENT = /^segment-(\d{9})\.jsonl$/;
+const segmentName = (n: number) => `segment-${String(n).padStart(9, '0')}.jsonl`;
+
+export class SpoolFullError extends Error {
+  readonly code = 'AUDIT_SPOOL_FULL';
+}
+
+export interface Cursor { segment: number; offset: number }
+
+export interface SpoolOptions {
+  maxBytes: number;
+  segmentBytes: number;
+}
+
+export class Spool {
+  #active!: number;
+  #handle!: FileHandle;
+  #activeSize = 0;
+  #totalBytes = 0;
+  #pending: { line: string; resolve: () => void; reject: (e: Error) => void }[] = [];
+  #flushing?: Promise<void>;
+  #segments: number[] = [];
+
+  private constructor(readonly dir: string, readonly options: SpoolOptions) {}
+
+  static async open(dir: string, options: Partial<SpoolOptions> = {}): Promise<Spool> {
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    const spool = new Spool(dir, { maxBytes: options.maxBytes ?? 1 << 30, segmentBytes: options.segmentBytes ?? 8 << 20 });
+    await spool.#scan();
+    return spool;
+  }
+
+  async #scan(): Promise<void> {
+    this.#segments = (await readdir(this.dir)).flatMap((f) => (SEGMENT.test(f) ? [Number(SEGMENT.exec(f)![1])] : [])).sort((a, b) => a - b);
+    this.#totalBytes = 0;
+    for (const n of this.#segments) this.#totalBytes += (await stat(join(this.dir, segmentName(n)))).size;
+    this.#active = this.#segments.at(-1) ?? 1;
+    if (!this.#segments.length) this.#segments.push(this.#active);
+    await this.#openActive();
+  }
+
+  async #openActive(): Promise<void> {
+    this.#handle = await open(join(this.dir, segmentName(this.#active)), 'a', 0o600);
+    this.#activeSize = (await this.#handle.stat()).size;
+  }
+
+  get bytes(): number {
+    return this.#totalBytes;
+  }
+
+  get full(): boolean {
+    return this.#totalBytes >= this.options.maxBytes;
+  }
+
+  /** The chain head as the spool last recorded it (after a restart, the chain continues). */
+  async chainHead(): Promise<ChainState | undefined> {
+    for (const n of [...this.#segments].reverse()) {
+      const last = lastLine(join(this.dir, segmentName(n)));
+      if (last) {
+        const r = JSON.parse(last) as { seq: number; hash: string };
+        return { seq: r.seq, hash: r.hash };
+      }
+    }
+    try {
+      return JSON.parse(await readFile(join(this.dir, 'chain-head.json'), 'utf8')) as ChainState;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** Resolves once the line is written and fsync'd; appends in one turn share one fsync. */
+  append(line: string): Promise<void> {
+    if (this.full) return Promise.reject(new SpoolFullError(`the audit spool in ${this.dir} holds ${this.#totalBytes} bytes, its limit`));
+    return new Promise((resolve, reject) => {
+      this.#pending.push({ line: `${line}\n`, resolve, reject });
+      this.#flushing ??= new Promise<void>((r) => setImmediate(r)).then(() => this.#flush());
+    });
+  }
+
+  async #flush(): Promise<void> {
+    while (this.#pending.length) {
+      const batch = this.#pending;
+      this.#pending = [];
+      try {
+        const data = batch.map((p) => p.line).join('');
+        await this.#handle.write(data);
+        await this.#handle.datasync();
+        const bytes = Buffer.byteLength(data);
+        this.#activeSize += bytes;
+        this.#totalBytes += bytes;
+        for (const p of batch) p.resolve();
+        if (this.#activeSize >= this.options.segmentBytes) await this.#rotate();
+      } catch (err) {
+        for (const p of batch) p.reject(err as Error);
+      }
+    }
+    this.#flushing = undefined;
+  }
+
+  async #rotate(): Promise<void> {
+    await this.#handle.close();
+    this.#active += 1;
+    this.#segments.push(this.#active);
+    await this.#openActive();
+  }
+
+  /**
+   * Up to maxRecords complete lines from a cursor. Returns the lines and the cursor after
+   * them; a cursor at the end of a finished segment moves on to the next one.
+   */
+  async read(cursor: Cursor, maxRecords: number, maxBytes = 4 << 20): Promise<{ lines: string[]; next: Cursor }> {
+    let { segment, offset } = cursor;
+    const first = this.#segments[0] ?? this.#active;
+    if (segment < first) (segment = first), (offset = 0);
+    for (;;) {
+      const path = join(this.dir, segmentName(segment));
+      const size = existsSync(path) ? (await stat(path)).size : 0;
+      if (offset < size) {
+        const fh = await open(path, 'r');
+        try {
+          const length = Math.min(size - offset, maxBytes);
+          const buf = Buffer.alloc(length);
+          await fh.read(buf, 0, length, offset);
+          const text = buf.toString('utf8');
+          const end = text.lastIndexOf('\n');
+          if (end < 0) return { lines: [], next: { segment, offset } };
+          const lines = text.slice(0, end).split('\n').slice(0, maxRecords);
+          const consumed = lines.reduce((n, l) => n + Buffer.byteLength(l) + 1, 0);
+          return { lines, next: { segment, offset: offset + consumed } };
+        } finally {
+          await fh.close();
+        }
+      }
+      if (segment >= this.#active) return { lines: [], next: { segment, offset } };
+      (segment += 1), (offset = 0);
+    }
+  }
+
+  /** Deletes segments every cursor has left behind (never the active one). */
+  async release(cursors: readonly Cursor[]): Promise<void> {
+    const oldest = Math.min(...cursors.map((c) => c.segment), this.#active);
+    const head = await this.chainHead();
+    const gone = this.#segments.filter((n) => n < oldest);
+    if (!gone.length) return;
+    // the chain head must survive the deletion of every record that carried it
+    if (head) await writeAtomic(join(this.dir, 'chain-head.json'), JSON.stringify(head));
+    for (const n of gone) {
+      const path = join(this.dir, segmentName(n));
+      this.#totalBytes -= (await stat(path)).size;
+      await rm(path, { force: true });
+    }
+    this.#segments = this.#segments.filter((n) => n >= oldest);
+  }
+
+  /** Records waiting for a cursor: bytes between it and the end of the spool. */
+  async backlogBytes(cursor: Cursor): Promise<number> {
+    let total = 0;
+    for (const n of this.#segments) {
+      if (n < cursor.segment) continue;
+      const size = (await stat(join(this.dir, segmentName(n)))).size;
+      total += n === cursor.segment ? Math.max(0, size - cursor.offset) : size;
+    }
+    return total;
+  }
+
+  async close(): Promise<void> {
+    await this.#flushing;
+    await this.#handle.close();
+  }
+}
+
+function lastLine(path: string): string | undefined {
+  const fd = openSync(path, 'r');
+  try {
+    const size = fstatSync(fd).size;
+    if (!size) return undefined;
+    const length = Math.min(size, 1 << 20);
+    const buf = Buffer.alloc(length);
+    readSync(fd, buf, 0, length, size - length);
+    const lines = buf.toString('utf8').split('\n').filter(Boolean);
+    return lines.at(-1);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+export async function writeAtomic(path: string, text: string): Promise<void> {
+  const tmp = `${path}.tmp`;
+  const fh = await open(tmp, 'w', 0o600);
+  try {
+    await fh.writeFile(text);
+    await fh.datasync();
+  } finally {
+    await fh.close();
+  }
+  await rename(tmp, path);
+}
+
+export async function readCursor(path: string): Promise<Cursor> {
+  try {
+    return JSON.parse(await readFile(path, 'utf8')) as Cursor;
+  } catch {
+    return { segment: 0, offset: 0 };
+  }
+}
+
+export async function saveCursor(path: string, cursor: Cursor): Promise<void> {
+  await writeAtomic(path, JSON.stringify(cursor));
+}

@@ -1,0 +1,61 @@
+// The hash chain, and `trustgate audit verify` finding an edit, a deletion or a reorder.
+import { execFile } from 'node:child_process';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import t from 'tap';
+import { canonicalJson, HashChain, verifyRecords, GENESIS_HASH } from '../../src/audit/index.js';
+import { makeRecord } from '../helpers/audit.js';
+
+const sealedLines = (count: number) => {
+  const chain = new HashChain();
+  return Array.from({ length: count }, () => canonicalJson(chain.seal(makeRecord())));
+};
+
+t.test('a sealed chain verifies; seq counts from 1 and links to the genesis hash', async (t) => {
+  const lines = sealedLines(5);
+  const first = JSON.parse(lines[0]!);
+  t.equal(first.seq, 1);
+  t.equal(first.prevHash, GENESIS_HASH);
+  t.equal(JSON.parse(lines[1]!).prevHash, first.hash);
+  const result = verifyRecords(lines.map((text, i) => ({ position: i + 1, text })));
+  t.same(result.problems, []);
+  t.same(result.replicas, { 'r-0': { first: 1, last: 5, count: 5 } });
+});
+
+t.test('an edit, a deletion, a reorder and a duplicate are each found at their position', async (t) => {
+  const check = (lines: string[]) => verifyRecords(lines.map((text, i) => ({ position: i + 1, text }))).problems[0];
+  const edited = sealedLines(4);
+  edited[2] = edited[2]!.replace('"allowed":true', '"allowed":false');
+  t.match(check(edited), { kind: 'edited', position: 3, seq: 3 });
+  const deleted = sealedLines(4);
+  deleted.splice(1, 1);
+  t.match(check(deleted), { kind: 'gap', position: 2, seq: 3, detail: /seq 2…2 missing/ });
+  const reordered = sealedLines(4);
+  [reordered[1], reordered[2]] = [reordered[2]!, reordered[1]!];
+  t.match(check(reordered), { kind: 'gap', position: 2 });
+  const duplicated = sealedLines(3);
+  duplicated.push(duplicated[2]!);
+  t.match(check(duplicated), { kind: 'duplicate', position: 4 });
+  const relinked = sealedLines(3);
+  const r = JSON.parse(relinked[1]!);
+  r.prevHash = 'f'.repeat(64);
+  relinked[1] = canonicalJson(r);
+  t.match(verifyRecords(relinked.map((text, i) => ({ position: i + 1, text }))).problems.map((p) => p.kind), ['edited']);
+});
+
+t.test('trustgate audit verify: exit 0 on an intact log, exit 1 naming file:line of the first problem', async (t) => {
+  const dir = t.testdir({});
+  const file = join(dir, 'decisions.jsonl');
+  const lines = sealedLines(6);
+  await writeFile(file, `${lines.join('\n')}\n`);
+  const run = promisify(execFile);
+  const cli = new URL('../../src/cli.ts', import.meta.url).pathname;
+  const ok = await run(process.execPath, ['--import', 'tsx', cli, 'audit', 'verify', file]);
+  t.match(ok.stdout, /replica r-0: 6 records, seq 1…6\nverified: 6 records, every chain intact/);
+  lines.splice(3, 1);
+  await writeFile(file, `${lines.join('\n')}\n`);
+  const bad = await run(process.execPath, ['--import', 'tsx', cli, 'audit', 'verify', file]).catch((e) => e as { code: number; stdout: string });
+  t.equal((bad as { code: number }).code, 1);
+  t.match(bad.stdout, /FAILED gap at .*decisions\.jsonl:4 \(replica r-0, seq 5\): seq 4…4 missing/);
+});

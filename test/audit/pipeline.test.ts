@@ -1,0 +1,90 @@
+// The spool and the sinks: durable before acknowledging the caller, delivered once the sink
+// is back, replayed after a restart, and never silently dropped when full.
+import { readFile, readdir, mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import t from 'tap';
+import { AuditPipeline, AuditUnavailableError, createSink, verifyRecords } from '../../src/audit/index.js';
+import { makeRecord, Receiver } from '../helpers/audit.js';
+
+const logger = pino({ level: 'silent' });
+const spoolText = async (dir: string) => (await Promise.all((await readdir(dir)).filter((f) => f.startsWith('segment-')).sort().map((f) => readFile(join(dir, f), 'utf8')))).join('');
+
+t.test('a record is in the spool when record() resolves', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'tg-spool-'));
+  const audit = await AuditPipeline.start({ spoolDir: dir, sinks: [], whenFull: 'deny', logger });
+  t.teardown(() => audit.close());
+  const r = makeRecord();
+  await audit.record(r);
+  t.match(await spoolText(dir), new RegExp(`"decisionId":"${r.decisionId}"`));
+});
+
+t.test('an HTTP sink that is down gets every record, once, when it comes back', async (t) => {
+  const receiver = await new Receiver().start();
+  t.teardown(() => receiver.stop());
+  receiver.up = false;
+  const dir = await mkdtemp(join(tmpdir(), 'tg-spool-'));
+  const audit = await AuditPipeline.start({ spoolDir: dir, sinks: [createSink(receiver.url, { headers: { authorization: 'Bearer test-token' } })], whenFull: 'deny', logger });
+  t.teardown(() => audit.close());
+  const ids: string[] = [];
+  for (let i = 0; i < 50; i++) {
+    const r = makeRecord();
+    ids.push(r.decisionId);
+    await audit.record(r);
+  }
+  await new Promise((r) => setTimeout(r, 300));
+  t.equal(receiver.received.length, 0, 'nothing acknowledged while down');
+  receiver.up = true;
+  t.ok(await audit.drained(15_000), 'drained after the sink came back');
+  t.same(receiver.received.map((r) => r.decisionId), ids, 'all, in order, no duplicates');
+  t.equal(receiver.headers.authorization, 'Bearer test-token');
+  t.same(verifyRecords(receiver.received.map((record, i) => ({ position: i + 1, record }))).problems, []);
+});
+
+t.test('a restart replays what no sink acknowledged, and the chain continues', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'tg-spool-'));
+  const out = join(dir, 'out', 'decisions.jsonl');
+  const receiver = await new Receiver().start();
+  t.teardown(() => receiver.stop());
+  receiver.up = false;
+  const first = await AuditPipeline.start({ spoolDir: join(dir, 'spool'), sinks: [createSink(receiver.url)], whenFull: 'deny', logger });
+  for (let i = 0; i < 10; i++) await first.record(makeRecord());
+  await first.close(); // as if the process died with 10 records unacknowledged
+
+  receiver.up = true;
+  const second = await AuditPipeline.start({ spoolDir: join(dir, 'spool'), sinks: [createSink(receiver.url), createSink(`file:${out}`)], whenFull: 'deny', logger });
+  t.teardown(() => second.close());
+  t.equal(second.chainHead.seq, 10, 'the chain resumes at its head');
+  for (let i = 0; i < 5; i++) await second.record(makeRecord());
+  t.ok(await second.drained(15_000));
+  t.same(receiver.received.map((r) => r.seq), Array.from({ length: 15 }, (_, i) => i + 1));
+  const fileLines = (await readFile(out, 'utf8')).trim().split('\n');
+  t.equal(fileLines.length, 15, 'a sink added later starts from the oldest spooled record');
+  t.same(verifyRecords(fileLines.map((text, i) => ({ position: i + 1, text }))).problems, []);
+});
+
+t.test('a full spool denies by default, or admits and counts the loss with allow', async (t) => {
+  const lost: number[] = [];
+  const metrics = { written() {}, lost: () => lost.push(1), acked() {}, sinkError() {}, spoolBytes() {}, backlog() {} };
+  const deny = await AuditPipeline.start({ spoolDir: await mkdtemp(join(tmpdir(), 'tg-spool-')), sinks: [], whenFull: 'deny', maxSpoolBytes: 1000, logger, metrics });
+  t.teardown(() => deny.close());
+  await deny.record(makeRecord());
+  await deny.record(makeRecord());
+  await t.rejects(deny.record(makeRecord()), { code: 'AUDIT_UNAVAILABLE', message: /audit spool is full/ });
+  t.ok(AuditUnavailableError);
+  const allow = await AuditPipeline.start({ spoolDir: await mkdtemp(join(tmpdir(), 'tg-spool-')), sinks: [], whenFull: 'allow', maxSpoolBytes: 1000, logger, metrics });
+  t.teardown(() => allow.close());
+  for (let i = 0; i < 4; i++) await allow.record(makeRecord());
+  t.equal(lost.length, 3, 'one loss counted under deny, two under allow');
+});
+
+t.test('acknowledged segments are removed from the spool', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'tg-spool-'));
+  const out = join(dir, 'decisions.jsonl');
+  const audit = await AuditPipeline.start({ spoolDir: join(dir, 'spool'), sinks: [createSink(`file:${out}`)], whenFull: 'deny', logger });
+  t.teardown(() => audit.close());
+  for (let i = 0; i < 3; i++) await audit.record(makeRecord());
+  t.ok(await audit.drained());
+  t.equal((await readFile(out, 'utf8')).trim().split('\n').length, 3);
+});
