@@ -103,6 +103,18 @@ export class AuditPipeline {
   }
 
   async #feed(sink: AuditSink): Promise<void> {
+    while (this.#running) {
+      try {
+        await this.#feedLoop(sink);
+      } catch (err) {
+        // a feeder must never die: records would pile up unnoticed; log, pause, go on
+        this.options.logger.error({ sink: sink.name, err }, 'audit feeder failed; restarting it');
+        await new Promise((r) => setTimeout(r, 1000));
+      }
+    }
+  }
+
+  async #feedLoop(sink: AuditSink): Promise<void> {
     let failures = 0;
     while (this.#running) {
       const cursor = this.#cursors.get(sink.id)!;
@@ -131,7 +143,7 @@ export class AuditPipeline {
       this.#cursors.set(sink.id, next);
       await saveCursor(this.#cursorPath(sink), next);
       this.#metrics.acked(sink.name, lines.length);
-      await this.spool.release([...this.#cursors.values()]);
+      await this.spool.release([...this.#cursors.values()], this.chain.head);
       this.#metrics.spoolBytes(this.spool.bytes);
     }
   }

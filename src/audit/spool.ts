@@ -48,7 +48,9 @@ export class Spool {
   }
 
   async #openActive(): Promise<void> {
-    this.#handle = await open(join(this.dir, segmentName(this.#active)), 'a', 0o600);
+    const path = join(this.dir, segmentName(this.#active));
+    await truncateTornLine(path);
+    this.#handle = await open(path, 'a', 0o600);
     this.#activeSize = (await this.#handle.stat()).size;
   }
 
@@ -145,13 +147,12 @@ export class Spool {
   }
 
   /** Deletes segments every cursor has left behind (never the active one). */
-  async release(cursors: readonly Cursor[]): Promise<void> {
+  async release(cursors: readonly Cursor[], head: ChainState): Promise<void> {
     const oldest = Math.min(...cursors.map((c) => c.segment), this.#active);
-    const head = await this.chainHead();
     const gone = this.#segments.filter((n) => n < oldest);
     if (!gone.length) return;
     // the chain head must survive the deletion of every record that carried it
-    if (head) await writeAtomic(join(this.dir, 'chain-head.json'), JSON.stringify(head));
+    await writeAtomic(join(this.dir, 'chain-head.json'), JSON.stringify(head));
     for (const n of gone) {
       const path = join(this.dir, segmentName(n));
       this.#totalBytes -= (await stat(path)).size;
@@ -177,6 +178,27 @@ export class Spool {
   }
 }
 
+/**
+ * A crash between write and fsync can leave half a line at the end of the active segment.
+ * That record was never acknowledged to anyone, so it is cut off rather than read as garbage.
+ */
+async function truncateTornLine(path: string): Promise<void> {
+  if (!existsSync(path)) return;
+  const fh = await open(path, 'r+');
+  try {
+    const size = (await fh.stat()).size;
+    if (!size) return;
+    const tail = Buffer.alloc(Math.min(size, 1 << 20));
+    await fh.read(tail, 0, tail.length, size - tail.length);
+    if (tail[tail.length - 1] === 0x0a) return;
+    const lastNewline = tail.lastIndexOf(0x0a);
+    await fh.truncate(lastNewline < 0 ? size - tail.length : size - tail.length + lastNewline + 1);
+  } finally {
+    await fh.close();
+  }
+}
+
+/** The last complete line of a file (a trailing partial line is ignored). */
 function lastLine(path: string): string | undefined {
   const fd = openSync(path, 'r');
   try {
@@ -185,8 +207,9 @@ function lastLine(path: string): string | undefined {
     const length = Math.min(size, 1 << 20);
     const buf = Buffer.alloc(length);
     readSync(fd, buf, 0, length, size - length);
-    const lines = buf.toString('utf8').split('\n').filter(Boolean);
-    return lines.at(-1);
+    const text = buf.toString('utf8');
+    const complete = text.slice(0, text.lastIndexOf('\n') + 1);
+    return complete.split('\n').filter(Boolean).at(-1);
   } finally {
     closeSync(fd);
   }

@@ -88,3 +88,20 @@ t.test('acknowledged segments are removed from the spool', async (t) => {
   t.ok(await audit.drained());
   t.equal((await readFile(out, 'utf8')).trim().split('\n').length, 3);
 });
+
+t.test('a line torn by a crash mid-write is cut off at start, and the chain resumes before it', async (t) => {
+  const { appendFile } = await import('node:fs/promises');
+  const dir = await mkdtemp(join(tmpdir(), 'tg-spool-'));
+  const first = await AuditPipeline.start({ spoolDir: dir, sinks: [], whenFull: 'deny', logger });
+  for (let i = 0; i < 3; i++) await first.record(makeRecord());
+  await first.close();
+  const segment = (await readdir(dir)).find((f) => f.startsWith('segment-'))!;
+  await appendFile(join(dir, segment), '{"allowed":true,"decisionId":"torn');
+  const second = await AuditPipeline.start({ spoolDir: dir, sinks: [], whenFull: 'deny', logger });
+  t.teardown(() => second.close());
+  t.equal(second.chainHead.seq, 3);
+  await second.record(makeRecord());
+  const lines = (await spoolText(dir)).trim().split('\n');
+  t.equal(lines.length, 4);
+  t.same(verifyRecords(lines.map((text, i) => ({ position: i + 1, text }))).problems, []);
+});
