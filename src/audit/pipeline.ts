@@ -29,6 +29,8 @@ export interface AuditPipelineOptions {
   whenFull: 'deny' | 'allow';
   maxSpoolBytes?: number;
   batchSize?: number;
+  /** how long a caught-up sink gathers records before the next delivery */
+  batchDelayMs?: number;
   logger: Logger;
   metrics?: AuditMetrics;
 }
@@ -145,6 +147,9 @@ export class AuditPipeline {
       this.#metrics.acked(sink.name, lines.length);
       await this.spool.release([...this.#cursors.values()], this.chain.head);
       this.#metrics.spoolBytes(this.spool.bytes);
+      // a short batch means the sink has caught up: gather for a moment instead of reading the
+      // spool (and writing the cursor) once per admission
+      if (lines.length < (this.options.batchSize ?? 500)) await new Promise((r) => setTimeout(r, this.#running ? this.options.batchDelayMs ?? 250 : 0));
     }
   }
 

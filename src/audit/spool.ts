@@ -2,7 +2,7 @@
 // that a record is on disk before its admission response leaves. Sinks read it through their
 // own cursors; a segment is deleted once every sink has acknowledged all of it.
 import { closeSync, existsSync, mkdirSync, openSync, readSync, fstatSync } from 'node:fs';
-import { open, readdir, readFile, rename, rm, stat, type FileHandle } from 'node:fs/promises';
+import { open, readdir, readFile, rename, rm, stat, writeFile, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { ChainState } from './chain.js';
 
@@ -235,6 +235,9 @@ export async function readCursor(path: string): Promise<Cursor> {
   }
 }
 
+/** Atomic but not fsync'd: a cursor lost in a crash only means a replay, which is de-duplicated by decisionId. */
 export async function saveCursor(path: string, cursor: Cursor): Promise<void> {
-  await writeAtomic(path, JSON.stringify(cursor));
+  const tmp = `${path}.tmp`;
+  await writeFile(tmp, JSON.stringify(cursor), { mode: 0o600 });
+  await rename(tmp, path);
 }
