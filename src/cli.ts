@@ -9,6 +9,7 @@ import type { KubeObject } from './admission/types.js';
 import { NullDecisionRecorder, query, tableRow, verifyRecords, type QueryFilter } from './audit/index.js';
 import type { DecisionRecord } from './audit/record.js';
 import { readLogLines } from './audit/sources.js';
+import { readPostgresRecords, redactedURL } from './audit/sinks/postgres.js';
 import { ConfigError, parseFlags, resolveServeConfig, SERVE_OPTIONS, serveFlagKinds } from './config.js';
 import { readClusterFile } from './kube/index.js';
 import { loadPolicySet, runPolicyTests } from './policy/index.js';
@@ -25,7 +26,7 @@ usage:
   trustgate certs   generate --dns NAME... --out DIR
   trustgate audit   verify SOURCE... | query SOURCE... [--since T] [--until T] [--namespace NS] [--user U]
                     [--policy P] [--allowed|--denied] [--image REF] [--format json|table]
-                    SOURCE: a file sink's file (rotated siblings included) or a spool directory
+                    SOURCE: a file sink's file (rotated siblings included), a spool directory, or postgres://…
 
 exit codes: 0 success (eval: allowed), 1 failure (lint errors, failed tests, eval: denied), 2 usage or input error
 `;
@@ -168,23 +169,6 @@ async function audit(argv: string[]): Promise<number> {
   });
   const [action, ...sources] = positionals;
   if ((action !== 'verify' && action !== 'query') || !sources.length) throw new UsageError('usage: trustgate audit verify SOURCE... | audit query SOURCE... [filters]');
-  const lines = (() => {
-    try {
-      return [...readLogLines(sources)];
-    } catch (err) {
-      throw new UsageError((err as Error).message);
-    }
-  })();
-  if (action === 'verify') {
-    const result = verifyRecords(lines);
-    for (const [replica, r] of Object.entries(result.replicas)) process.stdout.write(`replica ${replica}: ${r.count} records, seq ${r.first}…${r.last}\n`);
-    if (!result.problems.length) {
-      process.stdout.write(`verified: ${result.records} records, every chain intact\n`);
-      return 0;
-    }
-    for (const p of result.problems) process.stdout.write(`FAILED ${p.kind} at ${p.where ?? `position ${p.position}`} (replica ${p.replica}, seq ${p.seq ?? '?'}): ${p.detail}\n`);
-    return 1;
-  }
   const one = (k: string) => values.get(k)?.at(-1) as string | undefined;
   if (values.has('allowed') && values.has('denied')) throw new UsageError('give --allowed or --denied, not both');
   const filter: QueryFilter = {
@@ -193,6 +177,30 @@ async function audit(argv: string[]): Promise<number> {
     namespace: one('namespace'), user: one('user'), policy: one('policy'), image: one('image'),
     allowed: values.has('allowed') ? true : values.has('denied') ? false : undefined,
   };
+  const database = sources.find((s) => /^postgres(ql)?:\/\//.test(s));
+  if (database && sources.length > 1) throw new UsageError('give one postgres:// source, or files and spool directories');
+  const lines = database
+    // queries filter in SQL on the indexed columns; verification reads every row in chain order
+    ? (await readPostgresRecords(database, action === 'query' ? filter : {}).catch((err: Error) => {
+      throw new UsageError(`${redactedURL(database)}: ${err.message}`);
+    })).map((r) => ({ ...r, where: `${redactedURL(database)} row ${r.position}`, text: JSON.stringify(r.record) }))
+    : (() => {
+      try {
+        return [...readLogLines(sources)];
+      } catch (err) {
+        throw new UsageError((err as Error).message);
+      }
+    })();
+  if (action === 'verify') {
+    const result = verifyRecords(lines.map((l) => ({ position: l.position, where: l.where, text: l.text })));
+    for (const [replica, r] of Object.entries(result.replicas)) process.stdout.write(`replica ${replica}: ${r.count} records, seq ${r.first}…${r.last}\n`);
+    if (!result.problems.length) {
+      process.stdout.write(`verified: ${result.records} records, every chain intact\n`);
+      return 0;
+    }
+    for (const p of result.problems) process.stdout.write(`FAILED ${p.kind} at ${p.where ?? `position ${p.position}`} (replica ${p.replica}, seq ${p.seq ?? '?'}): ${p.detail}\n`);
+    return 1;
+  }
   const format = one('format') ?? 'json';
   if (format !== 'json' && format !== 'table') throw new UsageError('--format is json or table');
   const records = lines.flatMap((l) => {

@@ -44,7 +44,7 @@ export const SERVE_OPTIONS: OptionSpec[] = [
   { key: 'tlsKey', flag: 'tls-key', kind: 'string', help: 'serving key (PEM)' },
   { key: 'certDir', flag: 'cert-dir', kind: 'string', help: 'where development certificates are generated when none are given (default ./certs)' },
   { key: 'certDnsNames', flag: 'cert-dns', kind: 'list', help: 'DNS names or IPs for the generated certificate (default localhost, 127.0.0.1)' },
-  { key: 'audit', flag: 'audit', kind: 'list', help: 'audit sink (repeatable): stdout, file:PATH, http(s)://URL (default stdout)' },
+  { key: 'audit', flag: 'audit', kind: 'list', help: 'audit sink (repeatable): stdout, file:PATH, http(s)://URL, postgres://URL (default stdout)' },
   { key: 'auditSpool', flag: 'audit-spool', kind: 'string', help: 'audit spool directory: records are on disk here before a response leaves (default ./spool)' },
   { key: 'auditFull', flag: 'audit-full', kind: 'string', help: 'when the spool is full: deny (default) or allow (admit, count the loss)' },
   { key: 'auditSpoolMaxBytes', flag: 'audit-spool-max-bytes', kind: 'number', help: 'spool size limit (default 1 GiB)' },
@@ -164,8 +164,8 @@ export function resolveServeConfig(flags: ParsedFlags, env: NodeJS.ProcessEnv = 
   if (Boolean(c.tlsCert) !== Boolean(c.tlsKey)) throw new ConfigError('--tls-cert and --tls-key go together');
   if (c.kubeconfig && c.inCluster) throw new ConfigError('give --kubeconfig or --in-cluster, not both');
   for (const sink of c.audit) {
-    if (!(sink === 'stdout' || sink.startsWith('file:') || /^https?:\/\//.test(sink))) {
-      throw new ConfigError(`audit sink ${JSON.stringify(sink)} is not supported by this build (stdout, file:PATH, http(s)://URL)`);
+    if (!(sink === 'stdout' || sink.startsWith('file:') || /^(https?|postgres(ql)?):\/\//.test(sink))) {
+      throw new ConfigError(`audit sink ${JSON.stringify(sink)} is not supported by this build (stdout, file:PATH, http(s)://URL, postgres://URL)`);
     }
   }
   if (c.auditFull !== 'deny' && c.auditFull !== 'allow') throw new ConfigError(`--audit-full must be deny or allow, got ${JSON.stringify(c.auditFull)}`);

@@ -1,6 +1,7 @@
-// Sink specs as given to --audit: stdout, file:PATH, http(s)://URL.
+// Sink specs as given to --audit: stdout, file:PATH, http(s)://URL, postgres://URL.
 import { FileSink } from './file.js';
 import { HttpSink, type HttpSinkOptions } from './http.js';
+import { PostgresSink } from './postgres.js';
 import { StdoutSink } from './stdout.js';
 import type { AuditSink } from './types.js';
 
@@ -8,5 +9,6 @@ export function createSink(spec: string, http: HttpSinkOptions = {}): AuditSink 
   if (spec === 'stdout') return new StdoutSink();
   if (spec.startsWith('file:')) return new FileSink(spec.slice('file:'.length));
   if (/^https?:\/\//.test(spec)) return new HttpSink(spec, http);
+  if (/^postgres(ql)?:\/\//.test(spec)) return new PostgresSink(spec);
   throw new Error(`unknown audit sink ${JSON.stringify(spec)}`);
 }
