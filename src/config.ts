@@ -44,12 +44,12 @@ export const SERVE_OPTIONS: OptionSpec[] = [
   { key: 'tlsKey', flag: 'tls-key', kind: 'string', help: 'serving key (PEM)' },
   { key: 'certDir', flag: 'cert-dir', kind: 'string', help: 'where development certificates are generated when none are given (default ./certs)' },
   { key: 'certDnsNames', flag: 'cert-dns', kind: 'list', help: 'DNS names or IPs for the generated certificate (default localhost, 127.0.0.1)' },
-  { key: 'audit', flag: 'audit', kind: 'list', help: 'audit sink (repeatable): stdout, file:PATH, http(s)://URL, postgres://URL (default stdout)' },
+  { key: 'audit', flag: 'audit', kind: 'list', help: 'audit sink (repeatable): stdout, file:PATH, http(s)://URL, postgres://URL, syslog+tls://HOST:PORT, syslog+tcp://HOST:PORT (default stdout)' },
   { key: 'auditSpool', flag: 'audit-spool', kind: 'string', help: 'audit spool directory: records are on disk here before a response leaves (default ./spool)' },
   { key: 'auditFull', flag: 'audit-full', kind: 'string', help: 'when the spool is full: deny (default) or allow (admit, count the loss)' },
   { key: 'auditSpoolMaxBytes', flag: 'audit-spool-max-bytes', kind: 'number', help: 'spool size limit (default 1 GiB)' },
   { key: 'auditHeaders', flag: 'audit-header', kind: 'list', help: "'Name: value' header for http sinks (repeatable), e.g. a bearer token" },
-  { key: 'auditCa', flag: 'audit-ca', kind: 'string', help: 'CA bundle for https sinks' },
+  { key: 'auditCa', flag: 'audit-ca', kind: 'string', help: 'CA bundle for https and syslog+tls sinks' },
   { key: 'clusterName', flag: 'cluster-name', kind: 'string', help: 'cluster label in decision records' },
   { key: 'registryConfig', flag: 'registry-config', kind: 'string', help: 'docker config.json with registry credentials' },
   { key: 'insecureRegistries', flag: 'insecure-registry', kind: 'list', help: 'HOST:PORT reachable over plain HTTP (repeatable)' },
@@ -164,8 +164,8 @@ export function resolveServeConfig(flags: ParsedFlags, env: NodeJS.ProcessEnv = 
   if (Boolean(c.tlsCert) !== Boolean(c.tlsKey)) throw new ConfigError('--tls-cert and --tls-key go together');
   if (c.kubeconfig && c.inCluster) throw new ConfigError('give --kubeconfig or --in-cluster, not both');
   for (const sink of c.audit) {
-    if (!(sink === 'stdout' || sink.startsWith('file:') || /^(https?|postgres(ql)?):\/\//.test(sink))) {
-      throw new ConfigError(`audit sink ${JSON.stringify(sink)} is not supported by this build (stdout, file:PATH, http(s)://URL, postgres://URL)`);
+    if (!(sink === 'stdout' || sink.startsWith('file:') || /^(https?|postgres(ql)?|syslog\+tcp|syslog\+tls):\/\//.test(sink))) {
+      throw new ConfigError(`audit sink ${JSON.stringify(sink)} is not supported by this build (stdout, file:PATH, http(s)://URL, postgres://URL, syslog+tls://HOST:PORT, syslog+tcp://HOST:PORT)`);
     }
   }
   if (c.auditFull !== 'deny' && c.auditFull !== 'allow') throw new ConfigError(`--audit-full must be deny or allow, got ${JSON.stringify(c.auditFull)}`);

@@ -1,7 +1,9 @@
-// Sink specs as given to --audit: stdout, file:PATH, http(s)://URL, postgres://URL.
+// Sink specs as given to --audit: stdout, file:PATH, http(s)://URL, postgres://URL,
+// syslog+tls://HOST:PORT, syslog+tcp://HOST:PORT. --audit-ca serves the TLS ones.
 import { FileSink } from './file.js';
 import { HttpSink, type HttpSinkOptions } from './http.js';
 import { PostgresSink } from './postgres.js';
+import { SyslogSink } from './syslog.js';
 import { StdoutSink } from './stdout.js';
 import type { AuditSink } from './types.js';
 
@@ -10,5 +12,6 @@ export function createSink(spec: string, http: HttpSinkOptions = {}): AuditSink 
   if (spec.startsWith('file:')) return new FileSink(spec.slice('file:'.length));
   if (/^https?:\/\//.test(spec)) return new HttpSink(spec, http);
   if (/^postgres(ql)?:\/\//.test(spec)) return new PostgresSink(spec);
+  if (/^syslog\+(tcp|tls):\/\//.test(spec)) return new SyslogSink(spec, { ca: http.ca });
   throw new Error(`unknown audit sink ${JSON.stringify(spec)}`);
 }

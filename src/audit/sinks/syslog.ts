@@ -1,0 +1,86 @@
+// RFC 5424 syslog over TCP or TLS with octet-counted framing (RFC 6587), one message per
+// decision: structured data carries the fields a SIEM filters on, MSG the whole record.
+// TCP has no application acknowledgement: a batch counts as delivered once the socket has
+// written it; on any error the connection is dropped and the batch retried (at least once).
+import { createHash } from 'node:crypto';
+import { connect as netConnect, type Socket } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
+import type { DecisionRecord } from '../record.js';
+import type { AuditSink } from './types.js';
+
+const FACILITY_LOCAL0 = 16;
+const SEVERITY = { denied: 5 /* notice */, allowed: 6 /* info */ };
+// the SD-ID's enterprise number is the documentation one (RFC 5612) until trustgate has its own
+export const SD_ID = 'trustgate@32473';
+
+const sdValue = (v: unknown) => String(v ?? '').replace(/[\\"\]]/g, (c) => `\\${c}`);
+const header = (v: string) => (v ? v.replace(/[^\x21-\x7e]/g, '_').slice(0, 255) : '-');
+
+export function syslogMessage(line: string): string {
+  const r = JSON.parse(line) as DecisionRecord;
+  const pri = FACILITY_LOCAL0 * 8 + (r.allowed ? SEVERITY.allowed : SEVERITY.denied);
+  const failing = r.policies.filter((p) => p.result !== 'pass').map((p) => p.name).join(',');
+  const sd = `[${SD_ID} decisionId="${sdValue(r.decisionId)}" replica="${sdValue(r.replica)}" seq="${sdValue(r.seq)}" allowed="${r.allowed}"` +
+    ` namespace="${sdValue(r.request.namespace)}" kind="${sdValue(r.request.kind.kind)}" name="${sdValue(r.request.name)}"` +
+    ` operation="${sdValue(r.request.operation)}" user="${sdValue(r.request.userInfo.username)}" failing="${sdValue(failing)}"]`;
+  return `<${pri}>1 ${r.time} ${header(r.replica)} trustgate ${process.pid} decision ${sd} ${line}`;
+}
+
+export class SyslogSink implements AuditSink {
+  readonly id: string;
+  readonly name: string;
+  readonly #host: string;
+  readonly #port: number;
+  readonly #tls: boolean;
+  #socket?: Socket;
+
+  constructor(spec: string, private readonly options: { ca?: Buffer } = {}) {
+    const m = /^syslog\+(tcp|tls):\/\/([^/:]+|\[[^\]]+\]):(\d+)\/?$/.exec(spec);
+    if (!m) throw new Error(`syslog sink ${JSON.stringify(spec)}: expected syslog+tls://HOST:PORT or syslog+tcp://HOST:PORT`);
+    this.#tls = m[1] === 'tls';
+    this.#host = m[2]!.replace(/^\[|\]$/g, '');
+    this.#port = Number(m[3]);
+    this.name = spec;
+    this.id = `syslog-${createHash('sha256').update(spec).digest('hex').slice(0, 12)}`;
+  }
+
+  #connect(): Promise<Socket> {
+    if (this.#socket && !this.#socket.destroyed) return Promise.resolve(this.#socket);
+    return new Promise((resolve, reject) => {
+      const onError = (err: Error) => reject(err);
+      const socket = this.#tls
+        ? tlsConnect({ host: this.#host, port: this.#port, ca: this.options.ca, servername: this.#host, minVersion: 'TLSv1.2' }, () => ready())
+        : netConnect({ host: this.#host, port: this.#port }, () => ready());
+      const ready = () => {
+        socket.off('error', onError);
+        socket.on('error', () => socket.destroy());
+        socket.setKeepAlive(true);
+        this.#socket = socket;
+        resolve(socket);
+      };
+      socket.once('error', onError);
+      socket.setTimeout(10_000, () => socket.destroy(new Error(`${this.name}: connection timed out`)));
+    });
+  }
+
+  async send(lines: readonly string[]): Promise<void> {
+    const socket = await this.#connect();
+    const frames = lines.map((l) => {
+      const msg = syslogMessage(l);
+      return `${Buffer.byteLength(msg)} ${msg}`;
+    }).join('');
+    await new Promise<void>((resolve, reject) => {
+      socket.write(frames, (err) => {
+        if (err) {
+          socket.destroy();
+          reject(err);
+        } else resolve();
+      });
+    });
+  }
+
+  async close(): Promise<void> {
+    this.#socket?.end();
+    this.#socket = undefined;
+  }
+}

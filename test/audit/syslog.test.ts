@@ -1,0 +1,52 @@
+// The syslog sinks against a real rsyslogd, over TCP and over TLS: RFC 5424 messages with
+// structured data, octet-counted framing, and delivery after rsyslogd was down.
+import t from 'tap';
+import { rsyslogOrSkip } from '../helpers/rsyslog.js';
+import { policyDir, policyYaml, POD_RULE } from '../helpers/policies.js';
+import { readFixture, startTestServer } from '../helpers/server.js';
+import { eventually } from '../helpers/eventually.js';
+import { verifyRecords } from '../../src/audit/index.js';
+
+const policies = policyYaml('team-label', `${POD_RULE}\nvalidations:\n  - expression: "has(object.metadata.labels) && 'team' in object.metadata.labels"\n    message: pods need a team label`);
+
+async function review(i: number) {
+  const r = await readFixture('admissionreviews/pod-create-with-init-container.review.json');
+  r.request.uid = `sys-${i}`;
+  return r;
+}
+
+for (const tls of [false, true]) {
+  t.test(`syslog+${tls ? 'tls' : 'tcp'}: decisions reach rsyslog as RFC 5424 with structured data, also after it was down`, async (t) => {
+    const rsyslog = await rsyslogOrSkip(t, tls);
+    if (!rsyslog) return;
+    t.teardown(() => rsyslog.close());
+    // the syslog+tls sink trusts the CA that signed the test rsyslogd's certificate
+    const auditCa = rsyslog.ca ? await writeCa(rsyslog.ca) : undefined;
+    const live = await startTestServer({ policies: [await policyDir({ 'p.yaml': policies })], audit: [rsyslog.spec], auditCa });
+    t.teardown(() => live.close());
+
+    const ids: string[] = [];
+    for (let i = 0; i < 5; i++) ids.push((await live.post('/validate', await review(i))).json().response.auditAnnotations['decision-id']);
+    await eventually(async () => rsyslog.received().length === 5, 'five messages at rsyslog');
+    const first = rsyslog.received()[0]!;
+    t.match(first, /^133 test-0 trustgate decision \[trustgate@32473 decisionId="[0-9a-f-]{36}" replica="test-0" seq="1" allowed="false" namespace="default" kind="Pod" name="nginx" operation="CREATE" user="kubernetes-admin" failing="team-label"\] \{/);
+    t.same(rsyslog.received().map((l) => /decisionId="([^"]+)"/.exec(l)![1]), ids);
+    const records = rsyslog.received().map((l, i) => ({ position: i + 1, text: l.slice(l.indexOf('] {') + 2) }));
+    t.same(verifyRecords(records).problems, [], 'the records in MSG arrive intact and chained');
+
+    await rsyslog.stop();
+    for (let i = 5; i < 10; i++) await live.post('/validate', await review(i));
+    await rsyslog.start();
+    await eventually(async () => new Set(rsyslog.received().map((l) => /seq="(\d+)"/.exec(l)![1])).size === 10, 'all ten after the restart', 60_000);
+    t.pass('every decision arrived after rsyslogd came back (at least once)');
+  });
+}
+
+async function writeCa(ca: Buffer): Promise<string> {
+  const { mkdtemp, writeFile } = await import('node:fs/promises');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const file = join(await mkdtemp(join(tmpdir(), 'tg-ca-')), 'ca.crt');
+  await writeFile(file, ca);
+  return file;
+}
