@@ -16,6 +16,7 @@ export interface ServeConfig {
   auditSpoolMaxBytes: number;
   auditHeaders: string[];
   auditCa?: string;
+  auditHttpFormat: 'json' | 'ecs';
   clusterName: string;
   registryConfig?: string;
   insecureRegistries: string[];
@@ -50,6 +51,7 @@ export const SERVE_OPTIONS: OptionSpec[] = [
   { key: 'auditSpoolMaxBytes', flag: 'audit-spool-max-bytes', kind: 'number', help: 'spool size limit (default 1 GiB)' },
   { key: 'auditHeaders', flag: 'audit-header', kind: 'list', help: "'Name: value' header for http sinks (repeatable), e.g. a bearer token" },
   { key: 'auditCa', flag: 'audit-ca', kind: 'string', help: 'CA bundle for https and syslog+tls sinks' },
+  { key: 'auditHttpFormat', flag: 'audit-http-format', kind: 'string', help: 'json (default) or ecs (Elastic Common Schema) for http sinks' },
   { key: 'clusterName', flag: 'cluster-name', kind: 'string', help: 'cluster label in decision records' },
   { key: 'registryConfig', flag: 'registry-config', kind: 'string', help: 'docker config.json with registry credentials' },
   { key: 'insecureRegistries', flag: 'insecure-registry', kind: 'list', help: 'HOST:PORT reachable over plain HTTP (repeatable)' },
@@ -73,6 +75,7 @@ export function defaultConfig(): ServeConfig {
     auditFull: 'deny',
     auditSpoolMaxBytes: 1 << 30,
     auditHeaders: [],
+    auditHttpFormat: 'json',
     clusterName: '',
     insecureRegistries: [],
     inCluster: false,
@@ -168,6 +171,7 @@ export function resolveServeConfig(flags: ParsedFlags, env: NodeJS.ProcessEnv = 
       throw new ConfigError(`audit sink ${JSON.stringify(sink)} is not supported by this build (stdout, file:PATH, http(s)://URL, postgres://URL, syslog+tls://HOST:PORT, syslog+tcp://HOST:PORT)`);
     }
   }
+  if (c.auditHttpFormat !== 'json' && c.auditHttpFormat !== 'ecs') throw new ConfigError(`--audit-http-format must be json or ecs, got ${JSON.stringify(c.auditHttpFormat)}`);
   if (c.auditFull !== 'deny' && c.auditFull !== 'allow') throw new ConfigError(`--audit-full must be deny or allow, got ${JSON.stringify(c.auditFull)}`);
   for (const h of c.auditHeaders) if (!/^[A-Za-z0-9-]+:\s?.+/.test(h)) throw new ConfigError(`--audit-header must look like 'Name: value'`);
   return c;

@@ -45,14 +45,16 @@ export async function admit(body: unknown, endpoint: Endpoint, services: Admissi
   const explain = options.explain ? [] : undefined;
   const ctx = new EvaluationContext(request, Date.now() + services.deadlineMs, services.namespaces, services.params, explain);
   const results: PolicyResult[] = [];
+  const evaluationStarted = performance.now();
   for (const policy of set.index.candidates(request)) {
     const result = evaluatePolicy(policy, ctx);
     if (result) results.push(result);
   }
+  const evaluationMs = performance.now() - evaluationStarted;
   const decision = decide(results);
   const patch: JsonPatchOperation[] = [];
   const decisionId = randomUUID();
-  const record = buildDecisionRecord({ decisionId, replica: services.replica, request, endpoint, allowed: decision.allowed, startedAt, policySetRevision: set.revision, results, patch, labels: services.labels });
+  const record = buildDecisionRecord({ decisionId, replica: services.replica, request, endpoint, allowed: decision.allowed, startedAt, evaluationMs, policySetRevision: set.revision, results, patch, labels: services.labels });
   try {
     await services.recorder.record(record);
   } catch (err) {

@@ -30,6 +30,8 @@ export interface DecisionRecord {
   endpoint: Endpoint;
   allowed: boolean;
   durationMs: number;
+  /** parts of the duration: policy evaluation (image verification joins with image rules) */
+  timings: { evaluationMs: number };
   policySetRevision: string;
   policies: { name: string; revision: string; mode: string; result: string; code?: string; messages: string[] }[];
   images: unknown[];
@@ -51,6 +53,7 @@ export function buildDecisionRecord(input: {
   endpoint: Endpoint;
   allowed: boolean;
   startedAt: number;
+  evaluationMs?: number;
   policySetRevision: string;
   results: readonly PolicyResult[];
   patch: JsonPatchOperation[];
@@ -77,6 +80,7 @@ export function buildDecisionRecord(input: {
     endpoint: input.endpoint,
     allowed: input.allowed,
     durationMs: Math.round((performance.now() - input.startedAt) * 1000) / 1000,
+    timings: { evaluationMs: Math.round((input.evaluationMs ?? 0) * 1000) / 1000 },
     policySetRevision: input.policySetRevision,
     policies: input.results.map((p) => ({ name: p.name, revision: p.revision, mode: p.mode, result: p.result, code: p.code, messages: p.messages })),
     images: [],

@@ -105,3 +105,18 @@ t.test('a line torn by a crash mid-write is cut off at start, and the chain resu
   t.equal(lines.length, 4);
   t.same(verifyRecords(lines.map((text, i) => ({ position: i + 1, text }))).problems, []);
 });
+
+t.test('the HTTP sink can speak Elastic Common Schema', async (t) => {
+  const receiver = await new Receiver().start();
+  t.teardown(() => receiver.stop());
+  const audit = await AuditPipeline.start({ spoolDir: await mkdtemp(join(tmpdir(), 'tg-spool-')), sinks: [createSink(receiver.url, { format: 'ecs' })], whenFull: 'deny', logger });
+  t.teardown(() => audit.close());
+  const r = makeRecord({ allowed: false, namespace: 'payments', user: 'bob' });
+  await audit.record(r);
+  t.ok(await audit.drained());
+  const doc = receiver.received[0] as unknown as Record<string, any>;
+  t.match(doc, {
+    '@timestamp': r.time, event: { outcome: 'failure', id: r.decisionId, action: 'admission-validate' },
+    user: { name: 'bob' }, orchestrator: { type: 'kubernetes', namespace: 'payments' }, trustgate: { decisionId: r.decisionId, seq: 1 },
+  });
+});

@@ -5,9 +5,13 @@ import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { gzipSync } from 'node:zlib';
 import type { AuditSink } from './types.js';
+import { toECS } from '../ecs.js';
+import type { DecisionRecord } from '../record.js';
 
 export interface HttpSinkOptions {
   headers?: Record<string, string>;
+  /** json: the records as written; ecs: Elastic Common Schema documents */
+  format?: 'json' | 'ecs';
   ca?: Buffer;
   timeoutMs?: number;
 }
@@ -25,7 +29,8 @@ export class HttpSink implements AuditSink {
   }
 
   send(lines: readonly string[]): Promise<void> {
-    const body = gzipSync(`[${lines.join(',')}]`);
+    const payload = this.options.format === 'ecs' ? JSON.stringify(lines.map((l) => toECS(JSON.parse(l) as DecisionRecord))) : `[${lines.join(',')}]`;
+    const body = gzipSync(payload);
     const request = this.#url.protocol === 'https:' ? httpsRequest : httpRequest;
     return new Promise((resolve, reject) => {
       const req = request(this.#url, {
