@@ -47,6 +47,15 @@ t.test('decisions land as rows; audit verify and query read the database', async
   t.equal(denied.stdout.trim().split('\n').length, 4, 'seq 1, 4, 7, 10 were denied');
   t.match(denied.stdout, /DENY\s+CREATE/);
 
+  const secret = await review(99, 'web');
+  secret.request.object.spec.containers[0].env = [{ name: 'PASSWORD', value: 'pg-s3cr3t-value' }];
+  secret.request.userInfo.extra = { token: ['pg-extra-token'] };
+  await server.post('/validate', secret);
+  t.ok(await server.audit.drained(20_000));
+  const all = (await client.query('SELECT record::text AS t FROM trustgate_decisions')).rows.map((r) => r.t).join('\n');
+  t.notMatch(all, /pg-s3cr3t-value|pg-extra-token/, 'no secret in the database');
+  await client.query('DELETE FROM trustgate_decisions WHERE seq = 11');
+
   await client.query("DELETE FROM trustgate_decisions WHERE seq = 5");
   const gap = await trustgate('audit', 'verify', db.url);
   t.equal((gap as { code?: number }).code, 1);

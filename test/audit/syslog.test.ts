@@ -39,6 +39,12 @@ for (const tls of [false, true]) {
     await rsyslog.start();
     await eventually(async () => new Set(rsyslog.received().map((l) => /seq="(\d+)"/.exec(l)![1])).size === 10, 'all ten after the restart', 60_000);
     t.pass('every decision arrived after rsyslogd came back (at least once)');
+    const secret = await review(99);
+    secret.request.object.spec.containers[0].env = [{ name: 'PASSWORD', value: 'syslog-s3cr3t-value' }];
+    secret.request.userInfo.extra = { token: ['syslog-extra-token'] };
+    await live.post('/validate', secret);
+    await eventually(async () => rsyslog.received().some((l) => l.includes('"uid":"sys-99"')), 'the secret-laden decision');
+    t.notMatch(rsyslog.received().join('\n'), /syslog-s3cr3t-value|syslog-extra-token/, 'no secret reached syslog');
   });
 }
 
