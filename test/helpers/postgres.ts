@@ -2,7 +2,7 @@
 // Missing binaries skip the test with a notice, except under CI=true, where that is a failure.
 import { execFileSync } from 'node:child_process';
 import { chownSync, existsSync, mkdtempSync, readdirSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { freePort, serviceOrSkip } from './services.js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -20,15 +20,6 @@ function binDir(): string | undefined {
   return versions[0] ? join(root, versions[0], 'bin') : undefined;
 }
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 /** Starts a cluster, or returns the reason it cannot (the caller skips, or fails under CI). */
 export async function startPostgres(): Promise<Postgres | string> {
@@ -65,14 +56,4 @@ export async function startPostgres(): Promise<Postgres | string> {
 }
 
 /** For tap: the cluster, or undefined after skipping (failing under CI=true). */
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-export async function postgresOrSkip(t: { skip(...args: any[]): unknown; fail(...args: any[]): unknown; comment(...args: any[]): unknown }): Promise<Postgres | undefined> {
-  const pg = await startPostgres().catch((err: Error) => `PostgreSQL did not start: ${err.message}`);
-  if (typeof pg !== 'string') return pg;
-  if (process.env.CI === 'true') t.fail(`${pg}: CI must run this test`);
-  else {
-    t.comment(`NOTICE: skipping PostgreSQL tests: ${pg}`);
-    t.skip(pg);
-  }
-  return undefined;
-}
+export const postgresOrSkip = (t: Parameters<typeof serviceOrSkip>[0]) => serviceOrSkip(t, 'PostgreSQL', startPostgres);

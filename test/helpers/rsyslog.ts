@@ -2,7 +2,8 @@
 // Missing rsyslog skips with a notice, except under CI=true, where that is a failure.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, writeFileSync, rmSync } from 'node:fs';
-import { createServer, connect } from 'node:net';
+import { connect } from 'node:net';
+import { freePort, serviceOrSkip } from './services.js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { generateCertificates } from '../../src/server/index.js';
@@ -16,15 +17,6 @@ export interface Rsyslog {
   close(): Promise<void>;
 }
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 async function listening(port: number): Promise<void> {
   for (let i = 0; i < 100; i++) {
@@ -82,14 +74,4 @@ if $app-name == "trustgate" then action(type="omfile" file="${out}" template="tg
   };
 }
 
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-export async function rsyslogOrSkip(t: { skip(...a: any[]): unknown; fail(...a: any[]): unknown; comment(...a: any[]): unknown }, tls: boolean): Promise<Rsyslog | undefined> {
-  const r = await startRsyslog(tls).catch((err: Error) => `rsyslogd did not start: ${err.message}`);
-  if (typeof r !== 'string') return r;
-  if (process.env.CI === 'true') t.fail(`${r}: CI must run this test`);
-  else {
-    t.comment(`NOTICE: skipping rsyslog tests: ${r}`);
-    t.skip(r);
-  }
-  return undefined;
-}
+export const rsyslogOrSkip = (t: Parameters<typeof serviceOrSkip>[0], tls: boolean) => serviceOrSkip(t, 'rsyslog', () => startRsyslog(tls));
