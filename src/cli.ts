@@ -13,6 +13,8 @@ import { readPostgresRecords, redactedURL } from './audit/sinks/postgres.js';
 import { ConfigError, parseFlags, resolveServeConfig, SERVE_OPTIONS, serveFlagKinds } from './config.js';
 import { readClusterFile } from './kube/index.js';
 import { loadPolicySet, runPolicyTests } from './policy/index.js';
+import { renderManifests } from './kube/manifests.js';
+import { stringify as toYaml } from 'yaml';
 import { generateCertificates, startServer } from './server/index.js';
 
 const USAGE = `trustgate — Kubernetes admission webhook for software-supply-chain policy
@@ -24,6 +26,8 @@ usage:
   trustgate eval    --policies DIR (--review F | --object F [--old-object F] [--operation OP] [--namespace NS])
                     [--cluster-file F] [--mutate] [--explain]
   trustgate certs   generate --dns NAME... --out DIR
+  trustgate manifests [--namespace NS] [--image IMG] [--replicas N] [--policies DIR] [--ca-file F]
+                    [--tls-secret NAME] [--audit SINK]... [--timeout-seconds N]
   trustgate audit   verify SOURCE... | query SOURCE... [--since T] [--until T] [--namespace NS] [--user U]
                     [--policy P] [--allowed|--denied] [--image REF] [--format json|table]
                     SOURCE: a file sink's file (rotated siblings included), a spool directory, or postgres://…
@@ -219,8 +223,30 @@ async function audit(argv: string[]): Promise<number> {
   return 0;
 }
 
-const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = { serve, lint, test, eval: evaluate, certs, audit };
-const PLANNED = new Set(['verify', 'verify-bundle', 'manifests']);
+async function manifests(argv: string[]): Promise<number> {
+  const { values } = parseFlags(argv, { namespace: 'value', image: 'value', replicas: 'value', policies: 'value', 'ca-file': 'value', 'tls-secret': 'value', audit: 'value', 'timeout-seconds': 'value' });
+  const one = (k: string) => values.get(k)?.at(-1) as string | undefined;
+  const replicas = Number(one('replicas') ?? 2);
+  if (!Number.isInteger(replicas) || replicas < 1) throw new UsageError('--replicas must be a positive whole number');
+  if (replicas < 2) process.stderr.write('warning: one replica cannot survive a node loss; use 2 or more\n');
+  const timeout = Number(one('timeout-seconds') ?? 10);
+  if (!Number.isInteger(timeout) || timeout < 1 || timeout > 30) throw new UsageError('--timeout-seconds must be 1 to 30 (the API server caps webhooks at 30 s)');
+  const set = await loadOrFail((values.get('policies') as string[] | undefined) ?? ['./policies']);
+  if (!set) return 2;
+  let caBundle: string | undefined;
+  if (one('ca-file')) caBundle = await readFile(one('ca-file')!, 'utf8').catch(() => {
+    throw new UsageError(`--ca-file ${one('ca-file')}: no such file`);
+  });
+  const objects = renderManifests(set, {
+    namespace: one('namespace') ?? 'trustgate', image: one('image') ?? 'ghcr.io/trustgate/trustgate:0.1.0', replicas, caBundle,
+    tlsSecret: one('tls-secret') ?? 'trustgate-tls', audit: (values.get('audit') as string[] | undefined) ?? ['stdout'], timeoutSeconds: timeout,
+  });
+  process.stdout.write(objects.map((o) => toYaml(o, { lineWidth: 0 })).join('---\n'));
+  return 0;
+}
+
+const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = { serve, lint, test, eval: evaluate, certs, audit, manifests };
+const PLANNED = new Set(['verify', 'verify-bundle']);
 
 export async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;

@@ -1,0 +1,133 @@
+// `trustgate manifests`: the whole install as Kubernetes objects, derived from flags and from
+// the loaded policies (webhook rules, the ConfigMap namespaces RBAC must cover).
+import { pluralOf } from '../admission/synthesize.js';
+import type { PolicySet } from '../policy/index.js';
+
+export interface ManifestOptions {
+  namespace: string;
+  image: string;
+  replicas: number;
+  /** PEM CA bundle for the webhook configurations, when certificates are managed outside */
+  caBundle?: string;
+  /** name of the TLS Secret the serving certificate lives in (cert-manager writes it) */
+  tlsSecret: string;
+  audit: string[];
+  timeoutSeconds: number;
+}
+
+type Obj = Record<string, unknown>;
+const LABELS = { 'app.kubernetes.io/name': 'trustgate', 'app.kubernetes.io/component': 'admission-webhook' };
+
+/** Webhook rules covering every resource some policy matches. */
+export function webhookRules(set: PolicySet): Obj[] {
+  const rules = new Map<string, Obj>();
+  for (const p of set.policies) {
+    for (const r of p.rules) {
+      const resources = r.kinds.size
+        ? [...r.kinds].map((k) => (k === '*' ? '*' : k.includes('/') ? `${pluralOf(k.split('/')[0]!)}/${k.split('/')[1]}` : pluralOf(k)))
+        : r.resources;
+      const rule = {
+        apiGroups: [...r.groups].sort(), apiVersions: [...r.versions].sort(), operations: [...r.operations].sort(),
+        resources: [...resources].sort(), scope: r.scope,
+      };
+      rules.set(JSON.stringify(rule), rule);
+    }
+  }
+  return [...rules.values()];
+}
+
+function configMapNamespaces(set: PolicySet): string[] {
+  const ns = new Set<string>();
+  for (const p of set.policies) {
+    if (p.params.kind === 'configMap') ns.add(p.params.namespace);
+    if (p.sources?.configMap) ns.add(p.sources.configMap.namespace);
+  }
+  return [...ns].sort();
+}
+
+export function renderManifests(set: PolicySet, o: ManifestOptions): Obj[] {
+  const ns = o.namespace;
+  const meta = (name: string, namespaced = true) => ({ name, ...(namespaced ? { namespace: ns } : {}), labels: LABELS });
+  const rules = webhookRules(set);
+  // never call ourselves for our own namespace or kube-system: the cluster cannot lock itself out
+  const namespaceSelector = { matchExpressions: [{ key: 'kubernetes.io/metadata.name', operator: 'NotIn', values: [...new Set([ns, 'kube-system'])].sort() }] };
+  const clientConfig = (path: string) => ({ service: { name: 'trustgate', namespace: ns, path, port: 443 }, ...(o.caBundle ? { caBundle: Buffer.from(o.caBundle).toString('base64') } : {}) });
+  const webhook = (name: string, path: string, extra: Obj = {}) => ({
+    name, clientConfig: clientConfig(path), rules, failurePolicy: 'Fail', matchPolicy: 'Equivalent', sideEffects: 'NoneOnDryRun',
+    timeoutSeconds: o.timeoutSeconds, admissionReviewVersions: ['v1'], namespaceSelector, ...extra,
+  });
+  const cmNamespaces = configMapNamespaces(set);
+  const objects: Obj[] = [
+    { apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns, labels: { ...LABELS, 'pod-security.kubernetes.io/enforce': 'restricted' } } },
+    { apiVersion: 'v1', kind: 'ServiceAccount', metadata: meta('trustgate'), automountServiceAccountToken: true },
+    {
+      apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRole', metadata: meta('trustgate', false),
+      rules: [
+        { apiGroups: [''], resources: ['namespaces'], verbs: ['get', 'list', 'watch'] },
+        { apiGroups: ['admissionregistration.k8s.io'], resources: ['validatingwebhookconfigurations', 'mutatingwebhookconfigurations'], resourceNames: ['trustgate'], verbs: ['get', 'patch'] },
+      ],
+    },
+    { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRoleBinding', metadata: meta('trustgate', false), roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'trustgate' }, subjects: [{ kind: 'ServiceAccount', name: 'trustgate', namespace: ns }] },
+    // ConfigMaps only in the namespaces policies name, read-only
+    ...cmNamespaces.flatMap((n) => [
+      { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'Role', metadata: { name: 'trustgate-configmaps', namespace: n, labels: LABELS }, rules: [{ apiGroups: [''], resources: ['configmaps'], verbs: ['get', 'list', 'watch'] }] },
+      { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'RoleBinding', metadata: { name: 'trustgate-configmaps', namespace: n, labels: LABELS }, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'trustgate-configmaps' }, subjects: [{ kind: 'ServiceAccount', name: 'trustgate', namespace: ns }] },
+    ]),
+    {
+      apiVersion: 'apps/v1', kind: 'Deployment', metadata: meta('trustgate'),
+      spec: {
+        replicas: o.replicas,
+        selector: { matchLabels: LABELS },
+        strategy: { type: 'RollingUpdate', rollingUpdate: { maxUnavailable: 0, maxSurge: 1 } },
+        template: {
+          metadata: { labels: LABELS },
+          spec: {
+            serviceAccountName: 'trustgate',
+            priorityClassName: 'system-cluster-critical',
+            securityContext: { runAsNonRoot: true, runAsUser: 65532, runAsGroup: 65532, fsGroup: 65532, seccompProfile: { type: 'RuntimeDefault' } },
+            affinity: { podAntiAffinity: { requiredDuringSchedulingIgnoredDuringExecution: [{ labelSelector: { matchLabels: LABELS }, topologyKey: 'kubernetes.io/hostname' }] } },
+            topologySpreadConstraints: [{ maxSkew: 1, topologyKey: 'topology.kubernetes.io/zone', whenUnsatisfiable: 'ScheduleAnyway', labelSelector: { matchLabels: LABELS } }],
+            terminationGracePeriodSeconds: 30,
+            containers: [{
+              name: 'trustgate', image: o.image, imagePullPolicy: 'IfNotPresent',
+              args: ['serve', '--policies', '/app/policies', '--tls-cert', '/certs/tls.crt', '--tls-key', '/certs/tls.key', '--audit-spool', '/spool', '--in-cluster',
+                ...o.audit.flatMap((a) => ['--audit', a])],
+              env: [{ name: 'TRUSTGATE_REPLICA', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } }],
+              ports: [{ name: 'https', containerPort: 8443 }],
+              readinessProbe: { httpGet: { path: '/readyz', port: 'https', scheme: 'HTTPS' }, periodSeconds: 5 },
+              livenessProbe: { httpGet: { path: '/healthz', port: 'https', scheme: 'HTTPS' }, periodSeconds: 10, failureThreshold: 6 },
+              resources: { requests: { cpu: '100m', memory: '128Mi' }, limits: { memory: '512Mi' } },
+              securityContext: { allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] }, runAsNonRoot: true },
+              volumeMounts: [{ name: 'certs', mountPath: '/certs', readOnly: true }, { name: 'spool', mountPath: '/spool' }, { name: 'tmp', mountPath: '/tmp' }],
+            }],
+            volumes: [
+              { name: 'certs', secret: { secretName: o.tlsSecret } },
+              // the spool outlives restarts of the container, not of the pod: sinks should be fast
+              { name: 'spool', emptyDir: { sizeLimit: '2Gi' } },
+              { name: 'tmp', emptyDir: { medium: 'Memory', sizeLimit: '64Mi' } },
+            ],
+          },
+        },
+      },
+    },
+    { apiVersion: 'policy/v1', kind: 'PodDisruptionBudget', metadata: meta('trustgate'), spec: { minAvailable: 1, selector: { matchLabels: LABELS } } },
+    { apiVersion: 'v1', kind: 'Service', metadata: meta('trustgate'), spec: { selector: LABELS, ports: [{ name: 'https', port: 443, targetPort: 'https' }] } },
+    {
+      apiVersion: 'networking.k8s.io/v1', kind: 'NetworkPolicy', metadata: meta('trustgate'),
+      spec: {
+        podSelector: { matchLabels: LABELS },
+        policyTypes: ['Ingress', 'Egress'],
+        // the API server's source addresses differ per distribution: the port is what is fixed
+        ingress: [{ ports: [{ protocol: 'TCP', port: 8443 }] }],
+        egress: [
+          { ports: [{ protocol: 'UDP', port: 53 }, { protocol: 'TCP', port: 53 }] },
+          // the API server (watches) and audit sinks and registries over TLS; narrow with CIDRs where known
+          { ports: [{ protocol: 'TCP', port: 443 }, { protocol: 'TCP', port: 6443 }] },
+        ],
+      },
+    },
+    { apiVersion: 'admissionregistration.k8s.io/v1', kind: 'ValidatingWebhookConfiguration', metadata: meta('trustgate', false), webhooks: [webhook('validate.trustgate.dev', '/validate')] },
+    { apiVersion: 'admissionregistration.k8s.io/v1', kind: 'MutatingWebhookConfiguration', metadata: meta('trustgate', false), webhooks: [webhook('mutate.trustgate.dev', '/mutate', { reinvocationPolicy: 'IfNeeded' })] },
+  ];
+  return objects;
+}

@@ -1,0 +1,79 @@
+// The install: the Dockerfile's structure, the compiled bundle it copies starting, and the
+// rendered manifests carrying the hardening and the lock-out protection they must.
+import { execFile } from 'node:child_process';
+import { readFile, rm } from 'node:fs/promises';
+import { promisify } from 'node:util';
+import t from 'tap';
+import { parseAllDocuments } from 'yaml';
+
+const run = promisify(execFile);
+const root = new URL('../../', import.meta.url).pathname;
+
+t.test('Dockerfile: multi-stage, distroless nonroot runtime, pinned bases, no shell-needing steps at runtime', async (t) => {
+  const text = await readFile(`${root}Dockerfile`, 'utf8');
+  const froms = [...text.matchAll(/^FROM\s+(\S+)(?:\s+AS\s+(\S+))?/gim)].map((m) => ({ image: m[1]!, stage: m[2] }));
+  t.ok(froms.length >= 2, 'at least a build and a runtime stage');
+  for (const f of froms) {
+    t.notMatch(f.image, /:latest$|^[^:@]+$/, `${f.image} is pinned`);
+  }
+  const runtime = text.slice(text.lastIndexOf('FROM '));
+  t.match(froms.at(-1)!.image, /^gcr\.io\/distroless\/nodejs\d+-debian\d+:nonroot$/);
+  t.match(runtime, /^USER 65532:65532$/m, 'runs as nonroot');
+  t.notMatch(runtime, /^RUN /m, 'no RUN in the runtime stage: it has no shell');
+  t.notMatch(text, /HEALTHCHECK/, 'Kubernetes probes do that');
+  t.match(runtime, /org\.opencontainers\.image\.source/);
+  t.match(runtime, /COPY --from=build \/src\/package-lock\.json|package\.json \/src\/package-lock\.json/, 'the lock file travels with the image for SBOMs');
+});
+
+t.test('the compiled bundle the image copies starts', async (t) => {
+  const out = `${root}.test-dist`;
+  t.teardown(() => rm(out, { recursive: true, force: true }));
+  await run(process.execPath, [`${root}node_modules/typescript/bin/tsc`, '-p', `${root}tsconfig.json`, '--outDir', out], { cwd: root });
+  const help = await run(process.execPath, [`${out}/cli.js`, '--help']);
+  t.match(help.stdout, /trustgate — Kubernetes admission webhook/);
+  const lint = await run(process.execPath, [`${out}/cli.js`, 'lint', `${root}policies`]);
+  t.match(lint.stdout, /^ok: \d+ policies/);
+});
+
+t.test('trustgate manifests: hardened, highly available, cannot lock the cluster out', async (t) => {
+  const { stdout } = await run(process.execPath, ['--import', 'tsx', `${root}src/cli.ts`, 'manifests', '--namespace', 'tg', '--image', 'registry.example/trustgate:1.0.0', '--policies', `${root}policies`]);
+  const objects = parseAllDocuments(stdout).map((d) => d.toJS());
+  const byKind = (kind: string) => objects.filter((o) => o.kind === kind);
+  t.same([...new Set(objects.map((o) => o.kind))].sort(), ['ClusterRole', 'ClusterRoleBinding', 'Deployment', 'MutatingWebhookConfiguration', 'Namespace', 'NetworkPolicy', 'PodDisruptionBudget', 'Role', 'RoleBinding', 'Service', 'ServiceAccount', 'ValidatingWebhookConfiguration']);
+
+  const deployment = byKind('Deployment')[0];
+  t.ok(deployment.spec.replicas >= 2);
+  const pod = deployment.spec.template.spec;
+  t.ok(pod.affinity.podAntiAffinity.requiredDuringSchedulingIgnoredDuringExecution.length);
+  const c = pod.containers[0];
+  t.equal(c.image, 'registry.example/trustgate:1.0.0');
+  t.match(c.securityContext, { allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] }, runAsNonRoot: true });
+  t.match(pod.securityContext, { runAsNonRoot: true, seccompProfile: { type: 'RuntimeDefault' } });
+  t.match(c.readinessProbe.httpGet, { path: '/readyz', scheme: 'HTTPS' });
+  t.ok(c.resources.limits.memory);
+  t.equal(byKind('PodDisruptionBudget')[0].spec.minAvailable, 1);
+
+  for (const kind of ['ValidatingWebhookConfiguration', 'MutatingWebhookConfiguration']) {
+    const hook = byKind(kind)[0].webhooks[0];
+    t.match(hook, { failurePolicy: 'Fail', matchPolicy: 'Equivalent', sideEffects: 'NoneOnDryRun', admissionReviewVersions: ['v1'], timeoutSeconds: 10 }, kind);
+    t.same(hook.namespaceSelector.matchExpressions[0], { key: 'kubernetes.io/metadata.name', operator: 'NotIn', values: ['kube-system', 'tg'] }, `${kind} never calls for its own namespace or kube-system`);
+    const resources = hook.rules.flatMap((r: { resources: string[] }) => r.resources);
+    t.ok(resources.includes('pods/ephemeralcontainers') && resources.includes('ocirepositories') && resources.includes('cronjobs'), `${kind} rules come from the policies`);
+  }
+  t.equal(byKind('MutatingWebhookConfiguration')[0].webhooks[0].reinvocationPolicy, 'IfNeeded');
+
+  const clusterRole = byKind('ClusterRole')[0];
+  const verbs = clusterRole.rules.flatMap((r: { resources: string[]; verbs: string[] }) => r.resources.map((res) => `${res}:${r.verbs.join(',')}`));
+  t.same(verbs.sort(), ['mutatingwebhookconfigurations:get,patch', 'namespaces:get,list,watch', 'validatingwebhookconfigurations:get,patch']);
+  t.notMatch(stdout, /secrets/, 'no access to Secrets unless pull secrets are enabled');
+  t.same(byKind('Role').map((r) => [r.metadata.namespace, r.rules[0].resources[0], r.rules[0].verbs]), [['flux-system', 'configmaps', ['get', 'list', 'watch']]], 'ConfigMaps only where policies read them');
+});
+
+t.test('manifests refuses nonsense and warns about a single replica', async (t) => {
+  const cli = ['--import', 'tsx', `${root}src/cli.ts`, 'manifests'];
+  const bad = await run(process.execPath, [...cli, '--timeout-seconds', '60']).catch((e) => e as { code: number; stderr: string });
+  t.equal((bad as { code: number }).code, 2);
+  t.match(bad.stderr, /--timeout-seconds must be 1 to 30/);
+  const one = await run(process.execPath, [...cli, '--replicas', '1', '--policies', `${root}policies`]);
+  t.match(one.stderr, /one replica cannot survive a node loss/);
+});
