@@ -1,7 +1,7 @@
 // `trustgate manifests`: the whole install as Kubernetes objects, derived from flags and from
 // the loaded policies (webhook rules, the ConfigMap namespaces RBAC must cover).
 import { pluralOf } from '../admission/synthesize.js';
-import type { PolicySet } from '../policy/index.js';
+import { configMapNamespaces, type PolicySet } from '../policy/index.js';
 
 export interface ManifestOptions {
   namespace: string;
@@ -34,15 +34,6 @@ export function webhookRules(set: PolicySet): Obj[] {
     }
   }
   return [...rules.values()];
-}
-
-function configMapNamespaces(set: PolicySet): string[] {
-  const ns = new Set<string>();
-  for (const p of set.policies) {
-    if (p.params.kind === 'configMap') ns.add(p.params.namespace);
-    if (p.sources?.configMap) ns.add(p.sources.configMap.namespace);
-  }
-  return [...ns].sort();
 }
 
 export function renderManifests(set: PolicySet, o: ManifestOptions): Obj[] {

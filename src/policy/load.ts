@@ -83,3 +83,13 @@ export function subsetPolicySet(set: PolicySet, names: readonly string[]): Polic
   const policies = set.policies.filter((p) => names.includes(p.name));
   return { ...set, policies, index: new PolicyIndex(policies) };
 }
+
+/** Namespaces whose ConfigMaps the policies read (params and sources allowlists). */
+export function configMapNamespaces(set: PolicySet): string[] {
+  const ns = new Set<string>();
+  for (const p of set.policies) {
+    if (p.params.kind === 'configMap') ns.add(p.params.namespace);
+    if (p.sources?.configMap) ns.add(p.sources.configMap.namespace);
+  }
+  return [...ns].sort();
+}

@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import { AuditPipeline, createSink } from '../audit/index.js';
 import { TRUSTGATE_VERSION } from '../audit/record.js';
 import { ClusterState, loadKubeConfig, readClusterFile } from '../kube/index.js';
-import { PolicyStore, type PolicySet } from '../policy/index.js';
+import { configMapNamespaces, PolicyStore } from '../policy/index.js';
 import { buildApp } from './app.js';
 import { ensureDevelopmentCertificates } from './certs.js';
 import { auditMetrics, createMetrics } from './metrics.js';
@@ -23,14 +23,6 @@ export interface RunningServer {
   store: PolicyStore;
   audit: AuditPipeline;
   close(): Promise<void>;
-}
-
-/** namespaces whose ConfigMaps policies read: params, and allowlists of sources rules */
-function configMapNamespaces(set: PolicySet): string[] {
-  return set.policies.flatMap((p) => [
-    ...(p.params.kind === 'configMap' ? [p.params.namespace] : []),
-    ...(p.sources?.configMap ? [p.sources.configMap.namespace] : []),
-  ]);
 }
 
 export async function startServer(config: ServeConfig, logger: Logger = pino({ level: config.logLevel })): Promise<RunningServer> {
