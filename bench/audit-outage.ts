@@ -1,6 +1,7 @@
 // 500 requests/s for 60 s (BENCH_SECONDS) with the HTTP audit sink refusing for the middle
-// half: prints records admitted vs received (must be equal: nothing lost), the spool's peak
-// size and the oldest unacknowledged record's peak age, and latency with the sink up vs down.
+// half: prints records spooled vs received (must be equal: nothing lost), the spool's peak
+// size and the oldest unacknowledged record's peak age, latency with the sink up vs down,
+// and, first, the same load on the same app without auditing (bench/unaudited-server.ts).
 import { spawn } from 'node:child_process';
 import { mkdtemp, readFile } from 'node:fs/promises';
 import { createServer } from 'node:http';
@@ -71,6 +72,21 @@ const phase = (seconds: number) => autocannon({
   connections: 10, duration: seconds, overallRate: RATE, tlsOptions: { ca },
 } as autocannon.Options);
 const quarter = Math.max(1, Math.round(SECONDS / 4));
+
+// baseline: the same app and policies with a recorder that records nothing
+const baselineServer = spawn(process.execPath, ['--import', 'tsx', new URL('./unaudited-server.ts', import.meta.url).pathname, join(dir, 'policies'), certs.cert, certs.key, '18446'], { stdio: ['ignore', 'ignore', 'inherit'] });
+for (let i = 0; ; i++) {
+  const up = await new Promise<boolean>((resolve) => request('https://127.0.0.1:18446/healthz', { ca }, (res) => (res.resume(), resolve(true))).on('error', () => resolve(false)).end());
+  if (up) break;
+  if (i > 100) throw new Error('baseline server did not start');
+  await new Promise((r) => setTimeout(r, 100));
+}
+const baseline = await autocannon({
+  url: 'https://127.0.0.1:18446/validate', method: 'POST', body, headers: { 'content-type': 'application/json' },
+  connections: 10, duration: quarter, overallRate: RATE, tlsOptions: { ca },
+} as autocannon.Options);
+baselineServer.kill();
+
 const before = await phase(quarter);
 up = false;
 const during = await phase(quarter * 2);
@@ -98,6 +114,7 @@ receiver.close();
 console.log(`audit sink outage: ${RATE} requests/s for ${quarter * 4} s, HTTP sink refusing for the middle ${quarter * 2} s`);
 console.log(`  answered ${admitted} (autocannon's count), errors ${errors}; records spooled ${written}, received by the sink ${received.size}, lost ${written - received.size + lostByServer}`);
 console.log(`  spool peak ${(peakSpool / 1024).toFixed(0)} KiB, oldest unacknowledged record peaked at ${peakAge.toFixed(0)} s`);
+console.log(`  latency without auditing    p50 ${baseline.latency.p50} ms  p99 ${baseline.latency.p99} ms (same app, a recorder that records nothing)`);
 console.log(`  latency with the sink up    p50 ${before.latency.p50} ms  p99 ${before.latency.p99} ms (first quarter), p50 ${after.latency.p50} ms  p99 ${after.latency.p99} ms (last, while draining)`);
 console.log(`  latency with the sink down  p50 ${during.latency.p50} ms  p99 ${during.latency.p99} ms`);
 process.exit(written > 0 && received.size === written && !lostByServer ? 0 : 1);
