@@ -83,8 +83,13 @@ export class AuditPipeline {
     try {
       await this.spool.append(line);
     } catch (err) {
-      if (err instanceof SpoolFullError && this.options.whenFull === 'allow') return;
       this.#metrics.lost();
+      if (err instanceof SpoolFullError && this.options.whenFull === 'allow') {
+        this.options.logger.error({ decisionId: record.decisionId }, 'audit spool full: decision admitted without a record (--audit-full=allow)');
+        return;
+      }
+      // the chain has moved past this record: verification will show the gap, which is true
+      // (the admission is refused below, unrecorded)
       throw new AuditUnavailableError(`the decision could not be written to the audit spool: ${(err as Error).message}`);
     }
     this.#metrics.written();
