@@ -1,11 +1,20 @@
 // Turns per-policy results into one decision: what denies, what warns, what is only recorded.
 import type { PolicyResult } from '../policy/index.js';
 
+export interface DenialCause {
+  policy: string;
+  /** the stable reason code, e.g. VALIDATION_FAILED, SOURCE_NOT_ALLOWED */
+  code: string;
+  message: string;
+}
+
 export interface Decision {
   allowed: boolean;
   /** one entry per denying policy: "[name] message; message" */
   denials: string[];
   warnings: string[];
+  /** the same denials, machine-readable, for status.details.causes */
+  causes?: DenialCause[];
 }
 
 function line(r: PolicyResult): string {
@@ -15,6 +24,7 @@ function line(r: PolicyResult): string {
 export function decide(results: readonly PolicyResult[]): Decision {
   const denials: string[] = [];
   const warnings: string[] = [];
+  const causes: DenialCause[] = [];
   for (const r of results) {
     for (const note of r.notes ?? []) warnings.push(`[${r.name}] ${note}`);
     if (r.result === 'pass') continue;
@@ -25,9 +35,10 @@ export function decide(results: readonly PolicyResult[]): Decision {
       warnings.push(`[${r.name}] could not be evaluated and was ignored (failurePolicy: Ignore): ${r.messages.join('; ')}`);
     } else if (r.mode === 'enforce') {
       denials.push(line(r));
+      causes.push({ policy: r.name, code: r.code ?? 'POLICY_FAILED', message: r.messages.join('; ') });
     } else {
       warnings.push(line(r));
     }
   }
-  return { allowed: denials.length === 0, denials, warnings };
+  return { allowed: denials.length === 0, denials, warnings, causes };
 }

@@ -60,7 +60,7 @@ export async function admit(body: unknown, endpoint: Endpoint, services: Admissi
   } catch (err) {
     if (!(err instanceof AuditUnavailableError)) throw err;
     // nothing is admitted unrecorded: a decision that cannot be recorded becomes a denial
-    const refused: Decision = { allowed: false, denials: [`[trustgate] ${err.message}`], warnings: decision.warnings };
+    const refused: Decision = { allowed: false, denials: [`[trustgate] ${err.message}`], warnings: decision.warnings, causes: [{ policy: 'trustgate', code: 'AUDIT_UNAVAILABLE', message: err.message }] };
     return { review: buildResponse(request.uid, refused, decisionId), decision: refused, results, record, explain };
   }
   return { review: buildResponse(request.uid, decision, decisionId, patch), decision, results, record, explain };

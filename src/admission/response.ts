@@ -32,6 +32,10 @@ export function buildResponse(uid: string, decision: Decision, decisionId: strin
       status: 'Failure',
       message: clip(`trustgate denied the request: ${decision.denials.join(' ')}`, MAX_MESSAGE),
     };
+    // the stable reason codes, machine-readable: field names the policy
+    if (decision.causes?.length) {
+      response.status.details = { causes: decision.causes.map((c) => ({ reason: c.code, message: clip(c.message, MAX_WARNING), field: `policy/${c.policy}` })) };
+    }
   }
   if (warnings.length) response.warnings = warnings;
   if (decision.allowed && patch.length) {

@@ -45,6 +45,7 @@ export interface AdmissionStatus {
   message?: string;
   reason?: string;
   status?: 'Success' | 'Failure';
+  details?: { causes: { reason: string; message: string; field: string }[] };
 }
 
 export interface AdmissionResponse {

@@ -103,6 +103,7 @@ t.test('a captured Pod CREATE without a team label is denied with every failing 
   t.equal(body.response.status.code, 403);
   t.match(body.response.status.message, /\[require-team-label\] pod nginx has no team label/);
   t.notMatch(body.response.status.message, /audit-only/, 'audit mode never denies');
+  t.same(body.response.status.details.causes, [{ reason: 'VALIDATION_FAILED', message: 'pod nginx has no team label', field: 'policy/require-team-label' }], 'stable codes in status.details');
   t.match(body.response.warnings, [/\[warn-no-limits\] containers should set resource limits/]);
   t.match(body.response.auditAnnotations['decision-id'], /^[0-9a-f-]{36}$/);
   t.notOk(body.response.patch, 'validate never patches');
