@@ -121,6 +121,8 @@ export async function startServer(config: ServeConfig, logger: Logger = pino({ l
       store.close();
       await app.close(); // drains in-flight reviews before resolving
       await cluster?.stop();
+      // give the sinks a bounded chance to take what is spooled; the rest waits for the next start
+      await recorder.drained(5000);
       await recorder.close();
     },
   };
