@@ -73,6 +73,9 @@ export function canonicaliseSource(raw: string, options: CanonicaliseOptions = {
   const text = raw.trim();
   if (!text) fail(raw, 'empty');
   if (/[\s\u0000-\u001f\u007f]/.test(text)) fail(raw, 'white space or control characters');
+  // RFC 3986 never allows these unencoded; they mark templates ({{app}}) whose rendered value
+  // could be anything, including '..', so such a URL cannot be vouched for
+  if (/[{}<>"\\^`|]/.test(text)) fail(raw, 'characters a URL may not contain unencoded ({ } < > " \\ ^ ` |), e.g. an unrendered template');
   let scheme: string;
   let authority: string;
   let path: string;

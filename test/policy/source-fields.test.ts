@@ -38,7 +38,9 @@ t.test('ApplicationSet templates and git generators; templated URLs cannot be vo
   });
   t.equal((await decide(set('https://github.com/acme/app.git'))).allowed, true);
   t.match((await decide(set('https://github.com/acme/app.git', 'https://gitlab.com/x/y'))).status?.message, /spec\.generators\[0\]\.git\.repoURL/);
-  t.equal((await decide(set('https://github.com/{{org}}/app.git'))).allowed, false);
+  const templated = await decide(set('https://github.com/acme/{{app}}.git'));
+  t.equal(templated.allowed, false, 'a placeholder below an allowed org could render to ../anything');
+  t.match(templated.status?.message, /spec\.template\.spec\.source\.repoURL: .*unrendered template/);
 });
 
 t.test('AppProject sourceRepos: an org glob is a prefix, "*" admits everything and is refused', async (t) => {

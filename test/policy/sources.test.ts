@@ -52,6 +52,8 @@ const table: [string, string, 'allow' | 'deny' | 'invalid', boolean?][] = [
   ['git:// is refused unless listed', 'git://github.com/controlplaneio-fluxcd/d2-apps', 'deny'],
   ['a trailing dot on the host is the same host', 'https://github.com./controlplaneio-fluxcd/d2-apps', 'allow'],
   ['no scheme at all', 'github.com/controlplaneio-fluxcd/d2-apps', 'invalid'],
+  ['an unrendered template below an allowed org', 'https://github.com/controlplaneio-fluxcd/{{repo}}', 'invalid'],
+  ['a backslash (some clients read it as a slash)', 'https://github.com/controlplaneio-fluxcd\\..\\attacker/repo', 'invalid'],
 ];
 
 t.test('tricky URLs against the D2 allowlist', async (t) => {
