@@ -97,16 +97,23 @@ export class AuditPipeline {
     for (const wake of this.#wake.splice(0)) wake();
   }
 
+  /** Waits up to ms, or until a new record arrives; a timed-out waiter leaves no trace behind. */
   #sleep(ms: number): Promise<void> {
     return new Promise((resolve) => {
-      const timer = setTimeout(done, ms);
-      const wake = done;
-      this.#wake.push(wake);
-      function done() {
+      const done = () => {
         clearTimeout(timer);
+        const i = this.#wake.indexOf(done);
+        if (i >= 0) this.#wake.splice(i, 1);
         resolve();
-      }
+      };
+      const timer = setTimeout(done, ms);
+      this.#wake.push(done);
     });
+  }
+
+  /** waiters for new records (for tests: an idle pipeline must not accumulate them) */
+  get waiting(): number {
+    return this.#wake.length;
   }
 
   async #feed(sink: AuditSink): Promise<void> {

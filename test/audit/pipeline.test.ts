@@ -120,3 +120,10 @@ t.test('the HTTP sink can speak Elastic Common Schema', async (t) => {
     user: { name: 'bob' }, orchestrator: { type: 'kubernetes', namespace: 'payments' }, trustgate: { decisionId: r.decisionId, seq: 1 },
   });
 });
+
+t.test('an idle pipeline does not accumulate waiters', async (t) => {
+  const audit = await AuditPipeline.start({ spoolDir: await mkdtemp(join(tmpdir(), 'tg-spool-')), sinks: [createSink('stdout')], whenFull: 'deny', logger });
+  t.teardown(() => audit.close());
+  await new Promise((r) => setTimeout(r, 3500)); // three idle polls of the one sink
+  t.ok(audit.waiting <= 1, `waiting: ${audit.waiting}`);
+});
