@@ -1,5 +1,6 @@
 // Evaluates one compiled policy against one request: conditions, then variables (lazily),
-// then every validation and the JSON Schema. Pure apart from the params lookup it is handed.
+// then every validation, the sources rule and the JSON Schema, all of them, so one denial
+// lists everything that must change. Pure apart from the cluster lookups it is handed.
 import type { ErrorObject } from 'ajv';
 import type { AdmissionRequest, KubeObject } from '../admission/types.js';
 import { CostLimitError, describeEvaluationError, fromCel, toCel, InputLimitError, type CompiledExpression } from './cel/index.js';

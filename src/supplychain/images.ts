@@ -1,7 +1,7 @@
 // Every image an admitted object would run: containers, initContainers, ephemeralContainers of
 // Pods and of the pod templates of every workload kind, each with the JSON pointer a digest
 // pin would patch; plus Flux OCIRepository sources.
-import type { AdmissionRequest, KubeObject } from '../admission/types.js';
+import type { KubeObject } from '../admission/types.js';
 
 export interface ImageUse {
   image: string;
@@ -53,9 +53,4 @@ export function imagesOf(object: KubeObject): ImageUse[] {
     out.push({ image: url.replace(/^oci:\/\//, ''), pointer: '/spec/url', field: 'spec.url' });
   }
   return out;
-}
-
-/** The images a request brings: for pods/ephemeralcontainers, only the object's (the update). */
-export function requestImages(request: AdmissionRequest): ImageUse[] {
-  return request.object ? imagesOf(request.object) : [];
 }

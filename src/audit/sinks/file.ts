@@ -1,7 +1,7 @@
 // JSON lines in a file, fsync'd before acknowledging, rotated by size (PATH.1, PATH.2 …).
 import { createHash } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
-import { open, rename, stat, type FileHandle } from 'node:fs/promises';
+import { open, rename, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { AuditSink } from './types.js';
 
@@ -47,8 +47,4 @@ export class FileSink implements AuditSink {
     await this.#handle?.close();
     this.#handle = undefined;
   }
-}
-
-export async function fileSize(path: string): Promise<number> {
-  return (await stat(path)).size;
 }

@@ -18,7 +18,7 @@ import { registerSources } from './library/sources.js';
 
 export { toCel, fromCel, DEFAULT_INPUT_LIMITS, InputLimitError, type InputLimits } from './convert.js';
 export { CostLimitError, DEFAULT_RUNTIME_COST_LIMIT } from './meter.js';
-export { regexFullMatch, regexMatches, compileRegex, RegexSyntaxError } from './regex.js';
+export { regexMatches, compileRegex, RegexSyntaxError } from './regex.js';
 
 /** The names a policy expression may use, as in ValidatingAdmissionPolicy. */
 export const ADMISSION_VARIABLES = ['object', 'oldObject', 'request', 'params', 'namespaceObject', 'variables', 'authorizer'] as const;

@@ -32,11 +32,6 @@ export function regexMatches(text: string, pattern: string): boolean {
   return compileRegex(pattern).matcher(text).find();
 }
 
-/** Whole-string match, for identity rules where an unanchored match would be a hole. */
-export function regexFullMatch(text: string, pattern: string): boolean {
-  return compileRegex(pattern).matches(text);
-}
-
 export function regexFind(text: string, pattern: string): string {
   const m = compileRegex(pattern).matcher(text);
   return m.find() ? (m.group(0) ?? '') : '';
