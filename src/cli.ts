@@ -16,6 +16,7 @@ import { loadPolicySet, runPolicyTests } from './policy/index.js';
 import { renderManifests } from './kube/manifests.js';
 import { stringify as toYaml } from 'yaml';
 import { generateCertificates, startServer } from './server/index.js';
+import { readTrustedRootFile, verifyArtifact, VerificationFailure, type Artifact } from './supplychain/sigstore/index.js';
 
 const USAGE = `trustgate — Kubernetes admission webhook for software-supply-chain policy
 
@@ -25,6 +26,8 @@ usage:
   trustgate test    DIR...
   trustgate eval    --policies DIR (--review F | --object F [--old-object F] [--operation OP] [--namespace NS])
                     [--cluster-file F] [--mutate] [--explain]
+  trustgate verify-bundle --bundle F (--certificate-identity ID --certificate-oidc-issuer URL | --key F)
+                    [--trusted-root F] FILE|sha256:HEX      exit 0 = verified (sigstore-conformance protocol)
   trustgate certs   generate --dns NAME... --out DIR
   trustgate manifests [--namespace NS] [--image IMG] [--replicas N] [--policies DIR] [--ca-file F]
                     [--tls-secret NAME] [--audit SINK]... [--timeout-seconds N]
@@ -245,8 +248,48 @@ async function manifests(argv: string[]): Promise<number> {
   return 0;
 }
 
-const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = { serve, lint, test, eval: evaluate, certs, audit, manifests };
-const PLANNED = new Set(['verify', 'verify-bundle']);
+async function verifyBundleCommand(argv: string[]): Promise<number> {
+  const { values, positionals } = parseFlags(argv, { bundle: 'value', 'certificate-identity': 'value', 'certificate-oidc-issuer': 'value', key: 'value', 'trusted-root': 'value' });
+  const one = (k: string) => values.get(k)?.at(-1) as string | undefined;
+  const bundlePath = one('bundle');
+  const target = positionals[0];
+  if (!bundlePath || !target || positionals.length > 1) throw new UsageError('usage: trustgate verify-bundle --bundle F (--certificate-identity ID --certificate-oidc-issuer URL | --key F) [--trusted-root F] FILE|sha256:HEX');
+  const key = one('key');
+  const subject = one('certificate-identity');
+  const issuer = one('certificate-oidc-issuer');
+  if (!key && (!subject || !issuer)) throw new UsageError('give --key F, or both --certificate-identity and --certificate-oidc-issuer');
+  const readText = async (path: string, what: string) => {
+    try {
+      return await readFile(path);
+    } catch {
+      throw new UsageError(`${what} ${path}: cannot read`);
+    }
+  };
+  let bundle: unknown;
+  try {
+    bundle = JSON.parse((await readText(bundlePath, 'bundle')).toString('utf8'));
+  } catch (err) {
+    if (err instanceof UsageError) throw err;
+    process.stderr.write(`FAIL BUNDLE_INVALID: ${bundlePath} is not JSON\n`);
+    return 1;
+  }
+  const artifact: Artifact = /^sha256:[0-9a-f]{64}$/i.test(target) ? { digest: target } : { bytes: await readText(target, 'artifact') };
+  try {
+    const trustRoot = one('trusted-root') ? await readTrustedRootFile(one('trusted-root')!) : undefined;
+    const publicKey = key ? (await readText(key, 'key')).toString('utf8') : undefined;
+    const verified = verifyArtifact({ bundle, artifact, trustRoot, publicKey, identity: subject && issuer ? { subject, issuer } : undefined });
+    const who = verified.identity ? `${verified.identity.subject} (${verified.identity.issuer})` : 'the given key';
+    process.stdout.write(`OK: verified, signed by ${who}\n`);
+    return 0;
+  } catch (err) {
+    const code = err instanceof VerificationFailure ? err.code : (err as { code?: string }).code ?? 'ERROR';
+    process.stderr.write(`FAIL ${code}: ${(err as Error).message}\n`);
+    return 1;
+  }
+}
+
+const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = { serve, lint, test, eval: evaluate, certs, audit, manifests, 'verify-bundle': verifyBundleCommand };
+const PLANNED = new Set(['verify']);
 
 export async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
