@@ -16,6 +16,7 @@ import { loadPolicySet, runPolicyTests } from './policy/index.js';
 import { renderManifests } from './kube/manifests.js';
 import { stringify as toYaml } from 'yaml';
 import { generateCertificates, startServer } from './server/index.js';
+import { createImageVerifier } from './supplychain/index.js';
 import { readTrustedRootFile, verifyArtifact, VerificationFailure, type Artifact } from './supplychain/sigstore/index.js';
 
 const USAGE = `trustgate — Kubernetes admission webhook for software-supply-chain policy
@@ -86,10 +87,25 @@ async function test(argv: string[]): Promise<number> {
   return failed || !outcomes.length ? 1 : 0;
 }
 
+/** Registry access for eval and verify: only what the flags and the policies name. */
+async function verifierFromFlags(values: Map<string, unknown[]>, named: ReadonlySet<string>) {
+  try {
+    return await createImageVerifier({
+      registryConfig: values.get('registry-config')?.at(-1) as string | undefined,
+      insecureRegistries: (values.get('insecure-registry') as string[] | undefined) ?? [],
+      registryCa: (values.get('registry-ca') as string[] | undefined) ?? [],
+      namedRegistries: () => named,
+    });
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+}
+
 async function evaluate(argv: string[]): Promise<number> {
   const { values } = parseFlags(argv, {
     policies: 'value', review: 'value', object: 'value', 'old-object': 'value', operation: 'value', namespace: 'value',
     'cluster-file': 'value', mutate: 'bool', explain: 'bool', 'sub-resource': 'value',
+    'registry-config': 'value', 'insecure-registry': 'value', 'registry-ca': 'value',
   });
   const one = (k: string) => values.get(k)?.at(-1) as string | undefined;
   const policies = (values.get('policies') as string[] | undefined) ?? [];
@@ -111,13 +127,16 @@ async function evaluate(argv: string[]): Promise<number> {
     }
   }
   const cluster = one('cluster-file') ? readClusterFile(one('cluster-file')!) : undefined;
+  const images = await verifierFromFlags(values, set.registries);
   let outcome;
   try {
     outcome = await admit(review, values.has('mutate') ? 'mutate' : 'validate',
-      { policies: () => set, recorder: new NullDecisionRecorder(), namespaces: cluster, params: cluster, replica: 'eval', deadlineMs: 8000 }, { explain: values.has('explain') });
+      { policies: () => set, recorder: new NullDecisionRecorder(), namespaces: cluster, params: cluster, replica: 'eval', deadlineMs: 8000, images }, { explain: values.has('explain') });
   } catch (err) {
     if (err instanceof AdmissionInputError) throw new UsageError(`the review is not valid: ${err.message}`);
     throw err;
+  } finally {
+    await images.client.close();
   }
   if (outcome.explain) {
     for (const s of outcome.explain) {

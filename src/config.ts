@@ -20,6 +20,7 @@ export interface ServeConfig {
   clusterName: string;
   registryConfig?: string;
   insecureRegistries: string[];
+  registryCa: string[];
   kubeconfig?: string;
   inCluster: boolean;
   clusterFile?: string;
@@ -53,8 +54,9 @@ export const SERVE_OPTIONS: OptionSpec[] = [
   { key: 'auditCa', flag: 'audit-ca', kind: 'string', help: 'CA bundle for https and syslog+tls sinks' },
   { key: 'auditHttpFormat', flag: 'audit-http-format', kind: 'string', help: 'json (default) or ecs (Elastic Common Schema) for http sinks' },
   { key: 'clusterName', flag: 'cluster-name', kind: 'string', help: 'cluster label in decision records' },
-  { key: 'registryConfig', flag: 'registry-config', kind: 'string', help: 'docker config.json with registry credentials (for image rules, which this build refuses to load)' },
-  { key: 'insecureRegistries', flag: 'insecure-registry', kind: 'list', help: 'HOST:PORT reachable over plain HTTP (repeatable; for image rules, which this build refuses to load)' },
+  { key: 'registryConfig', flag: 'registry-config', kind: 'string', help: 'docker config.json with registry credentials for images rules' },
+  { key: 'insecureRegistries', flag: 'insecure-registry', kind: 'list', help: 'HOST:PORT reached over plain HTTP (repeatable); every other registry is HTTPS only' },
+  { key: 'registryCa', flag: 'registry-ca', kind: 'list', help: 'PEM file of a CA trusted for registry TLS besides the system roots (repeatable)' },
   { key: 'kubeconfig', flag: 'kubeconfig', kind: 'string', help: 'kubeconfig for namespaces and ConfigMap params' },
   { key: 'inCluster', flag: 'in-cluster', kind: 'bool', help: 'use the pod service account' },
   { key: 'clusterFile', flag: 'cluster-file', kind: 'string', help: 'Namespace and ConfigMap objects (YAML), for namespaceSelector, params and allowlists without a cluster' },
@@ -78,6 +80,7 @@ export function defaultConfig(): ServeConfig {
     auditHttpFormat: 'json',
     clusterName: '',
     insecureRegistries: [],
+    registryCa: [],
     inCluster: false,
     deadlineMs: 8000,
     bodyLimit: 16 * 1024 * 1024,

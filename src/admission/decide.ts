@@ -35,7 +35,8 @@ export function decide(results: readonly PolicyResult[]): Decision {
       warnings.push(`[${r.name}] could not be evaluated and was ignored (failurePolicy: Ignore): ${r.messages.join('; ')}`);
     } else if (r.mode === 'enforce') {
       denials.push(line(r));
-      causes.push({ policy: r.name, code: r.code ?? 'POLICY_FAILED', message: r.messages.join('; ') });
+      if (r.causes?.length) for (const c of r.causes) causes.push({ policy: r.name, code: c.code, message: c.message });
+      else causes.push({ policy: r.name, code: r.code ?? 'POLICY_FAILED', message: r.messages.join('; ') });
     } else {
       warnings.push(line(r));
     }

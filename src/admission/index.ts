@@ -2,11 +2,14 @@
 // evaluate, decide, record, respond.
 import { randomUUID } from 'node:crypto';
 import { AuditUnavailableError, buildDecisionRecord, type DecisionRecord, type DecisionRecorder } from '../audit/index.js';
-import { evaluatePolicy, EvaluationContext, type ExplainStep, type NamespaceLookup, type ParamsLookup, type PolicyResult, type PolicySet } from '../policy/index.js';
+import { evaluatePolicy, EvaluationContext, type CompiledPolicy, type ExplainStep, type NamespaceLookup, type ParamsLookup, type PolicyResult, type PolicySet } from '../policy/index.js';
+import { applyImageRules } from '../policy/images-rule.js';
+import type { ImageVerifier } from '../supplychain/image-verifier.js';
+import type { CredentialStore } from '../supplychain/oci/index.js';
 import { decide, type Decision } from './decide.js';
 import { parseReview } from './parse.js';
 import { buildResponse, type JsonPatchOperation } from './response.js';
-import type { AdmissionReviewResponse, Endpoint } from './types.js';
+import type { AdmissionRequest, AdmissionReviewResponse, Endpoint } from './types.js';
 
 export { AdmissionInputError, parseReview } from './parse.js';
 export { buildResponse, DECISION_ID_ANNOTATION, type JsonPatchOperation } from './response.js';
@@ -22,6 +25,10 @@ export interface AdmissionServices {
   /** internal deadline in ms, below the API server's timeout */
   deadlineMs: number;
   labels?: { cluster: string; version: string };
+  /** verifies images rules; without it a policy with images rules is an evaluation error */
+  images?: ImageVerifier;
+  /** registry credentials of the request's pod (imagePullSecrets, service account), in a cluster */
+  pullCredentials?: (request: AdmissionRequest) => Promise<CredentialStore | undefined>;
 }
 
 export interface AdmissionOutcome {
@@ -46,15 +53,27 @@ export async function admit(body: unknown, endpoint: Endpoint, services: Admissi
   const ctx = new EvaluationContext(request, Date.now() + services.deadlineMs, services.namespaces, services.params, explain);
   const results: PolicyResult[] = [];
   const evaluationStarted = performance.now();
+  const withImages: [CompiledPolicy, PolicyResult][] = [];
   for (const policy of set.index.candidates(request)) {
     const result = evaluatePolicy(policy, ctx);
-    if (result) results.push(result);
+    if (!result) continue;
+    results.push(result);
+    if (policy.images.length && result.result !== 'error') withImages.push([policy, result]);
   }
   const evaluationMs = performance.now() - evaluationStarted;
+  let imagesMs: number | undefined;
+  if (withImages.length) {
+    // registry look-ups are the slow part: all policies' images at once, bounded by the deadline
+    const imagesStarted = performance.now();
+    const signal = AbortSignal.timeout(Math.max(0, ctx.deadline - Date.now()));
+    const credentials = await services.pullCredentials?.(request).catch(() => undefined);
+    await Promise.all(withImages.map(([policy, result]) => applyImageRules(policy, result, { request, endpoint, verifier: services.images, signal, credentials })));
+    imagesMs = performance.now() - imagesStarted;
+  }
   const decision = decide(results);
-  const patch: JsonPatchOperation[] = [];
+  const patch: JsonPatchOperation[] = decision.allowed ? results.flatMap((r) => r.patch ?? []) : [];
   const decisionId = randomUUID();
-  const record = buildDecisionRecord({ decisionId, replica: services.replica, request, endpoint, allowed: decision.allowed, startedAt, evaluationMs, policySetRevision: set.revision, results, patch, labels: services.labels });
+  const record = buildDecisionRecord({ decisionId, replica: services.replica, request, endpoint, allowed: decision.allowed, startedAt, evaluationMs, imagesMs, policySetRevision: set.revision, results, patch, labels: services.labels });
   try {
     await services.recorder.record(record);
   } catch (err) {

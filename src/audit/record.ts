@@ -6,6 +6,39 @@ import type { JsonPatchOperation } from '../admission/response.js';
 import type { PolicyResult } from '../policy/index.js';
 import { canonicalJson } from './canonical.js';
 
+/** What was verified for one image under one policy: never a credential, never unverified claims. */
+export interface ImageRecord {
+  policy: string;
+  ref: string;
+  digest?: string;
+  /** the tag resolved to `digest`, when the object named a tag */
+  tag?: string;
+  verified: boolean;
+  authority?: string;
+  identity?: { issuer?: string; subject?: string };
+  /** where the accepted signature was found: cosign-tag, referrers-api, referrers-tag */
+  source?: string;
+  code?: string;
+  attestations: string[];
+}
+
+function imageRecords(results: readonly PolicyResult[]): ImageRecord[] {
+  const out: ImageRecord[] = [];
+  for (const r of results) {
+    for (const v of r.images ?? []) {
+      const rec: ImageRecord = { policy: r.name, ref: v.ref, verified: v.verified, attestations: [] };
+      if (v.digest) rec.digest = v.digest;
+      if (v.resolvedTag) rec.tag = v.resolvedTag;
+      if (v.authority) rec.authority = v.authority;
+      if (v.identity?.subject || v.identity?.issuer) rec.identity = { ...(v.identity.issuer ? { issuer: v.identity.issuer } : {}), ...(v.identity.subject ? { subject: v.identity.subject } : {}) };
+      if (v.source) rec.source = v.source;
+      if (v.code) rec.code = v.code;
+      out.push(rec);
+    }
+  }
+  return out;
+}
+
 export interface DecisionRecord {
   schema: 'trustgate.dev/decision/v1';
   decisionId: string;
@@ -31,10 +64,10 @@ export interface DecisionRecord {
   allowed: boolean;
   durationMs: number;
   /** parts of the duration: policy evaluation (image verification joins with image rules) */
-  timings: { evaluationMs: number };
+  timings: { evaluationMs: number; imagesMs?: number };
   policySetRevision: string;
   policies: { name: string; revision: string; mode: string; result: string; code?: string; messages: string[] }[];
-  images: unknown[];
+  images: ImageRecord[];
   patch: JsonPatchOperation[];
   labels: { cluster: string; version: string };
 }
@@ -54,6 +87,7 @@ export function buildDecisionRecord(input: {
   allowed: boolean;
   startedAt: number;
   evaluationMs?: number;
+  imagesMs?: number;
   policySetRevision: string;
   results: readonly PolicyResult[];
   patch: JsonPatchOperation[];
@@ -80,10 +114,10 @@ export function buildDecisionRecord(input: {
     endpoint: input.endpoint,
     allowed: input.allowed,
     durationMs: Math.round((performance.now() - input.startedAt) * 1000) / 1000,
-    timings: { evaluationMs: Math.round((input.evaluationMs ?? 0) * 1000) / 1000 },
+    timings: { evaluationMs: Math.round((input.evaluationMs ?? 0) * 1000) / 1000, ...(input.imagesMs !== undefined ? { imagesMs: Math.round(input.imagesMs * 1000) / 1000 } : {}) },
     policySetRevision: input.policySetRevision,
     policies: input.results.map((p) => ({ name: p.name, revision: p.revision, mode: p.mode, result: p.result, code: p.code, messages: p.messages })),
-    images: [],
+    images: imageRecords(input.results),
     patch: input.patch,
     labels: input.labels ?? { cluster: '', version: TRUSTGATE_VERSION },
   };

@@ -7,6 +7,8 @@ import { Ajv2020 } from 'ajv/dist/2020.js';
 import { parse as parseYaml } from 'yaml';
 import { CelCompileError, compileExpression, type CompileOptions, type CompiledExpression } from './cel/index.js';
 import type { LoadedDocument } from './documents.js';
+import { compileImageRule, ImageRuleError, type CompiledImageRule } from '../supplychain/image-rule.js';
+import type { CompiledTrustRoot } from '../supplychain/sigstore/index.js';
 import type { CompiledSourcesRule, SourcesRuleSpec } from './sources-rule.js';
 import { parseAllowEntry, splitAllowlist, type AllowEntry } from './sources.js';
 import { PolicyFileError, type CompiledPolicy, type CompiledRule, type CompiledVariable, type Document, type ParamsSource, type PolicySpec } from './types.js';
@@ -75,7 +77,7 @@ async function compileSourcesRule(spec: SourcesRuleSpec, loaded: LoadedDocument,
   };
 }
 
-export async function compilePolicy(loaded: LoadedDocument): Promise<{ policy?: CompiledPolicy; errors: PolicyFileError[] }> {
+export async function compilePolicy(loaded: LoadedDocument, trustRoots: (name: string) => CompiledTrustRoot | undefined = () => undefined): Promise<{ policy?: CompiledPolicy; errors: PolicyFileError[] }> {
   const doc = loaded.value as unknown as Document<PolicySpec>;
   const spec = doc.spec;
   const errors: PolicyFileError[] = [];
@@ -95,7 +97,15 @@ export async function compilePolicy(loaded: LoadedDocument): Promise<{ policy?: 
     }
   };
 
-  if (spec.images !== undefined) fail(['spec', 'images'], 'images rules are not supported by this build of trustgate yet; refusing to load rather than admit unverified images');
+  const images: CompiledImageRule[] = [];
+  for (const [i, rule] of (spec.images ?? []).entries()) {
+    try {
+      images.push(compileImageRule(rule, i, policyRevision(doc), trustRoots));
+    } catch (err) {
+      if (!(err instanceof ImageRuleError)) throw err;
+      fail(err.path, err.message);
+    }
+  }
 
   for (const [i, r] of spec.match.resources.entries()) {
     if (!r.resources?.length && !r.kinds?.length) fail(['spec', 'match', 'resources', i], 'a resource rule needs resources or kinds');
@@ -133,7 +143,7 @@ export async function compilePolicy(loaded: LoadedDocument): Promise<{ policy?: 
   }
   let sources: CompiledSourcesRule | undefined;
   if (spec.sources) sources = await compileSourcesRule(spec.sources, loaded, fail);
-  if (!validations.length && !schema && !spec.images && !spec.sources && !errors.length) {
+  if (!validations.length && !schema && !spec.images?.length && !spec.sources && !errors.length) {
     fail(['spec'], 'the policy checks nothing: add validations or a schema');
   }
   let params: ParamsSource = { kind: 'none' };
@@ -169,6 +179,7 @@ export async function compilePolicy(loaded: LoadedDocument): Promise<{ policy?: 
       validations,
       schema,
       sources,
+      images,
       usesCel: conditions.length + variables.length + validations.length > 0,
     },
   };

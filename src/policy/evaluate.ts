@@ -7,6 +7,8 @@ import { CostLimitError, describeEvaluationError, fromCel, toCel, InputLimitErro
 import { policyInScope, type NamespaceLookup } from './match.js';
 import { evaluateSourcesRule } from './sources-rule.js';
 import type { CompiledPolicy } from './types.js';
+import type { ImageVerdict } from '../supplychain/image-verifier.js';
+import type { VerificationCode } from '../supplychain/sigstore/index.js';
 
 /** Stable reason codes: they reach the response, the decision record and the metrics unchanged. */
 export type ReasonCode =
@@ -18,7 +20,9 @@ export type ReasonCode =
   | 'NAMESPACE_UNKNOWN'
   | 'INPUT_TOO_LARGE'
   | 'COST_LIMIT_EXCEEDED'
-  | 'SOURCE_NOT_ALLOWED';
+  | 'SOURCE_NOT_ALLOWED'
+  | VerificationCode
+  | 'IMAGE_VERIFICATION_UNAVAILABLE';
 
 export interface PolicyResult {
   name: string;
@@ -31,6 +35,12 @@ export interface PolicyResult {
   messages: string[];
   /** things the user should know whatever the result, e.g. empty allowlist entries (shown as warnings) */
   notes?: string[];
+  /** one machine-readable cause per failure when a policy fails for several reasons (one per image) */
+  causes?: { code: string; message: string }[];
+  /** what images rules found, for the decision record */
+  images?: ImageVerdict[];
+  /** tag -> digest pins for /mutate */
+  patch?: { op: 'replace'; path: string; value: string }[];
 }
 
 export interface ExplainStep {

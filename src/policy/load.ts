@@ -5,13 +5,17 @@ import { readPolicyDocuments, type LoadedDocument } from './documents.js';
 import { PolicyIndex } from './match.js';
 import { schemaErrors } from './schema.js';
 import { PolicyFileError, type CompiledPolicy } from './types.js';
+import { compileTrustRoot, publicGoodTrustRoot, PUBLIC_GOOD, TrustRootError, type CompiledTrustRoot, type TrustRootSpec } from '../supplychain/sigstore/index.js';
 
 export interface PolicySet {
   /** digest over every policy revision: changes whenever any policy changes */
   revision: string;
   policies: CompiledPolicy[];
   index: PolicyIndex;
-  trustRoots: LoadedDocument[];
+  /** compiled TrustRoot documents (sigstore-public-good is always there besides these) */
+  trustRoots: CompiledTrustRoot[];
+  /** registries named literally by some images[].match glob: the only ones verification contacts */
+  registries: Set<string>;
   tests: LoadedDocument[];
   files: number;
   /** documents that are not trustgate's (params data, test objects), left alone */
@@ -36,7 +40,8 @@ export async function loadPolicySet(paths: readonly string[]): Promise<LoadResul
   }
   const errors = [...read.errors];
   const policies: CompiledPolicy[] = [];
-  const trustRoots: LoadedDocument[] = [];
+  const trustRootDocs: LoadedDocument[] = [];
+  const policyDocs: LoadedDocument[] = [];
   const tests: LoadedDocument[] = [];
   const names = new Map<string, string>();
   let skipped = 0;
@@ -63,17 +68,30 @@ export async function loadPolicySet(paths: readonly string[]): Promise<LoadResul
       continue;
     }
     names.set(key, `${pos.file}:${pos.line}:${pos.col}`);
-    if (kind === 'TrustRoot') {
-      trustRoots.push(doc);
-      continue;
+    if (kind === 'TrustRoot') trustRootDocs.push(doc);
+    else policyDocs.push(doc);
+  }
+  // trust roots first, so a policy may name one defined later in the files
+  const trustRoots: CompiledTrustRoot[] = [];
+  for (const doc of trustRootDocs) {
+    const name = (doc.value.metadata as { name: string }).name;
+    try {
+      trustRoots.push(await compileTrustRoot(name, doc.value.spec as TrustRootSpec, doc.file));
+    } catch (err) {
+      if (!(err instanceof TrustRootError)) throw err;
+      errors.push(new PolicyFileError(doc.positionOf(name === PUBLIC_GOOD ? ['metadata', 'name'] : ['spec']), err.message));
     }
-    const compiled = await compilePolicy(doc);
+  }
+  const rootByName = (name: string) => (name === PUBLIC_GOOD ? publicGoodTrustRoot() : trustRoots.find((r) => r.name === name));
+  for (const doc of policyDocs) {
+    const compiled = await compilePolicy(doc, rootByName);
     if (compiled.policy) policies.push(compiled.policy);
     errors.push(...compiled.errors);
   }
   if (errors.length) return { errors };
+  const registries = new Set(policies.flatMap((p) => p.images.flatMap((r) => r.hosts)));
   const revision = createHash('sha256').update(policies.map((p) => `${p.name}@${p.revision}`).join('\n')).digest('hex').slice(0, 12);
-  return { set: { revision, policies, index: new PolicyIndex(policies), trustRoots, tests, files: new Set(read.documents.map((d) => d.file)).size, skipped }, errors: [] };
+  return { set: { revision, policies, index: new PolicyIndex(policies), trustRoots, registries, tests, files: new Set(read.documents.map((d) => d.file)).size, skipped }, errors: [] };
 }
 
 /** The same set restricted to the named policies (for test suites that target some of them). */

@@ -1,6 +1,7 @@
 // Policy documents as written, and as compiled for the hot path.
 import type { ValidateFunction } from 'ajv';
 import type { CompiledExpression } from './cel/index.js';
+import type { CompiledImageRule, ImageRuleSpec } from '../supplychain/image-rule.js';
 import type { CompiledSourcesRule, SourcesRuleSpec } from './sources-rule.js';
 
 export type Mode = 'enforce' | 'warn' | 'audit';
@@ -39,7 +40,7 @@ export interface PolicySpec {
   validations?: { expression: string; message?: string; messageExpression?: string; reason?: string }[];
   schema?: Record<string, unknown>;
   sources?: SourcesRuleSpec;
-  images?: unknown[];
+  images?: ImageRuleSpec[];
 }
 
 export interface Document<Spec = unknown> {
@@ -117,6 +118,7 @@ export interface CompiledPolicy {
   validations: CompiledValidation[];
   schema?: ValidateFunction;
   sources?: CompiledSourcesRule;
+  images: CompiledImageRule[];
   /** true when evaluation needs CEL values of the request */
   usesCel: boolean;
 }

@@ -1,4 +1,5 @@
 // Starts trustgate serve: policies, TLS (given or generated), the fastify app, hot reloads.
+import { createImageVerifier } from '../supplychain/index.js';
 import { resolve } from 'node:path';
 import { pino, type Logger } from 'pino';
 import type { ServeConfig } from '../config.js';
@@ -77,10 +78,15 @@ export async function startServer(config: ServeConfig, logger: Logger = pino({ l
   });
   logger.info({ spool: resolve(config.auditSpool), sinks: sinks.map((s) => s.name), chainHead: recorder.chainHead }, 'audit pipeline started');
   const offline = config.clusterFile ? readClusterFile(config.clusterFile) : undefined;
+  const images = await createImageVerifier({
+    registryConfig: config.registryConfig, insecureRegistries: config.insecureRegistries, registryCa: config.registryCa,
+    namedRegistries: () => store.current?.registries ?? new Set(),
+    metrics: { cache: (r) => metrics.imageCache.inc({ result: r }), verification: (r, ms) => metrics.imageVerifications.observe({ result: r }, ms / 1000) },
+  });
   const app = buildApp(
     {
       admission: {
-        policies: () => store.current, recorder, namespaces: offline ?? cluster, params: offline ?? cluster, replica: config.replica, deadlineMs: config.deadlineMs,
+        policies: () => store.current, recorder, namespaces: offline ?? cluster, params: offline ?? cluster, replica: config.replica, deadlineMs: config.deadlineMs, images,
         labels: { cluster: config.clusterName, version: TRUSTGATE_VERSION },
       },
       metrics,
@@ -124,6 +130,7 @@ export async function startServer(config: ServeConfig, logger: Logger = pino({ l
       // give the sinks a bounded chance to take what is spooled; the rest waits for the next start
       await recorder.drained(5000);
       await recorder.close();
+      await images.client.close();
     },
   };
 }

@@ -9,6 +9,10 @@ export interface ImageUse {
   pointer: string;
   /** where it came from, for messages: spec.template.spec.initContainers[0] */
   field: string;
+  /** Flux OCIRepository spec.ref.semver: resolved to the highest matching tag, as Flux does */
+  semver?: string;
+  /** false where a digest pin must not be patched in (OCIRepository keeps ref separate) */
+  patchable: boolean;
 }
 
 const CONTAINER_LISTS = ['containers', 'initContainers', 'ephemeralContainers'] as const;
@@ -44,13 +48,17 @@ export function imagesOf(object: KubeObject): ImageUse[] {
       if (!Array.isArray(containers)) continue;
       containers.forEach((c, i) => {
         const image = (c as { image?: unknown })?.image;
-        if (typeof image === 'string') out.push({ image, pointer: `${location.pointer}/${list}/${i}/image`, field: `${location.field}.${list}[${i}]` });
+        if (typeof image === 'string') out.push({ image, pointer: `${location.pointer}/${list}/${i}/image`, field: `${location.field}.${list}[${i}]`, patchable: true });
       });
     }
   }
   if (object.kind === 'OCIRepository' && typeof (object.spec as { url?: unknown } | undefined)?.url === 'string') {
-    const url = (object.spec as { url: string }).url;
-    out.push({ image: url.replace(/^oci:\/\//, ''), pointer: '/spec/url', field: 'spec.url' });
+    const spec = object.spec as { url: string; ref?: { tag?: string; digest?: string; semver?: string } };
+    const base = spec.url.replace(/^oci:\/\//, '');
+    // Flux's precedence: digest, then semver, then tag, else latest
+    const ref = spec.ref ?? {};
+    const image = ref.digest ? `${base}@${ref.digest}` : ref.semver ? base : `${base}:${ref.tag ?? 'latest'}`;
+    out.push({ image, pointer: '/spec/url', field: 'spec.url', semver: ref.digest ? undefined : ref.semver, patchable: false });
   }
   return out;
 }

@@ -15,10 +15,12 @@ export type VerificationCode =
   | 'REGISTRY_AUTH_FAILED' // credentials refused
   | 'REGISTRY_NOT_ALLOWED' // a host no policy names (never contacted)
   | 'INVALID_IMAGE_REFERENCE'
-  | 'DEADLINE_EXCEEDED';
+  | 'DEADLINE_EXCEEDED'
+  | 'INTERNAL_ERROR';
 
 export class VerificationFailure extends Error {
-  constructor(readonly code: VerificationCode, message: string) {
+  /** weak: the evidence is of another kind than the authority takes (a key vs a certificate), so says little */
+  constructor(readonly code: VerificationCode, message: string, readonly weak = false) {
     super(message);
   }
 }
@@ -28,7 +30,9 @@ const SPECIFICITY: VerificationCode[] = [
   'IDENTITY_MISMATCH', 'DIGEST_MISMATCH', 'CERTIFICATE_INVALID', 'TLOG_INVALID', 'TIMESTAMP_INVALID', 'SIGNATURE_INVALID', 'BUNDLE_INVALID', 'SIGNATURE_NOT_FOUND',
 ];
 
-export function mostSpecific(failures: VerificationFailure[]): VerificationFailure | undefined {
+export function mostSpecific(all: VerificationFailure[]): VerificationFailure | undefined {
+  const strong = all.filter((f) => !f.weak);
+  const failures = strong.length ? strong : all;
   let best: VerificationFailure | undefined;
   for (const f of failures) {
     const rank = SPECIFICITY.indexOf(f.code);

@@ -118,10 +118,10 @@ export interface VerifiedSignature {
 export function verifyBundle(bundle: Bundle, artifact: Buffer | undefined, authority: CompiledAuthority): VerifiedSignature {
   const material = bundle.verificationMaterial.content.$case;
   if (authority.kind === 'key' && material !== 'publicKey') {
-    throw new VerificationFailure('IDENTITY_MISMATCH', `signed with a certificate, but authority ${authority.name} accepts only ${authority.describe}`);
+    throw new VerificationFailure('IDENTITY_MISMATCH', `signed with a certificate, but authority ${authority.name} accepts only ${authority.describe}`, true);
   }
   if (authority.kind === 'keyless' && material === 'publicKey') {
-    throw new VerificationFailure('IDENTITY_MISMATCH', `signed with a key, but authority ${authority.name} accepts only keyless identities ${authority.describe}`);
+    throw new VerificationFailure('IDENTITY_MISMATCH', `signed with a key, but authority ${authority.name} accepts only keyless identities ${authority.describe}`, true);
   }
   if (bundle.content.$case === 'messageSignature' && !artifact) {
     throw new VerificationFailure('BUNDLE_INVALID', 'a message-signature bundle needs the signed artifact itself');

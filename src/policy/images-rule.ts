@@ -1,0 +1,93 @@
+// A policy's images[] rules applied to one request: every image of the object that a rule
+// matches is verified (concurrently, within the request deadline); failures become one cause per
+// image with its stable code, and /mutate gets tag -> digest pins for what was verified.
+import type { AdmissionRequest } from '../admission/types.js';
+import type { Endpoint } from '../admission/types.js';
+import { imagesOf, type ImageUse } from '../supplychain/images.js';
+import type { ImageVerdict, ImageVerifier } from '../supplychain/image-verifier.js';
+import type { CompiledImageRule } from '../supplychain/image-rule.js';
+import { parseImageReference, ReferenceError, type CredentialStore, type ImageReference } from '../supplychain/oci/index.js';
+import type { PolicyResult } from './evaluate.js';
+import type { CompiledPolicy } from './types.js';
+
+export interface ImageRuleContext {
+  request: AdmissionRequest;
+  endpoint: Endpoint;
+  verifier?: ImageVerifier;
+  signal?: AbortSignal;
+  /** the pod's pull secrets and its service account's, when in a cluster */
+  credentials?: CredentialStore;
+}
+
+const short = (digest?: string) => (digest ? `${digest.slice(0, 19)}…` : 'digest unknown');
+
+function describe(v: ImageVerdict, rule: CompiledImageRule, use: ImageUse): string {
+  const what = `image ${v.image} (${use.field}${v.digest ? `, ${short(v.digest)}` : ''})`;
+  const hint = v.code === 'SIGNATURE_NOT_FOUND' ? '; sign it (cosign sign) with an accepted identity' : '';
+  return `${what} [${rule.label}]: ${v.code}: ${v.message}${hint}`;
+}
+
+async function verifyUse(use: ImageUse, rules: readonly CompiledImageRule[], ctx: ImageRuleContext): Promise<{ use: ImageUse; rule: CompiledImageRule; verdict: ImageVerdict }[]> {
+  let ref: ImageReference;
+  try {
+    ref = parseImageReference(use.image);
+  } catch (err) {
+    if (!(err instanceof ReferenceError)) throw err;
+    // an unparseable reference cannot be shown to be signed: it fails every images rule
+    const rule = rules[0]!;
+    return [{ use, rule, verdict: { image: use.image, ref: use.image, verified: false, code: 'INVALID_IMAGE_REFERENCE', message: err.message } }];
+  }
+  const applicable = rules.filter((r) => r.matches(ref));
+  if (!applicable.length) return [];
+  const scope = { signal: ctx.signal, credentials: ctx.credentials };
+  if (use.semver) {
+    const resolved = await ctx.verifier!.resolveSemver(ref, use.semver, scope);
+    if (typeof resolved !== 'string') return applicable.map((rule) => ({ use, rule, verdict: { image: use.image, ref: ref.normalized, ...resolved } }));
+    ref = parseImageReference(`${ref.registry}/${ref.repository}:${resolved}`);
+  }
+  return Promise.all(applicable.map(async (rule) => ({ use, rule, verdict: await ctx.verifier!.verify(use.image, ref, rule, scope) })));
+}
+
+/** Folds the images rules' verdicts into the policy's result (mutating it), returning nothing new. */
+export async function applyImageRules(policy: CompiledPolicy, result: PolicyResult, ctx: ImageRuleContext): Promise<void> {
+  const object = ctx.request.object;
+  if (!object || ctx.request.operation === 'DELETE' || ctx.request.operation === 'CONNECT') return;
+  const uses = imagesOf(object);
+  if (!uses.length) return;
+  if (!ctx.verifier) {
+    result.result = result.result === 'fail' ? 'fail' : 'error';
+    result.code ??= 'IMAGE_VERIFICATION_UNAVAILABLE';
+    result.messages.push('images rules cannot be checked: this trustgate has no image verifier configured');
+    return;
+  }
+  const checked = (await Promise.all(uses.map((u) => verifyUse(u, policy.images, ctx)))).flat();
+  const failures: { code: string; message: string }[] = [];
+  const errors: { code: string; message: string }[] = [];
+  for (const { use, rule, verdict } of checked) {
+    if (verdict.verified) continue;
+    (verdict.registryError ? errors : failures).push({ code: verdict.code ?? 'SIGNATURE_NOT_FOUND', message: describe(verdict, rule, use) });
+  }
+  result.images = checked.map((c) => c.verdict);
+  if (failures.length || errors.length) {
+    // a definite failure outranks "could not check": the request is refused whatever failurePolicy says
+    if (failures.length) result.result = 'fail';
+    else if (result.result === 'pass') result.result = 'error';
+    const all = [...failures, ...errors];
+    result.code ??= all[0]!.code as PolicyResult['code'];
+    result.messages.push(...all.map((f) => f.message));
+    result.causes = [...(result.causes ?? []), ...all];
+    return;
+  }
+  if (ctx.endpoint !== 'mutate') return;
+  const isPod = object.kind === 'Pod';
+  const patch: NonNullable<PolicyResult['patch']> = [];
+  const pinned = new Set<string>();
+  for (const { use, rule, verdict } of checked) {
+    if (!rule.mutateDigest || !use.patchable || (!isPod && !rule.mutateTemplates)) continue;
+    if (!verdict.resolvedTag || !verdict.digest || pinned.has(use.pointer)) continue;
+    pinned.add(use.pointer);
+    // the tag stays for humans; the runtime pulls by the digest that was verified
+    patch.push({ op: 'replace', path: use.pointer, value: `${use.image}@${verdict.digest}` });
+  }
+  if (patch.length) result.patch = patch;
+}

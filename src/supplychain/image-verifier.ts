@@ -1,0 +1,241 @@
+// Verifies one image reference against one compiled images[] rule: tag -> digest, discover every
+// signature cosign may have attached, verify each against the rule's authorities, and say which
+// signature (or why none) vouches for the digest. Verified results only are cached, keyed by
+// digest + rule key (policy and trust-root revisions); concurrent look-ups share one promise.
+import { LRUCache } from 'lru-cache';
+import { RegistryError, type ImageReference, type RegistryClient, type RequestScope } from './oci/index.js';
+import type { CompiledImageRule } from './image-rule.js';
+import { highestMatchingTag, SemverRangeError } from './semver-range.js';
+import { simpleSigningDigest } from './sigstore/cosign-legacy.js';
+import { discoverSignatures, type Evidence, type EvidenceSource } from './sigstore/discovery.js';
+import {
+  inTotoStatement, mostSpecific, parseBundle, statementNamesDigest, VerificationFailure, verifyBundle, type CompiledAuthority, type SignerIdentity, type VerificationCode,
+} from './sigstore/index.js';
+
+export const COSIGN_SIGN_PREDICATE = 'https://sigstore.dev/cosign/sign/v1';
+
+export interface ImageVerdict {
+  /** the reference as written in the object */
+  image: string;
+  /** normalised reference */
+  ref: string;
+  /** the digest that was checked: the pinned one, or what the tag resolved to */
+  digest?: string;
+  /** the tag that was resolved, when the reference had one and no digest */
+  resolvedTag?: string;
+  verified: boolean;
+  authority?: string;
+  identity?: SignerIdentity;
+  /** where the accepted signature was found */
+  source?: EvidenceSource;
+  location?: string;
+  code?: VerificationCode;
+  message?: string;
+  /** true when the failure is the registry's (unreachable, auth): failurePolicy decides */
+  registryError?: boolean;
+  cached?: boolean;
+}
+
+export interface VerifierMetrics {
+  cache(result: 'hit' | 'miss' | 'coalesced'): void;
+  verification(result: string, ms: number): void;
+}
+
+export interface ImageVerifierOptions {
+  cacheTtlMs?: number;
+  cacheMaxEntries?: number;
+  /** how long a tag -> digest resolution is reused (0: resolve every time) */
+  tagTtlMs?: number;
+  /** upper bound of one shared look-up, whatever the callers' deadlines */
+  lookupTimeoutMs?: number;
+  /** registries some policy names literally, or trusts by flag: the only ones ever contacted */
+  allowedRegistries?: () => ReadonlySet<string>;
+  metrics?: VerifierMetrics;
+}
+
+export type Lookup = Omit<ImageVerdict, 'image' | 'ref' | 'resolvedTag' | 'cached'>;
+
+const failure = (code: VerificationCode, message: string, registryError = false): Lookup => ({ verified: false, code, message, registryError });
+
+function registryFailure(err: RegistryError): Lookup {
+  switch (err.code) {
+    case 'REGISTRY_AUTH_FAILED': return failure('REGISTRY_AUTH_FAILED', err.message, true);
+    case 'IMAGE_NOT_FOUND': return failure('IMAGE_NOT_FOUND', err.message);
+    case 'REGISTRY_NOT_ALLOWED': return failure('REGISTRY_NOT_ALLOWED', err.message);
+    default: return failure('REGISTRY_UNAVAILABLE', err.message, true);
+  }
+}
+
+/** Peeks at an unverified DSSE bundle's predicate type, only to skip attestations cheaply. */
+function dssePredicateType(bundle: unknown): string | undefined {
+  const env = (bundle as { dsseEnvelope?: { payload?: string } } | null)?.dsseEnvelope;
+  if (!env?.payload) return undefined;
+  try {
+    return (JSON.parse(Buffer.from(env.payload, 'base64').toString('utf8')) as { predicateType?: string }).predicateType;
+  } catch {
+    return undefined;
+  }
+}
+
+export class ImageVerifier {
+  readonly #cache: LRUCache<string, Lookup>;
+  readonly #tags: LRUCache<string, string>;
+  readonly #inflight = new Map<string, Promise<Lookup>>();
+  readonly #lookupTimeoutMs: number;
+  readonly #tagTtlMs: number;
+
+  constructor(readonly client: RegistryClient, readonly options: ImageVerifierOptions = {}) {
+    this.#cache = new LRUCache({ max: options.cacheMaxEntries ?? 10_000, ttl: options.cacheTtlMs ?? 5 * 60_000 });
+    this.#tagTtlMs = options.tagTtlMs ?? 15_000;
+    this.#tags = new LRUCache({ max: options.cacheMaxEntries ?? 10_000, ttl: Math.max(1, this.#tagTtlMs) });
+    this.#lookupTimeoutMs = options.lookupTimeoutMs ?? 7_000;
+  }
+
+  /** The verdict for one image under one rule; never throws for registry or signature trouble. */
+  async verify(image: string, ref: ImageReference, rule: CompiledImageRule, scope: RequestScope = {}): Promise<ImageVerdict> {
+    const base = { image, ref: ref.normalized };
+    const allowed = this.options.allowedRegistries?.();
+    if (allowed && !allowed.has(ref.registry)) {
+      return { ...base, ...failure('REGISTRY_NOT_ALLOWED', `registry ${ref.registry} is named by no policy's images[].match (nor --insecure-registry); trustgate does not contact it, so nothing there can be verified`) };
+    }
+    let digest = ref.digest;
+    let resolvedTag: string | undefined;
+    try {
+      if (!digest) {
+        resolvedTag = ref.tag;
+        digest = await this.#resolveTag(ref, scope);
+      }
+    } catch (err) {
+      if (err instanceof RegistryError) return { ...base, resolvedTag, ...registryFailure(err) };
+      throw err;
+    }
+    const key = `${ref.registry}/${ref.repository}@${digest}|${rule.key}`;
+    const cached = this.#cache.get(key);
+    if (cached) {
+      this.options.metrics?.cache('hit');
+      return { ...base, resolvedTag, ...cached, cached: true };
+    }
+    let pending = this.#inflight.get(key);
+    if (pending) this.options.metrics?.cache('coalesced');
+    else {
+      this.options.metrics?.cache('miss');
+      const started = performance.now();
+      // a shared look-up has its own bound, so one caller's short deadline cannot fail the others
+      pending = this.#lookup(ref, digest, rule, { credentials: scope.credentials, signal: AbortSignal.timeout(this.#lookupTimeoutMs) })
+        .then((result) => {
+          if (result.verified) this.#cache.set(key, result);
+          this.options.metrics?.verification(result.verified ? 'verified' : result.code ?? 'failed', performance.now() - started);
+          return result;
+        })
+        // a bug must not become an unhandled rejection nor a pass: it is an error failurePolicy decides
+        .catch((err: Error) => failure('INTERNAL_ERROR', `verification failed unexpectedly: ${err.message}`, true))
+        .finally(() => this.#inflight.delete(key));
+      this.#inflight.set(key, pending);
+    }
+    const result = await raceDeadline(pending, scope.signal);
+    return { ...base, resolvedTag, ...result };
+  }
+
+  /** Flux's semver resolution: the highest matching tag of the repository. */
+  async resolveSemver(ref: ImageReference, range: string, scope: RequestScope = {}): Promise<string | Lookup> {
+    if (this.options.allowedRegistries && !this.options.allowedRegistries().has(ref.registry)) {
+      return failure('REGISTRY_NOT_ALLOWED', `registry ${ref.registry} is named by no policy's images[].match; trustgate does not contact it`);
+    }
+    try {
+      const tag = highestMatchingTag(await this.client.listTags(ref.registry, ref.repository, scope), range);
+      return tag ?? failure('IMAGE_NOT_FOUND', `no tag of ${ref.registry}/${ref.repository} satisfies semver ${JSON.stringify(range)}`);
+    } catch (err) {
+      if (err instanceof RegistryError) return registryFailure(err);
+      if (err instanceof SemverRangeError) return failure('INVALID_IMAGE_REFERENCE', `spec.ref.semver ${JSON.stringify(range)}: ${err.message}`);
+      throw err;
+    }
+  }
+
+  async #resolveTag(ref: ImageReference, scope: RequestScope): Promise<string> {
+    const key = `${ref.registry}/${ref.repository}:${ref.tag}`;
+    const known = this.#tagTtlMs > 0 ? this.#tags.get(key) : undefined;
+    if (known) return known;
+    const m = await this.client.getManifest(ref.registry, ref.repository, ref.tag!, scope);
+    if (this.#tagTtlMs > 0) this.#tags.set(key, m.digest);
+    return m.digest;
+  }
+
+  async #lookup(ref: ImageReference, digest: string, rule: CompiledImageRule, scope: RequestScope): Promise<Lookup> {
+    const found = await discoverSignatures(this.client, ref.registry, ref.repository, digest, scope);
+    let manifestBytes: Promise<Buffer> | undefined;
+    const manifest = () => (manifestBytes ??= this.client.getManifest(ref.registry, ref.repository, digest, scope).then((m) => m.bytes));
+    const failures: VerificationFailure[] = [];
+    const accepted: Lookup[] = [];
+    for (const authority of rule.authorities) {
+      let ok: Lookup | undefined;
+      for (const evidence of found.evidence) {
+        try {
+          const verified = await this.#verifyEvidence(evidence, digest, authority, manifest);
+          if (verified) {
+            ok = { verified: true, digest, authority: authority.name, identity: verified, source: evidence.source, location: evidence.location };
+            break;
+          }
+        } catch (err) {
+          if (err instanceof VerificationFailure) failures.push(err);
+          else if (err instanceof RegistryError) found.errors.push(err);
+          else throw err;
+        }
+      }
+      if (ok) accepted.push(ok);
+      if (ok && !rule.requireAll) return ok;
+      if (!ok && rule.requireAll) break;
+    }
+    if (rule.requireAll && accepted.length === rule.authorities.length) return { ...accepted[0]!, authority: accepted.map((a) => a.authority).join('+') };
+    const where = found.searched.join(', ');
+    // absence of evidence proves nothing when a place could not be searched: fail as the registry's fault
+    if (found.errors.length) return { digest, ...registryFailure(found.errors[0]!) };
+    const best = mostSpecific(failures);
+    if (!best) {
+      return { digest, ...failure('SIGNATURE_NOT_FOUND', `no signature found (searched ${where}); expected one from ${rule.authorities.map((a) => `${a.name}: ${a.describe}`).join(' or ')}`) };
+    }
+    const extra = failures.length > 1 ? ` (${failures.length} signatures tried)` : '';
+    return { digest, ...failure(best.code, `${best.message}${extra}`) };
+  }
+
+  /** The signer's identity (or {} for a key) when this evidence is a valid signature of `digest`; undefined when it is not a signature at all. */
+  async #verifyEvidence(evidence: Evidence, digest: string, authority: CompiledAuthority, manifest: () => Promise<Buffer>): Promise<SignerIdentity | undefined> {
+    if (evidence.unreadable) throw new VerificationFailure('BUNDLE_INVALID', `${evidence.location}: ${evidence.unreadable}`);
+    if (evidence.payload) {
+      const bundle = parseBundle(evidence.bundle, evidence.location);
+      const verified = verifyBundle(bundle, evidence.payload, authority);
+      const signed = simpleSigningDigest(verified.payload).digest;
+      if (signed !== digest) throw new VerificationFailure('DIGEST_MISMATCH', `a valid signature by ${authority.name}, but of ${signed}, not ${digest}`);
+      return verified.identity ?? { extensions: {} };
+    }
+    const predicateType = dssePredicateType(evidence.bundle);
+    // attestations travel as referrers too; they are not image signatures
+    if (predicateType !== undefined && predicateType !== COSIGN_SIGN_PREDICATE) return undefined;
+    const bundle = parseBundle(evidence.bundle, evidence.location);
+    if (bundle.content.$case === 'messageSignature') {
+      const md = bundle.content.messageSignature.messageDigest;
+      const hex = md ? Buffer.from(md.digest).toString('hex') : '';
+      if (`sha256:${hex}` !== digest) throw new VerificationFailure('DIGEST_MISMATCH', `${evidence.location} signs sha256:${hex}, not ${digest}`);
+      const verified = verifyBundle(bundle, await manifest(), authority);
+      return verified.identity ?? { extensions: {} };
+    }
+    const verified = verifyBundle(bundle, undefined, authority);
+    const statement = inTotoStatement(verified);
+    if (!statementNamesDigest(statement, digest)) throw new VerificationFailure('DIGEST_MISMATCH', `a valid signature by ${authority.name}, but its subject is not ${digest}`);
+    return verified.identity ?? { extensions: {} };
+  }
+}
+
+async function raceDeadline(pending: Promise<Lookup>, signal: AbortSignal | undefined): Promise<Lookup> {
+  if (!signal) return pending;
+  if (signal.aborted) return failure('DEADLINE_EXCEEDED', 'the request deadline passed before the image could be verified', true);
+  let onAbort!: () => void;
+  const aborted = new Promise<Lookup>((resolve) => {
+    onAbort = () => resolve(failure('DEADLINE_EXCEEDED', 'the request deadline passed before the image could be verified', true));
+    signal.addEventListener('abort', onAbort, { once: true });
+  });
+  try {
+    return await Promise.race([pending, aborted]);
+  } finally {
+    signal.removeEventListener('abort', onAbort);
+  }
+}

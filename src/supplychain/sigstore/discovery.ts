@@ -1,0 +1,100 @@
+// Where cosign puts signatures, all three places: the legacy `sha256-<hex>.sig` tag, Sigstore
+// bundles attached as OCI referrers (referrers API), and the same under the referrers tag-schema
+// fallback (`sha256-<hex>` index). Only fetches; verification is verify.ts's job.
+import { RegistryError, type RegistryClient, type RequestScope } from '../oci/index.js';
+import { legacyLayerToBundle, SIMPLESIGNING_MEDIA_TYPE } from './cosign-legacy.js';
+
+export type EvidenceSource = 'cosign-tag' | 'referrers-api' | 'referrers-tag';
+
+export interface Evidence {
+  source: EvidenceSource;
+  /** where exactly: the .sig tag and layer, or the referrer manifest digest */
+  location: string;
+  /** bundle JSON (legacy layers converted to v0.1) */
+  bundle: unknown;
+  /** for a legacy layer, the simplesigning payload the signature is over */
+  payload?: Buffer;
+  /** a problem with this piece of evidence found while reading it */
+  unreadable?: string;
+}
+
+export interface Discovered {
+  evidence: Evidence[];
+  /** registry failures that kept a place from being searched: no pass may rest on their absence */
+  errors: RegistryError[];
+  searched: string[];
+}
+
+const BUNDLE_ARTIFACT_PREFIX = 'application/vnd.dev.sigstore.bundle';
+const MAX_SIGNATURE_LAYERS = 32;
+const MAX_REFERRERS = 32;
+const MAX_SIGNATURE_BYTES = 1024 * 1024;
+
+export interface DiscoveryLimits {
+  maxEvidenceBytes?: number;
+}
+
+function swallowMissing(err: unknown, errors: RegistryError[]): void {
+  if (err instanceof RegistryError) {
+    if (err.code !== 'IMAGE_NOT_FOUND') errors.push(err);
+    return;
+  }
+  throw err;
+}
+
+async function legacySignatures(client: RegistryClient, registry: string, repository: string, digest: string, scope: RequestScope, out: Discovered): Promise<void> {
+  const tag = `${digest.replace(':', '-')}.sig`;
+  out.searched.push(`cosign tag ${tag}`);
+  let sig;
+  try {
+    sig = await client.getManifest(registry, repository, tag, scope);
+  } catch (err) {
+    return swallowMissing(err, out.errors);
+  }
+  const layers = (sig.manifest.layers ?? []).filter((l) => l.mediaType === SIMPLESIGNING_MEDIA_TYPE).slice(0, MAX_SIGNATURE_LAYERS);
+  await Promise.all(layers.map(async (layer, i) => {
+    const location = `${tag} layer ${i}`;
+    try {
+      const payload = await client.getBlob(registry, repository, layer.digest, MAX_SIGNATURE_BYTES, scope);
+      out.evidence.push({ source: 'cosign-tag', location, bundle: legacyLayerToBundle(layer.annotations ?? {}, payload), payload });
+    } catch (err) {
+      if (err instanceof RegistryError) return swallowMissing(err, out.errors);
+      out.evidence.push({ source: 'cosign-tag', location, bundle: undefined, unreadable: (err as Error).message });
+    }
+  }));
+}
+
+async function referrerBundles(client: RegistryClient, registry: string, repository: string, digest: string, scope: RequestScope, out: Discovered): Promise<void> {
+  let found;
+  try {
+    found = await client.referrers(registry, repository, digest, undefined, scope);
+  } catch (err) {
+    out.searched.push('referrers');
+    return swallowMissing(err, out.errors);
+  }
+  out.searched.push(found.via === 'referrers-api' ? 'referrers API' : `referrers tag ${digest.replace(':', '-')}`);
+  const bundles = found.descriptors.filter((d) => d.artifactType?.startsWith(BUNDLE_ARTIFACT_PREFIX)).slice(0, MAX_REFERRERS);
+  await Promise.all(bundles.map(async (d) => {
+    const location = `referrer ${d.digest}`;
+    try {
+      const m = await client.getManifest(registry, repository, d.digest, scope);
+      const layer = (m.manifest.layers ?? []).find((l) => l.mediaType.startsWith(BUNDLE_ARTIFACT_PREFIX));
+      if (!layer) throw new Error('the referrer holds no Sigstore bundle layer');
+      const bytes = await client.getBlob(registry, repository, layer.digest, MAX_SIGNATURE_BYTES, scope);
+      out.evidence.push({ source: found.via, location, bundle: JSON.parse(bytes.toString('utf8')) });
+    } catch (err) {
+      if (err instanceof RegistryError) return swallowMissing(err, out.errors);
+      out.evidence.push({ source: found.via, location, bundle: undefined, unreadable: (err as Error).message });
+    }
+  }));
+}
+
+/** Every signature cosign may have attached to this digest, from every place, fetched concurrently. */
+export async function discoverSignatures(client: RegistryClient, registry: string, repository: string, digest: string, scope: RequestScope = {}): Promise<Discovered> {
+  const out: Discovered = { evidence: [], errors: [], searched: [] };
+  await Promise.all([
+    legacySignatures(client, registry, repository, digest, scope, out),
+    referrerBundles(client, registry, repository, digest, scope, out),
+  ]);
+  return out;
+}

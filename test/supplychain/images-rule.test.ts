@@ -1,0 +1,353 @@
+// images rules end to end, in process: Debian's docker-registry (no referrers API, so the
+// tag-schema fallback) and the spec-shaped referrers server on loopback, images pushed by the
+// test, signatures made by the test's private Sigstore, decisions through admit().
+import { writeFile } from 'node:fs/promises';
+import { createServer, type Socket } from 'node:net';
+import { join } from 'node:path';
+import t from 'tap';
+import { admit, type AdmissionServices } from '../../src/admission/index.js';
+import { reviewForObject } from '../../src/admission/synthesize.js';
+import type { KubeObject } from '../../src/admission/types.js';
+import { NullDecisionRecorder } from '../../src/audit/index.js';
+import { loadPolicySet, type PolicySet } from '../../src/policy/index.js';
+import { ImageVerifier } from '../../src/supplychain/image-verifier.js';
+import { RegistryClient } from '../../src/supplychain/oci/index.js';
+import { attachBundle, attachLegacySignatures } from '../helpers/cosign.js';
+import { startOciServer } from '../helpers/oci-server.js';
+import { policyDir } from '../helpers/policies.js';
+import { startRegistry } from '../helpers/registry.js';
+import { serviceOrSkip } from '../helpers/services.js';
+import { cosignStatement, keyPair, PrivateSigstore, simpleSigningPayload, type Identity } from '../helpers/sigstore.js';
+
+const CI: Identity = { subject: 'https://github.com/acme/app/.github/workflows/release.yml@refs/heads/main', issuer: 'https://token.actions.githubusercontent.com', extensions: { '1.3.6.1.4.1.57264.1.5': 'acme/app' } };
+const OTHER: Identity = { subject: 'https://github.com/evil/app/.github/workflows/release.yml@refs/heads/main', issuer: 'https://token.actions.githubusercontent.com' };
+
+function pod(...images: string[]): KubeObject {
+  return { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'p', namespace: 'team' }, spec: { containers: images.map((image, i) => ({ name: `c${i}`, image })) } } as KubeObject;
+}
+function deployment(image: string): KubeObject {
+  return { apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: 'd', namespace: 'team' }, spec: { template: { spec: { containers: [{ name: 'c', image }] } } } } as KubeObject;
+}
+
+t.test('images rules against real registries', async (t) => {
+  const reg = await serviceOrSkip(t, 'docker-registry', () => startRegistry());
+  if (!reg) return;
+  t.teardown(() => reg.stop());
+  const api = await startOciServer();
+  t.teardown(() => api.stop());
+  const sigstore = await PrivateSigstore.create();
+  const release = keyPair();
+
+  const dir = await policyDir({});
+  await writeFile(join(dir, 'private-root.json'), JSON.stringify(sigstore.trustedRoot));
+  const pems = sigstore.pems();
+  const indent = (pem: string, n: number) => pem.trim().split('\n').map((l) => ' '.repeat(n) + l).join('\n');
+  await writeFile(join(dir, 'policies.yaml'), `apiVersion: trustgate.dev/v1alpha1
+kind: TrustRoot
+metadata: { name: private-sigstore }
+spec:
+  trustedRootFile: ./private-root.json
+---
+apiVersion: trustgate.dev/v1alpha1
+kind: TrustRoot
+metadata: { name: private-pems }
+spec:
+  fulcio:
+    - certChain: |
+${indent(pems.fulcio, 8)}
+  rekor:
+    - publicKey: |
+${indent(pems.rekor, 8)}
+  ctlog:
+    - publicKey: |
+${indent(pems.ctlog, 8)}
+---
+apiVersion: trustgate.dev/v1alpha1
+kind: Policy
+metadata: { name: signed-images }
+spec:
+  match:
+    resources:
+      - { apiGroups: ["", apps], resources: [pods, deployments], operations: [CREATE, UPDATE] }
+  images:
+    - match: ["${reg.host}/signed/**", "${api.host}/**"]
+      exclude: ["${reg.host}/signed/excluded"]
+      mutateDigest: true
+      authorities:
+        - name: ci-keyless
+          keyless:
+            trustRoot: private-sigstore
+            identities:
+              - issuer: ${CI.issuer}
+                subjectRegExp: 'https://github\\.com/acme/[^/]+/\\.github/workflows/release\\.yml@refs/heads/main'
+                extensions: { githubWorkflowRepository: acme/app }
+        - name: release-key
+          key:
+            trustRoot: private-pems
+            publicKey: |
+${indent(release.publicKeyPem, 14)}
+---
+apiVersion: trustgate.dev/v1alpha1
+kind: Policy
+metadata: { name: pinned-templates }
+spec:
+  match:
+    resources:
+      - { apiGroups: [apps], resources: [deployments], operations: [CREATE] }
+  images:
+    - match: ["${reg.host}/templated/**"]
+      mutateDigest: true
+      mutateTemplates: true
+      authorities:
+        - name: ci-keyless
+          keyless: { trustRoot: private-pems, identities: [{ issuer: "${CI.issuer}", subject: "${CI.subject}" }] }
+`);
+  const loaded = await loadPolicySet([dir]);
+  if (!loaded.set) throw new Error(loaded.errors.map((e) => e.message).join('\n'));
+  const set: PolicySet = loaded.set;
+  t.same([...set.registries].sort(), [api.host, reg.host].sort(), 'the registries the policies name');
+
+  const client = new RegistryClient({ insecure: [reg.host, api.host], timeoutMs: 2000, retries: 1 });
+  t.teardown(() => client.close());
+  const lookups: string[] = [];
+  const verifier = new ImageVerifier(client, { allowedRegistries: () => set.registries, metrics: { cache: (r) => lookups.push(r), verification: () => {} } });
+  const services: AdmissionServices = { policies: () => set, recorder: new NullDecisionRecorder(), replica: 't', deadlineMs: 4000, images: verifier };
+  const run = (object: KubeObject, endpoint: 'validate' | 'mutate' = 'validate', s = services) => admit(reviewForObject(object, { namespace: 'team' }), endpoint, s);
+  const causes = (o: Awaited<ReturnType<typeof run>>) => o.decision.causes?.map((c) => c.code) ?? [];
+
+  const signedTag = await reg.push.image('signed/app', 'v1');
+  await attachLegacySignatures(reg.push, 'signed/app', signedTag.digest, [await sigstore.legacyKeyless(simpleSigningPayload(`${reg.host}/signed/app`, signedTag.digest), CI)]);
+
+  t.test('admits an image signed keyless (cosign .sig tag) by the CI identity, and records what was verified', async (t) => {
+    const out = await run(pod(`${reg.host}/signed/app:v1`));
+    t.ok(out.decision.allowed, out.decision.denials.join());
+    t.match(out.record.images, [{ policy: 'signed-images', ref: `${reg.host}/signed/app:v1`, digest: signedTag.digest, tag: 'v1', verified: true, authority: 'ci-keyless', source: 'cosign-tag', identity: { subject: CI.subject, issuer: CI.issuer } }]);
+  });
+
+  t.test('denies an unsigned image naming image, digest and the reason', async (t) => {
+    const unsigned = await reg.push.image('signed/unsigned', 'v1');
+    const out = await run(pod(`${reg.host}/signed/unsigned:v1`));
+    t.notOk(out.decision.allowed);
+    t.same(causes(out), ['SIGNATURE_NOT_FOUND']);
+    t.match(out.review.response.status?.message, `${reg.host}/signed/unsigned:v1`);
+    t.match(out.review.response.status?.message, unsigned.digest.slice(0, 19));
+    t.match(out.review.response.status?.message, /no signature found \(searched cosign tag sha256-[0-9a-f]+\.sig, referrers tag/);
+    t.same(out.record.images.map((i) => [i.verified, i.code]), [[false, 'SIGNATURE_NOT_FOUND']]);
+  });
+
+  t.test('denies a signature by another identity', async (t) => {
+    const img = await reg.push.image('signed/other', 'v1');
+    await attachLegacySignatures(reg.push, 'signed/other', img.digest, [await sigstore.legacyKeyless(simpleSigningPayload('x', img.digest), OTHER)]);
+    const out = await run(pod(`${reg.host}/signed/other:v1`));
+    t.same(causes(out), ['IDENTITY_MISMATCH']);
+    t.match(out.decision.denials[0], /signed by https:\/\/github\.com\/evil\/app/);
+  });
+
+  t.test('denies a valid signature of another digest copied onto this image', async (t) => {
+    const img = await reg.push.image('signed/copied', 'v1');
+    await attachLegacySignatures(reg.push, 'signed/copied', img.digest, [await sigstore.legacyKeyless(simpleSigningPayload('x', signedTag.digest), CI)]);
+    const out = await run(pod(`${reg.host}/signed/copied:v1`));
+    t.same(causes(out), ['DIGEST_MISMATCH']);
+  });
+
+  t.test('denies a certificate that was not valid when the log saw the signature', async (t) => {
+    const img = await reg.push.image('signed/stale', 'v1');
+    await attachLegacySignatures(reg.push, 'signed/stale', img.digest, [await sigstore.legacyKeyless(simpleSigningPayload('x', img.digest), CI, { stale: true })]);
+    t.same(causes(await run(pod(`${reg.host}/signed/stale:v1`))), ['CERTIFICATE_INVALID']);
+  });
+
+  t.test('denies a keyless signature without a transparency-log entry (tlog required by default)', async (t) => {
+    const img = await reg.push.image('signed/nolog', 'v1');
+    await attachLegacySignatures(reg.push, 'signed/nolog', img.digest, [await sigstore.legacyKeyless(simpleSigningPayload('x', img.digest), CI, { noTlog: true })]);
+    t.same(causes(await run(pod(`${reg.host}/signed/nolog:v1`))), ['TLOG_INVALID']);
+  });
+
+  t.test('denies a signature whose certificate was swapped for another signer\'s', async (t) => {
+    const img = await reg.push.image('signed/swapped', 'v1');
+    const real = await sigstore.legacyKeyless(simpleSigningPayload('x', img.digest), CI);
+    const other = await sigstore.legacyKeyless(simpleSigningPayload('x', img.digest), CI);
+    real.annotations['dev.sigstore.cosign/certificate'] = other.annotations['dev.sigstore.cosign/certificate']!;
+    await attachLegacySignatures(reg.push, 'signed/swapped', img.digest, [real]);
+    t.match(causes(await run(pod(`${reg.host}/signed/swapped:v1`)))[0], /TLOG_INVALID|SIGNATURE_INVALID/);
+  });
+
+  t.test('admits a key-based signature logged in the private Rekor (root from PEM pieces)', async (t) => {
+    const img = await reg.push.image('signed/keyed', 'v1');
+    await attachLegacySignatures(reg.push, 'signed/keyed', img.digest, [await sigstore.legacyWithKey(simpleSigningPayload('x', img.digest), release.privateKey, release.publicKeyPem)]);
+    const out = await run(pod(`${reg.host}/signed/keyed:v1`));
+    t.ok(out.decision.allowed, out.decision.denials.join());
+    t.equal(out.record.images[0]?.authority, 'release-key');
+  });
+
+  t.test('admits a v0.3 bundle found through the referrers tag-schema fallback (distribution 2.8)', async (t) => {
+    const img = await reg.push.image('signed/bundled', 'v1');
+    await attachBundle(reg.push, 'signed/bundled', img, [await sigstore.dsseBundle(cosignStatement(img.digest), CI)], { tagFallback: true });
+    const out = await run(pod(`${reg.host}/signed/bundled:v1`));
+    t.ok(out.decision.allowed, out.decision.denials.join());
+    t.equal(out.record.images[0]?.source, 'referrers-tag');
+  });
+
+  t.test('admits a v0.3 bundle found through the referrers API, and refuses one whose subject is another digest', async (t) => {
+    const img = await api.push.image('team/app', 'v1');
+    await attachBundle(api.push, 'team/app', img, [await sigstore.dsseBundle(cosignStatement(img.digest), CI)], { tagFallback: false });
+    const out = await run(pod(`${api.host}/team/app:v1`));
+    t.ok(out.decision.allowed, out.decision.denials.join());
+    t.equal(out.record.images[0]?.source, 'referrers-api');
+    const img2 = await api.push.image('team/other', 'v1');
+    await attachBundle(api.push, 'team/other', img2, [await sigstore.dsseBundle(cosignStatement(img.digest), CI)], { tagFallback: false });
+    t.same(causes(await run(pod(`${api.host}/team/other:v1`))), ['DIGEST_MISMATCH']);
+  });
+
+  t.test('multi-arch: the digest the pod names must carry the signature', async (t) => {
+    const amd = await reg.push.image('signed/multi', 'amd64');
+    const arm = await reg.push.image('signed/multi', 'arm64');
+    const index = await reg.push.index('signed/multi', 'v1', [{ manifest: amd, architecture: 'amd64' }, { manifest: arm, architecture: 'arm64' }]);
+    await attachLegacySignatures(reg.push, 'signed/multi', index.digest, [await sigstore.legacyKeyless(simpleSigningPayload('x', index.digest), CI)]);
+    const byTag = await run(pod(`${reg.host}/signed/multi:v1`));
+    t.ok(byTag.decision.allowed);
+    t.equal(byTag.record.images[0]?.digest, index.digest, 'the record names the index digest that was verified');
+    t.same(causes(await run(pod(`${reg.host}/signed/multi@${arm.digest}`))), ['SIGNATURE_NOT_FOUND'], 'an unsigned platform manifest named directly is not covered by the index signature');
+  });
+
+  t.test('/mutate pins verified tags to digests in Pods only, unless mutateTemplates', async (t) => {
+    const out = await run(pod(`${reg.host}/signed/app:v1`, `${reg.host}/signed/app@${signedTag.digest}`), 'mutate');
+    t.ok(out.decision.allowed);
+    const patch = JSON.parse(Buffer.from(out.review.response.patch!, 'base64').toString('utf8'));
+    t.same(patch, [{ op: 'replace', path: '/spec/containers/0/image', value: `${reg.host}/signed/app:v1@${signedTag.digest}` }], 'only the tag reference is rewritten');
+    const dep = await run(deployment(`${reg.host}/signed/app:v1`), 'mutate');
+    t.ok(dep.decision.allowed);
+    t.notOk(dep.review.response.patch, 'Deployments are not rewritten by default (GitOps drift)');
+    const tmpl = await reg.push.image('templated/app', 'v1');
+    await attachLegacySignatures(reg.push, 'templated/app', tmpl.digest, [await sigstore.legacyKeyless(simpleSigningPayload('x', tmpl.digest), CI)]);
+    const pinned = await run(deployment(`${reg.host}/templated/app:v1`), 'mutate');
+    t.same(JSON.parse(Buffer.from(pinned.review.response.patch!, 'base64').toString('utf8')), [{ op: 'replace', path: '/spec/template/spec/containers/0/image', value: `${reg.host}/templated/app:v1@${tmpl.digest}` }]);
+  });
+
+  t.test('/validate checks a pinned digest again', async (t) => {
+    t.ok((await run(pod(`${reg.host}/signed/app:v1@${signedTag.digest}`))).decision.allowed);
+    const unsigned = await reg.push.image('signed/pinned-unsigned', 'v1');
+    t.same(causes(await run(pod(`${reg.host}/signed/pinned-unsigned:v1@${unsigned.digest}`))), ['SIGNATURE_NOT_FOUND']);
+  });
+
+  t.test('images no rule matches, excluded ones and unnamed registries', async (t) => {
+    t.ok((await run(pod(`${reg.host}/elsewhere/app:v1`))).decision.allowed, 'no rule matches: not this policy\'s business');
+    t.ok((await run(pod(`${reg.host}/signed/excluded:v1`))).decision.allowed, 'excluded');
+  });
+
+  t.test('verified results are cached and concurrent look-ups of one digest share one', async (t) => {
+    const img = await reg.push.image('signed/cached', 'v1');
+    await attachLegacySignatures(reg.push, 'signed/cached', img.digest, [await sigstore.legacyKeyless(simpleSigningPayload('x', img.digest), CI)]);
+    lookups.length = 0;
+    const outs = await Promise.all(Array.from({ length: 10 }, () => run(pod(`${reg.host}/signed/cached@${img.digest}`))));
+    t.ok(outs.every((o) => o.decision.allowed));
+    t.same([lookups.filter((l) => l === 'miss').length, lookups.filter((l) => l === 'coalesced').length], [1, 9]);
+    await run(pod(`${reg.host}/signed/cached@${img.digest}`));
+    t.equal(lookups.at(-1), 'hit');
+    lookups.length = 0;
+    await run(pod(`${reg.host}/signed/unsigned:v1`));
+    await run(pod(`${reg.host}/signed/unsigned:v1`));
+    t.same(lookups, ['miss', 'miss'], 'failures are never cached as passes');
+  });
+
+  t.test('a registry that refuses credentials, is down or hangs: failurePolicy decides, in time', async (t) => {
+    const down = await startOciServer({ bearer: { user: 'u', password: 'p' } });
+    const img = await down.push.image('team/app', 'v1');
+    const downHost = down.host;
+    const policies = await policyDir({
+      'p.yaml': `apiVersion: trustgate.dev/v1alpha1
+kind: Policy
+metadata: { name: fail-closed }
+spec:
+  match: { resources: [{ apiGroups: [""], resources: [pods], operations: [CREATE] }] }
+  images:
+    - match: ["${downHost}/**"]
+      authorities: [{ name: ci, keyless: { trustRoot: sigstore-public-good, identities: [{ issuer: "${CI.issuer}", subject: "${CI.subject}" }] } }]
+---
+apiVersion: trustgate.dev/v1alpha1
+kind: Policy
+metadata: { name: fail-open }
+spec:
+  failurePolicy: Ignore
+  match: { resources: [{ apiGroups: [""], resources: [pods], operations: [CREATE] }] }
+  images:
+    - match: ["${downHost}/**"]
+      authorities: [{ name: ci, keyless: { trustRoot: sigstore-public-good, identities: [{ issuer: "${CI.issuer}", subject: "${CI.subject}" }] } }]
+`,
+    });
+    const s2 = (await loadPolicySet([policies])).set!;
+    const c2 = new RegistryClient({ insecure: [downHost], timeoutMs: 300, retries: 0 });
+    t.teardown(() => c2.close());
+    const v2 = new ImageVerifier(c2, { allowedRegistries: () => s2.registries });
+    const svc: AdmissionServices = { ...services, policies: () => s2, images: v2, deadlineMs: 1000 };
+    const auth = await run(pod(`${downHost}/team/app@${img.digest}`), 'validate', svc);
+    t.notOk(auth.decision.allowed);
+    t.same(causes(auth), ['REGISTRY_AUTH_FAILED'], 'fail-closed denies; fail-open only warns');
+    t.match(auth.decision.warnings.join(), /fail-open.*REGISTRY_AUTH_FAILED/);
+
+    down.hang(true);
+    const started = Date.now();
+    const hung = await run(pod(`${downHost}/team/app:v2`), 'validate', svc);
+    t.ok(Date.now() - started < 1500, 'answered before the deadline');
+    t.same(causes(hung), ['REGISTRY_UNAVAILABLE']);
+    await down.stop();
+    t.same(causes(await run(pod(`${downHost}/team/app:v3`), 'validate', svc)), ['REGISTRY_UNAVAILABLE'], 'connection refused');
+  });
+
+  t.test('a registry no policy names is never contacted', async (t) => {
+    let connections = 0;
+    const sockets: Socket[] = [];
+    const trap = createServer((s) => { connections++; sockets.push(s); s.destroy(); });
+    await new Promise<void>((r) => trap.listen(0, '127.0.0.1', r));
+    t.teardown(() => { trap.close(); });
+    const trapHost = `127.0.0.1:${(trap.address() as { port: number }).port}`;
+    const policies = await policyDir({
+      'p.yaml': `apiVersion: trustgate.dev/v1alpha1
+kind: Policy
+metadata: { name: everything }
+spec:
+  match: { resources: [{ apiGroups: [""], resources: [pods], operations: [CREATE] }] }
+  images:
+    - match: ["**"]
+      authorities: [{ name: ci, keyless: { trustRoot: sigstore-public-good, identities: [{ issuer: "${CI.issuer}", subject: "${CI.subject}" }] } }]
+`,
+    });
+    const s3 = (await loadPolicySet([policies])).set!;
+    t.same([...s3.registries], [], 'a wildcard host names no registry');
+    const c3 = new RegistryClient({ insecure: [trapHost] });
+    t.teardown(() => c3.close());
+    const out = await run(pod(`${trapHost}/smuggled/app:v1`), 'validate', { ...services, policies: () => s3, images: new ImageVerifier(c3, { allowedRegistries: () => s3.registries }) });
+    t.same(causes(out), ['REGISTRY_NOT_ALLOWED']);
+    t.equal(connections, 0);
+  });
+
+  t.test('Flux OCIRepository: a semver range resolves to the highest matching tag, and the record says which', async (t) => {
+    for (const tag of ['1.0.0', '1.2.0', '2.0.0']) {
+      const img = await reg.push.image('signed/manifests', tag);
+      await attachLegacySignatures(reg.push, 'signed/manifests', img.digest, [await sigstore.legacyKeyless(simpleSigningPayload('x', img.digest), CI)]);
+    }
+    const policies = await policyDir({
+      'root.json': JSON.stringify(sigstore.trustedRoot),
+      'p.yaml': `apiVersion: trustgate.dev/v1alpha1
+kind: TrustRoot
+metadata: { name: private }
+spec: { trustedRootFile: ./root.json }
+---
+apiVersion: trustgate.dev/v1alpha1
+kind: Policy
+metadata: { name: flux-oci }
+spec:
+  match: { resources: [{ apiGroups: [source.toolkit.fluxcd.io], resources: [ocirepositories], operations: [CREATE] }] }
+  images:
+    - match: ["${reg.host}/signed/**"]
+      authorities: [{ name: ci, keyless: { trustRoot: private, identities: [{ issuer: "${CI.issuer}", subject: "${CI.subject}" }] } }]
+`,
+    });
+    const s4 = (await loadPolicySet([policies])).set!;
+    const svc = { ...services, policies: () => s4, images: new ImageVerifier(client, { allowedRegistries: () => s4.registries }) };
+    const repo = (ref: object) => ({ apiVersion: 'source.toolkit.fluxcd.io/v1', kind: 'OCIRepository', metadata: { name: 'm', namespace: 'team' }, spec: { url: `oci://${reg.host}/signed/manifests`, ref } }) as KubeObject;
+    const out = await run(repo({ semver: '>=1.0.0 <2.0.0' }), 'validate', svc);
+    t.ok(out.decision.allowed, out.decision.denials.join());
+    t.match(out.record.images, [{ ref: `${reg.host}/signed/manifests:1.2.0`, tag: '1.2.0', verified: true }]);
+    t.same(causes(await run(repo({ semver: '>=3' }), 'validate', svc)), ['IMAGE_NOT_FOUND']);
+  });
+});
