@@ -69,7 +69,18 @@ t.test('a policy that checks nothing, or an unknown variable, fails the load', a
 });
 
 t.test('rules this build cannot enforce are refused, never silently ignored', async (t) => {
-  t.match(await errorsOf({ 'p.yaml': policyYaml('img', `${POD_RULE}\nimages:\n  - match: ["ghcr.io/**"]`) }), [/images rules are not supported by this build/]);
+  const rule = (extra: string) => policyYaml('img', `${POD_RULE}\nimages:\n  - match: ["ghcr.io/org/**"]\n    authorities: [{ name: a, keyless: { identities: [{ issuer: i, subject: s }] } }]${extra}`);
+  t.match(await errorsOf({ 'p.yaml': rule('\n    attestations: [{ name: slsa }]') }), [/attestation rules are not supported by this build/]);
+});
+
+t.test('images rules and trust roots are checked at load with positions', async (t) => {
+  t.match(await errorsOf({ 'p.yaml': policyYaml('img', `${POD_RULE}\nimages:\n  - match: ["ghcr.io/**"]`) }), [/p\.yaml:\d+:\d+: .*authorities/]);
+  t.match(await errorsOf({ 'p.yaml': policyYaml('img', `${POD_RULE}\nimages:\n  - match: ["ghcr.io/**"]\n    authorities: [{ name: a, keyless: { trustRoot: nope, identities: [{ issuer: i, subject: s }] } }]`) }), [/unknown trustRoot nope/]);
+  t.match(await errorsOf({ 'p.yaml': policyYaml('img', `${POD_RULE}\nimages:\n  - match: ["ghcr.io/**"]\n    authorities: [{ name: a, keyless: { identities: [{ issuer: i, subjectRegExp: "(" }] } }]`) }), [/subjectRegExp "\(" is not a valid RE2 expression/]);
+  t.match(await errorsOf({ 'p.yaml': policyYaml('img', `${POD_RULE}\nimages:\n  - match: ["ghcr.io/**"]\n    authorities: [{ name: a, key: { publicKey: "not a key" } }]`) }), [/publicKey is not a PEM public key/]);
+  t.match(await errorsOf({ 'r.yaml': 'apiVersion: trustgate.dev/v1alpha1\nkind: TrustRoot\nmetadata: { name: mine }\nspec: { trustedRootFile: ./missing.json }\n' }), [/r\.yaml:4:\d+: cannot read trusted root/]);
+  t.match(await errorsOf({ 'r.json': JSON.stringify({ mediaType: 'application/vnd.dev.sigstore.trustedroot+json;version=0.1', tlogs: [{ publicKey: { rawBytes: 'AA==' }, logId: { keyId: 'AA==' } }] }), 'r.yaml': 'apiVersion: trustgate.dev/v1alpha1\nkind: TrustRoot\nmetadata: { name: mine }\nspec: { trustedRootFile: ./r.json }\n' }), [/refusing to trust a key since the beginning of time/]);
+  t.match(await errorsOf({ 'r.yaml': 'apiVersion: trustgate.dev/v1alpha1\nkind: TrustRoot\nmetadata: { name: sigstore-public-good }\nspec: { trustedRootFile: ./x.json }\n' }), [/embedded and cannot be redefined/]);
 });
 
 t.test('params from a file are read relative to the policy file', async (t) => {

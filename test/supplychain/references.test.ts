@@ -48,7 +48,11 @@ t.test('images of every workload kind, with the pointers a digest pin patches', 
   t.same(imagesOf(pod).map((i) => `${i.field}=${i.image}`), ['spec.containers[0]=alpine', 'spec.containers[1]=nginx', 'spec.initContainers[0]=nginx']);
   const debug = (await readFixture('admissionreviews/R10-pod-ephemeralcontainers-kubectl-debug.review.json')).request.object;
   t.ok(imagesOf(debug).some((i) => i.field.startsWith('spec.ephemeralContainers') && i.image === 'busybox:latest'), 'kubectl debug containers are found');
-  t.same(imagesOf({ apiVersion: 'source.toolkit.fluxcd.io/v1', kind: 'OCIRepository', metadata: { name: 'a' }, spec: { url: 'oci://ghcr.io/org/app' } }).map((i) => i.image), ['ghcr.io/org/app']);
+  const oci = (ref?: object) => imagesOf({ apiVersion: 'source.toolkit.fluxcd.io/v1', kind: 'OCIRepository', metadata: { name: 'a' }, spec: { url: 'oci://ghcr.io/org/app', ref } })[0];
+  t.equal(oci()?.image, 'ghcr.io/org/app:latest', 'Flux defaults to the latest tag');
+  t.equal(oci({ tag: 'v1' })?.image, 'ghcr.io/org/app:v1');
+  t.equal(oci({ tag: 'v1', digest: `sha256:${'a'.repeat(64)}` })?.image, `ghcr.io/org/app@sha256:${'a'.repeat(64)}`, 'digest takes precedence, as in Flux');
+  t.match(oci({ semver: '>=1.0.0', tag: 'v1' }), { image: 'ghcr.io/org/app', semver: '>=1.0.0', patchable: false }, 'semver over tag');
   t.same(imagesOf({ apiVersion: 'autoscaling/v1', kind: 'Scale', metadata: { name: 'd' }, spec: { replicas: 3 } }), [], 'a Scale has no images');
 });
 
