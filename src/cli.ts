@@ -17,6 +17,7 @@ import { renderManifests } from './kube/manifests.js';
 import { stringify as toYaml } from 'yaml';
 import { generateCertificates, startServer } from './server/index.js';
 import { createImageVerifier } from './supplychain/index.js';
+import { parseImageReference } from './supplychain/oci/index.js';
 import { readTrustedRootFile, verifyArtifact, VerificationFailure, type Artifact } from './supplychain/sigstore/index.js';
 
 const USAGE = `trustgate — Kubernetes admission webhook for software-supply-chain policy
@@ -27,6 +28,8 @@ usage:
   trustgate test    DIR...
   trustgate eval    --policies DIR (--review F | --object F [--old-object F] [--operation OP] [--namespace NS])
                     [--cluster-file F] [--mutate] [--explain]
+  trustgate verify  IMAGE --policies DIR [--registry-config F] [--insecure-registry HOST:PORT]... [--registry-ca F]... [--json]
+                    what was found for one image and why it passes or fails
   trustgate verify-bundle --bundle F (--certificate-identity ID --certificate-oidc-issuer URL | --key F)
                     [--trusted-root F] FILE|sha256:HEX      exit 0 = verified (sigstore-conformance protocol)
   trustgate certs   generate --dns NAME... --out DIR
@@ -267,6 +270,48 @@ async function manifests(argv: string[]): Promise<number> {
   return 0;
 }
 
+async function verifyImage(argv: string[]): Promise<number> {
+  const { values, positionals } = parseFlags(argv, { policies: 'value', 'registry-config': 'value', 'insecure-registry': 'value', 'registry-ca': 'value', json: 'bool' });
+  const policies = (values.get('policies') as string[] | undefined) ?? [];
+  if (positionals.length !== 1 || !policies.length) throw new UsageError('usage: trustgate verify IMAGE --policies DIR [--registry-config F] [--insecure-registry HOST:PORT]... [--registry-ca F]...');
+  let ref;
+  try {
+    ref = parseImageReference(positionals[0]!);
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+  const set = await loadOrFail(policies);
+  if (!set) return 2;
+  const rules = set.policies.flatMap((p) => p.images.filter((r) => r.matches(ref)).map((rule) => ({ policy: p, rule })));
+  if (!rules.length) {
+    process.stderr.write(`no images rule of the ${set.policies.length} policies matches ${ref.normalized}; nothing to verify\n`);
+    return 2;
+  }
+  const images = await verifierFromFlags(values, set.registries);
+  try {
+    const verdicts = await Promise.all(rules.map(async ({ policy, rule }) => ({ policy: policy.name, rule: rule.label, verdict: await images.verify(positionals[0]!, ref, rule, { signal: AbortSignal.timeout(30_000) }) })));
+    if (values.has('json')) process.stdout.write(`${JSON.stringify(verdicts, null, 2)}\n`);
+    else {
+      const out: string[] = [`image ${ref.normalized}`];
+      const first = verdicts[0]!.verdict;
+      if (first.resolvedTag && first.digest) out.push(`  tag ${first.resolvedTag} -> ${first.digest}`);
+      else if (first.digest) out.push(`  digest ${first.digest}`);
+      if (first.searched) out.push(`  searched: ${first.searched.join(', ')}`);
+      for (const { policy, rule, verdict } of verdicts) {
+        const who = verdict.identity?.subject ? ` (${verdict.identity.subject} from ${verdict.identity.issuer})` : '';
+        out.push(verdict.verified
+          ? `PASS ${policy} ${rule}: signed for ${verdict.authority}${who}, found in ${verdict.location}`
+          : `FAIL ${policy} ${rule}: ${verdict.code}: ${verdict.message}`);
+        for (const a of verdict.attempts ?? []) out.push(`    ${a.ok ? 'ok  ' : 'fail'} ${a.authority} <- ${a.location}${a.ok ? '' : `: ${a.code}: ${a.message}`}`);
+      }
+      process.stdout.write(`${out.join('\n')}\n`);
+    }
+    return verdicts.every((v) => v.verdict.verified) ? 0 : 1;
+  } finally {
+    await images.client.close();
+  }
+}
+
 async function verifyBundleCommand(argv: string[]): Promise<number> {
   const { values, positionals } = parseFlags(argv, { bundle: 'value', 'certificate-identity': 'value', 'certificate-oidc-issuer': 'value', key: 'value', 'trusted-root': 'value' });
   const one = (k: string) => values.get(k)?.at(-1) as string | undefined;
@@ -307,8 +352,7 @@ async function verifyBundleCommand(argv: string[]): Promise<number> {
   }
 }
 
-const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = { serve, lint, test, eval: evaluate, certs, audit, manifests, 'verify-bundle': verifyBundleCommand };
-const PLANNED = new Set(['verify']);
+const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = { serve, lint, test, eval: evaluate, certs, audit, manifests, verify: verifyImage, 'verify-bundle': verifyBundleCommand };
 
 export async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
@@ -319,7 +363,6 @@ export async function main(argv: string[]): Promise<number> {
   const run = COMMANDS[command];
   try {
     if (!run) {
-      if (PLANNED.has(command)) throw new UsageError(`"${command}" is not available in this build of trustgate yet`);
       throw new UsageError(`unknown command "${command}"; commands: ${Object.keys(COMMANDS).join(', ')}`);
     }
     return await run(rest);

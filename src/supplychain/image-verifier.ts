@@ -34,6 +34,19 @@ export interface ImageVerdict {
   /** true when the failure is the registry's (unreachable, auth): failurePolicy decides */
   registryError?: boolean;
   cached?: boolean;
+  /** every signature tried, per authority, for `trustgate verify` */
+  attempts?: Attempt[];
+  /** the places searched */
+  searched?: string[];
+}
+
+export interface Attempt {
+  authority: string;
+  location: string;
+  source: EvidenceSource;
+  ok: boolean;
+  code?: VerificationCode;
+  message?: string;
 }
 
 export interface VerifierMetrics {
@@ -166,18 +179,24 @@ export class ImageVerifier {
     const manifest = () => (manifestBytes ??= this.client.getManifest(ref.registry, ref.repository, digest, scope).then((m) => m.bytes));
     const failures: VerificationFailure[] = [];
     const accepted: Lookup[] = [];
+    const attempts: Attempt[] = [];
+    const searched = found.searched;
     for (const authority of rule.authorities) {
       let ok: Lookup | undefined;
       for (const evidence of found.evidence) {
+        const attempt = { authority: authority.name, location: evidence.location, source: evidence.source };
         try {
           const verified = await this.#verifyEvidence(evidence, digest, authority, manifest);
           if (verified) {
-            ok = { verified: true, digest, authority: authority.name, identity: verified, source: evidence.source, location: evidence.location };
+            attempts.push({ ...attempt, ok: true });
+            ok = { verified: true, digest, authority: authority.name, identity: verified, source: evidence.source, location: evidence.location, attempts, searched };
             break;
           }
         } catch (err) {
-          if (err instanceof VerificationFailure) failures.push(err);
-          else if (err instanceof RegistryError) found.errors.push(err);
+          if (err instanceof VerificationFailure) {
+            failures.push(err);
+            attempts.push({ ...attempt, ok: false, code: err.code, message: err.message });
+          } else if (err instanceof RegistryError) found.errors.push(err);
           else throw err;
         }
       }
@@ -186,15 +205,14 @@ export class ImageVerifier {
       if (!ok && rule.requireAll) break;
     }
     if (rule.requireAll && accepted.length === rule.authorities.length) return { ...accepted[0]!, authority: accepted.map((a) => a.authority).join('+') };
-    const where = found.searched.join(', ');
     // absence of evidence proves nothing when a place could not be searched: fail as the registry's fault
-    if (found.errors.length) return { digest, ...registryFailure(found.errors[0]!) };
+    if (found.errors.length) return { digest, attempts, searched, ...registryFailure(found.errors[0]!) };
     const best = mostSpecific(failures);
     if (!best) {
-      return { digest, ...failure('SIGNATURE_NOT_FOUND', `no signature found (searched ${where}); expected one from ${rule.authorities.map((a) => `${a.name}: ${a.describe}`).join(' or ')}`) };
+      return { digest, attempts, searched, ...failure('SIGNATURE_NOT_FOUND', `no signature found (searched ${searched.join(', ')}); expected one from ${rule.authorities.map((a) => `${a.name}: ${a.describe}`).join(' or ')}`) };
     }
     const extra = failures.length > 1 ? ` (${failures.length} signatures tried)` : '';
-    return { digest, ...failure(best.code, `${best.message}${extra}`) };
+    return { digest, attempts, searched, ...failure(best.code, `${best.message}${extra}`) };
   }
 
   /** The signer's identity (or {} for a key) when this evidence is a valid signature of `digest`; undefined when it is not a signature at all. */
