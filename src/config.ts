@@ -23,6 +23,7 @@ export interface ServeConfig {
   registryCa: string[];
   kubeconfig?: string;
   inCluster: boolean;
+  pullSecrets: boolean;
   clusterFile?: string;
   deadlineMs: number;
   bodyLimit: number;
@@ -59,6 +60,7 @@ export const SERVE_OPTIONS: OptionSpec[] = [
   { key: 'registryCa', flag: 'registry-ca', kind: 'list', help: 'PEM file of a CA trusted for registry TLS besides the system roots (repeatable)' },
   { key: 'kubeconfig', flag: 'kubeconfig', kind: 'string', help: 'kubeconfig for namespaces and ConfigMap params' },
   { key: 'inCluster', flag: 'in-cluster', kind: 'bool', help: 'use the pod service account' },
+  { key: 'pullSecrets', flag: 'pull-secrets', kind: 'bool', help: 'read the admitted pod\'s imagePullSecrets and its service account\'s for registry auth (needs secrets get RBAC; with --kubeconfig or --in-cluster)' },
   { key: 'clusterFile', flag: 'cluster-file', kind: 'string', help: 'Namespace and ConfigMap objects (YAML), for namespaceSelector, params and allowlists without a cluster' },
   { key: 'deadlineMs', flag: 'deadline-ms', kind: 'number', help: 'internal deadline per request (default 8000, below the API server\'s 10 s)' },
   { key: 'bodyLimit', flag: 'body-limit', kind: 'number', help: 'largest accepted body in bytes (default 16 MiB)' },
@@ -82,6 +84,7 @@ export function defaultConfig(): ServeConfig {
     insecureRegistries: [],
     registryCa: [],
     inCluster: false,
+    pullSecrets: false,
     deadlineMs: 8000,
     bodyLimit: 16 * 1024 * 1024,
     logLevel: 'info',
@@ -169,6 +172,7 @@ export function resolveServeConfig(flags: ParsedFlags, env: NodeJS.ProcessEnv = 
   const c = config as unknown as ServeConfig;
   if (Boolean(c.tlsCert) !== Boolean(c.tlsKey)) throw new ConfigError('--tls-cert and --tls-key go together');
   if (c.kubeconfig && c.inCluster) throw new ConfigError('give --kubeconfig or --in-cluster, not both');
+  if (c.pullSecrets && !c.kubeconfig && !c.inCluster) throw new ConfigError('--pull-secrets needs --kubeconfig or --in-cluster');
   for (const sink of c.audit) {
     if (!(sink === 'stdout' || sink.startsWith('file:') || /^(https?|postgres(ql)?|syslog\+tcp|syslog\+tls):\/\//.test(sink))) {
       throw new ConfigError(`audit sink ${JSON.stringify(sink)} is not supported by this build (stdout, file:PATH, http(s)://URL, postgres://URL, syslog+tls://HOST:PORT, syslog+tcp://HOST:PORT)`);

@@ -1,2 +1,3 @@
 export { StaticCluster, readClusterFile } from './cluster-file.js';
 export { ClusterState, loadKubeConfig } from './cluster.js';
+export { PullSecretReader, credentialsOfSecret } from './pull-secrets.js';

@@ -13,6 +13,8 @@ export interface ManifestOptions {
   tlsSecret: string;
   audit: string[];
   timeoutSeconds: number;
+  /** read pods' imagePullSecrets for registry auth: adds secrets/serviceaccounts get, cluster-wide */
+  pullSecrets?: boolean;
 }
 
 type Obj = Record<string, unknown>;
@@ -56,6 +58,8 @@ export function renderManifests(set: PolicySet, o: ManifestOptions): Obj[] {
       rules: [
         { apiGroups: [''], resources: ['namespaces'], verbs: ['get', 'list', 'watch'] },
         { apiGroups: ['admissionregistration.k8s.io'], resources: ['validatingwebhookconfigurations', 'mutatingwebhookconfigurations'], resourceNames: ['trustgate'], verbs: ['get', 'patch'] },
+        // only get: pull secrets are read by name when a pod names them, never listed or watched
+        ...(o.pullSecrets ? [{ apiGroups: [''], resources: ['secrets', 'serviceaccounts'], verbs: ['get'] }] : []),
       ],
     },
     { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRoleBinding', metadata: meta('trustgate', false), roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'trustgate' }, subjects: [{ kind: 'ServiceAccount', name: 'trustgate', namespace: ns }] },
@@ -81,7 +85,7 @@ export function renderManifests(set: PolicySet, o: ManifestOptions): Obj[] {
             terminationGracePeriodSeconds: 30,
             containers: [{
               name: 'trustgate', image: o.image, imagePullPolicy: 'IfNotPresent',
-              args: ['serve', '--policies', '/app/policies', '--tls-cert', '/certs/tls.crt', '--tls-key', '/certs/tls.key', '--audit-spool', '/spool', '--in-cluster',
+              args: ['serve', '--policies', '/app/policies', '--tls-cert', '/certs/tls.crt', '--tls-key', '/certs/tls.key', '--audit-spool', '/spool', '--in-cluster', ...(o.pullSecrets ? ['--pull-secrets'] : []),
                 ...o.audit.flatMap((a) => ['--audit', a])],
               env: [{ name: 'TRUSTGATE_REPLICA', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } }],
               ports: [{ name: 'https', containerPort: 8443 }],

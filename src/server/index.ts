@@ -6,7 +6,7 @@ import type { ServeConfig } from '../config.js';
 import { readFileSync } from 'node:fs';
 import { AuditPipeline, createSink } from '../audit/index.js';
 import { TRUSTGATE_VERSION } from '../audit/record.js';
-import { ClusterState, loadKubeConfig, readClusterFile } from '../kube/index.js';
+import { ClusterState, loadKubeConfig, PullSecretReader, readClusterFile } from '../kube/index.js';
 import { configMapNamespaces, PolicyStore } from '../policy/index.js';
 import { buildApp } from './app.js';
 import { ensureDevelopmentCertificates } from './certs.js';
@@ -28,7 +28,9 @@ export interface RunningServer {
 
 export async function startServer(config: ServeConfig, logger: Logger = pino({ level: config.logLevel })): Promise<RunningServer> {
   const metrics = createMetrics();
-  const cluster = config.kubeconfig || config.inCluster ? new ClusterState(loadKubeConfig(config), logger) : undefined;
+  const kubeConfig = config.kubeconfig || config.inCluster ? loadKubeConfig(config) : undefined;
+  const cluster = kubeConfig ? new ClusterState(kubeConfig, logger) : undefined;
+  const pullSecrets = kubeConfig && config.pullSecrets ? new PullSecretReader(kubeConfig, logger) : undefined;
   const store = new PolicyStore(config.policies, {
     loaded(set) {
       cluster?.watchConfigMapNamespaces(configMapNamespaces(set));
@@ -87,6 +89,7 @@ export async function startServer(config: ServeConfig, logger: Logger = pino({ l
     {
       admission: {
         policies: () => store.current, recorder, namespaces: offline ?? cluster, params: offline ?? cluster, replica: config.replica, deadlineMs: config.deadlineMs, images,
+        pullCredentials: pullSecrets ? (request) => pullSecrets.credentialsFor(request) : undefined,
         labels: { cluster: config.clusterName, version: TRUSTGATE_VERSION },
       },
       metrics,

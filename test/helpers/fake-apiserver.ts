@@ -32,6 +32,14 @@ export async function startFakeApiServer(dir: string, seed: Record<string, Obj[]
     const url = new URL(req.url ?? '/', 'http://x');
     requests.push(`${req.method} ${url.pathname}${url.searchParams.get('watch') ? '?watch' : ''}`);
     const items = collections.get(url.pathname);
+    // GET of one object: /api/v1/namespaces/ns/secrets/name
+    const parent = url.pathname.slice(0, url.pathname.lastIndexOf('/'));
+    const single = !items ? collections.get(parent)?.get(url.pathname.slice(parent.length + 1)) : undefined;
+    if (single) {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify(single));
+      return;
+    }
     if (!items) {
       res.writeHead(404, { 'content-type': 'application/json' });
       res.end(JSON.stringify({ kind: 'Status', apiVersion: 'v1', status: 'Failure', reason: 'NotFound', code: 404 }));
