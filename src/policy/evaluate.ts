@@ -21,8 +21,7 @@ export type ReasonCode =
   | 'INPUT_TOO_LARGE'
   | 'COST_LIMIT_EXCEEDED'
   | 'SOURCE_NOT_ALLOWED'
-  | VerificationCode
-  | 'IMAGE_VERIFICATION_UNAVAILABLE';
+  | VerificationCode;
 
 export interface PolicyResult {
   name: string;

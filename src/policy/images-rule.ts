@@ -39,6 +39,10 @@ async function verifyUse(use: ImageUse, rules: readonly CompiledImageRule[], ctx
   }
   const applicable = rules.filter((r) => r.matches(ref));
   if (!applicable.length) return [];
+  if (!ctx.verifier) {
+    const verdict = { image: use.image, ref: ref.normalized, verified: false, registryError: true, code: 'IMAGE_VERIFICATION_UNAVAILABLE' as const, message: 'this trustgate has no image verifier configured (offline test run?)' };
+    return applicable.map((rule) => ({ use, rule, verdict }));
+  }
   const scope = { signal: ctx.signal, credentials: ctx.credentials };
   if (use.semver) {
     const resolved = await ctx.verifier!.resolveSemver(ref, use.semver, scope);
@@ -54,12 +58,6 @@ export async function applyImageRules(policy: CompiledPolicy, result: PolicyResu
   if (!object || ctx.request.operation === 'DELETE' || ctx.request.operation === 'CONNECT') return;
   const uses = imagesOf(object);
   if (!uses.length) return;
-  if (!ctx.verifier) {
-    result.result = result.result === 'fail' ? 'fail' : 'error';
-    result.code ??= 'IMAGE_VERIFICATION_UNAVAILABLE';
-    result.messages.push('images rules cannot be checked: this trustgate has no image verifier configured');
-    return;
-  }
   const checked = (await Promise.all(uses.map((u) => verifyUse(u, policy.images, ctx)))).flat();
   const failures: { code: string; message: string }[] = [];
   const errors: { code: string; message: string }[] = [];

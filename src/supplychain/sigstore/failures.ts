@@ -16,7 +16,8 @@ export type VerificationCode =
   | 'REGISTRY_NOT_ALLOWED' // a host no policy names (never contacted)
   | 'INVALID_IMAGE_REFERENCE'
   | 'DEADLINE_EXCEEDED'
-  | 'INTERNAL_ERROR';
+  | 'INTERNAL_ERROR'
+  | 'IMAGE_VERIFICATION_UNAVAILABLE';
 
 export class VerificationFailure extends Error {
   /** weak: the evidence is of another kind than the authority takes (a key vs a certificate), so says little */
