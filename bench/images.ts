@@ -1,0 +1,143 @@
+// Image rules: cold verification of keyless-signed images from a loopback docker-registry, then
+// admission over TLS at a fixed 500 requests/s with the images rule warm in the cache, next to
+// the same policy set without the images rule (the policy-only baseline of this run).
+// Budgets (DESIGN.md): cold keyless verification median < 50 ms; warm image rules p99 < 5 ms.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import autocannon from 'autocannon';
+import { loadPolicySet } from '../src/policy/index.js';
+import { generateCertificates } from '../src/server/index.js';
+import { ImageVerifier } from '../src/supplychain/image-verifier.js';
+import { parseImageReference, RegistryClient } from '../src/supplychain/oci/index.js';
+import { attachBundle, attachLegacySignatures } from '../test/helpers/cosign.js';
+import { startRegistry } from '../test/helpers/registry.js';
+import { cosignStatement, PrivateSigstore, simpleSigningPayload } from '../test/helpers/sigstore.js';
+import { POLICY_COUNT, writeBenchPolicies } from './policies.js';
+
+const DURATION = Number(process.env.BENCH_SECONDS ?? 10);
+const COLD_IMAGES = 40;
+const CI = { subject: 'https://github.com/acme/app/.github/workflows/release.yml@refs/heads/main', issuer: 'https://token.actions.githubusercontent.com' };
+
+const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))]!;
+const ms = (x: number) => `${x.toFixed(1)} ms`;
+
+function podReview(images: string[]) {
+  return JSON.stringify({
+    apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview',
+    request: {
+      uid: '00000000-0000-0000-0000-000000000000', kind: { group: '', version: 'v1', kind: 'Pod' }, resource: { group: '', version: 'v1', resource: 'pods' },
+      namespace: 'shop', operation: 'CREATE', userInfo: { username: 'system:serviceaccount:shop:deployer', groups: [] },
+      object: {
+        apiVersion: 'v1', kind: 'Pod', metadata: { name: 'web-7d9f8c', namespace: 'shop', labels: { app: 'web', team: 'shop' } },
+        spec: { containers: images.map((image, i) => ({ name: `c${i}`, image, resources: { limits: { cpu: '500m', memory: '256Mi' } }, securityContext: { runAsNonRoot: true } })) },
+      },
+    },
+  });
+}
+
+async function waitReady(child: ChildProcess, url: string, ca: Buffer): Promise<void> {
+  const { request } = await import('node:https');
+  for (let i = 0; i < 200; i++) {
+    if (child.exitCode !== null) throw new Error(`server exited with ${child.exitCode}`);
+    const ok = await new Promise<boolean>((resolve) => {
+      const req = request(`${url}/readyz`, { ca, agent: false }, (res) => { res.resume(); resolve(res.statusCode === 200); });
+      req.on('error', () => resolve(false));
+      req.end();
+    });
+    if (ok) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error('server did not become ready');
+}
+
+async function serveAndLoad(dir: string, policies: string, port: number, certs: { cert: string; key: string }, ca: Buffer, body: string, registry: string) {
+  const cli = new URL('../dist/cli.js', import.meta.url).pathname;
+  const tg = spawn(process.execPath, [cli, 'serve', '--policies', policies, '--listen', `127.0.0.1:${port}`, '--tls-cert', certs.cert, '--tls-key', certs.key,
+    '--log-level', 'warn', '--audit-spool', join(dir, `spool-${port}`), '--audit', 'stdout', '--insecure-registry', registry], { stdio: ['ignore', 'ignore', 'inherit'] });
+  try {
+    await waitReady(tg, `https://127.0.0.1:${port}`, ca);
+    const run = (duration: number) => autocannon({ url: `https://127.0.0.1:${port}/validate`, method: 'POST', body, headers: { 'content-type': 'application/json' }, connections: 10, duration, overallRate: 500, tlsOptions: { ca } } as autocannon.Options);
+    await run(3); // warm-up: JIT, and for the images policy, the verification cache
+    const r = await run(DURATION);
+    return { p50: r.latency.p50, p90: r.latency.p90, p99: r.latency.p99, errors: r.errors + r.non2xx, rps: r.requests.average };
+  } finally {
+    tg.kill();
+  }
+}
+
+async function main() {
+  const reg = await startRegistry();
+  if (typeof reg === 'string') throw new Error(reg);
+  const sigstore = await PrivateSigstore.create();
+  const dir = await mkdtemp(join(tmpdir(), 'trustgate-bench-images-'));
+  try {
+    // one images rule over the loopback registry, trust root = the private Sigstore
+    await writeFile(join(dir, 'root.json'), JSON.stringify(sigstore.trustedRoot));
+    const imagesPolicy = `apiVersion: trustgate.dev/v1alpha1
+kind: TrustRoot
+metadata: { name: private }
+spec: { trustedRootFile: ${join(dir, 'root.json')} }
+---
+apiVersion: trustgate.dev/v1alpha1
+kind: Policy
+metadata: { name: signed-images }
+spec:
+  match: { resources: [{ apiGroups: [""], resources: [pods], operations: [CREATE] }] }
+  images:
+    - match: ["${reg.host}/acme/**"]
+      authorities: [{ name: ci, keyless: { trustRoot: private, identities: [{ issuer: "${CI.issuer}", subject: "${CI.subject}" }] } }]
+`;
+    await writeBenchPolicies(join(dir, 'baseline'));
+    await writeBenchPolicies(join(dir, 'with-images'));
+    await writeFile(join(dir, 'with-images', 'images.yaml'), imagesPolicy);
+
+    // cold: every image verified once with an empty cache (tag -> digest, discovery, fetch, verify)
+    const images: { ref: string; kind: string }[] = [];
+    for (let i = 0; i < COLD_IMAGES; i++) {
+      const img = await reg.push.image(`acme/app-${i}`, '1.0.0');
+      if (i % 2 === 0) await attachLegacySignatures(reg.push, `acme/app-${i}`, img.digest, [await sigstore.legacyKeyless(simpleSigningPayload(`${reg.host}/acme/app-${i}`, img.digest), CI)]);
+      else await attachBundle(reg.push, `acme/app-${i}`, img, [await sigstore.dsseBundle(cosignStatement(img.digest), CI)], { tagFallback: true });
+      images.push({ ref: `${reg.host}/acme/app-${i}:1.0.0`, kind: i % 2 === 0 ? 'cosign .sig tag' : 'v0.3 bundle (referrers tag)' });
+    }
+    const set = (await loadPolicySet([join(dir, 'with-images')])).set!;
+    const rule = set.policies.find((p) => p.name === 'signed-images')!.images[0]!;
+    const client = new RegistryClient({ insecure: [reg.host] });
+    const cold: Record<string, number[]> = {};
+    // first look-up of the run warms the JIT and the keep-alive connection; it is not counted
+    await new ImageVerifier(client, { tagTtlMs: 0 }).verify(images[0]!.ref, parseImageReference(images[0]!.ref), rule);
+    for (const { ref, kind } of images) {
+      const verifier = new ImageVerifier(client, { tagTtlMs: 0 });
+      const started = performance.now();
+      const v = await verifier.verify(ref, parseImageReference(ref), rule);
+      const took = performance.now() - started;
+      if (!v.verified) throw new Error(`${ref}: ${v.code} ${v.message}`);
+      (cold[kind] ??= []).push(took);
+      (cold.all ??= []).push(took);
+    }
+    await client.close();
+
+    // warm: admissions of a Pod with 5 signed images at 500 requests/s, next to the baseline
+    const certs = await generateCertificates(join(dir, 'certs'), ['localhost', '127.0.0.1']);
+    const ca = await readFile(certs.caCert);
+    const body = podReview(images.slice(0, 5).map((i) => i.ref));
+    const baseline = await serveAndLoad(dir, join(dir, 'baseline'), 18461, certs, ca, body, reg.host);
+    const warm = await serveAndLoad(dir, join(dir, 'with-images'), 18462, certs, ca, body, reg.host);
+
+    console.log(`image rules: loopback docker-registry (distribution 2.8), private Sigstore, keyless signatures`);
+    console.log(`cold verification (empty cache; tag resolution, discovery in all places, fetch, verify), ${COLD_IMAGES} images:`);
+    for (const [kind, xs] of Object.entries(cold)) console.log(`  ${kind.padEnd(28)} median ${ms(pct(xs, 50))}  p90 ${ms(pct(xs, 90))}  max ${ms(Math.max(...xs))}`);
+    const coldMedian = pct(cold.all!, 50);
+    console.log(`  budget median < 50 ms: ${coldMedian < 50 ? 'met' : 'MISSED'}`);
+    console.log(`admission over TLS keep-alive at 500 requests/s, Pod with 5 images, ${DURATION} s:`);
+    console.log(`  policy-only baseline (${POLICY_COUNT} policies)     p50 ${baseline.p50} ms  p90 ${baseline.p90} ms  p99 ${baseline.p99} ms`);
+    console.log(`  + images rule, warm cache          p50 ${warm.p50} ms  p90 ${warm.p90} ms  p99 ${warm.p99} ms   (budget p99 < 5 ms: ${warm.p99 < 5 ? 'met' : 'MISSED'})`);
+    const errors = baseline.errors + warm.errors;
+    if (errors) console.log(`  errors or non-2xx answers: ${errors}`);
+  } finally {
+    await reg.stop();
+  }
+}
+
+await main();
