@@ -26,7 +26,7 @@ function imageRecords(results: readonly PolicyResult[]): ImageRecord[] {
   const out: ImageRecord[] = [];
   for (const r of results) {
     for (const v of r.images ?? []) {
-      const rec: ImageRecord = { policy: r.name, ref: v.ref, verified: v.verified, attestations: [] };
+      const rec: ImageRecord = { policy: r.name, ref: v.ref, verified: v.verified, attestations: v.attestations ?? [] };
       if (v.digest) rec.digest = v.digest;
       if (v.resolvedTag) rec.tag = v.resolvedTag;
       if (v.authority) rec.authority = v.authority;

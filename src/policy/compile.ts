@@ -100,7 +100,7 @@ export async function compilePolicy(loaded: LoadedDocument, trustRoots: (name: s
   const images: CompiledImageRule[] = [];
   for (const [i, rule] of (spec.images ?? []).entries()) {
     try {
-      images.push(compileImageRule(rule, i, policyRevision(doc), trustRoots));
+      images.push(compileImageRule(rule, i, policyRevision(doc), trustRoots, compile));
     } catch (err) {
       if (!(err instanceof ImageRuleError)) throw err;
       fail(err.path, err.message);

@@ -1,6 +1,8 @@
 // One `images[]` rule of a policy, compiled at load: globs, authorities with their trust
 // material and verifiers, and the cache key that changes whenever the rule's meaning can.
+import type { CompileOptions, CompiledExpression } from '../policy/cel/index.js';
 import { compileGlobs } from './glob.js';
+import { compilePredicateTypes, PredicateTypeError } from './sigstore/predicates.js';
 import type { ImageReference } from './oci/index.js';
 import { AuthoritySpecError, compileAuthority, IdentitySpecError, type AuthoritySpec, type CompiledAuthority, type CompiledTrustRoot } from './sigstore/index.js';
 
@@ -10,12 +12,43 @@ export interface ImageRuleSpec {
   authorities: AuthoritySpec[];
   requireAll?: boolean;
   requireSignature?: boolean;
-  attestations?: unknown[];
+  attestations?: AttestationSpec[];
   /** /mutate rewrites tags to the verified digest */
   mutateDigest?: boolean;
   /** also in workload pod templates (Deployments …), not only Pods: GitOps tools will see drift */
   mutateTemplates?: boolean;
 }
+
+export interface AttestationSpec {
+  name: string;
+  /** an alias (slsaprovenance, spdx, cyclonedx, sbom, vuln, openvex …), a URI, or a list of them */
+  predicateType: string | string[];
+  /** CEL over predicate, statement, signer, facts and attestations; must be true */
+  expression?: string;
+  message?: string;
+  messageExpression?: string;
+  /** absent is fine (e.g. a VEX document that only some images have); present must verify */
+  optional?: boolean;
+  /** names of the rule's authorities that may sign it (default: all of them) */
+  authorities?: string[];
+}
+
+/** The names an attestation expression sees. */
+export const ATTESTATION_VARIABLES = ['predicate', 'statement', 'signer', 'facts', 'attestations'] as const;
+
+export interface CompiledAttestation {
+  name: string;
+  label: string;
+  types: { matches(type: string): boolean; describe: string };
+  expression?: CompiledExpression;
+  message?: string;
+  messageExpression?: CompiledExpression;
+  optional: boolean;
+  authorities: CompiledAuthority[];
+}
+
+/** Compiles CEL for the rule, recording errors with positions; undefined when it did not compile. */
+export type CelCompiler = (path: (string | number)[], source: string, options: CompileOptions) => CompiledExpression | undefined;
 
 export interface CompiledImageRule {
   /** images[0] */
@@ -27,6 +60,8 @@ export interface CompiledImageRule {
   requireAll: boolean;
   mutateDigest: boolean;
   mutateTemplates: boolean;
+  requireSignature: boolean;
+  attestations: CompiledAttestation[];
   /** policy revision + rule + trust-root revisions: part of every cache key */
   key: string;
 }
@@ -43,10 +78,9 @@ export function literalHost(glob: string): string | undefined {
   return /[*?]/.test(host) || !glob.includes('/') ? undefined : host.toLowerCase();
 }
 
-export function compileImageRule(spec: ImageRuleSpec, index: number, policyRevision: string, roots: (name: string) => CompiledTrustRoot | undefined): CompiledImageRule {
+export function compileImageRule(spec: ImageRuleSpec, index: number, policyRevision: string, roots: (name: string) => CompiledTrustRoot | undefined, cel?: CelCompiler): CompiledImageRule {
   const at = (...p: (string | number)[]) => ['spec', 'images', index, ...p];
-  if (spec.attestations?.length) throw new ImageRuleError(at('attestations'), 'attestation rules are not supported by this build of trustgate yet; refusing to load rather than admit unattested images');
-  if (spec.requireSignature === false) throw new ImageRuleError(at('requireSignature'), 'requireSignature: false needs attestation rules, which this build does not support yet');
+  if (spec.requireSignature === false && !spec.attestations?.length) throw new ImageRuleError(at('requireSignature'), 'requireSignature: false leaves nothing to check: add attestations, or require the signature');
   let include: (s: string) => boolean;
   let exclude: (s: string) => boolean;
   try {
@@ -69,6 +103,32 @@ export function compileImageRule(spec: ImageRuleSpec, index: number, policyRevis
     if (names.has(a.name)) throw new ImageRuleError(at('authorities', i, 'name'), `authority ${a.name} is named twice`);
     names.add(a.name);
   }
+  const attestations: CompiledAttestation[] = [];
+  const attestationNames = new Set<string>();
+  for (const [i, a] of (spec.attestations ?? []).entries()) {
+    if (attestationNames.has(a.name)) throw new ImageRuleError(at('attestations', i, 'name'), `attestation ${a.name} is named twice`);
+    attestationNames.add(a.name);
+    let types;
+    try {
+      types = compilePredicateTypes(a.predicateType);
+    } catch (err) {
+      if (err instanceof PredicateTypeError) throw new ImageRuleError(at('attestations', i, 'predicateType'), err.message);
+      throw err;
+    }
+    const unknown = (a.authorities ?? []).filter((n) => !names.has(n));
+    if (unknown.length) throw new ImageRuleError(at('attestations', i, 'authorities'), `unknown authorities ${unknown.join(', ')}; this rule has ${[...names].join(', ')}`);
+    const celOptions = (expect: 'bool' | 'string'): CompileOptions => ({ expect, extraVariables: ATTESTATION_VARIABLES, runtimeCostLimit: 5_000_000 });
+    const expression = a.expression && cel ? cel(at('attestations', i, 'expression'), a.expression, celOptions('bool')) : undefined;
+    const messageExpression = a.messageExpression && cel ? cel(at('attestations', i, 'messageExpression'), a.messageExpression, celOptions('string')) : undefined;
+    for (const [field, e] of [['expression', expression], ['messageExpression', messageExpression]] as const) {
+      const foreign = [...(e?.identifiers ?? [])].filter((id) => ['object', 'oldObject', 'request', 'params', 'namespaceObject', 'variables', 'authorizer'].includes(id));
+      if (foreign.length) throw new ImageRuleError(at('attestations', i, field), `attestation expressions see ${ATTESTATION_VARIABLES.join(', ')}, not ${foreign.join(', ')}`);
+    }
+    attestations.push({
+      name: a.name, label: `images[${index}].attestations[${i}] ${a.name}`, types, expression, message: a.message, messageExpression, optional: a.optional ?? false,
+      authorities: a.authorities?.length ? authorities.filter((x) => a.authorities!.includes(x.name)) : authorities,
+    });
+  }
   // a glob matches the repository alone or the whole reference with its tag/digest
   const matches = (ref: ImageReference) => {
     const repo = `${ref.registry}/${ref.repository}`;
@@ -82,6 +142,8 @@ export function compileImageRule(spec: ImageRuleSpec, index: number, policyRevis
     requireAll: spec.requireAll ?? false,
     mutateDigest: spec.mutateDigest ?? false,
     mutateTemplates: spec.mutateTemplates ?? false,
+    requireSignature: spec.requireSignature ?? true,
+    attestations,
     key: `${policyRevision}/${index}/${authorities.map((a) => a.revision).join(',')}`,
   };
 }

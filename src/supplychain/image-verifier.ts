@@ -7,7 +7,8 @@ import { RegistryError, type ImageReference, type RegistryClient, type RequestSc
 import type { CompiledImageRule } from './image-rule.js';
 import { highestMatchingTag, SemverRangeError } from './semver-range.js';
 import { simpleSigningDigest } from './sigstore/cosign-legacy.js';
-import { discoverSignatures, type Evidence, type EvidenceSource } from './sigstore/discovery.js';
+import { dssePredicateType, judgeAttestations } from './sigstore/attestations.js';
+import { discoverSignatures, type Discovered, type Evidence, type EvidenceSource } from './sigstore/discovery.js';
 import {
   inTotoStatement, mostSpecific, parseBundle, statementNamesDigest, VerificationFailure, verifyBundle, type CompiledAuthority, type SignerIdentity, type VerificationCode,
 } from './sigstore/index.js';
@@ -38,6 +39,8 @@ export interface ImageVerdict {
   attempts?: Attempt[];
   /** the places searched */
   searched?: string[];
+  /** attestations verified and satisfied: "name (predicateType)" */
+  attestations?: string[];
 }
 
 export interface Attempt {
@@ -64,6 +67,8 @@ export interface ImageVerifierOptions {
   /** registries some policy names literally, or trusts by flag: the only ones ever contacted */
   allowedRegistries?: () => ReadonlySet<string>;
   metrics?: VerifierMetrics;
+  /** the largest attestation read (bundle or envelope); default 32 MiB */
+  maxAttestationBytes?: number;
 }
 
 export type Lookup = Omit<ImageVerdict, 'image' | 'ref' | 'resolvedTag' | 'cached'>;
@@ -76,17 +81,6 @@ function registryFailure(err: RegistryError): Lookup {
     case 'IMAGE_NOT_FOUND': return failure('IMAGE_NOT_FOUND', err.message);
     case 'REGISTRY_NOT_ALLOWED': return failure('REGISTRY_NOT_ALLOWED', err.message);
     default: return failure('REGISTRY_UNAVAILABLE', err.message, true);
-  }
-}
-
-/** Peeks at an unverified DSSE bundle's predicate type, only to skip attestations cheaply. */
-function dssePredicateType(bundle: unknown): string | undefined {
-  const env = (bundle as { dsseEnvelope?: { payload?: string } } | null)?.dsseEnvelope;
-  if (!env?.payload) return undefined;
-  try {
-    return (JSON.parse(Buffer.from(env.payload, 'base64').toString('utf8')) as { predicateType?: string }).predicateType;
-  } catch {
-    return undefined;
   }
 }
 
@@ -174,7 +168,21 @@ export class ImageVerifier {
   }
 
   async #lookup(ref: ImageReference, digest: string, rule: CompiledImageRule, scope: RequestScope): Promise<Lookup> {
-    const found = await discoverSignatures(this.client, ref.registry, ref.repository, digest, scope);
+    const found = await discoverSignatures(this.client, ref.registry, ref.repository, digest, scope, { attestations: rule.attestations.length > 0, maxAttestationBytes: this.options.maxAttestationBytes });
+    let signed: Lookup | undefined;
+    if (rule.requireSignature) {
+      signed = await this.#signatures(ref, digest, rule, scope, found);
+      if (!signed.verified || !rule.attestations.length) return signed;
+    }
+    const attested = judgeAttestations(found, digest, rule);
+    if (found.errors.length && !attested.verified) return { digest, searched: found.searched, ...registryFailure(found.errors[0]!) };
+    if (!attested.verified) return { digest, searched: found.searched, attempts: signed?.attempts, ...failure(attested.code!, attested.message!, attested.error) };
+    return signed
+      ? { ...signed, attestations: attested.names }
+      : { verified: true, digest, searched: found.searched, attestations: attested.names, authority: attested.authority, identity: attested.identity, source: attested.source, location: attested.location };
+  }
+
+  async #signatures(ref: ImageReference, digest: string, rule: CompiledImageRule, scope: RequestScope, found: Discovered): Promise<Lookup> {
     let manifestBytes: Promise<Buffer> | undefined;
     const manifest = () => (manifestBytes ??= this.client.getManifest(ref.registry, ref.repository, digest, scope).then((m) => m.bytes));
     const failures: VerificationFailure[] = [];

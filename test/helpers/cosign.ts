@@ -20,6 +20,21 @@ export async function attachLegacySignatures(push: Pusher, repo: string, digest:
   });
 }
 
+/** The `sha256-<hex>.att` tag: one DSSE envelope layer per attestation (cosign attest before v3). */
+export async function attachLegacyAttestations(push: Pusher, repo: string, digest: string, layers: LegacyLayer[]): Promise<PushedManifest> {
+  const config = await push.blob(repo, JSON.stringify({ architecture: '', os: '', config: {}, rootfs: { type: 'layers', diff_ids: [] } }));
+  const descriptors = [];
+  for (const l of layers) {
+    const b = await push.blob(repo, l.payload);
+    descriptors.push({ mediaType: 'application/vnd.dsse.envelope.v1+json', digest: b.digest, size: b.size, annotations: l.annotations });
+  }
+  return push.manifest(repo, `${digest.replace(':', '-')}.att`, {
+    schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json',
+    config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: config.digest, size: config.size },
+    layers: descriptors,
+  });
+}
+
 /** Pushes the bundle as a referrer of `subject`; with `tagFallback`, also (re)writes the sha256-<hex> index. */
 export async function attachBundle(push: Pusher, repo: string, subject: PushedManifest, bundles: object[], options: { tagFallback: boolean }): Promise<PushedManifest[]> {
   const empty = await push.blob(repo, '{}');

@@ -37,6 +37,10 @@ export function simpleSigningPayload(ref: string, digest: string): Buffer {
   return Buffer.from(JSON.stringify({ critical: { identity: { 'docker-reference': ref }, image: { 'docker-manifest-digest': digest }, type: 'cosign container image signature' }, optional: null }));
 }
 
+export function statement(digest: string, predicateType: string, predicate: unknown): Buffer {
+  return Buffer.from(JSON.stringify({ _type: 'https://in-toto.io/Statement/v1', subject: [{ name: 'image', digest: { sha256: digest.replace(/^sha256:/, '') } }], predicateType, predicate }));
+}
+
 export function cosignStatement(digest: string, name = 'image'): Buffer {
   return Buffer.from(JSON.stringify({ _type: 'https://in-toto.io/Statement/v1', subject: [{ name, digest: { sha256: digest.replace(/^sha256:/, '') } }], predicateType: 'https://sigstore.dev/cosign/sign/v1', predicate: {} }));
 }
@@ -124,6 +128,17 @@ export class PrivateSigstore {
       annotations['dev.sigstore.cosign/bundle'] = JSON.stringify({ SignedEntryTimestamp: e.set, Payload: { body: e.body, integratedTime: e.integratedTime, logIndex: e.logIndex, logID: e.logID } });
     }
     return { payload, annotations };
+  }
+
+  /** A cosign `.att` layer: a DSSE envelope over `statement`, certificate and Rekor bundle (dsse 0.0.1) in annotations. */
+  async legacyAttestation(statement: Buffer, identity: Identity, options: SignOptions = {}): Promise<LegacyLayer> {
+    const bundle = await this.dsseBundle(statement, identity, options) as { verificationMaterial: { certificate: { rawBytes: string }; tlogEntries: { canonicalizedBody: string; integratedTime: string; logIndex: string; logId: { keyId: string }; inclusionPromise: { signedEntryTimestamp: string } }[] }; dsseEnvelope: object };
+    const annotations: Record<string, string> = { 'dev.sigstore.cosign/certificate': toPem(Buffer.from(bundle.verificationMaterial.certificate.rawBytes, 'base64'), 'CERTIFICATE') };
+    const e = bundle.verificationMaterial.tlogEntries[0];
+    if (e) {
+      annotations['dev.sigstore.cosign/bundle'] = JSON.stringify({ SignedEntryTimestamp: e.inclusionPromise.signedEntryTimestamp, Payload: { body: e.canonicalizedBody, integratedTime: Number(e.integratedTime), logIndex: Number(e.logIndex), logID: Buffer.from(e.logId.keyId, 'base64').toString('hex') } });
+    }
+    return { payload: Buffer.from(JSON.stringify(bundle.dsseEnvelope)), annotations };
   }
 
   /** A v0.3 bundle with a DSSE envelope over `statement` (what cosign v3 attaches as a referrer). */

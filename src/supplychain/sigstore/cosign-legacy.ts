@@ -30,6 +30,34 @@ function kindVersion(body: string): { kind: string; version: string } {
 export function legacyLayerToBundle(annotations: Record<string, string>, payload: Buffer): unknown {
   const signature = annotations[ANNOTATION_SIGNATURE];
   if (!signature) throw new VerificationFailure('BUNDLE_INVALID', `the signature layer has no ${ANNOTATION_SIGNATURE} annotation`);
+  return {
+    mediaType: 'application/vnd.dev.sigstore.bundle+json;version=0.1',
+    verificationMaterial: legacyMaterial(annotations),
+    messageSignature: { messageDigest: { algorithm: 'SHA2_256', digest: createHash('sha256').update(payload).digest('base64') }, signature },
+  };
+}
+
+export const DSSE_LAYER_MEDIA_TYPE = 'application/vnd.dsse.envelope.v1+json';
+
+/** A v0.1 bundle equivalent to one `.att` layer: the layer is a DSSE envelope, the annotations say who signed and where it was logged. */
+export function legacyAttestationToBundle(annotations: Record<string, string>, layer: Buffer): unknown {
+  let envelope: { payloadType?: unknown; payload?: unknown; signatures?: { sig?: unknown; keyid?: unknown }[] };
+  try {
+    envelope = JSON.parse(layer.toString('utf8'));
+  } catch {
+    throw new VerificationFailure('BUNDLE_INVALID', 'the attestation layer is not a JSON DSSE envelope');
+  }
+  if (typeof envelope?.payload !== 'string' || typeof envelope.payloadType !== 'string' || !Array.isArray(envelope.signatures) || envelope.signatures.length !== 1 || typeof envelope.signatures[0]?.sig !== 'string') {
+    throw new VerificationFailure('BUNDLE_INVALID', 'the attestation layer is not a DSSE envelope with exactly one signature');
+  }
+  return {
+    mediaType: 'application/vnd.dev.sigstore.bundle+json;version=0.1',
+    verificationMaterial: legacyMaterial(annotations),
+    dsseEnvelope: { payload: envelope.payload, payloadType: envelope.payloadType, signatures: [{ sig: envelope.signatures[0].sig, keyid: typeof envelope.signatures[0].keyid === 'string' ? envelope.signatures[0].keyid : '' }] },
+  };
+}
+
+function legacyMaterial(annotations: Record<string, string>): Record<string, unknown> {
   const pem = annotations[ANNOTATION_CERTIFICATE];
   let verificationMaterial: Record<string, unknown>;
   if (pem) {
@@ -63,11 +91,7 @@ export function legacyLayerToBundle(annotations: Record<string, string>, payload
       canonicalizedBody: p.body,
     });
   }
-  return {
-    mediaType: 'application/vnd.dev.sigstore.bundle+json;version=0.1',
-    verificationMaterial: { ...verificationMaterial, tlogEntries, timestampVerificationData: { rfc3161Timestamps: [] } },
-    messageSignature: { messageDigest: { algorithm: 'SHA2_256', digest: createHash('sha256').update(payload).digest('base64') }, signature },
-  };
+  return { ...verificationMaterial, tlogEntries, timestampVerificationData: { rfc3161Timestamps: [] } };
 }
 
 export interface SimpleSigningPayload {

@@ -2,9 +2,9 @@
 // bundles attached as OCI referrers (referrers API), and the same under the referrers tag-schema
 // fallback (`sha256-<hex>` index). Only fetches; verification is verify.ts's job.
 import { RegistryError, type RegistryClient, type RequestScope } from '../oci/index.js';
-import { legacyLayerToBundle, SIMPLESIGNING_MEDIA_TYPE } from './cosign-legacy.js';
+import { DSSE_LAYER_MEDIA_TYPE, legacyAttestationToBundle, legacyLayerToBundle, SIMPLESIGNING_MEDIA_TYPE } from './cosign-legacy.js';
 
-export type EvidenceSource = 'cosign-tag' | 'referrers-api' | 'referrers-tag';
+export type EvidenceSource = 'cosign-tag' | 'cosign-att-tag' | 'referrers-api' | 'referrers-tag';
 
 export interface Evidence {
   source: EvidenceSource;
@@ -30,8 +30,11 @@ const MAX_SIGNATURE_LAYERS = 32;
 const MAX_REFERRERS = 32;
 const MAX_SIGNATURE_BYTES = 1024 * 1024;
 
-export interface DiscoveryLimits {
-  maxEvidenceBytes?: number;
+export interface DiscoveryOptions {
+  /** also read the `.att` tag, and allow attestation-sized blobs */
+  attestations?: boolean;
+  /** the largest attestation (bundle or envelope) read, in bytes; SBOMs are big */
+  maxAttestationBytes?: number;
 }
 
 function swallowMissing(err: unknown, errors: RegistryError[]): void {
@@ -64,7 +67,30 @@ async function legacySignatures(client: RegistryClient, registry: string, reposi
   }));
 }
 
-async function referrerBundles(client: RegistryClient, registry: string, repository: string, digest: string, scope: RequestScope, out: Discovered): Promise<void> {
+async function legacyAttestations(client: RegistryClient, registry: string, repository: string, digest: string, scope: RequestScope, out: Discovered, maxBytes: number): Promise<void> {
+  const tag = `${digest.replace(':', '-')}.att`;
+  out.searched.push(`cosign tag ${tag}`);
+  let att;
+  try {
+    att = await client.getManifest(registry, repository, tag, scope);
+  } catch (err) {
+    return swallowMissing(err, out.errors);
+  }
+  const layers = (att.manifest.layers ?? []).filter((l) => l.mediaType === DSSE_LAYER_MEDIA_TYPE).slice(0, MAX_SIGNATURE_LAYERS);
+  await Promise.all(layers.map(async (layer, i) => {
+    const location = `${tag} layer ${i}`;
+    try {
+      if (layer.size > maxBytes) throw new Error(`${layer.size} bytes exceeds the ${maxBytes}-byte attestation limit`);
+      const envelope = await client.getBlob(registry, repository, layer.digest, maxBytes, scope);
+      out.evidence.push({ source: 'cosign-att-tag', location, bundle: legacyAttestationToBundle(layer.annotations ?? {}, envelope) });
+    } catch (err) {
+      if (err instanceof RegistryError && err.code !== 'CONTENT_INVALID') return swallowMissing(err, out.errors);
+      out.evidence.push({ source: 'cosign-att-tag', location, bundle: undefined, unreadable: (err as Error).message });
+    }
+  }));
+}
+
+async function referrerBundles(client: RegistryClient, registry: string, repository: string, digest: string, scope: RequestScope, out: Discovered, maxBytes: number): Promise<void> {
   let found;
   try {
     found = await client.referrers(registry, repository, digest, undefined, scope);
@@ -80,21 +106,25 @@ async function referrerBundles(client: RegistryClient, registry: string, reposit
       const m = await client.getManifest(registry, repository, d.digest, scope);
       const layer = (m.manifest.layers ?? []).find((l) => l.mediaType.startsWith(BUNDLE_ARTIFACT_PREFIX));
       if (!layer) throw new Error('the referrer holds no Sigstore bundle layer');
-      const bytes = await client.getBlob(registry, repository, layer.digest, MAX_SIGNATURE_BYTES, scope);
+      if (layer.size > maxBytes) throw new Error(`${layer.size} bytes exceeds the ${maxBytes}-byte limit`);
+      const bytes = await client.getBlob(registry, repository, layer.digest, maxBytes, scope);
       out.evidence.push({ source: found.via, location, bundle: JSON.parse(bytes.toString('utf8')) });
     } catch (err) {
-      if (err instanceof RegistryError) return swallowMissing(err, out.errors);
+      // an oversized or malformed referrer is unreadable evidence, not a registry outage
+      if (err instanceof RegistryError && err.code !== 'CONTENT_INVALID') return swallowMissing(err, out.errors);
       out.evidence.push({ source: found.via, location, bundle: undefined, unreadable: (err as Error).message });
     }
   }));
 }
 
-/** Every signature cosign may have attached to this digest, from every place, fetched concurrently. */
-export async function discoverSignatures(client: RegistryClient, registry: string, repository: string, digest: string, scope: RequestScope = {}): Promise<Discovered> {
+/** Every signature (and, when asked, attestation) cosign may have attached to this digest, from every place, fetched concurrently. */
+export async function discoverSignatures(client: RegistryClient, registry: string, repository: string, digest: string, scope: RequestScope = {}, options: DiscoveryOptions = {}): Promise<Discovered> {
   const out: Discovered = { evidence: [], errors: [], searched: [] };
+  const maxBytes = options.attestations ? options.maxAttestationBytes ?? 32 * 1024 * 1024 : MAX_SIGNATURE_BYTES;
   await Promise.all([
     legacySignatures(client, registry, repository, digest, scope, out),
-    referrerBundles(client, registry, repository, digest, scope, out),
+    referrerBundles(client, registry, repository, digest, scope, out, maxBytes),
+    options.attestations ? legacyAttestations(client, registry, repository, digest, scope, out, maxBytes) : undefined,
   ]);
   return out;
 }

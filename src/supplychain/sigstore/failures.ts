@@ -17,7 +17,10 @@ export type VerificationCode =
   | 'INVALID_IMAGE_REFERENCE'
   | 'DEADLINE_EXCEEDED'
   | 'INTERNAL_ERROR'
-  | 'IMAGE_VERIFICATION_UNAVAILABLE';
+  | 'IMAGE_VERIFICATION_UNAVAILABLE'
+  | 'ATTESTATION_NOT_FOUND' // no attestation of the required predicate type
+  | 'ATTESTATION_FAILED' // a verified attestation whose expression is false
+  | 'ATTESTATION_ERROR'; // an attestation expression that could not be evaluated
 
 export class VerificationFailure extends Error {
   /** weak: the evidence is of another kind than the authority takes (a key vs a certificate), so says little */
