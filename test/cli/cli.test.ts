@@ -28,7 +28,7 @@ validations:
 t.test('lint: ok on the shipped policies, file:line:col and exit 1 on a broken file', async (t) => {
   const ok = await trustgate('lint', 'policies');
   t.equal(ok.code, 0, ok.stderr);
-  t.match(ok.stdout, /^ok: 9 policies, 0 trust roots, 7 test suites/);
+  t.match(ok.stdout, /^ok: 13 policies, 0 trust roots, 8 test suites/);
   const dir = await policyDir({ 'bad.yaml': policyYaml('bad', `${POD_RULE}\nvalidations:\n  - expression: "object.metadata.name.matches('(')"`) });
   const bad = await trustgate('lint', dir);
   t.equal(bad.code, 1);
@@ -59,7 +59,7 @@ t.test('eval --object --explain shows what each expression evaluated to', async 
 t.test('test: runs the shipped suites and ends with the summary line', async (t) => {
   const res = await trustgate('test', 'policies');
   t.equal(res.code, 0, res.stdout);
-  t.match(res.stdout, /\n49 passed, 0 failed\n$/);
+  t.match(res.stdout, /\n52 passed, 0 failed\n$/);
 });
 
 t.test('test: a failing case is reported with what was expected, and exit 1', async (t) => {
