@@ -84,6 +84,8 @@ export async function startServer(config: ServeConfig, logger: Logger = pino({ l
     registryConfig: config.registryConfig, insecureRegistries: config.insecureRegistries, registryCa: config.registryCa,
     namedRegistries: () => store.current?.registries ?? new Set(),
     metrics: { cache: (r) => metrics.imageCache.inc({ result: r }), verification: (r, ms) => metrics.imageVerifications.observe({ result: r }, ms / 1000) },
+    // hosts are bounded: only registries the policies name are ever contacted
+    observeRegistry: (host, outcome, ms) => metrics.registryRequests.observe({ registry: host, outcome }, ms / 1000),
   });
   const app = buildApp(
     {

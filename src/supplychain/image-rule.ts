@@ -98,6 +98,9 @@ export function compileImageRule(spec: ImageRuleSpec, index: number, policyRevis
       throw err;
     }
   }
+  for (const [i, a] of spec.authorities.entries()) {
+    if (a.condition && cel) authorities[i]!.condition = cel(at('authorities', i, 'condition'), a.condition, { expect: 'bool', extraVariables: ['signer'] });
+  }
   const names = new Set<string>();
   for (const [i, a] of authorities.entries()) {
     if (names.has(a.name)) throw new ImageRuleError(at('authorities', i, 'name'), `authority ${a.name} is named twice`);

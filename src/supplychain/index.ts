@@ -13,6 +13,7 @@ export interface SupplyChainConfig {
   /** registries the loaded policies name: read on every look-up, so a reload takes effect at once */
   namedRegistries: () => ReadonlySet<string>;
   metrics?: VerifierMetrics;
+  observeRegistry?: (host: string, outcome: string, ms: number) => void;
 }
 
 /** The verifier `serve` and `eval` use: credentials and CAs read once at start. */
@@ -26,7 +27,7 @@ export async function createImageVerifier(config: SupplyChainConfig): Promise<Im
     }
   }));
   const insecure = new Set(config.insecureRegistries.map((h) => h.toLowerCase()));
-  const client = new RegistryClient({ credentials, insecure, ca });
+  const client = new RegistryClient({ credentials, insecure, ca, observe: config.observeRegistry });
   let named: ReadonlySet<string> | undefined;
   let allowed: ReadonlySet<string> = insecure;
   return new ImageVerifier(client, {

@@ -61,6 +61,8 @@ export interface RegistryClientOptions {
   retries?: number;
   maxManifestBytes?: number;
   maxConcurrencyPerRegistry?: number;
+  /** every HTTP exchange: host, outcome (HTTP status or "error"), milliseconds; for metrics */
+  observe?: (host: string, outcome: string, ms: number) => void;
 }
 
 /** What one look-up may carry: the request deadline, and pull-secret credentials of the pod. */
@@ -107,6 +109,7 @@ export class RegistryClient {
   readonly #maxManifestBytes: number;
   readonly #gates = new Map<string, Gate>();
   readonly #maxConcurrency: number;
+  readonly #observe?: RegistryClientOptions['observe'];
   /** bearer tokens by registry + scope, until shortly before they expire */
   readonly #tokens = new Map<string, { token: string; until: number }>();
   /** registries known to lack the referrers API (404 on /referrers), so the fallback is used at once */
@@ -119,6 +122,7 @@ export class RegistryClient {
     this.#retries = options.retries ?? 2;
     this.#maxManifestBytes = options.maxManifestBytes ?? 4 * 1024 * 1024;
     this.#maxConcurrency = options.maxConcurrencyPerRegistry ?? 8;
+    this.#observe = options.observe;
     // custom CAs are added to, not instead of, the system roots
     const ca = options.ca?.length ? [...options.ca, ...rootCertificates] : undefined;
     this.#dispatcher = new Agent({ connect: { ca, minVersion: 'TLSv1.2' }, keepAliveTimeout: 30_000, connections: this.#maxConcurrency });
@@ -142,6 +146,8 @@ export class RegistryClient {
   /** One HTTP exchange, body capped at maxBytes; network failures become REGISTRY_UNAVAILABLE. */
   async #send(url: string, headers: Record<string, string>, maxBytes: number, scope: RequestScope, method: 'GET' | 'HEAD' = 'GET'): Promise<Response> {
     const signal = scope.signal ? AbortSignal.any([scope.signal, AbortSignal.timeout(this.#timeoutMs)]) : AbortSignal.timeout(this.#timeoutMs);
+    const started = performance.now();
+    let outcome = 'error';
     try {
       const res = await request(url, { method, headers, dispatcher: this.#dispatcher, signal, maxRedirections: 0 } as Parameters<typeof request>[1]);
       // an abandoned body errors when destroyed; that error is ours and expected
@@ -161,11 +167,14 @@ export class RegistryClient {
         }
         chunks.push(chunk as Buffer);
       }
+      outcome = String(res.statusCode);
       return { status: res.statusCode, headers: res.headers, body: Buffer.concat(chunks) };
     } catch (err) {
       if (err instanceof RegistryError) throw err;
       const why = scope.signal?.aborted ? 'the request deadline passed' : signal.aborted ? `no answer within ${this.#timeoutMs} ms` : (err as Error).message;
       throw new RegistryError('REGISTRY_UNAVAILABLE', `${new URL(url).host}: ${why}`);
+    } finally {
+      this.#observe?.(new URL(url).host, outcome, performance.now() - started);
     }
   }
 

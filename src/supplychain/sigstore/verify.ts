@@ -6,6 +6,7 @@ import { toSignedEntity, Verifier, VerificationError, type VerifierOptions } fro
 import { compileIdentity, signerIdentity, type IdentityMatcher, type IdentitySpec, type SignerIdentity } from './identity.js';
 import { VerificationFailure } from './failures.js';
 import { trustMaterialOf, type CompiledTrustRoot } from './trust-root.js';
+import { describeEvaluationError, toCel, type CompiledExpression } from '../../policy/cel/index.js';
 
 export type LogRequirement = 'required' | 'optional' | 'none';
 
@@ -17,6 +18,8 @@ export interface AuthoritySpec {
   tlog?: LogRequirement;
   /** keyless only: required (default) | none */
   sct?: 'required' | 'none';
+  /** CEL over `signer` (subject, issuer, extensions) that must also hold */
+  condition?: string;
 }
 
 export interface CompiledAuthority {
@@ -30,6 +33,8 @@ export interface CompiledAuthority {
   describe: string;
   /** trust-root revision plus key: part of every cache key */
   revision: string;
+  /** the compiled `condition`, set by the images rule compiler */
+  condition?: CompiledExpression;
 }
 
 export class AuthoritySpecError extends Error {}
@@ -137,6 +142,17 @@ export function verifyBundle(bundle: Bundle, artifact: Buffer | undefined, autho
     identity = signerIdentity(signer);
     if (!authority.identities.some((m) => m(identity!))) {
       throw new VerificationFailure('IDENTITY_MISMATCH', `signed by ${identity.subject ?? '(no subject)'} from ${identity.issuer ?? '(no issuer)'}, but authority ${authority.name} accepts ${authority.describe}`);
+    }
+  }
+  if (authority.condition) {
+    let holds: unknown;
+    try {
+      holds = authority.condition.evaluate({ signer: toCel({ subject: identity?.subject ?? '', issuer: identity?.issuer ?? '', extensions: identity?.extensions ?? {} }) });
+    } catch (err) {
+      holds = describeEvaluationError(err);
+    }
+    if (holds !== true) {
+      throw new VerificationFailure('IDENTITY_MISMATCH', `signed by ${identity?.subject ?? authority.describe}, but authority ${authority.name}'s condition ${authority.condition.source} ${holds === false ? 'is false' : `failed: ${String(holds)}`} (signer extensions: ${JSON.stringify(identity?.extensions ?? {})})`);
     }
   }
   if (bundle.content.$case === 'dsseEnvelope') {

@@ -96,3 +96,15 @@ t.test('identity rules may pin Fulcio extensions exactly', async (t) => {
   t.throws(() => authority({ keyless: { identities: [{ ...KUBEWARDEN_ID, extensions: { nonsense: 'x' } }] } }), /unknown certificate extension/);
   t.throws(() => verifyBundle(bundle, undefined, authority({ keyless: { identities: [{ ...KUBEWARDEN_ID, subject: `${KUBEWARDEN_ID.subject.slice(0, -1)}` }] } })), { code: 'IDENTITY_MISMATCH' }, 'a prefix of the identity is another identity');
 });
+
+t.test('an authority condition in CEL sees the signer and its Fulcio extensions', async (t) => {
+  const { compileExpression } = await import('../../../src/policy/cel/index.js');
+  const bundle = parseBundle(JSON.parse(readFileSync(KUBEWARDEN, 'utf8')), 'bundle');
+  const withCondition = (source: string) => {
+    const a = authority({ keyless: { identities: [KUBEWARDEN_ID] } });
+    a.condition = compileExpression(source, { expect: 'bool', extraVariables: ['signer'] });
+    return a;
+  };
+  t.ok(verifyBundle(bundle, undefined, withCondition("signer.extensions.githubWorkflowRef.startsWith('refs/tags/v') && signer.issuer == 'https://token.actions.githubusercontent.com'")));
+  t.throws(() => verifyBundle(bundle, undefined, withCondition("signer.extensions.githubWorkflowTrigger == 'workflow_dispatch'")), { code: 'IDENTITY_MISMATCH', message: /condition .* is false \(signer extensions: .*githubWorkflowTrigger/ });
+});
