@@ -4,10 +4,11 @@
 // cosign/sign/v1 predicate) and key-based signatures, all verifiable fully offline.
 import { createHash, generateKeyPairSync, sign, type KeyObject } from 'node:crypto';
 import { dsse } from '@sigstore/core';
-import { initializeCA, initializeCTLog, initializeTLog } from '@sigstore/mock';
+import { initializeCA, initializeCTLog, initializeTLog, initializeTSA } from '@sigstore/mock';
 
 type CA = Awaited<ReturnType<typeof initializeCA>>;
 type TLog = Awaited<ReturnType<typeof initializeTLog>>;
+type TSA = Awaited<ReturnType<typeof initializeTSA>>;
 
 export interface Identity {
   subject: string;
@@ -21,6 +22,8 @@ export interface SignOptions {
   noTlog?: boolean;
   /** a certificate issued at another time than the log entry (not valid at signing time) */
   stale?: boolean;
+  /** an RFC 3161 timestamp from the private TSA over the signature */
+  timestamp?: boolean;
 }
 
 export interface LegacyLayer {
@@ -52,7 +55,13 @@ export class PrivateSigstore {
     readonly tlog: TLog,
     readonly trustedRoot: Record<string, unknown>,
     readonly tlogKey: KeyObject,
+    readonly tsa: TSA,
   ) {}
+
+  async #timestamp(signature: Buffer): Promise<string> {
+    const der = await this.tsa.timestamp({ artifactHash: sha256(signature), hashAlgorithmOID: '2.16.840.1.101.3.4.2.1', nonce: Math.floor(Math.random() * 1e9), policyOID: '1.2.3.4', certReq: true });
+    return b64(Buffer.from(der.buffer, der.byteOffset, der.byteLength));
+  }
 
   static async create(): Promise<PrivateSigstore> {
     const caKeys = ecKeys();
@@ -63,6 +72,8 @@ export class PrivateSigstore {
     // the same CA key an hour ago: its leaves chain fine but expired long before the log saw them
     const staleCa = await initializeCA(caKeys, ctlog, new Date(Date.now() - 3600_000));
     const tlog = await initializeTLog('https://rekor.private.test', rekorKeys);
+    const tsa = await initializeTSA(generateKeyPairSync('ec', { namedCurve: 'secp384r1' }));
+    const der = (c: ArrayBufferView) => b64(Buffer.from(c.buffer, c.byteOffset, c.byteLength));
     const start = new Date(Date.now() - 24 * 3600_000).toISOString();
     const logEntry = (keys: { publicKey: KeyObject }, url: string) => {
       const der = keys.publicKey.export({ format: 'der', type: 'spki' });
@@ -73,9 +84,9 @@ export class PrivateSigstore {
       tlogs: [logEntry(rekorKeys, 'https://rekor.private.test')],
       ctlogs: [logEntry(ctKeys, 'https://ct.private.test')],
       certificateAuthorities: [{ subject: { organization: 'trustgate-test', commonName: 'private fulcio' }, uri: 'https://fulcio.private.test', certChain: { certificates: [{ rawBytes: b64(Buffer.from(ca.rootCertificate.buffer)) }] }, validFor: { start } }],
-      timestampAuthorities: [],
+      timestampAuthorities: [{ subject: { organization: 'sigstore.mock', commonName: 'tsa' }, uri: 'https://tsa.private.test', certChain: { certificates: [{ rawBytes: der(tsa.intCertificate) }, { rawBytes: der(tsa.rootCertificate) }] }, validFor: { start } }],
     };
-    return new PrivateSigstore(ca, staleCa, tlog, trustedRoot, rekorKeys.publicKey);
+    return new PrivateSigstore(ca, staleCa, tlog, trustedRoot, rekorKeys.publicKey, tsa);
   }
 
   /** PEM pieces of the same root, for TrustRoot documents written without trusted_root.json. */
@@ -112,6 +123,7 @@ export class PrivateSigstore {
       'dev.sigstore.cosign/certificate': certPem,
       'dev.sigstore.cosign/chain': toPem(Buffer.from(this.ca.rootCertificate.buffer), 'CERTIFICATE'),
     };
+    if (options.timestamp) annotations['dev.sigstore.cosign/rfc3161timestamp'] = JSON.stringify({ SignedRFC3161Timestamp: await this.#timestamp(signature) });
     if (!options.noTlog) {
       const e = await this.#log({ apiVersion: '0.0.1', kind: 'hashedrekord', spec: { data: { hash: { algorithm: 'sha256', value: sha256(payload).toString('hex') } }, signature: { content: b64(signature), publicKey: { content: b64(Buffer.from(certPem)) } } } });
       annotations['dev.sigstore.cosign/bundle'] = JSON.stringify({ SignedEntryTimestamp: e.set, Payload: { body: e.body, integratedTime: e.integratedTime, logIndex: e.logIndex, logID: e.logID } });
@@ -162,9 +174,10 @@ export class PrivateSigstore {
         canonicalizedBody: e.body,
       });
     }
+    const rfc3161Timestamps = options.timestamp ? [{ signedTimestamp: await this.#timestamp(signature) }] : [];
     return {
       mediaType: 'application/vnd.dev.sigstore.bundle.v0.3+json',
-      verificationMaterial: { certificate: { rawBytes: b64(cert) }, tlogEntries, timestampVerificationData: {} },
+      verificationMaterial: { certificate: { rawBytes: b64(cert) }, tlogEntries, timestampVerificationData: { rfc3161Timestamps } },
       dsseEnvelope: { payload: b64(statement), payloadType, signatures: [{ sig: b64(signature), keyid: '' }] },
     };
   }

@@ -10,6 +10,7 @@ export const SIMPLESIGNING_MEDIA_TYPE = 'application/vnd.dev.cosign.simplesignin
 const ANNOTATION_SIGNATURE = 'dev.cosignproject.cosign/signature';
 const ANNOTATION_CERTIFICATE = 'dev.sigstore.cosign/certificate';
 const ANNOTATION_BUNDLE = 'dev.sigstore.cosign/bundle';
+const ANNOTATION_TIMESTAMP = 'dev.sigstore.cosign/rfc3161timestamp';
 
 /** The Rekor bundle cosign stores in the `dev.sigstore.cosign/bundle` annotation. */
 interface RekorBundle {
@@ -91,7 +92,20 @@ function legacyMaterial(annotations: Record<string, string>): Record<string, unk
       canonicalizedBody: p.body,
     });
   }
-  return { ...verificationMaterial, tlogEntries, timestampVerificationData: { rfc3161Timestamps: [] } };
+  // cosign sign --timestamp-server-url: {"SignedRFC3161Timestamp": base64 DER}
+  const rfc3161Timestamps: { signedTimestamp: string }[] = [];
+  const ts = annotations[ANNOTATION_TIMESTAMP];
+  if (ts) {
+    let parsed: { SignedRFC3161Timestamp?: string };
+    try {
+      parsed = JSON.parse(ts);
+    } catch {
+      throw new VerificationFailure('BUNDLE_INVALID', `${ANNOTATION_TIMESTAMP} is not JSON`);
+    }
+    if (typeof parsed.SignedRFC3161Timestamp !== 'string') throw new VerificationFailure('BUNDLE_INVALID', `${ANNOTATION_TIMESTAMP} has no SignedRFC3161Timestamp`);
+    rfc3161Timestamps.push({ signedTimestamp: parsed.SignedRFC3161Timestamp });
+  }
+  return { ...verificationMaterial, tlogEntries, timestampVerificationData: { rfc3161Timestamps } };
 }
 
 export interface SimpleSigningPayload {
