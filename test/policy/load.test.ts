@@ -68,9 +68,15 @@ t.test('a policy that checks nothing, or an unknown variable, fails the load', a
   t.match(await errorsOf({ 'p.yaml': policyYaml('v', `${POD_RULE}\nvalidations:\n  - expression: "1 == variables.nope"`) }), [/^p\.yaml:12:25: undeclared variable variables\.nope \(declared: none\)/]);
 });
 
-t.test('rules this build cannot enforce are refused, never silently ignored', async (t) => {
+t.test('attestation rules are checked at load', async (t) => {
   const rule = (extra: string) => policyYaml('img', `${POD_RULE}\nimages:\n  - match: ["ghcr.io/org/**"]\n    authorities: [{ name: a, keyless: { identities: [{ issuer: i, subject: s }] } }]${extra}`);
-  t.match(await errorsOf({ 'p.yaml': rule('\n    attestations: [{ name: slsa }]') }), [/attestation rules are not supported by this build/]);
+  t.match(await errorsOf({ 'p.yaml': rule('\n    attestations: [{ name: slsa }]') }), [/missing required field "predicateType"/]);
+  t.match(await errorsOf({ 'p.yaml': rule('\n    attestations: [{ name: slsa, predicateType: slsa }]') }), [/predicateType "slsa" is neither a URI nor one of slsaprovenance02/]);
+  t.match(await errorsOf({ 'p.yaml': rule('\n    attestations: [{ name: slsa, predicateType: slsaprovenance, authorities: [nobody] }]') }), [/unknown authorities nobody; this rule has a/]);
+  t.match(await errorsOf({ 'p.yaml': rule('\n    attestations: [{ name: slsa, predicateType: slsaprovenance, expression: "facts.builderId == " }]') }), [/p\.yaml:\d+:\d+: syntax error/]);
+  t.match(await errorsOf({ 'p.yaml': rule('\n    attestations: [{ name: slsa, predicateType: slsaprovenance, expression: "object.metadata.name == facts.builderId" }]') }), [/attestation expressions see predicate, statement, signer, facts, attestations, not object/]);
+  t.match(await errorsOf({ 'p.yaml': rule('\n    requireSignature: false') }), [/requireSignature: false leaves nothing to check/]);
+  t.match(await errorsOf({ 'p.yaml': rule('\n    attestations: [{ name: x, predicateType: vuln }, { name: x, predicateType: vuln }]') }), [/attestation x is named twice/]);
 });
 
 t.test('images rules and trust roots are checked at load with positions', async (t) => {
