@@ -34,7 +34,7 @@ usage:
                     [--trusted-root F] FILE|sha256:HEX      exit 0 = verified (sigstore-conformance protocol)
   trustgate certs   generate --dns NAME... --out DIR
   trustgate manifests [--namespace NS] [--image IMG] [--replicas N] [--policies DIR] [--ca-file F]
-                    [--tls-secret NAME] [--audit SINK]... [--timeout-seconds N] [--pull-secrets]
+                    [--tls-secret NAME] [--audit SINK]... [--timeout-seconds N] [--pull-secrets] [--self-managed-certs]
   trustgate audit   verify SOURCE... | query SOURCE... [--since T] [--until T] [--namespace NS] [--user U]
                     [--policy P] [--allowed|--denied] [--image REF] [--format json|table]
                     SOURCE: a file sink's file (rotated siblings included), a spool directory, or postgres://…
@@ -249,7 +249,7 @@ async function audit(argv: string[]): Promise<number> {
 }
 
 async function manifests(argv: string[]): Promise<number> {
-  const { values } = parseFlags(argv, { namespace: 'value', image: 'value', replicas: 'value', policies: 'value', 'ca-file': 'value', 'tls-secret': 'value', audit: 'value', 'timeout-seconds': 'value', 'pull-secrets': 'bool' });
+  const { values } = parseFlags(argv, { namespace: 'value', image: 'value', replicas: 'value', policies: 'value', 'ca-file': 'value', 'tls-secret': 'value', audit: 'value', 'timeout-seconds': 'value', 'pull-secrets': 'bool', 'self-managed-certs': 'bool' });
   const one = (k: string) => values.get(k)?.at(-1) as string | undefined;
   const replicas = Number(one('replicas') ?? 2);
   if (!Number.isInteger(replicas) || replicas < 1) throw new UsageError('--replicas must be a positive whole number');
@@ -266,6 +266,7 @@ async function manifests(argv: string[]): Promise<number> {
     namespace: one('namespace') ?? 'trustgate', image: one('image') ?? 'ghcr.io/trustgate/trustgate:0.1.0', replicas, caBundle,
     tlsSecret: one('tls-secret') ?? 'trustgate-tls', audit: (values.get('audit') as string[] | undefined) ?? ['stdout'], timeoutSeconds: timeout,
     pullSecrets: values.has('pull-secrets'),
+    selfManagedCerts: values.has('self-managed-certs'),
   });
   process.stdout.write(objects.map((o) => toYaml(o, { lineWidth: 0 })).join('---\n'));
   return 0;

@@ -24,6 +24,9 @@ export interface ServeConfig {
   kubeconfig?: string;
   inCluster: boolean;
   pullSecrets: boolean;
+  selfManagedCerts: boolean;
+  namespace: string;
+  webhookName: string;
   clusterFile?: string;
   deadlineMs: number;
   bodyLimit: number;
@@ -60,6 +63,9 @@ export const SERVE_OPTIONS: OptionSpec[] = [
   { key: 'registryCa', flag: 'registry-ca', kind: 'list', help: 'PEM file of a CA trusted for registry TLS besides the system roots (repeatable)' },
   { key: 'kubeconfig', flag: 'kubeconfig', kind: 'string', help: 'kubeconfig for namespaces and ConfigMap params' },
   { key: 'inCluster', flag: 'in-cluster', kind: 'bool', help: 'use the pod service account' },
+  { key: 'selfManagedCerts', flag: 'self-managed-certs', kind: 'bool', help: 'without cert-manager: a shared CA in the Secret trustgate-ca, a serving certificate per replica, and the caBundle patched by the replica holding the Lease trustgate-ca-bundle (with --kubeconfig or --in-cluster)' },
+  { key: 'namespace', flag: 'namespace', kind: 'string', help: 'trustgate\'s own namespace (default $POD_NAMESPACE or trustgate)' },
+  { key: 'webhookName', flag: 'webhook-name', kind: 'string', help: 'name of the webhook configurations whose caBundle is kept (default trustgate)' },
   { key: 'pullSecrets', flag: 'pull-secrets', kind: 'bool', help: 'read the admitted pod\'s imagePullSecrets and its service account\'s for registry auth (needs secrets get RBAC; with --kubeconfig or --in-cluster)' },
   { key: 'clusterFile', flag: 'cluster-file', kind: 'string', help: 'Namespace and ConfigMap objects (YAML), for namespaceSelector, params and allowlists without a cluster' },
   { key: 'deadlineMs', flag: 'deadline-ms', kind: 'number', help: 'internal deadline per request (default 8000, below the API server\'s 10 s)' },
@@ -85,6 +91,9 @@ export function defaultConfig(): ServeConfig {
     registryCa: [],
     inCluster: false,
     pullSecrets: false,
+    selfManagedCerts: false,
+    namespace: process.env.POD_NAMESPACE || 'trustgate',
+    webhookName: 'trustgate',
     deadlineMs: 8000,
     bodyLimit: 16 * 1024 * 1024,
     logLevel: 'info',
@@ -173,6 +182,8 @@ export function resolveServeConfig(flags: ParsedFlags, env: NodeJS.ProcessEnv = 
   if (Boolean(c.tlsCert) !== Boolean(c.tlsKey)) throw new ConfigError('--tls-cert and --tls-key go together');
   if (c.kubeconfig && c.inCluster) throw new ConfigError('give --kubeconfig or --in-cluster, not both');
   if (c.pullSecrets && !c.kubeconfig && !c.inCluster) throw new ConfigError('--pull-secrets needs --kubeconfig or --in-cluster');
+  if (c.selfManagedCerts && !c.kubeconfig && !c.inCluster) throw new ConfigError('--self-managed-certs needs --kubeconfig or --in-cluster');
+  if (c.selfManagedCerts && (c.tlsCert || c.tlsKey)) throw new ConfigError('--self-managed-certs issues the serving certificate itself: drop --tls-cert/--tls-key');
   for (const sink of c.audit) {
     if (!(sink === 'stdout' || sink.startsWith('file:') || /^(https?|postgres(ql)?|syslog\+tcp|syslog\+tls):\/\//.test(sink))) {
       throw new ConfigError(`audit sink ${JSON.stringify(sink)} is not supported by this build (stdout, file:PATH, http(s)://URL, postgres://URL, syslog+tls://HOST:PORT, syslog+tcp://HOST:PORT)`);

@@ -15,6 +15,8 @@ export interface ManifestOptions {
   timeoutSeconds: number;
   /** read pods' imagePullSecrets for registry auth: adds secrets/serviceaccounts get, cluster-wide */
   pullSecrets?: boolean;
+  /** certificates without cert-manager: the CA Secret and the caBundle Lease, in trustgate's namespace */
+  selfManagedCerts?: boolean;
 }
 
 type Obj = Record<string, unknown>;
@@ -68,6 +70,20 @@ export function renderManifests(set: PolicySet, o: ManifestOptions): Obj[] {
       { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'Role', metadata: { name: 'trustgate-configmaps', namespace: n, labels: LABELS }, rules: [{ apiGroups: [''], resources: ['configmaps'], verbs: ['get', 'list', 'watch'] }] },
       { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'RoleBinding', metadata: { name: 'trustgate-configmaps', namespace: n, labels: LABELS }, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'trustgate-configmaps' }, subjects: [{ kind: 'ServiceAccount', name: 'trustgate', namespace: ns }] },
     ]),
+    // self-managed certificates: its own CA Secret and caBundle Lease, nothing else in its namespace
+    ...(o.selfManagedCerts ? [
+      {
+        apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'Role', metadata: meta('trustgate-certificates'),
+        rules: [
+          { apiGroups: [''], resources: ['secrets'], resourceNames: ['trustgate-ca'], verbs: ['get'] },
+          // create cannot be limited by name in RBAC; the namespace holds nothing else of value
+          { apiGroups: [''], resources: ['secrets'], verbs: ['create'] },
+          { apiGroups: ['coordination.k8s.io'], resources: ['leases'], resourceNames: ['trustgate-ca-bundle'], verbs: ['get', 'update'] },
+          { apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['create'] },
+        ],
+      },
+      { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'RoleBinding', metadata: meta('trustgate-certificates'), roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'trustgate-certificates' }, subjects: [{ kind: 'ServiceAccount', name: 'trustgate', namespace: ns }] },
+    ] : []),
     {
       apiVersion: 'apps/v1', kind: 'Deployment', metadata: meta('trustgate'),
       spec: {
@@ -85,18 +101,24 @@ export function renderManifests(set: PolicySet, o: ManifestOptions): Obj[] {
             terminationGracePeriodSeconds: 30,
             containers: [{
               name: 'trustgate', image: o.image, imagePullPolicy: 'IfNotPresent',
-              args: ['serve', '--policies', '/app/policies', '--tls-cert', '/certs/tls.crt', '--tls-key', '/certs/tls.key', '--audit-spool', '/spool', '--in-cluster', ...(o.pullSecrets ? ['--pull-secrets'] : []),
+              args: ['serve', '--policies', '/app/policies',
+                ...(o.selfManagedCerts ? ['--self-managed-certs', '--cert-dir', '/certs'] : ['--tls-cert', '/certs/tls.crt', '--tls-key', '/certs/tls.key']),
+                '--audit-spool', '/spool', '--in-cluster', ...(o.pullSecrets ? ['--pull-secrets'] : []),
                 ...o.audit.flatMap((a) => ['--audit', a])],
-              env: [{ name: 'TRUSTGATE_REPLICA', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } }],
+              env: [
+                { name: 'TRUSTGATE_REPLICA', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
+                ...(o.selfManagedCerts ? [{ name: 'POD_NAMESPACE', valueFrom: { fieldRef: { fieldPath: 'metadata.namespace' } } }] : []),
+              ],
               ports: [{ name: 'https', containerPort: 8443 }],
               readinessProbe: { httpGet: { path: '/readyz', port: 'https', scheme: 'HTTPS' }, periodSeconds: 5 },
               livenessProbe: { httpGet: { path: '/healthz', port: 'https', scheme: 'HTTPS' }, periodSeconds: 10, failureThreshold: 6 },
               resources: { requests: { cpu: '100m', memory: '128Mi' }, limits: { memory: '512Mi' } },
               securityContext: { allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] }, runAsNonRoot: true },
-              volumeMounts: [{ name: 'certs', mountPath: '/certs', readOnly: true }, { name: 'spool', mountPath: '/spool' }, { name: 'tmp', mountPath: '/tmp' }],
+              volumeMounts: [{ name: 'certs', mountPath: '/certs', readOnly: !o.selfManagedCerts }, { name: 'spool', mountPath: '/spool' }, { name: 'tmp', mountPath: '/tmp' }],
             }],
             volumes: [
-              { name: 'certs', secret: { secretName: o.tlsSecret } },
+              // self-managed: each replica writes its own serving pair (the key never leaves the pod)
+              o.selfManagedCerts ? { name: 'certs', emptyDir: { medium: 'Memory', sizeLimit: '1Mi' } } : { name: 'certs', secret: { secretName: o.tlsSecret } },
               // the spool outlives restarts of the container, not of the pod: sinks should be fast
               { name: 'spool', emptyDir: { sizeLimit: '2Gi' } },
               { name: 'tmp', emptyDir: { medium: 'Memory', sizeLimit: '64Mi' } },

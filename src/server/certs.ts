@@ -14,16 +14,26 @@ function isIPAddress(name: string): boolean {
   return /^\d+\.\d+\.\d+\.\d+$/.test(name) || name.includes(':');
 }
 
-export async function generateCertificates(dir: string, dnsNames: readonly string[], validDays = 365): Promise<CertificatePaths> {
+export interface PemPair { cert: string; key: string }
+
+/** A new CA (ECDSA P-256) valid for validDays. */
+export async function generateCa(commonName: string, validDays = 365): Promise<PemPair> {
   const notBeforeDate = new Date(Date.now() - 60_000);
   const notAfterDate = new Date(notBeforeDate.getTime() + validDays * 86_400_000);
-  const ca = await selfsigned.generate([{ name: 'commonName', value: 'trustgate development CA' }], {
+  const ca = await selfsigned.generate([{ name: 'commonName', value: commonName }], {
     keyType: 'ec', curve: 'P-256', algorithm: 'sha256', notBeforeDate, notAfterDate,
     extensions: [{ name: 'basicConstraints', cA: true, critical: true }, { name: 'keyUsage', keyCertSign: true, cRLSign: true, critical: true }],
   });
+  return { cert: ca.cert, key: ca.private };
+}
+
+/** A serving certificate for dnsNames (and IPs), signed by ca. */
+export async function issueServingCertificate(ca: PemPair, dnsNames: readonly string[], validDays = 365): Promise<PemPair> {
+  const notBeforeDate = new Date(Date.now() - 60_000);
+  const notAfterDate = new Date(notBeforeDate.getTime() + validDays * 86_400_000);
   const serving = await selfsigned.generate([{ name: 'commonName', value: dnsNames[0] ?? 'localhost' }], {
     keyType: 'ec', curve: 'P-256', algorithm: 'sha256', notBeforeDate, notAfterDate,
-    ca: { key: ca.private, cert: ca.cert },
+    ca: { key: ca.key, cert: ca.cert },
     extensions: [
       { name: 'basicConstraints', cA: false },
       { name: 'keyUsage', digitalSignature: true, keyEncipherment: true, critical: true },
@@ -31,12 +41,23 @@ export async function generateCertificates(dir: string, dnsNames: readonly strin
       { name: 'subjectAltName', altNames: dnsNames.map((n) => (isIPAddress(n) ? { type: 7, ip: n } : { type: 2, value: n })) },
     ],
   });
+  return { cert: serving.cert, key: serving.private };
+}
+
+/** Writes a CA certificate and a serving pair where the TLS reloader looks for them. */
+export async function writeCertificates(dir: string, caCert: string, serving: PemPair): Promise<CertificatePaths> {
   await mkdir(dir, { recursive: true, mode: 0o700 });
   const paths = certificatePaths(dir);
-  await writeFile(paths.caCert, ca.cert, { mode: 0o644 });
+  await writeFile(paths.caCert, caCert, { mode: 0o644 });
+  // key first: the reloader skips a pair whose halves do not match, so a half-written pair is never served
+  await writeFile(paths.key, serving.key, { mode: 0o600 });
   await writeFile(paths.cert, serving.cert, { mode: 0o644 });
-  await writeFile(paths.key, serving.private, { mode: 0o600 });
   return paths;
+}
+
+export async function generateCertificates(dir: string, dnsNames: readonly string[], validDays = 365): Promise<CertificatePaths> {
+  const ca = await generateCa('trustgate development CA', validDays);
+  return writeCertificates(dir, ca.cert, await issueServingCertificate(ca, dnsNames, validDays));
 }
 
 /** Reuses development certificates in dir while they are valid for another day, else makes new ones. */

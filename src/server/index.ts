@@ -6,7 +6,7 @@ import type { ServeConfig } from '../config.js';
 import { readFileSync } from 'node:fs';
 import { AuditPipeline, createSink } from '../audit/index.js';
 import { TRUSTGATE_VERSION } from '../audit/record.js';
-import { ClusterState, loadKubeConfig, PullSecretReader, readClusterFile } from '../kube/index.js';
+import { ClusterState, loadKubeConfig, PullSecretReader, readClusterFile, SelfManagedCertificates } from '../kube/index.js';
 import { configMapNamespaces, PolicyStore } from '../policy/index.js';
 import { buildApp } from './app.js';
 import { ensureDevelopmentCertificates } from './certs.js';
@@ -63,7 +63,18 @@ export async function startServer(config: ServeConfig, logger: Logger = pino({ l
   let certFile = config.tlsCert;
   let keyFile = config.tlsKey;
   let caCertFile: string | undefined;
-  if (!certFile || !keyFile) {
+  let selfManaged: SelfManagedCertificates | undefined;
+  if (config.selfManagedCerts && kubeConfig) {
+    const service = config.webhookName;
+    const dnsNames = [service, `${service}.${config.namespace}`, `${service}.${config.namespace}.svc`, `${service}.${config.namespace}.svc.cluster.local`, ...config.certDnsNames];
+    selfManaged = new SelfManagedCertificates(kubeConfig, {
+      namespace: config.namespace, secretName: `${config.webhookName}-ca`, webhookName: config.webhookName, leaseName: `${config.webhookName}-ca-bundle`,
+      identity: config.replica, dnsNames, certDir: resolve(config.certDir), log: logger,
+    });
+    ({ cert: certFile, key: keyFile, caCert: caCertFile } = await selfManaged.prepare());
+    selfManaged.start();
+    logger.info({ secret: `${config.namespace}/${config.webhookName}-ca`, dnsNames }, 'serving a certificate from the shared webhook CA; the lease holder keeps the caBundle');
+  } else if (!certFile || !keyFile) {
     const dev = await ensureDevelopmentCertificates(resolve(config.certDir), config.certDnsNames);
     ({ cert: certFile, key: keyFile, caCert: caCertFile } = dev.paths);
     logger.warn({ caCert: caCertFile, cert: certFile, generated: dev.generated, dnsNames: config.certDnsNames },
@@ -129,6 +140,7 @@ export async function startServer(config: ServeConfig, logger: Logger = pino({ l
     audit: recorder,
     async close() {
       reloader.close();
+      selfManaged?.stop();
       store.close();
       await app.close(); // drains in-flight reviews before resolving
       await cluster?.stop();

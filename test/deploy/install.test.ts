@@ -69,6 +69,31 @@ t.test('trustgate manifests: hardened, highly available, cannot lock the cluster
   t.same(byKind('Role').map((r) => [r.metadata.namespace, r.rules[0].resources[0], r.rules[0].verbs]), [['flux-system', 'configmaps', ['get', 'list', 'watch']]], 'ConfigMaps only where policies read them');
 });
 
+t.test('manifests with --pull-secrets and --self-managed-certs add exactly the permissions they need', async (t) => {
+  const render = async (...flags: string[]) => parseAllDocuments((await run(process.execPath, ['--import', 'tsx', `${root}src/cli.ts`, 'manifests', '--namespace', 'tg', '--policies', `${root}policies`, ...flags])).stdout).map((d) => d.toJS());
+  const plain = await render();
+  const secretRules = (objects: any[]) => objects.filter((o) => o.kind === 'ClusterRole' || o.kind === 'Role').flatMap((r) => r.rules.filter((x: any) => x.resources.includes('secrets')).map((x: any) => ({ kind: r.kind, ...x })));
+  t.same(secretRules(plain), [], 'no access to Secrets by default');
+
+  const pulls = await render('--pull-secrets');
+  t.same(secretRules(pulls), [{ kind: 'ClusterRole', apiGroups: [''], resources: ['secrets', 'serviceaccounts'], verbs: ['get'] }]);
+  t.ok(pulls.find((o) => o.kind === 'Deployment').spec.template.spec.containers[0].args.includes('--pull-secrets'));
+
+  const managed = await render('--self-managed-certs');
+  t.same(secretRules(managed), [
+    { kind: 'Role', apiGroups: [''], resources: ['secrets'], resourceNames: ['trustgate-ca'], verbs: ['get'] },
+    { kind: 'Role', apiGroups: [''], resources: ['secrets'], verbs: ['create'] },
+  ], 'its own CA Secret only, in its own namespace');
+  const role = managed.find((o) => o.kind === 'Role' && o.metadata.name === 'trustgate-certificates');
+  t.equal(role.metadata.namespace, 'tg');
+  t.match(role.rules, [{}, {}, { resources: ['leases'], resourceNames: ['trustgate-ca-bundle'], verbs: ['get', 'update'] }, { resources: ['leases'], verbs: ['create'] }]);
+  const pod = managed.find((o) => o.kind === 'Deployment').spec.template.spec;
+  t.match(pod.containers[0].args, ['serve', '--policies', '/app/policies', '--self-managed-certs', '--cert-dir', '/certs']);
+  t.notOk(pod.containers[0].args.includes('--tls-cert'));
+  t.same(pod.volumes.find((v: any) => v.name === 'certs'), { name: 'certs', emptyDir: { medium: 'Memory', sizeLimit: '1Mi' } }, 'serving keys stay in the pod, in memory');
+  t.match(pod.containers[0].env, [{ name: 'TRUSTGATE_REPLICA' }, { name: 'POD_NAMESPACE', valueFrom: { fieldRef: { fieldPath: 'metadata.namespace' } } }]);
+});
+
 t.test('manifests refuses nonsense and warns about a single replica', async (t) => {
   const cli = ['--import', 'tsx', `${root}src/cli.ts`, 'manifests'];
   const bad = await run(process.execPath, [...cli, '--timeout-seconds', '60']).catch((e) => e as { code: number; stderr: string });

@@ -15,6 +15,11 @@ export interface FakeApiServer {
   requests: string[];
   put(collection: string, object: Obj): void;
   remove(collection: string, name: string): void;
+  /** the object as stored, for assertions */
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  get(collection: string, name: string): any;
+  /** the next request with this method to this path answers this status (e.g. a 409 race) */
+  failNext(method: string, path: string, status: number): void;
   close(): Promise<void>;
 }
 
@@ -26,15 +31,65 @@ export async function startFakeApiServer(dir: string, seed: Record<string, Obj[]
   const stamp = (o: Obj): Obj => ({ ...o, metadata: { ...o.metadata, resourceVersion: String(++rv) } });
   for (const [path, items] of Object.entries(seed)) collections.set(path, new Map(items.map((o) => [o.metadata.name, stamp(o)])));
 
+  const emit = (path: string, type: string, object: Obj) => {
+    for (const w of watchers.get(path) ?? []) w.write(`${JSON.stringify({ type, object })}\n`);
+  };
   const certs = await generateCertificates(join(dir, 'apiserver-certs'), ['127.0.0.1', 'localhost']);
   const ca = await readFile(certs.caCert);
-  const server = createServer({ cert: await readFile(certs.cert), key: await readFile(certs.key) }, (req, res) => {
+  const failures = new Map<string, number>();
+  const status = (res: ServerResponse, code: number, reason: string) => {
+    res.writeHead(code, { 'content-type': 'application/json' });
+    res.end(JSON.stringify({ kind: 'Status', apiVersion: 'v1', status: 'Failure', reason, code }));
+  };
+  const server = createServer({ cert: await readFile(certs.cert), key: await readFile(certs.key) }, async (req, res) => {
     const url = new URL(req.url ?? '/', 'http://x');
     requests.push(`${req.method} ${url.pathname}${url.searchParams.get('watch') ? '?watch' : ''}`);
+    const chunks: Buffer[] = [];
+    for await (const c of req) chunks.push(c as Buffer);
+    const body = chunks.length ? JSON.parse(Buffer.concat(chunks).toString('utf8')) : undefined;
+    const injected = failures.get(`${req.method} ${url.pathname}`);
+    if (injected) {
+      failures.delete(`${req.method} ${url.pathname}`);
+      return status(res, injected, injected === 409 ? 'Conflict' : 'InternalError');
+    }
     const items = collections.get(url.pathname);
-    // GET of one object: /api/v1/namespaces/ns/secrets/name
+    if (req.method === 'POST') {
+      const target = items ?? new Map<string, Obj>();
+      collections.set(url.pathname, target);
+      if (target.has(body.metadata.name)) return status(res, 409, 'AlreadyExists');
+      const stored = stamp(body);
+      target.set(body.metadata.name, stored);
+      emit(url.pathname, 'ADDED', stored);
+      res.writeHead(201, { 'content-type': 'application/json' });
+      return res.end(JSON.stringify(stored));
+    }
+    // one object: /api/v1/namespaces/ns/secrets/name
     const parent = url.pathname.slice(0, url.pathname.lastIndexOf('/'));
-    const single = !items ? collections.get(parent)?.get(url.pathname.slice(parent.length + 1)) : undefined;
+    const name = url.pathname.slice(parent.length + 1);
+    const single = !items ? collections.get(parent)?.get(name) : undefined;
+    if (single && req.method === 'PUT') {
+      if (body.metadata?.resourceVersion !== single.metadata.resourceVersion) return status(res, 409, 'Conflict');
+      const stored = stamp(body);
+      collections.get(parent)!.set(name, stored);
+      emit(parent, 'MODIFIED', stored);
+      res.writeHead(200, { 'content-type': 'application/json' });
+      return res.end(JSON.stringify(stored));
+    }
+    if (single && req.method === 'PATCH') {
+      const doc = structuredClone(single) as Record<string, unknown>;
+      for (const op of body as { op: string; path: string; value?: unknown }[]) {
+        const parts = op.path.split('/').slice(1);
+        const last = parts.pop()!;
+        let at: any = doc;
+        for (const p of parts) at = at?.[p];
+        if (op.op === 'test' && at?.[last] !== op.value) return status(res, 422, 'Invalid');
+        if ((op.op === 'replace' || op.op === 'add') && at) at[last] = op.value;
+      }
+      const stored = stamp(doc as Obj);
+      collections.get(parent)!.set(name, stored);
+      res.writeHead(200, { 'content-type': 'application/json' });
+      return res.end(JSON.stringify(stored));
+    }
     if (single) {
       res.writeHead(200, { 'content-type': 'application/json' });
       res.end(JSON.stringify(single));
@@ -68,9 +123,6 @@ users: [{name: fake, user: {token: not-a-secret}}]
 contexts: [{name: fake, context: {cluster: fake, user: fake}}]
 current-context: fake
 `);
-  const emit = (path: string, type: string, object: Obj) => {
-    for (const w of watchers.get(path) ?? []) w.write(`${JSON.stringify({ type, object })}\n`);
-  };
   return {
     url, kubeconfig, requests,
     put(path, object) {
@@ -86,6 +138,12 @@ current-context: fake
       if (!o) return;
       collections.get(path)!.delete(name);
       emit(path, 'DELETED', stamp(o));
+    },
+    get(path, name) {
+      return collections.get(path)?.get(name);
+    },
+    failNext(method, path, code) {
+      failures.set(`${method} ${path}`, code);
     },
     async close() {
       for (const set of watchers.values()) for (const w of set) w.end();
