@@ -1,24 +1,11 @@
 // The CLI as a user runs it: exit codes, messages, and the JSON it prints.
-import { execFile } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import t from 'tap';
+import { trustgate } from '../helpers/cli.js';
 import { policyDir, policyYaml, POD_RULE } from '../helpers/policies.js';
 import { fixture } from '../helpers/server.js';
 
-const run = promisify(execFile);
-const CLI = new URL('../../src/cli.ts', import.meta.url).pathname;
-
-async function trustgate(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await run(process.execPath, ['--import', 'tsx', CLI, ...args], { maxBuffer: 16 << 20 });
-    return { code: 0, stdout, stderr };
-  } catch (err) {
-    const e = err as { code: number; stdout: string; stderr: string };
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-  }
-}
 
 const teamPolicy = policyYaml('require-team', `${POD_RULE}
 validations:

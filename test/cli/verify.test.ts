@@ -1,26 +1,12 @@
 // `trustgate verify IMAGE` and `eval --mutate` against the real registry, as an operator runs them.
-import { execFile } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import t from 'tap';
+import { trustgate } from '../helpers/cli.js';
 import { attachLegacySignatures } from '../helpers/cosign.js';
-import { policyDir } from '../helpers/policies.js';
 import { startRegistry } from '../helpers/registry.js';
 import { serviceOrSkip } from '../helpers/services.js';
-import { PrivateSigstore, simpleSigningPayload } from '../helpers/sigstore.js';
-
-const run = promisify(execFile);
-const CLI = new URL('../../src/cli.ts', import.meta.url).pathname;
-async function trustgate(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await run(process.execPath, ['--import', 'tsx', CLI, ...args], { maxBuffer: 16 << 20 });
-    return { code: 0, stdout, stderr };
-  } catch (err) {
-    const e = err as { code: number; stdout: string; stderr: string };
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-  }
-}
+import { PrivateSigstore, privateRootPolicyDir, simpleSigningPayload } from '../helpers/sigstore.js';
 
 const CI = { subject: 'https://github.com/acme/app/.github/workflows/release.yml@refs/heads/main', issuer: 'https://token.actions.githubusercontent.com' };
 
@@ -32,14 +18,8 @@ t.test('verify and eval --mutate against a registry', async (t) => {
   const signed = await reg.push.image('acme/app', 'v1');
   await attachLegacySignatures(reg.push, 'acme/app', signed.digest, [await sigstore.legacyKeyless(simpleSigningPayload('x', signed.digest), CI)]);
   await reg.push.image('acme/app', 'unsigned');
-  const dir = await policyDir({});
-  await writeFile(join(dir, 'root.json'), JSON.stringify(sigstore.trustedRoot));
+  const dir = await privateRootPolicyDir(sigstore);
   await writeFile(join(dir, 'p.yaml'), `apiVersion: trustgate.dev/v1alpha1
-kind: TrustRoot
-metadata: { name: private }
-spec: { trustedRootFile: ./root.json }
----
-apiVersion: trustgate.dev/v1alpha1
 kind: Policy
 metadata: { name: signed }
 spec:

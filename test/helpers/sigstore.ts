@@ -56,9 +56,12 @@ export class PrivateSigstore {
     readonly trustedRoot: Record<string, unknown>,
     readonly tlogKey: KeyObject,
     readonly tsa: TSA,
+    readonly tsaClock: Date,
   ) {}
 
   async #timestamp(signature: Buffer): Promise<string> {
+    // whole seconds: @sigstore/core's GeneralizedTime parser refuses some fractional forms the mock TSA writes
+    this.tsaClock.setTime(Math.ceil(Date.now() / 1000) * 1000);
     const der = await this.tsa.timestamp({ artifactHash: sha256(signature), hashAlgorithmOID: '2.16.840.1.101.3.4.2.1', nonce: Math.floor(Math.random() * 1e9), policyOID: '1.2.3.4', certReq: true });
     return b64(Buffer.from(der.buffer, der.byteOffset, der.byteLength));
   }
@@ -72,7 +75,8 @@ export class PrivateSigstore {
     // the same CA key an hour ago: its leaves chain fine but expired long before the log saw them
     const staleCa = await initializeCA(caKeys, ctlog, new Date(Date.now() - 3600_000));
     const tlog = await initializeTLog('https://rekor.private.test', rekorKeys);
-    const tsa = await initializeTSA(generateKeyPairSync('ec', { namedCurve: 'secp384r1' }));
+    const tsaClock = new Date();
+    const tsa = await initializeTSA(generateKeyPairSync('ec', { namedCurve: 'secp384r1' }), tsaClock);
     const der = (c: ArrayBufferView) => b64(Buffer.from(c.buffer, c.byteOffset, c.byteLength));
     const start = new Date(Date.now() - 24 * 3600_000).toISOString();
     const logEntry = (keys: { publicKey: KeyObject }, url: string) => {
@@ -86,7 +90,7 @@ export class PrivateSigstore {
       certificateAuthorities: [{ subject: { organization: 'trustgate-test', commonName: 'private fulcio' }, uri: 'https://fulcio.private.test', certChain: { certificates: [{ rawBytes: b64(Buffer.from(ca.rootCertificate.buffer)) }] }, validFor: { start } }],
       timestampAuthorities: [{ subject: { organization: 'sigstore.mock', commonName: 'tsa' }, uri: 'https://tsa.private.test', certChain: { certificates: [{ rawBytes: der(tsa.intCertificate) }, { rawBytes: der(tsa.rootCertificate) }] }, validFor: { start } }],
     };
-    return new PrivateSigstore(ca, staleCa, tlog, trustedRoot, rekorKeys.publicKey, tsa);
+    return new PrivateSigstore(ca, staleCa, tlog, trustedRoot, rekorKeys.publicKey, tsa, tsaClock);
   }
 
   /** PEM pieces of the same root, for TrustRoot documents written without trusted_root.json. */
@@ -181,6 +185,16 @@ export class PrivateSigstore {
       dsseEnvelope: { payload: b64(statement), payloadType, signatures: [{ sig: b64(signature), keyid: '' }] },
     };
   }
+}
+
+/** A policy directory holding this Sigstore's trusted root as the TrustRoot `private`, plus `files`. */
+export async function privateRootPolicyDir(sigstore: PrivateSigstore, files: Record<string, string> = {}): Promise<string> {
+  const { policyDir } = await import('./policies.js');
+  return policyDir({
+    'root.json': JSON.stringify(sigstore.trustedRoot),
+    'root.yaml': 'apiVersion: trustgate.dev/v1alpha1\nkind: TrustRoot\nmetadata: { name: private }\nspec: { trustedRootFile: ./root.json }\n',
+    ...files,
+  });
 }
 
 export function keyPair(): { privateKey: KeyObject; publicKeyPem: string } {

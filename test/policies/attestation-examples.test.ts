@@ -13,10 +13,9 @@ import { loadPolicySet } from '../../src/policy/index.js';
 import { ImageVerifier } from '../../src/supplychain/image-verifier.js';
 import { RegistryClient } from '../../src/supplychain/oci/index.js';
 import { attachBundle, attachLegacySignatures } from '../helpers/cosign.js';
-import { policyDir } from '../helpers/policies.js';
 import { startRegistry } from '../helpers/registry.js';
 import { serviceOrSkip } from '../helpers/services.js';
-import { PrivateSigstore, simpleSigningPayload, statement, type Identity } from '../helpers/sigstore.js';
+import { PrivateSigstore, privateRootPolicyDir, simpleSigningPayload, statement, type Identity } from '../helpers/sigstore.js';
 
 const EXAMPLES = join(import.meta.dirname, '../../policies/attestations');
 const RELEASE: Identity = { subject: 'https://github.com/acme-corp/web/.github/workflows/release.yml@refs/heads/main', issuer: 'https://token.actions.githubusercontent.com' };
@@ -27,8 +26,7 @@ t.test('the shipped attestation policies', async (t) => {
   if (!reg) return;
   t.teardown(() => reg.stop());
   const sigstore = await PrivateSigstore.create();
-  const dir = await policyDir({ 'root.yaml': 'apiVersion: trustgate.dev/v1alpha1\nkind: TrustRoot\nmetadata: { name: private }\nspec: { trustedRootFile: ./root.json }\n' });
-  await writeFile(join(dir, 'root.json'), JSON.stringify(sigstore.trustedRoot));
+  const dir = await privateRootPolicyDir(sigstore);
   for (const f of readdirSync(EXAMPLES).filter((f) => f.endsWith('.yaml') && !f.endsWith('.test.yaml'))) {
     const text = readFileSync(join(EXAMPLES, f), 'utf8').replaceAll('ghcr.io/acme-corp/', `${reg.host}/acme-corp/`).replaceAll('trustRoot: sigstore-public-good', 'trustRoot: private').replace('mode: warn', 'mode: enforce');
     await writeFile(join(dir, f), text);

@@ -5,11 +5,10 @@ import { join } from 'node:path';
 import t from 'tap';
 import { attachLegacySignatures } from '../helpers/cosign.js';
 import { eventually } from '../helpers/eventually.js';
-import { policyDir } from '../helpers/policies.js';
 import { startRegistry } from '../helpers/registry.js';
 import { startTestServer } from '../helpers/server.js';
 import { serviceOrSkip } from '../helpers/services.js';
-import { PrivateSigstore, simpleSigningPayload } from '../helpers/sigstore.js';
+import { PrivateSigstore, privateRootPolicyDir, simpleSigningPayload } from '../helpers/sigstore.js';
 
 const CI = { subject: 'https://github.com/acme/app/.github/workflows/release.yml@refs/heads/main', issuer: 'https://token.actions.githubusercontent.com' };
 
@@ -20,14 +19,8 @@ t.test('serve with an images rule', async (t) => {
   const sigstore = await PrivateSigstore.create();
   const img = await reg.push.image('acme/app', 'v1');
   await attachLegacySignatures(reg.push, 'acme/app', img.digest, [await sigstore.legacyKeyless(simpleSigningPayload('x', img.digest), CI)]);
-  const dir = await policyDir({});
-  await writeFile(join(dir, 'root.json'), JSON.stringify(sigstore.trustedRoot));
+  const dir = await privateRootPolicyDir(sigstore);
   await writeFile(join(dir, 'p.yaml'), `apiVersion: trustgate.dev/v1alpha1
-kind: TrustRoot
-metadata: { name: private }
-spec: { trustedRootFile: ./root.json }
----
-apiVersion: trustgate.dev/v1alpha1
 kind: Policy
 metadata: { name: signed }
 spec:

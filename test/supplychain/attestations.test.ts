@@ -17,7 +17,7 @@ import { attachBundle, attachLegacyAttestations, attachLegacySignatures } from '
 import { policyDir } from '../helpers/policies.js';
 import { startRegistry } from '../helpers/registry.js';
 import { serviceOrSkip } from '../helpers/services.js';
-import { PrivateSigstore, simpleSigningPayload, statement, type Identity } from '../helpers/sigstore.js';
+import { PrivateSigstore, privateRootPolicyDir, simpleSigningPayload, statement, type Identity } from '../helpers/sigstore.js';
 
 const CI: Identity = { subject: 'https://github.com/acme/app/.github/workflows/release.yml@refs/heads/main', issuer: 'https://token.actions.githubusercontent.com' };
 const SCANNER: Identity = { subject: 'https://github.com/acme/security/.github/workflows/scan.yml@refs/heads/main', issuer: 'https://token.actions.githubusercontent.com' };
@@ -38,8 +38,7 @@ t.test('attestation rules against a real registry', async (t) => {
   if (!reg) return;
   t.teardown(() => reg.stop());
   const sigstore = await PrivateSigstore.create();
-  const dir = await policyDir({});
-  await writeFile(join(dir, 'root.json'), JSON.stringify(sigstore.trustedRoot));
+  const dir = await privateRootPolicyDir(sigstore);
   const authorities = `
       authorities:
         - name: release
@@ -47,11 +46,6 @@ t.test('attestation rules against a real registry', async (t) => {
         - name: scanner
           keyless: { trustRoot: private, identities: [{ issuer: "${SCANNER.issuer}", subject: "${SCANNER.subject}" }] }`;
   await writeFile(join(dir, 'p.yaml'), `apiVersion: trustgate.dev/v1alpha1
-kind: TrustRoot
-metadata: { name: private }
-spec: { trustedRootFile: ./root.json }
----
-apiVersion: trustgate.dev/v1alpha1
 kind: Policy
 metadata: { name: supply-chain }
 spec:

@@ -17,7 +17,7 @@ import { startOciServer } from '../helpers/oci-server.js';
 import { policyDir } from '../helpers/policies.js';
 import { startRegistry } from '../helpers/registry.js';
 import { serviceOrSkip } from '../helpers/services.js';
-import { cosignStatement, keyPair, PrivateSigstore, simpleSigningPayload, type Identity } from '../helpers/sigstore.js';
+import { cosignStatement, keyPair, PrivateSigstore, privateRootPolicyDir, simpleSigningPayload, type Identity } from '../helpers/sigstore.js';
 
 const CI: Identity = { subject: 'https://github.com/acme/app/.github/workflows/release.yml@refs/heads/main', issuer: 'https://token.actions.githubusercontent.com', extensions: { '1.3.6.1.4.1.57264.1.5': 'acme/app' } };
 const OTHER: Identity = { subject: 'https://github.com/evil/app/.github/workflows/release.yml@refs/heads/main', issuer: 'https://token.actions.githubusercontent.com' };
@@ -325,14 +325,8 @@ spec:
       const img = await reg.push.image('signed/manifests', tag);
       await attachLegacySignatures(reg.push, 'signed/manifests', img.digest, [await sigstore.legacyKeyless(simpleSigningPayload('x', img.digest), CI)]);
     }
-    const policies = await policyDir({
-      'root.json': JSON.stringify(sigstore.trustedRoot),
+    const policies = await privateRootPolicyDir(sigstore, {
       'p.yaml': `apiVersion: trustgate.dev/v1alpha1
-kind: TrustRoot
-metadata: { name: private }
-spec: { trustedRootFile: ./root.json }
----
-apiVersion: trustgate.dev/v1alpha1
 kind: Policy
 metadata: { name: flux-oci }
 spec:

@@ -45,47 +45,43 @@ function swallowMissing(err: unknown, errors: RegistryError[]): void {
   throw err;
 }
 
-async function legacySignatures(client: RegistryClient, registry: string, repository: string, digest: string, scope: RequestScope, out: Discovered): Promise<void> {
-  const tag = `${digest.replace(':', '-')}.sig`;
-  out.searched.push(`cosign tag ${tag}`);
-  let sig;
-  try {
-    sig = await client.getManifest(registry, repository, tag, scope);
-  } catch (err) {
-    return swallowMissing(err, out.errors);
-  }
-  const layers = (sig.manifest.layers ?? []).filter((l) => l.mediaType === SIMPLESIGNING_MEDIA_TYPE).slice(0, MAX_SIGNATURE_LAYERS);
-  await Promise.all(layers.map(async (layer, i) => {
-    const location = `${tag} layer ${i}`;
-    try {
-      const payload = await client.getBlob(registry, repository, layer.digest, MAX_SIGNATURE_BYTES, scope);
-      out.evidence.push({ source: 'cosign-tag', location, bundle: legacyLayerToBundle(layer.annotations ?? {}, payload), payload });
-    } catch (err) {
-      if (err instanceof RegistryError) return swallowMissing(err, out.errors);
-      out.evidence.push({ source: 'cosign-tag', location, bundle: undefined, unreadable: (err as Error).message });
-    }
-  }));
+/** One of cosign's tag schemes: `sha256-<hex>.sig` (simplesigning layers) or `.att` (DSSE envelope layers). */
+interface TagScheme {
+  suffix: '.sig' | '.att';
+  mediaType: string;
+  source: EvidenceSource;
+  evidence(annotations: Record<string, string>, blob: Buffer): Pick<Evidence, 'bundle' | 'payload'>;
 }
 
-async function legacyAttestations(client: RegistryClient, registry: string, repository: string, digest: string, scope: RequestScope, out: Discovered, maxBytes: number): Promise<void> {
-  const tag = `${digest.replace(':', '-')}.att`;
+const SIGNATURE_TAG: TagScheme = {
+  suffix: '.sig', mediaType: SIMPLESIGNING_MEDIA_TYPE, source: 'cosign-tag',
+  evidence: (annotations, payload) => ({ bundle: legacyLayerToBundle(annotations, payload), payload }),
+};
+const ATTESTATION_TAG: TagScheme = {
+  suffix: '.att', mediaType: DSSE_LAYER_MEDIA_TYPE, source: 'cosign-att-tag',
+  evidence: (annotations, envelope) => ({ bundle: legacyAttestationToBundle(annotations, envelope) }),
+};
+
+async function tagScheme(scheme: TagScheme, client: RegistryClient, registry: string, repository: string, digest: string, scope: RequestScope, out: Discovered, maxBytes: number): Promise<void> {
+  const tag = `${digest.replace(':', '-')}${scheme.suffix}`;
   out.searched.push(`cosign tag ${tag}`);
-  let att;
+  let manifest;
   try {
-    att = await client.getManifest(registry, repository, tag, scope);
+    manifest = await client.getManifest(registry, repository, tag, scope);
   } catch (err) {
     return swallowMissing(err, out.errors);
   }
-  const layers = (att.manifest.layers ?? []).filter((l) => l.mediaType === DSSE_LAYER_MEDIA_TYPE).slice(0, MAX_SIGNATURE_LAYERS);
+  const layers = (manifest.manifest.layers ?? []).filter((l) => l.mediaType === scheme.mediaType).slice(0, MAX_SIGNATURE_LAYERS);
   await Promise.all(layers.map(async (layer, i) => {
     const location = `${tag} layer ${i}`;
     try {
-      if (layer.size > maxBytes) throw new Error(`${layer.size} bytes exceeds the ${maxBytes}-byte attestation limit`);
-      const envelope = await client.getBlob(registry, repository, layer.digest, maxBytes, scope);
-      out.evidence.push({ source: 'cosign-att-tag', location, bundle: legacyAttestationToBundle(layer.annotations ?? {}, envelope) });
+      if (layer.size > maxBytes) throw new Error(`${layer.size} bytes exceeds the ${maxBytes}-byte limit`);
+      const blob = await client.getBlob(registry, repository, layer.digest, maxBytes, scope);
+      out.evidence.push({ source: scheme.source, location, ...scheme.evidence(layer.annotations ?? {}, blob) });
     } catch (err) {
+      // an oversized or malformed layer is unreadable evidence, not a registry outage
       if (err instanceof RegistryError && err.code !== 'CONTENT_INVALID') return swallowMissing(err, out.errors);
-      out.evidence.push({ source: 'cosign-att-tag', location, bundle: undefined, unreadable: (err as Error).message });
+      out.evidence.push({ source: scheme.source, location, bundle: undefined, unreadable: (err as Error).message });
     }
   }));
 }
@@ -122,9 +118,9 @@ export async function discoverSignatures(client: RegistryClient, registry: strin
   const out: Discovered = { evidence: [], errors: [], searched: [] };
   const maxBytes = options.attestations ? options.maxAttestationBytes ?? 32 * 1024 * 1024 : MAX_SIGNATURE_BYTES;
   await Promise.all([
-    legacySignatures(client, registry, repository, digest, scope, out),
+    tagScheme(SIGNATURE_TAG, client, registry, repository, digest, scope, out, MAX_SIGNATURE_BYTES),
     referrerBundles(client, registry, repository, digest, scope, out, maxBytes),
-    options.attestations ? legacyAttestations(client, registry, repository, digest, scope, out, maxBytes) : undefined,
+    options.attestations ? tagScheme(ATTESTATION_TAG, client, registry, repository, digest, scope, out, maxBytes) : undefined,
   ]);
   return out;
 }

@@ -138,30 +138,22 @@ export function publicGoodTrustRoot(): CompiledTrustRoot {
   return (publicGood ??= compiled(PUBLIC_GOOD, publicGoodJson, 'embedded sigstore-public-good'));
 }
 
-/** A TrustRoot document of a policy directory; trustedRootFile is relative to the file naming it. */
-export async function compileTrustRoot(name: string, spec: TrustRootSpec, file: string): Promise<CompiledTrustRoot> {
-  if (name === PUBLIC_GOOD) throw new TrustRootError(`${PUBLIC_GOOD} is embedded and cannot be redefined; give your root another name`);
-  if (spec.trustedRootFile) {
-    const path = resolve(dirname(file), spec.trustedRootFile);
-    let json: unknown;
-    try {
-      json = JSON.parse(await readFile(path, 'utf8'));
-    } catch (err) {
-      throw new TrustRootError(`cannot read trusted root ${path}: ${(err as Error).message.split('\n')[0]}`);
-    }
-    return compiled(name, json, path);
-  }
-  return compiled(name, trustedRootFromPem(spec, `TrustRoot ${name}`), `TrustRoot ${name}`);
-}
-
-export async function readTrustedRootFile(path: string): Promise<CompiledTrustRoot> {
+/** A trusted_root.json file, checked; `name` is how policies refer to it. */
+export async function readTrustedRootFile(path: string, name = path): Promise<CompiledTrustRoot> {
   let json: unknown;
   try {
     json = JSON.parse(await readFile(path, 'utf8'));
   } catch (err) {
     throw new TrustRootError(`cannot read trusted root ${path}: ${(err as Error).message.split('\n')[0]}`);
   }
-  return compiled(path, json, path);
+  return compiled(name, json, path);
+}
+
+/** A TrustRoot document of a policy directory; trustedRootFile is relative to the file naming it. */
+export async function compileTrustRoot(name: string, spec: TrustRootSpec, file: string): Promise<CompiledTrustRoot> {
+  if (name === PUBLIC_GOOD) throw new TrustRootError(`${PUBLIC_GOOD} is embedded and cannot be redefined; give your root another name`);
+  if (spec.trustedRootFile) return readTrustedRootFile(resolve(dirname(file), spec.trustedRootFile), name);
+  return compiled(name, trustedRootFromPem(spec, `TrustRoot ${name}`), `TrustRoot ${name}`);
 }
 
 /** Trust material for one verification; `key` replaces hint lookup for key-based authorities. */
