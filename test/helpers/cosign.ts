@@ -6,34 +6,28 @@ import type { LegacyLayer } from './sigstore.js';
 
 export const BUNDLE_MEDIA_TYPE = 'application/vnd.dev.sigstore.bundle.v0.3+json';
 
-export async function attachLegacySignatures(push: Pusher, repo: string, digest: string, layers: LegacyLayer[]): Promise<PushedManifest> {
+/** One of cosign's tag schemes: a manifest tagged sha256-<hex><suffix> whose layers carry the evidence. */
+async function attachTagScheme(push: Pusher, repo: string, digest: string, suffix: '.sig' | '.att', mediaType: string, layers: LegacyLayer[]): Promise<PushedManifest> {
   const config = await push.blob(repo, JSON.stringify({ architecture: '', os: '', config: {}, rootfs: { type: 'layers', diff_ids: [] } }));
   const descriptors = [];
   for (const l of layers) {
     const b = await push.blob(repo, l.payload);
-    descriptors.push({ mediaType: 'application/vnd.dev.cosign.simplesigning.v1+json', digest: b.digest, size: b.size, annotations: l.annotations });
+    descriptors.push({ mediaType, digest: b.digest, size: b.size, annotations: l.annotations });
   }
-  return push.manifest(repo, `${digest.replace(':', '-')}.sig`, {
+  return push.manifest(repo, `${digest.replace(':', '-')}${suffix}`, {
     schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json',
     config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: config.digest, size: config.size },
     layers: descriptors,
   });
 }
 
+/** The `sha256-<hex>.sig` tag: one simplesigning layer per signature. */
+export const attachLegacySignatures = (push: Pusher, repo: string, digest: string, layers: LegacyLayer[]) =>
+  attachTagScheme(push, repo, digest, '.sig', 'application/vnd.dev.cosign.simplesigning.v1+json', layers);
+
 /** The `sha256-<hex>.att` tag: one DSSE envelope layer per attestation (cosign attest before v3). */
-export async function attachLegacyAttestations(push: Pusher, repo: string, digest: string, layers: LegacyLayer[]): Promise<PushedManifest> {
-  const config = await push.blob(repo, JSON.stringify({ architecture: '', os: '', config: {}, rootfs: { type: 'layers', diff_ids: [] } }));
-  const descriptors = [];
-  for (const l of layers) {
-    const b = await push.blob(repo, l.payload);
-    descriptors.push({ mediaType: 'application/vnd.dsse.envelope.v1+json', digest: b.digest, size: b.size, annotations: l.annotations });
-  }
-  return push.manifest(repo, `${digest.replace(':', '-')}.att`, {
-    schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json',
-    config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: config.digest, size: config.size },
-    layers: descriptors,
-  });
-}
+export const attachLegacyAttestations = (push: Pusher, repo: string, digest: string, layers: LegacyLayer[]) =>
+  attachTagScheme(push, repo, digest, '.att', 'application/vnd.dsse.envelope.v1+json', layers);
 
 /** Pushes the bundle as a referrer of `subject`; with `tagFallback`, also (re)writes the sha256-<hex> index. */
 export async function attachBundle(push: Pusher, repo: string, subject: PushedManifest, bundles: object[], options: { tagFallback: boolean }): Promise<PushedManifest[]> {
