@@ -137,7 +137,8 @@ export class PrivateSigstore {
 
   /** A cosign `.sig` layer signed with a key (cosign sign --key), logged unless noTlog. */
   async legacyWithKey(payload: Buffer, privateKey: KeyObject, publicKeyPem: string, options: SignOptions = {}): Promise<LegacyLayer> {
-    const signature = sign('sha256', payload, privateKey);
+    // Ed25519 signs the message itself; the others a SHA-256 digest of it
+    const signature = sign(privateKey.asymmetricKeyType === 'ed25519' ? null : 'sha256', payload, privateKey);
     const annotations: Record<string, string> = { 'dev.cosignproject.cosign/signature': b64(signature) };
     if (!options.noTlog) {
       const e = await this.#log({ apiVersion: '0.0.1', kind: 'hashedrekord', spec: { data: { hash: { algorithm: 'sha256', value: sha256(payload).toString('hex') } }, signature: { content: b64(signature), publicKey: { content: b64(Buffer.from(publicKeyPem)) } } } });

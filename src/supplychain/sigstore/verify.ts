@@ -1,6 +1,6 @@
 // Pure verification: (trust material, evidence, authority) -> the verified signer and payload, or a
 // typed failure. No network here; evidence is fetched by discovery.ts at the edge.
-import { createHash, createPublicKey, type KeyObject } from 'node:crypto';
+import { createHash, createPublicKey, verify as cryptoVerify, type KeyObject } from 'node:crypto';
 import { bundleFromJSON, type Bundle } from '@sigstore/bundle';
 import { toSignedEntity, Verifier, VerificationError, type VerifierOptions } from '@sigstore/verify';
 import { compileIdentity, signerIdentity, type IdentityMatcher, type IdentitySpec, type SignerIdentity } from './identity.js';
@@ -133,7 +133,14 @@ export function verifyBundle(bundle: Bundle, artifact: Buffer | undefined, autho
   }
   let signer;
   try {
-    signer = authority.verifier.verify(toSignedEntity(bundle, artifact));
+    const entity = toSignedEntity(bundle, artifact);
+    if (bundle.content.$case === 'messageSignature' && artifact) {
+      // the library hashes with the message digest's algorithm; Ed25519 signs the message itself
+      const signature = Buffer.from(bundle.content.messageSignature.signature);
+      const viaLibrary = entity.signature.verifySignature.bind(entity.signature);
+      entity.signature.verifySignature = (key) => (key.asymmetricKeyType === 'ed25519' ? cryptoVerify(null, artifact, key, signature) : viaLibrary(key));
+    }
+    signer = authority.verifier.verify(entity);
   } catch (err) {
     throw translate(err, authority);
   }
