@@ -65,7 +65,8 @@ export async function admit(body: unknown, endpoint: Endpoint, services: Admissi
   if (withImages.length) {
     // registry look-ups are the slow part: all policies' images at once, bounded by the deadline
     const imagesStarted = performance.now();
-    const signal = AbortSignal.timeout(Math.max(0, ctx.deadline - Date.now()));
+    let deadline: AbortSignal | undefined;
+    const signal = () => (deadline ??= AbortSignal.timeout(Math.max(0, ctx.deadline - Date.now())));
     const credentials = await services.pullCredentials?.(request).catch(() => undefined);
     await Promise.all(withImages.map(([policy, result]) => applyImageRules(policy, result, { request, endpoint, verifier: services.images, signal, credentials })));
     imagesMs = performance.now() - imagesStarted;

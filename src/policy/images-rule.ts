@@ -14,7 +14,8 @@ export interface ImageRuleContext {
   request: AdmissionRequest;
   endpoint: Endpoint;
   verifier?: ImageVerifier;
-  signal?: AbortSignal;
+  /** the request deadline as a signal, made only when a registry is actually contacted */
+  signal?: () => AbortSignal;
   /** the pod's pull secrets and its service account's, when in a cluster */
   credentials?: CredentialStore;
 }
@@ -43,7 +44,8 @@ async function verifyUse(use: ImageUse, rules: readonly CompiledImageRule[], ctx
     const verdict = { image: use.image, ref: ref.normalized, verified: false, registryError: true, code: 'IMAGE_VERIFICATION_UNAVAILABLE' as const, message: 'this trustgate has no image verifier configured (offline test run?)' };
     return applicable.map((rule) => ({ use, rule, verdict }));
   }
-  const scope = { signal: ctx.signal, credentials: ctx.credentials };
+  // a getter: cached verdicts never touch the signal, so the hot path makes no timer
+  const scope = { get signal() { return ctx.signal?.(); }, credentials: ctx.credentials };
   if (use.semver) {
     const resolved = await ctx.verifier!.resolveSemver(ref, use.semver, scope);
     if (typeof resolved !== 'string') return applicable.map((rule) => ({ use, rule, verdict: { image: use.image, ref: ref.normalized, ...resolved } }));
