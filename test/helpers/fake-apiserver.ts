@@ -18,6 +18,12 @@ export interface FakeApiServer {
   /** the object as stored, for assertions */
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
   get(collection: string, name: string): any;
+  /** ends every open watch stream, as an API server restart or a load balancer does */
+  disconnectWatches(): void;
+  /** the next watch of this collection answers 410 Gone (its resourceVersion is too old): the client must list again */
+  expireNextWatch(collection: string): void;
+  /** changes the collection without telling open watches (what a client misses while disconnected) */
+  putSilently(collection: string, object: Obj): void;
   /** the next request with this method to this path answers this status (e.g. a 409 race) */
   failNext(method: string, path: string, status: number): void;
   close(): Promise<void>;
@@ -31,12 +37,16 @@ export async function startFakeApiServer(dir: string, seed: Record<string, Obj[]
   const stamp = (o: Obj): Obj => ({ ...o, metadata: { ...o.metadata, resourceVersion: String(++rv) } });
   for (const [path, items] of Object.entries(seed)) collections.set(path, new Map(items.map((o) => [o.metadata.name, stamp(o)])));
 
+  // every event, so a watch resumed from a resourceVersion gets what it missed, as from etcd
+  const history = new Map<string, { type: string; object: Obj }[]>();
   const emit = (path: string, type: string, object: Obj) => {
-    for (const w of watchers.get(path) ?? []) w.write(`${JSON.stringify({ type, object })}\n`);
+    history.set(path, [...(history.get(path) ?? []), { type, object }]);
+    for (const w of watchers.get(path) ?? []) if (!w.writableEnded) w.write(`${JSON.stringify({ type, object })}\n`);
   };
   const certs = await generateCertificates(join(dir, 'apiserver-certs'), ['127.0.0.1', 'localhost']);
   const ca = await readFile(certs.caCert);
   const failures = new Map<string, number>();
+  const expired = new Set<string>();
   const status = (res: ServerResponse, code: number, reason: string) => {
     res.writeHead(code, { 'content-type': 'application/json' });
     res.end(JSON.stringify({ kind: 'Status', apiVersion: 'v1', status: 'Failure', reason, code }));
@@ -104,6 +114,15 @@ export async function startFakeApiServer(dir: string, seed: Record<string, Obj[]
     if (url.searchParams.get('watch') === 'true' || url.searchParams.get('watch') === '1') {
       res.writeHead(200);
       res.flushHeaders();
+      if (expired.delete(url.pathname)) {
+        // what the API server sends when a watch starts from a compacted resourceVersion
+        res.end(`${JSON.stringify({ type: 'ERROR', object: { kind: 'Status', apiVersion: 'v1', status: 'Failure', message: 'too old resource version', reason: 'Expired', code: 410 } })}\n`);
+        return;
+      }
+      const since = Number(url.searchParams.get('resourceVersion') ?? NaN);
+      if (Number.isFinite(since)) {
+        for (const e of history.get(url.pathname) ?? []) if (Number(e.object.metadata.resourceVersion) > since) res.write(`${JSON.stringify(e)}\n`);
+      }
       let set = watchers.get(url.pathname);
       if (!set) watchers.set(url.pathname, (set = new Set()));
       set.add(res);
@@ -138,6 +157,20 @@ current-context: fake
       if (!o) return;
       collections.get(path)!.delete(name);
       emit(path, 'DELETED', stamp(o));
+    },
+    disconnectWatches() {
+      for (const set of watchers.values()) {
+        for (const w of set) w.end();
+        set.clear();
+      }
+    },
+    expireNextWatch(path) {
+      expired.add(path);
+    },
+    putSilently(path, object) {
+      const items = collections.get(path) ?? new Map<string, Obj>();
+      collections.set(path, items);
+      items.set(object.metadata.name, stamp(object));
     },
     get(path, name) {
       return collections.get(path)?.get(name);

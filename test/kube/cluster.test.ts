@@ -64,6 +64,34 @@ t.test('namespaceSelector and ConfigMap params follow the cluster through watche
   await eventually(async () => /params ConfigMap trustgate\/teams not found/.test((await decide('shop', 'web')).status?.message ?? ''), 'the ConfigMap deletion');
 });
 
+t.test('watch disconnects and 410 Gone: the caches reconnect and list again, missing nothing', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'trustgate-kube-'));
+  const api = await startFakeApiServer(dir, {
+    '/api/v1/namespaces': [ns('shop', { role: 'tenant' })],
+    '/api/v1/namespaces/trustgate/configmaps': [cm({ allowed: 'web' })],
+  });
+  t.teardown(() => api.close());
+  const server = await startTestServer({ policies: [await policyDir({ 'p.yaml': policy })], kubeconfig: api.kubeconfig });
+  t.teardown(() => server.close());
+  await eventually(async () => (await server.get('/readyz')).status === 200, 'caches to sync');
+  const decide = async (team: string) => (await server.post('/validate', review('shop', team))).json().response;
+  t.equal((await decide('payments')).allowed, false);
+
+  const lists = () => api.requests.filter((r) => r === 'GET /api/v1/namespaces/trustgate/configmaps').length;
+  const listedBefore = lists();
+  // the watch drops, and the next one is told its resourceVersion is gone; meanwhile the ConfigMap changed unseen
+  api.expireNextWatch('/api/v1/namespaces/trustgate/configmaps');
+  api.putSilently('/api/v1/namespaces/trustgate/configmaps', cm({ allowed: 'web payments' }));
+  api.disconnectWatches();
+  await eventually(async () => (await decide('payments')).allowed === true, 'the change made while disconnected, seen after a re-list', 20_000);
+  t.ok(lists() > listedBefore, 'the 410 made the cache list again');
+
+  // and a plain disconnect: the watch is resumed and later changes still arrive
+  api.disconnectWatches();
+  api.put('/api/v1/namespaces', ns('shop', {}));
+  await eventually(async () => (await decide('ghosts')).allowed === true, 'a relabel after a disconnect', 20_000);
+});
+
 t.test('without cluster data, policies that need it fail closed', async (t) => {
   const server = await startTestServer({ policies: [await policyDir({ 'p.yaml': policy })] });
   t.teardown(() => server.close());
