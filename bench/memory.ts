@@ -1,0 +1,109 @@
+// Resident memory of a serving trustgate after 100,000 admissions over 10,000 distinct signed
+// digests (DESIGN.md budget: under 200 MB). The images are pushed to a loopback docker-registry
+// and signed keyless by the tests' private Sigstore; every admission names one of them by digest,
+// so the verification cache fills to its bound and is then read.
+import { spawn } from 'node:child_process';
+import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import autocannon from 'autocannon';
+import { generateCertificates } from '../src/server/index.js';
+import { attachLegacySignatures } from '../test/helpers/cosign.js';
+import { startRegistry } from '../test/helpers/registry.js';
+import { PrivateSigstore, simpleSigningPayload } from '../test/helpers/sigstore.js';
+
+const DIGESTS = Number(process.env.BENCH_DIGESTS ?? 10_000);
+const REQUESTS = Number(process.env.BENCH_REQUESTS ?? 100_000);
+const CI = { subject: 'https://github.com/acme/app/.github/workflows/release.yml@refs/heads/main', issuer: 'https://token.actions.githubusercontent.com' };
+
+const rssMiB = async (pid: number) => Number(/VmRSS:\s+(\d+) kB/.exec(await readFile(`/proc/${pid}/status`, 'utf8'))![1]) / 1024;
+
+async function main() {
+  const reg = await startRegistry();
+  if (typeof reg === 'string') throw new Error(reg);
+  const sigstore = await PrivateSigstore.create();
+  const dir = await mkdtemp(join(tmpdir(), 'trustgate-bench-memory-'));
+  try {
+    const started = Date.now();
+    const refs: string[] = [];
+    for (let i = 0; i < DIGESTS; i++) {
+      const img = await reg.push.image(`acme/app-${i % 100}`, `v${i}`);
+      await attachLegacySignatures(reg.push, `acme/app-${i % 100}`, img.digest, [await sigstore.legacyKeyless(simpleSigningPayload('x', img.digest), CI)]);
+      refs.push(`${reg.host}/acme/app-${i % 100}@${img.digest}`);
+    }
+    console.error(`pushed and signed ${DIGESTS} images in ${((Date.now() - started) / 1000).toFixed(0)} s`);
+    await writeFile(join(dir, 'root.json'), JSON.stringify(sigstore.trustedRoot));
+    // BENCH_BASELINE=1: the same load on a policy-only set, for comparison
+    if (process.env.BENCH_BASELINE) await writeFile(join(dir, 'policies.yaml'), `apiVersion: trustgate.dev/v1alpha1
+kind: Policy
+metadata: { name: named-pods }
+spec:
+  match: { resources: [{ apiGroups: [""], resources: [pods], operations: [CREATE] }] }
+  validations: [{ expression: "object.metadata.name.startsWith('p-')" }]
+`);
+    else await writeFile(join(dir, 'policies.yaml'), `apiVersion: trustgate.dev/v1alpha1
+kind: TrustRoot
+metadata: { name: private }
+spec: { trustedRootFile: ${join(dir, 'root.json')} }
+---
+apiVersion: trustgate.dev/v1alpha1
+kind: Policy
+metadata: { name: signed-images }
+spec:
+  match: { resources: [{ apiGroups: [""], resources: [pods], operations: [CREATE] }] }
+  images:
+    - match: ["${reg.host}/acme/**"]
+      authorities: [{ name: ci, keyless: { trustRoot: private, identities: [{ issuer: "${CI.issuer}", subject: "${CI.subject}" }] } }]
+`);
+    const certs = await generateCertificates(join(dir, 'certs'), ['localhost', '127.0.0.1']);
+    const ca = await readFile(certs.caCert);
+    const cli = new URL('../dist/cli.js', import.meta.url).pathname;
+    const tg = spawn(process.execPath, [...(process.env.BENCH_NODE_FLAGS?.split(' ').filter(Boolean) ?? []), cli, 'serve', '--policies', dir, '--listen', '127.0.0.1:18471', '--tls-cert', certs.cert, '--tls-key', certs.key,
+      '--log-level', 'warn', '--audit-spool', join(dir, 'spool'), '--audit', 'stdout', '--insecure-registry', reg.host], { stdio: ['ignore', 'ignore', 'inherit'] });
+    try {
+      const { request } = await import('node:https');
+      for (let i = 0; i < 200; i++) {
+        const up = await new Promise<boolean>((resolve) => {
+          const req = request('https://127.0.0.1:18471/readyz', { ca, agent: false }, (res) => { res.resume(); resolve(res.statusCode === 200); });
+          req.on('error', () => resolve(false));
+          req.end();
+        });
+        if (up) break;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      const idle = await rssMiB(tg.pid!);
+      const bodies = refs.map((image, i) => JSON.stringify({
+        apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview',
+        request: { uid: `u-${i}`, kind: { group: '', version: 'v1', kind: 'Pod' }, resource: { group: '', version: 'v1', resource: 'pods' }, namespace: 'shop', operation: 'CREATE', userInfo: { username: 'deployer' },
+          object: { apiVersion: 'v1', kind: 'Pod', metadata: { name: `p-${i}`, namespace: 'shop' }, spec: { containers: [{ name: 'c', image }] } } },
+      }));
+      let n = 0;
+      let peak = idle;
+      const sampler = setInterval(() => void rssMiB(tg.pid!).then((m) => (peak = Math.max(peak, m)), () => {}), 500);
+      const result = await autocannon({
+        url: 'https://127.0.0.1:18471/validate', method: 'POST', headers: { 'content-type': 'application/json' }, connections: 10, amount: REQUESTS, tlsOptions: { ca },
+        requests: [{ setupRequest: (req: autocannon.Request) => ({ ...req, body: bodies[n++ % bodies.length] }) }],
+      } as unknown as autocannon.Options);
+      clearInterval(sampler);
+      const after = await rssMiB(tg.pid!);
+      const metrics = await new Promise<string>((resolve, reject) => {
+        const req = request('https://127.0.0.1:18471/metrics', { ca, agent: false }, (res) => { let text = ''; res.on('data', (c) => (text += c)); res.on('end', () => resolve(text)); });
+        req.on('error', reject);
+        req.end();
+      });
+      const metric = (name: string) => Number(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, 'm').exec(metrics)?.[1] ?? NaN) / 1048576;
+      console.error(`heap used ${metric('trustgate_process_nodejs_heap_size_used_bytes').toFixed(0)} MiB of ${metric('trustgate_process_nodejs_heap_size_total_bytes').toFixed(0)} MiB, external ${metric('trustgate_process_nodejs_external_memory_bytes').toFixed(0)} MiB`);
+      console.log(`resident memory of trustgate serve, ${REQUESTS} admissions over ${DIGESTS} distinct signed digests (images rule, loopback registry):`);
+      console.log(`  idle after start   ${idle.toFixed(0)} MiB`);
+      console.log(`  peak during load   ${peak.toFixed(0)} MiB`);
+      console.log(`  after the load     ${after.toFixed(0)} MiB   (budget < 200 MB: ${after * 1.048576 < 200 && peak * 1.048576 < 200 ? 'met' : 'MISSED'})`);
+      console.log(`  ${result.requests.total} answered, ${result.non2xx + result.errors} errors or non-2xx, ${result.requests.average.toFixed(0)} req/s, p50 ${result.latency.p50} ms, p99 ${result.latency.p99} ms`);
+    } finally {
+      tg.kill();
+    }
+  } finally {
+    await reg.stop();
+  }
+}
+
+await main();
