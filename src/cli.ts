@@ -11,7 +11,7 @@ import type { DecisionRecord } from './audit/record.js';
 import { readLogLines } from './audit/sources.js';
 import { readPostgresRecords, redactedURL } from './audit/sinks/postgres.js';
 import { ConfigError, parseFlags, resolveServeConfig, SERVE_OPTIONS, serveFlagKinds } from './config.js';
-import { readClusterFile } from './kube/index.js';
+import { readClusterFile } from './kube/cluster-file.js';
 import { loadPolicySet, runPolicyTests } from './policy/index.js';
 import { renderManifests } from './kube/manifests.js';
 import { stringify as toYaml } from 'yaml';

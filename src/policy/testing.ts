@@ -6,7 +6,7 @@ import { admit } from '../admission/index.js';
 import { reviewForObject } from '../admission/synthesize.js';
 import type { AdmissionReviewResponse, KubeObject } from '../admission/types.js';
 import { NullDecisionRecorder } from '../audit/index.js';
-import { StaticCluster } from '../kube/index.js';
+import { StaticCluster } from '../kube/cluster-file.js';
 import { subsetPolicySet, type PolicySet } from './load.js';
 
 export interface TestCase {

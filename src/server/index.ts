@@ -6,7 +6,8 @@ import type { ServeConfig } from '../config.js';
 import { readFileSync } from 'node:fs';
 import { AuditPipeline, createSink } from '../audit/index.js';
 import { TRUSTGATE_VERSION } from '../audit/record.js';
-import { ClusterState, loadKubeConfig, PullSecretReader, readClusterFile, SelfManagedCertificates } from '../kube/index.js';
+import { readClusterFile } from '../kube/cluster-file.js';
+import type { SelfManagedCertificates } from '../kube/index.js';
 import { configMapNamespaces, PolicyStore } from '../policy/index.js';
 import { buildApp } from './app.js';
 import { ensureDevelopmentCertificates } from './certs.js';
@@ -28,9 +29,11 @@ export interface RunningServer {
 
 export async function startServer(config: ServeConfig, logger: Logger = pino({ level: config.logLevel })): Promise<RunningServer> {
   const metrics = createMetrics();
-  const kubeConfig = config.kubeconfig || config.inCluster ? loadKubeConfig(config) : undefined;
-  const cluster = kubeConfig ? new ClusterState(kubeConfig, logger) : undefined;
-  const pullSecrets = kubeConfig && config.pullSecrets ? new PullSecretReader(kubeConfig, logger) : undefined;
+  // @kubernetes/client-node costs ~85 MiB resident: loaded only when there is a cluster to talk to
+  const kube = config.kubeconfig || config.inCluster ? await import('../kube/index.js') : undefined;
+  const kubeConfig = kube?.loadKubeConfig(config);
+  const cluster = kube && kubeConfig ? new kube.ClusterState(kubeConfig, logger) : undefined;
+  const pullSecrets = kube && kubeConfig && config.pullSecrets ? new kube.PullSecretReader(kubeConfig, logger) : undefined;
   const store = new PolicyStore(config.policies, {
     loaded(set) {
       cluster?.watchConfigMapNamespaces(configMapNamespaces(set));
@@ -64,10 +67,10 @@ export async function startServer(config: ServeConfig, logger: Logger = pino({ l
   let keyFile = config.tlsKey;
   let caCertFile: string | undefined;
   let selfManaged: SelfManagedCertificates | undefined;
-  if (config.selfManagedCerts && kubeConfig) {
+  if (config.selfManagedCerts && kube && kubeConfig) {
     const service = config.webhookName;
     const dnsNames = [service, `${service}.${config.namespace}`, `${service}.${config.namespace}.svc`, `${service}.${config.namespace}.svc.cluster.local`, ...config.certDnsNames];
-    selfManaged = new SelfManagedCertificates(kubeConfig, {
+    selfManaged = new kube.SelfManagedCertificates(kubeConfig, {
       namespace: config.namespace, secretName: `${config.webhookName}-ca`, webhookName: config.webhookName, leaseName: `${config.webhookName}-ca-bundle`,
       identity: config.replica, dnsNames, certDir: resolve(config.certDir), log: logger,
     });
