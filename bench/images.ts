@@ -2,7 +2,7 @@
 // admission over TLS at a fixed 500 requests/s with the images rule warm in the cache, next to
 // the same policy set without the images rule (the policy-only baseline of this run).
 // Budgets (DESIGN.md): cold keyless verification median < 50 ms; warm image rules p99 < 5 ms.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -17,11 +17,11 @@ import { attachBundle, attachLegacySignatures } from '../test/helpers/cosign.js'
 import { startRegistry } from '../test/helpers/registry.js';
 import { cosignStatement, PrivateSigstore, simpleSigningPayload, statement } from '../test/helpers/sigstore.js';
 import { POLICY_COUNT, writeBenchPolicies } from './policies.js';
+import { CI, imagesPolicyYaml, waitReady } from './signed-images.js';
 
 const DURATION = Number(process.env.BENCH_SECONDS ?? 10);
 const COLD_IMAGES = 40;
 const ATTESTED_IMAGES = 20;
-const CI = { subject: 'https://github.com/acme/app/.github/workflows/release.yml@refs/heads/main', issuer: 'https://token.actions.githubusercontent.com' };
 
 const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))]!;
 const ms = (x: number) => `${x.toFixed(1)} ms`;
@@ -38,21 +38,6 @@ function podReview(images: string[]) {
       },
     },
   });
-}
-
-async function waitReady(child: ChildProcess, url: string, ca: Buffer): Promise<void> {
-  const { request } = await import('node:https');
-  for (let i = 0; i < 200; i++) {
-    if (child.exitCode !== null) throw new Error(`server exited with ${child.exitCode}`);
-    const ok = await new Promise<boolean>((resolve) => {
-      const req = request(`${url}/readyz`, { ca, agent: false }, (res) => { res.resume(); resolve(res.statusCode === 200); });
-      req.on('error', () => resolve(false));
-      req.end();
-    });
-    if (ok) return;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error('server did not become ready');
 }
 
 async function serveAndLoad(dir: string, policies: string, port: number, certs: { cert: string; key: string }, ca: Buffer, body: string, registry: string) {
@@ -78,20 +63,7 @@ async function main() {
   try {
     // one images rule over the loopback registry, trust root = the private Sigstore
     await writeFile(join(dir, 'root.json'), JSON.stringify(sigstore.trustedRoot));
-    const imagesPolicy = `apiVersion: trustgate.dev/v1alpha1
-kind: TrustRoot
-metadata: { name: private }
-spec: { trustedRootFile: ${join(dir, 'root.json')} }
----
-apiVersion: trustgate.dev/v1alpha1
-kind: Policy
-metadata: { name: signed-images }
-spec:
-  match: { resources: [{ apiGroups: [""], resources: [pods], operations: [CREATE] }] }
-  images:
-    - match: ["${reg.host}/acme/**"]
-      authorities: [{ name: ci, keyless: { trustRoot: private, identities: [{ issuer: "${CI.issuer}", subject: "${CI.subject}" }] } }]
-`;
+    const imagesPolicy = imagesPolicyYaml(reg.host, join(dir, 'root.json'));
     await writeBenchPolicies(join(dir, 'baseline'));
     await writeBenchPolicies(join(dir, 'with-images'));
     await writeFile(join(dir, 'with-images', 'images.yaml'), imagesPolicy);

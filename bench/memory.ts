@@ -11,10 +11,10 @@ import { generateCertificates } from '../src/server/index.js';
 import { attachLegacySignatures } from '../test/helpers/cosign.js';
 import { startRegistry } from '../test/helpers/registry.js';
 import { PrivateSigstore, simpleSigningPayload } from '../test/helpers/sigstore.js';
+import { CI, imagesPolicyYaml, waitReady } from './signed-images.js';
 
 const DIGESTS = Number(process.env.BENCH_DIGESTS ?? 10_000);
 const REQUESTS = Number(process.env.BENCH_REQUESTS ?? 100_000);
-const CI = { subject: 'https://github.com/acme/app/.github/workflows/release.yml@refs/heads/main', issuer: 'https://token.actions.githubusercontent.com' };
 
 const rssMiB = async (pid: number) => Number(/VmRSS:\s+(\d+) kB/.exec(await readFile(`/proc/${pid}/status`, 'utf8'))![1]) / 1024;
 
@@ -41,36 +41,14 @@ spec:
   match: { resources: [{ apiGroups: [""], resources: [pods], operations: [CREATE] }] }
   validations: [{ expression: "object.metadata.name.startsWith('p-')" }]
 `);
-    else await writeFile(join(dir, 'policies.yaml'), `apiVersion: trustgate.dev/v1alpha1
-kind: TrustRoot
-metadata: { name: private }
-spec: { trustedRootFile: ${join(dir, 'root.json')} }
----
-apiVersion: trustgate.dev/v1alpha1
-kind: Policy
-metadata: { name: signed-images }
-spec:
-  match: { resources: [{ apiGroups: [""], resources: [pods], operations: [CREATE] }] }
-  images:
-    - match: ["${reg.host}/acme/**"]
-      authorities: [{ name: ci, keyless: { trustRoot: private, identities: [{ issuer: "${CI.issuer}", subject: "${CI.subject}" }] } }]
-`);
+    else await writeFile(join(dir, 'policies.yaml'), imagesPolicyYaml(reg.host, join(dir, 'root.json')));
     const certs = await generateCertificates(join(dir, 'certs'), ['localhost', '127.0.0.1']);
     const ca = await readFile(certs.caCert);
     const cli = new URL('../dist/cli.js', import.meta.url).pathname;
     const tg = spawn(process.execPath, [...(process.env.BENCH_NODE_FLAGS?.split(' ').filter(Boolean) ?? []), cli, 'serve', '--policies', dir, '--listen', '127.0.0.1:18471', '--tls-cert', certs.cert, '--tls-key', certs.key,
       '--log-level', 'warn', '--audit-spool', join(dir, 'spool'), '--audit', 'stdout', '--insecure-registry', reg.host], { stdio: ['ignore', 'ignore', 'inherit'] });
     try {
-      const { request } = await import('node:https');
-      for (let i = 0; i < 200; i++) {
-        const up = await new Promise<boolean>((resolve) => {
-          const req = request('https://127.0.0.1:18471/readyz', { ca, agent: false }, (res) => { res.resume(); resolve(res.statusCode === 200); });
-          req.on('error', () => resolve(false));
-          req.end();
-        });
-        if (up) break;
-        await new Promise((r) => setTimeout(r, 100));
-      }
+      await waitReady(tg, 'https://127.0.0.1:18471', ca);
       const idle = await rssMiB(tg.pid!);
       const bodies = refs.map((image, i) => JSON.stringify({
         apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview',
@@ -86,6 +64,7 @@ spec:
       } as unknown as autocannon.Options);
       clearInterval(sampler);
       const after = await rssMiB(tg.pid!);
+      const { request } = await import('node:https');
       const metrics = await new Promise<string>((resolve, reject) => {
         const req = request('https://127.0.0.1:18471/metrics', { ca, agent: false }, (res) => { let text = ''; res.on('data', (c) => (text += c)); res.on('end', () => resolve(text)); });
         req.on('error', reject);
