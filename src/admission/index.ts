@@ -3,7 +3,7 @@
 import { randomUUID } from 'node:crypto';
 import { AuditUnavailableError, buildDecisionRecord, type DecisionRecord, type DecisionRecorder } from '../audit/index.js';
 import { evaluatePolicy, EvaluationContext, type CompiledPolicy, type ExplainStep, type NamespaceLookup, type ParamsLookup, type PolicyResult, type PolicySet } from '../policy/index.js';
-import { applyImageRules } from '../policy/images-rule.js';
+import { applyImageRules, RequestImages } from '../policy/images-rule.js';
 import type { ImageVerifier } from '../supplychain/image-verifier.js';
 import type { CredentialStore } from '../supplychain/oci/index.js';
 import { decide, type Decision } from './decide.js';
@@ -68,7 +68,8 @@ export async function admit(body: unknown, endpoint: Endpoint, services: Admissi
     let deadline: AbortSignal | undefined;
     const signal = () => (deadline ??= AbortSignal.timeout(Math.max(0, ctx.deadline - Date.now())));
     const credentials = await services.pullCredentials?.(request).catch(() => undefined);
-    await Promise.all(withImages.map(([policy, result]) => applyImageRules(policy, result, { request, endpoint, verifier: services.images, signal, credentials })));
+    const images = new RequestImages(request);
+    await Promise.all(withImages.map(([policy, result]) => applyImageRules(policy, result, { request, images, endpoint, verifier: services.images, signal, credentials })));
     imagesMs = performance.now() - imagesStarted;
   }
   const decision = decide(results);

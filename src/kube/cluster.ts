@@ -29,7 +29,7 @@ export class ClusterState implements NamespaceLookup, ParamsLookup {
   #namespaces?: Cache<V1Namespace>;
   readonly #configMaps = new Map<string, Cache<V1ConfigMap>>();
 
-  constructor(private readonly kc: KubeConfig, private readonly log: Logger) {
+  constructor(kc: KubeConfig, private readonly log: Logger) {
     this.#core = kc.makeApiClient(CoreV1Api);
     this.#watch = new Watch(kc);
   }

@@ -4,14 +4,53 @@
 import type { AdmissionRequest } from '../admission/types.js';
 import type { Endpoint } from '../admission/types.js';
 import { imagesOf, type ImageUse } from '../supplychain/images.js';
-import type { ImageVerdict, ImageVerifier } from '../supplychain/image-verifier.js';
+import type { ImageVerdict, ImageVerifier, Lookup } from '../supplychain/image-verifier.js';
 import type { CompiledImageRule } from '../supplychain/image-rule.js';
-import { parseImageReference, ReferenceError, type CredentialStore, type ImageReference } from '../supplychain/oci/index.js';
+import { parseImageReference, ReferenceError, type CredentialStore, type ImageReference, type RequestScope } from '../supplychain/oci/index.js';
 import type { PolicyResult } from './evaluate.js';
 import type { CompiledPolicy } from './types.js';
 
+/**
+ * What every images policy of one request shares, so nothing is done twice: the images of the
+ * object found once, each reference parsed once, each semver range resolved (a tag listing) once,
+ * and each field pinned at most once on /mutate.
+ */
+export class RequestImages {
+  readonly uses: ImageUse[];
+  readonly pinned = new Set<string>();
+  readonly #parsed = new Map<string, ImageReference | ReferenceError>();
+  readonly #semver = new Map<string, Promise<string | Lookup>>();
+
+  constructor(request: AdmissionRequest) {
+    const object = request.object;
+    this.uses = object && request.operation !== 'DELETE' && request.operation !== 'CONNECT' ? imagesOf(object) : [];
+  }
+
+  parse(image: string): ImageReference | ReferenceError {
+    let ref = this.#parsed.get(image);
+    if (!ref) {
+      try {
+        ref = parseImageReference(image);
+      } catch (err) {
+        if (!(err instanceof ReferenceError)) throw err;
+        ref = err;
+      }
+      this.#parsed.set(image, ref);
+    }
+    return ref;
+  }
+
+  resolveSemver(verifier: ImageVerifier, ref: ImageReference, range: string, scope: RequestScope): Promise<string | Lookup> {
+    const key = `${ref.registry}/${ref.repository} ${range}`;
+    let tag = this.#semver.get(key);
+    if (!tag) this.#semver.set(key, (tag = verifier.resolveSemver(ref, range, scope)));
+    return tag;
+  }
+}
+
 export interface ImageRuleContext {
   request: AdmissionRequest;
+  images: RequestImages;
   endpoint: Endpoint;
   verifier?: ImageVerifier;
   /** the request deadline as a signal, made only when a registry is actually contacted */
@@ -29,36 +68,32 @@ function describe(v: ImageVerdict, rule: CompiledImageRule, use: ImageUse): stri
 }
 
 async function verifyUse(use: ImageUse, rules: readonly CompiledImageRule[], ctx: ImageRuleContext): Promise<{ use: ImageUse; rule: CompiledImageRule; verdict: ImageVerdict }[]> {
-  let ref: ImageReference;
-  try {
-    ref = parseImageReference(use.image);
-  } catch (err) {
-    if (!(err instanceof ReferenceError)) throw err;
+  const ref = ctx.images.parse(use.image);
+  if (ref instanceof ReferenceError) {
     // an unparseable reference cannot be shown to be signed: it fails every images rule
-    const rule = rules[0]!;
-    return [{ use, rule, verdict: { image: use.image, ref: use.image, verified: false, code: 'INVALID_IMAGE_REFERENCE', message: err.message } }];
+    return [{ use, rule: rules[0]!, verdict: { image: use.image, ref: use.image, verified: false, code: 'INVALID_IMAGE_REFERENCE', message: ref.message } }];
   }
   const applicable = rules.filter((r) => r.matches(ref));
   if (!applicable.length) return [];
-  if (!ctx.verifier) {
+  const verifier = ctx.verifier;
+  if (!verifier) {
     const verdict = { image: use.image, ref: ref.normalized, verified: false, registryError: true, code: 'IMAGE_VERIFICATION_UNAVAILABLE' as const, message: 'this trustgate has no image verifier configured (offline test run?)' };
     return applicable.map((rule) => ({ use, rule, verdict }));
   }
   // a getter: cached verdicts never touch the signal, so the hot path makes no timer
   const scope = { get signal() { return ctx.signal?.(); }, credentials: ctx.credentials };
+  let target = ref;
   if (use.semver) {
-    const resolved = await ctx.verifier!.resolveSemver(ref, use.semver, scope);
+    const resolved = await ctx.images.resolveSemver(verifier, ref, use.semver, scope);
     if (typeof resolved !== 'string') return applicable.map((rule) => ({ use, rule, verdict: { image: use.image, ref: ref.normalized, ...resolved } }));
-    ref = parseImageReference(`${ref.registry}/${ref.repository}:${resolved}`);
+    target = parseImageReference(`${ref.registry}/${ref.repository}:${resolved}`);
   }
-  return Promise.all(applicable.map(async (rule) => ({ use, rule, verdict: await ctx.verifier!.verify(use.image, ref, rule, scope) })));
+  return Promise.all(applicable.map(async (rule) => ({ use, rule, verdict: await verifier.verify(use.image, target, rule, scope) })));
 }
 
 /** Folds the images rules' verdicts into the policy's result (mutating it), returning nothing new. */
 export async function applyImageRules(policy: CompiledPolicy, result: PolicyResult, ctx: ImageRuleContext): Promise<void> {
-  const object = ctx.request.object;
-  if (!object || ctx.request.operation === 'DELETE' || ctx.request.operation === 'CONNECT') return;
-  const uses = imagesOf(object);
+  const uses = ctx.images.uses;
   if (!uses.length) return;
   const checked = (await Promise.all(uses.map((u) => verifyUse(u, policy.images, ctx)))).flat();
   const failures: { code: string; message: string }[] = [];
@@ -79,13 +114,13 @@ export async function applyImageRules(policy: CompiledPolicy, result: PolicyResu
     return;
   }
   if (ctx.endpoint !== 'mutate') return;
-  const isPod = object.kind === 'Pod';
+  const isPod = ctx.request.object?.kind === 'Pod';
   const patch: NonNullable<PolicyResult['patch']> = [];
-  const pinned = new Set<string>();
   for (const { use, rule, verdict } of checked) {
     if (!rule.mutateDigest || !use.patchable || (!isPod && !rule.mutateTemplates)) continue;
-    if (!verdict.resolvedTag || !verdict.digest || pinned.has(use.pointer)) continue;
-    pinned.add(use.pointer);
+    // two policies pinning the same field make one operation, not two
+    if (!verdict.resolvedTag || !verdict.digest || ctx.images.pinned.has(use.pointer)) continue;
+    ctx.images.pinned.add(use.pointer);
     // the tag stays for humans; the runtime pulls by the digest that was verified
     patch.push({ op: 'replace', path: use.pointer, value: `${use.image}@${verdict.digest}` });
   }

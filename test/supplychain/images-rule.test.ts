@@ -344,4 +344,35 @@ spec:
     t.match(out.record.images, [{ ref: `${reg.host}/signed/manifests:1.2.0`, tag: '1.2.0', verified: true }]);
     t.same(causes(await run(repo({ semver: '>=3' }), 'validate', svc)), ['IMAGE_NOT_FOUND']);
   });
+
+  t.test('policies sharing images share the work: one tag listing per semver range, one pin per field', async (t) => {
+    const rule = (name: string, kind: string) => `apiVersion: trustgate.dev/v1alpha1
+kind: Policy
+metadata: { name: ${name} }
+spec:
+  match: { resources: [{ apiGroups: ["", source.toolkit.fluxcd.io], resources: [${kind}], operations: [CREATE] }] }
+  images:
+    - match: ["${reg.host}/signed/**"]
+      mutateDigest: true
+      authorities: [{ name: ci, keyless: { trustRoot: private, identities: [{ issuer: "${CI.issuer}", subject: "${CI.subject}" }] } }]
+`;
+    const policies = await privateRootPolicyDir(sigstore, { 'p.yaml': [rule('pods-a', 'pods'), rule('pods-b', 'pods'), rule('oci-a', 'ocirepositories'), rule('oci-b', 'ocirepositories')].join('---\n') });
+    const s5 = (await loadPolicySet([policies])).set!;
+    class CountingClient extends RegistryClient {
+      listings = 0;
+      override async listTags(...args: Parameters<RegistryClient['listTags']>): Promise<string[]> {
+        this.listings++;
+        return super.listTags(...args);
+      }
+    }
+    const counting = new CountingClient({ insecure: [reg.host] });
+    t.teardown(() => counting.close());
+    const svc = { ...services, policies: () => s5, images: new ImageVerifier(counting, { allowedRegistries: () => s5.registries }) };
+    const mutated = await run(pod(`${reg.host}/signed/app:v1`), 'mutate', svc);
+    t.ok(mutated.decision.allowed, mutated.decision.denials.join());
+    t.same(JSON.parse(Buffer.from(mutated.review.response.patch!, 'base64').toString('utf8')), [{ op: 'replace', path: '/spec/containers/0/image', value: `${reg.host}/signed/app:v1@${signedTag.digest}` }], 'two policies pinning one field: one operation');
+    const flux = { apiVersion: 'source.toolkit.fluxcd.io/v1', kind: 'OCIRepository', metadata: { name: 'm', namespace: 'team' }, spec: { url: `oci://${reg.host}/signed/manifests`, ref: { semver: '>=1.0.0 <2.0.0' } } } as KubeObject;
+    t.ok((await run(flux, 'validate', svc)).decision.allowed);
+    t.equal(counting.listings, 1, 'two policies, one semver range: the tags are listed once');
+  });
 });
