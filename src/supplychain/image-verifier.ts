@@ -101,10 +101,8 @@ export class ImageVerifier {
   /** The verdict for one image under one rule; never throws for registry or signature trouble. */
   async verify(image: string, ref: ImageReference, rule: CompiledImageRule, scope: RequestScope = {}): Promise<ImageVerdict> {
     const base = { image, ref: ref.normalized };
-    const allowed = this.options.allowedRegistries?.();
-    if (allowed && !allowed.has(ref.registry)) {
-      return { ...base, ...failure('REGISTRY_NOT_ALLOWED', `registry ${ref.registry} is named by no policy's images[].match (nor --insecure-registry); trustgate does not contact it, so nothing there can be verified`) };
-    }
+    const refused = this.#refuseUnnamed(ref);
+    if (refused) return { ...base, ...refused };
     let digest = ref.digest;
     let resolvedTag: string | undefined;
     try {
@@ -145,9 +143,8 @@ export class ImageVerifier {
 
   /** Flux's semver resolution: the highest matching tag of the repository. */
   async resolveSemver(ref: ImageReference, range: string, scope: RequestScope = {}): Promise<string | Lookup> {
-    if (this.options.allowedRegistries && !this.options.allowedRegistries().has(ref.registry)) {
-      return failure('REGISTRY_NOT_ALLOWED', `registry ${ref.registry} is named by no policy's images[].match; trustgate does not contact it`);
-    }
+    const refused = this.#refuseUnnamed(ref);
+    if (refused) return refused;
     try {
       const tag = highestMatchingTag(await this.client.listTags(ref.registry, ref.repository, scope), range);
       return tag ?? failure('IMAGE_NOT_FOUND', `no tag of ${ref.registry}/${ref.repository} satisfies semver ${JSON.stringify(range)}`);
@@ -156,6 +153,13 @@ export class ImageVerifier {
       if (err instanceof SemverRangeError) return failure('INVALID_IMAGE_REFERENCE', `spec.ref.semver ${JSON.stringify(range)}: ${err.message}`);
       throw err;
     }
+  }
+
+  /** Hosts a user smuggles into an object are never contacted: only those the policies (or flags) name. */
+  #refuseUnnamed(ref: ImageReference): Lookup | undefined {
+    const allowed = this.options.allowedRegistries?.();
+    if (!allowed || allowed.has(ref.registry)) return undefined;
+    return failure('REGISTRY_NOT_ALLOWED', `registry ${ref.registry} is named by no policy's images[].match (nor --insecure-registry); trustgate does not contact it, so nothing there can be verified`);
   }
 
   async #resolveTag(ref: ImageReference, scope: RequestScope): Promise<string> {

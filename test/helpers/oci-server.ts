@@ -88,7 +88,13 @@ export async function startOciServer(options: { bearer?: { user: string; passwor
       const mediaType = String(req.headers['content-type'] ?? '');
       manifests.set(`${repo}@${digest}`, { bytes, mediaType });
       if (!ref.startsWith('sha256:')) tags.set(`${repo}:${ref}`, digest);
-      const parsed = JSON.parse(bytes.toString('utf8')) as { subject?: { digest: string }; artifactType?: string; config?: { mediaType: string }; annotations?: Record<string, string> };
+      // a test may store garbage on purpose, to see what a client does with a broken registry
+      let parsed: { subject?: { digest: string }; artifactType?: string; config?: { mediaType: string }; annotations?: Record<string, string> } = {};
+      try {
+        parsed = JSON.parse(bytes.toString('utf8'));
+      } catch {
+        // kept as is
+      }
       if (parsed.subject) {
         const list = referrers.get(parsed.subject.digest) ?? [];
         list.push({ repo, descriptor: { mediaType, digest, size: bytes.length, artifactType: parsed.artifactType ?? parsed.config?.mediaType, ...(parsed.annotations ? { annotations: parsed.annotations } : {}) } });

@@ -179,7 +179,7 @@ export class RegistryClient {
   }
 
   async #token(registry: string, challenge: Record<string, string>, scopeName: string, credential: Credential | undefined, scope: RequestScope): Promise<string> {
-    const key = `${registry} ${scopeName} ${credential?.username ?? ''}`;
+    const key = tokenKey(registry, scopeName, credential);
     const cached = this.#tokens.get(key);
     if (cached && cached.until > Date.now()) return cached.token;
     const realm = challenge.realm;
@@ -213,8 +213,7 @@ export class RegistryClient {
     const scopeName = `repository:${repository}:pull`;
     return this.#gate(registry).run(async () => {
       let authorization: string | undefined;
-      const tokenKey = `${registry} ${scopeName} ${credential?.username ?? ''}`;
-      const known = this.#tokens.get(tokenKey);
+      const known = this.#tokens.get(tokenKey(registry, scopeName, credential));
       if (known && known.until > Date.now()) authorization = `Bearer ${known.token}`;
       for (let attempt = 0; ; attempt++) {
         const headers: Record<string, string> = { 'user-agent': 'trustgate' };
@@ -342,6 +341,11 @@ export class RegistryClient {
   }
 }
 
+
+/** Tokens are per registry, scope and identity: a pull secret's token never serves another pod's anonymous pull. */
+function tokenKey(registry: string, scope: string, credential: Credential | undefined): string {
+  return `${registry} ${scope} ${credential?.username ?? ''}`;
+}
 
 async function backoff(attempt: number): Promise<void> {
   await new Promise((r) => setTimeout(r, 50 * 2 ** attempt + Math.random() * 50));

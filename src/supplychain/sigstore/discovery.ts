@@ -37,6 +37,12 @@ export interface DiscoveryOptions {
   maxAttestationBytes?: number;
 }
 
+/** A piece of evidence that could not be read: registry trouble is recorded as such; an oversized or malformed piece is unreadable evidence, not an outage. */
+function evidenceFailed(err: unknown, out: Discovered, source: EvidenceSource, location: string): void {
+  if (err instanceof RegistryError && err.code !== 'CONTENT_INVALID') return swallowMissing(err, out.errors);
+  out.evidence.push({ source, location, bundle: undefined, unreadable: (err as Error).message });
+}
+
 function swallowMissing(err: unknown, errors: RegistryError[]): void {
   if (err instanceof RegistryError) {
     if (err.code !== 'IMAGE_NOT_FOUND') errors.push(err);
@@ -79,9 +85,7 @@ async function tagScheme(scheme: TagScheme, client: RegistryClient, registry: st
       const blob = await client.getBlob(registry, repository, layer.digest, maxBytes, scope);
       out.evidence.push({ source: scheme.source, location, ...scheme.evidence(layer.annotations ?? {}, blob) });
     } catch (err) {
-      // an oversized or malformed layer is unreadable evidence, not a registry outage
-      if (err instanceof RegistryError && err.code !== 'CONTENT_INVALID') return swallowMissing(err, out.errors);
-      out.evidence.push({ source: scheme.source, location, bundle: undefined, unreadable: (err as Error).message });
+      evidenceFailed(err, out, scheme.source, location);
     }
   }));
 }
@@ -106,9 +110,7 @@ async function referrerBundles(client: RegistryClient, registry: string, reposit
       const bytes = await client.getBlob(registry, repository, layer.digest, maxBytes, scope);
       out.evidence.push({ source: found.via, location, bundle: JSON.parse(bytes.toString('utf8')) });
     } catch (err) {
-      // an oversized or malformed referrer is unreadable evidence, not a registry outage
-      if (err instanceof RegistryError && err.code !== 'CONTENT_INVALID') return swallowMissing(err, out.errors);
-      out.evidence.push({ source: found.via, location, bundle: undefined, unreadable: (err as Error).message });
+      evidenceFailed(err, out, found.via, location);
     }
   }));
 }

@@ -4,7 +4,7 @@
 import { createServer } from 'node:net';
 import t from 'tap';
 import { CredentialStore, RegistryClient, sha256Digest } from '../../../src/supplychain/oci/index.js';
-import { startRegistry, type TestRegistry } from '../../helpers/registry.js';
+import { startRegistry } from '../../helpers/registry.js';
 import { serviceOrSkip } from '../../helpers/services.js';
 
 t.test('plain registry', async (t) => {
@@ -120,4 +120,3 @@ t.test('docker config.json parsing', async (t) => {
   t.throws(() => CredentialStore.fromDockerConfig({}, 'cfg'), /no "auths"/);
 });
 
-void ({} as TestRegistry);

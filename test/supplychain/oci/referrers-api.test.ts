@@ -29,6 +29,9 @@ t.test('referrers through the API, filtered by artifactType, behind a bearer-tok
   t.same((await client.referrers(server.host, 'team/app', `sha256:${'0'.repeat(64)}`)).descriptors, [], 'an unknown digest has no referrers (200, empty index)');
   t.equal(server.stats.tokens, 1, 'one token, reused for the same repository scope');
 
+  await server.push.manifest('team/app', 'broken', Buffer.from('{"schemaVersion": 2, '), 'application/vnd.oci.image.manifest.v1+json');
+  await t.rejects(client.getManifest(server.host, 'team/app', 'broken'), { code: 'CONTENT_INVALID', message: /not JSON/ }, 'a registry serving a broken manifest is refused, not parsed half');
+
   const anonymous = new RegistryClient({ insecure: [server.host] });
   t.teardown(() => anonymous.close());
   await t.rejects(anonymous.getManifest(server.host, 'team/app', 'v1'), { code: 'REGISTRY_AUTH_FAILED', message: /anonymous/ });

@@ -8,8 +8,8 @@ import { main } from '../../../src/cli.js';
 const DIR = join(import.meta.dirname, '../../fixtures/sigstore/conformance');
 const DEFAULT_IDENTITY = 'https://github.com/sigstore-conformance/extremely-dangerous-public-oidc-beacon/.github/workflows/extremely-dangerous-oidc-beacon.yml@refs/heads/main';
 const DEFAULT_ISSUER = 'https://token.actions.githubusercontent.com';
-// @sigstore/verify reads a tlog key without validFor.start as valid since the epoch; trustgate
-// checks trusted roots itself (trust-root.ts), so this case must fail here although the library passes it
+// every case, including trust-root-tlog-missing-validity-start_fail, which @sigstore/verify alone
+// accepts (a tlog key without validFor.start read as valid since the epoch): trust-root.ts refuses it
 const cases = readdirSync(DIR, { withFileTypes: true }).filter((d) => d.isDirectory()).map((d) => d.name).sort();
 
 async function run(args: string[]): Promise<{ code: number; err: string }> {

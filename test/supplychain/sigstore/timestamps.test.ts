@@ -26,5 +26,6 @@ t.test('timestamps instead of a log entry', async (t) => {
   const layer = await sigstore.legacyKeyless(simpleSigningPayload('x', DIGEST), CI, { noTlog: true, timestamp: true });
   t.ok(verifyBundle(parseBundle(legacyLayerToBundle(layer.annotations, layer.payload), 'sig'), layer.payload, authority('optional')), "cosign's rfc3161timestamp annotation is read");
   const corrupt = { ...layer.annotations, 'dev.sigstore.cosign/rfc3161timestamp': '{"SignedRFC3161Timestamp": "AAAA"}' };
-  t.throws(() => verifyBundle(parseBundle(legacyLayerToBundle(corrupt, layer.payload), 'sig'), layer.payload, authority('optional')));
+  t.throws(() => verifyBundle(parseBundle(legacyLayerToBundle(corrupt, layer.payload), 'sig'), layer.payload, authority('optional')), { code: 'BUNDLE_INVALID' }, 'a corrupt timestamp is malformed evidence, not a pass');
+  t.throws(() => legacyLayerToBundle({ ...layer.annotations, 'dev.sigstore.cosign/rfc3161timestamp': 'not json' }, layer.payload), { code: 'BUNDLE_INVALID', message: /is not JSON/ });
 });
