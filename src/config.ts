@@ -14,6 +14,7 @@ export interface ServeConfig {
   auditSpool: string;
   auditFull: 'deny' | 'allow';
   auditSpoolMaxBytes: number;
+  auditSync: 'fsync' | 'write';
   auditHeaders: string[];
   auditCa?: string;
   auditHttpFormat: 'json' | 'ecs';
@@ -54,6 +55,7 @@ export const SERVE_OPTIONS: OptionSpec[] = [
   { key: 'auditSpool', flag: 'audit-spool', kind: 'string', help: 'audit spool directory: records are on disk here before a response leaves (default ./spool)' },
   { key: 'auditFull', flag: 'audit-full', kind: 'string', help: 'when the spool is full: deny (default) or allow (admit, count the loss)' },
   { key: 'auditSpoolMaxBytes', flag: 'audit-spool-max-bytes', kind: 'number', help: 'spool size limit (default 1 GiB)' },
+  { key: 'auditSync', flag: 'audit-sync', kind: 'string', help: "what a response waits for: fsync (default: the record is on disk) or write (in the kernel; fsync'd within 50 ms)" },
   { key: 'auditHeaders', flag: 'audit-header', kind: 'list', help: "'Name: value' header for http sinks (repeatable), e.g. a bearer token" },
   { key: 'auditCa', flag: 'audit-ca', kind: 'string', help: 'CA bundle for https and syslog+tls sinks' },
   { key: 'auditHttpFormat', flag: 'audit-http-format', kind: 'string', help: 'json (default) or ecs (Elastic Common Schema) for http sinks' },
@@ -84,6 +86,7 @@ export function defaultConfig(): ServeConfig {
     auditSpool: './spool',
     auditFull: 'deny',
     auditSpoolMaxBytes: 1 << 30,
+    auditSync: 'fsync',
     auditHeaders: [],
     auditHttpFormat: 'json',
     clusterName: '',
@@ -190,6 +193,7 @@ export function resolveServeConfig(flags: ParsedFlags, env: NodeJS.ProcessEnv = 
     }
   }
   if (c.auditHttpFormat !== 'json' && c.auditHttpFormat !== 'ecs') throw new ConfigError(`--audit-http-format must be json or ecs, got ${JSON.stringify(c.auditHttpFormat)}`);
+  if (c.auditSync !== 'fsync' && c.auditSync !== 'write') throw new ConfigError(`--audit-sync must be fsync or write, got ${JSON.stringify(c.auditSync)}`);
   if (c.auditFull !== 'deny' && c.auditFull !== 'allow') throw new ConfigError(`--audit-full must be deny or allow, got ${JSON.stringify(c.auditFull)}`);
   for (const h of c.auditHeaders) if (!/^[A-Za-z0-9-]+:\s?.+/.test(h)) throw new ConfigError(`--audit-header must look like 'Name: value'`);
   return c;

@@ -8,9 +8,21 @@ export const GENESIS_HASH = '0'.repeat(64);
 
 export interface ChainState { seq: number; hash: string }
 
+/** The record's top-level members without its hash, in canonical order, each as `"key":value`. */
+function members(record: DecisionRecord): { key: string; json: string }[] {
+  const out: { key: string; json: string }[] = [];
+  for (const key of Object.keys(record).sort()) {
+    const value = (record as unknown as Record<string, unknown>)[key];
+    if (key === 'hash' || value === undefined) continue;
+    out.push({ key, json: `${JSON.stringify(key)}:${canonicalJson(value)}` });
+  }
+  return out;
+}
+
+const hashOf = (prevHash: string | undefined, body: { json: string }[]) => hash('sha256', `${prevHash ?? GENESIS_HASH}{${body.map((m) => m.json).join(',')}}`);
+
 export function recordHash(record: DecisionRecord): string {
-  const { hash: _omit, ...rest } = record;
-  return hash('sha256', `${record.prevHash ?? GENESIS_HASH}${canonicalJson(rest)}`);
+  return hashOf(record.prevHash, members(record));
 }
 
 export class HashChain {
@@ -22,10 +34,22 @@ export class HashChain {
 
   /** Links the record into the chain (mutates and returns it). */
   seal(record: DecisionRecord): DecisionRecord {
+    this.sealToLine(record);
+    return record;
+  }
+
+  /**
+   * Links the record into the chain and returns its canonical JSON, hash included: the record
+   * is serialised once, for the hash and the line alike (this is on every admission's path).
+   */
+  sealToLine(record: DecisionRecord): string {
     record.seq = this.state.seq + 1;
     record.prevHash = this.state.hash;
-    record.hash = recordHash(record);
+    const body = members(record);
+    record.hash = hashOf(record.prevHash, body);
     this.state = { seq: record.seq, hash: record.hash };
-    return record;
+    const at = body.findIndex((m) => m.key > 'hash');
+    body.splice(at < 0 ? body.length : at, 0, { key: 'hash', json: `"hash":"${record.hash}"` });
+    return `{${body.map((m) => m.json).join(',')}}`;
   }
 }

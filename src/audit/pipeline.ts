@@ -4,9 +4,8 @@
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { HashChain } from './chain.js';
-import { canonicalJson } from './canonical.js';
 import type { DecisionRecord } from './record.js';
-import { readCursor, saveCursor, Spool, SpoolFullError, type Cursor } from './spool.js';
+import { readCursor, saveCursor, Spool, SpoolFullError, type Cursor, type SpoolSync } from './spool.js';
 import type { AuditSink } from './sinks/types.js';
 
 export class AuditUnavailableError extends Error {
@@ -28,6 +27,8 @@ export interface AuditPipelineOptions {
   /** when the spool is full: deny admissions (default) or admit and count the loss */
   whenFull: 'deny' | 'allow';
   maxSpoolBytes?: number;
+  /** what a response waits for: fsync (default) or write (fsync'd in the background) */
+  spoolSync?: SpoolSync;
   batchSize?: number;
   /** how long a caught-up sink gathers records before the next delivery */
   batchDelayMs?: number;
@@ -49,7 +50,7 @@ export class AuditPipeline {
   }
 
   static async start(options: AuditPipelineOptions): Promise<AuditPipeline> {
-    const spool = await Spool.open(options.spoolDir, { maxBytes: options.maxSpoolBytes });
+    const spool = await Spool.open(options.spoolDir, { maxBytes: options.maxSpoolBytes, sync: options.spoolSync });
     const chain = new HashChain(await spool.chainHead());
     const pipeline = new AuditPipeline(spool, chain, options);
     for (const sink of options.sinks) {
@@ -69,7 +70,7 @@ export class AuditPipeline {
     return join(this.options.spoolDir, `cursor-${sink.id}.json`);
   }
 
-  /** Seals and spools the record; resolves once it is on disk. */
+  /** Seals and spools the record; resolves once it is in the spool (fsync'd, unless spoolSync is write). */
   async record(record: DecisionRecord): Promise<void> {
     if (this.spool.full) {
       this.#metrics.lost();
@@ -79,7 +80,7 @@ export class AuditPipeline {
       this.options.logger.error({ decisionId: record.decisionId }, 'audit spool full: decision admitted without a record (--audit-full=allow)');
       return;
     }
-    const line = canonicalJson(this.chain.seal(record));
+    const line = this.chain.sealToLine(record);
     try {
       await this.spool.append(line);
     } catch (err) {

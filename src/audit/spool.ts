@@ -1,5 +1,7 @@
-// The local spool: sealed records appended to segment files (JSON lines), fsync'd in groups so
-// that a record is on disk before its admission response leaves. Sinks read it through their
+// The local spool: sealed records appended to segment files (JSON lines), written in groups
+// before their admission responses leave: fsync'd first (sync 'fsync', the default), or
+// fsync'd in the background within syncIntervalMs (sync 'write': the record survives a crash
+// of trustgate at once, a crash of the node after the interval). Sinks read it through their
 // own cursors; a segment is deleted once every sink has acknowledged all of it.
 import { closeSync, existsSync, mkdirSync, openSync, readSync, fstatSync } from 'node:fs';
 import { open, readdir, readFile, rename, rm, stat, writeFile, type FileHandle } from 'node:fs/promises';
@@ -15,9 +17,15 @@ export class SpoolFullError extends Error {
 
 export interface Cursor { segment: number; offset: number }
 
+/** What an append waits for: the disk (fsync) or the kernel (write; fsync follows in the background). */
+export type SpoolSync = 'fsync' | 'write';
+
 export interface SpoolOptions {
   maxBytes: number;
   segmentBytes: number;
+  sync: SpoolSync;
+  /** with sync 'write': the longest a written record waits for its fsync */
+  syncIntervalMs: number;
 }
 
 export class Spool {
@@ -28,13 +36,26 @@ export class Spool {
   #pending: { line: string; resolve: () => void; reject: (e: Error) => void }[] = [];
   #flushing?: Promise<void>;
   #segments: number[] = [];
+  /** written but not yet fsync'd (sync 'write') */
+  #dirty = false;
+  #syncTimer?: NodeJS.Timeout;
+  #syncing?: Promise<void>;
+  /** a failed background fsync: the next write fails with it, so the loss is not silent */
+  #syncError?: Error;
 
   private constructor(readonly dir: string, readonly options: SpoolOptions) {}
 
   static async open(dir: string, options: Partial<SpoolOptions> = {}): Promise<Spool> {
     mkdirSync(dir, { recursive: true, mode: 0o700 });
-    const spool = new Spool(dir, { maxBytes: options.maxBytes ?? 1 << 30, segmentBytes: options.segmentBytes ?? 8 << 20 });
+    const spool = new Spool(dir, {
+      maxBytes: options.maxBytes ?? 1 << 30, segmentBytes: options.segmentBytes ?? 8 << 20,
+      sync: options.sync ?? 'fsync', syncIntervalMs: options.syncIntervalMs ?? 50,
+    });
     await spool.#scan();
+    if (spool.options.sync === 'write') {
+      spool.#syncTimer = setInterval(() => void spool.#background(), spool.options.syncIntervalMs);
+      spool.#syncTimer.unref();
+    }
     return spool;
   }
 
@@ -78,7 +99,7 @@ export class Spool {
     }
   }
 
-  /** Resolves once the line is written and fsync'd; appends in one turn share one fsync. */
+  /** Resolves once the line is written (and fsync'd, with sync 'fsync'); appends in one turn share one write. */
   append(line: string): Promise<void> {
     if (this.full) return Promise.reject(new SpoolFullError(`the audit spool in ${this.dir} holds ${this.#totalBytes} bytes, its limit`));
     return new Promise((resolve, reject) => {
@@ -92,9 +113,15 @@ export class Spool {
       const batch = this.#pending;
       this.#pending = [];
       try {
+        if (this.#syncError) {
+          const err = this.#syncError;
+          this.#syncError = undefined;
+          throw new Error(`the spool's background fsync failed (records written before it may not be on disk): ${err.message}`);
+        }
         const data = batch.map((p) => p.line).join('');
         await this.#handle.write(data);
-        await this.#handle.datasync();
+        if (this.options.sync === 'fsync') await this.#handle.datasync();
+        else this.#dirty = true;
         const bytes = Buffer.byteLength(data);
         this.#activeSize += bytes;
         this.#totalBytes += bytes;
@@ -107,7 +134,19 @@ export class Spool {
     this.#flushing = undefined;
   }
 
+  /** The background fsync of sync 'write'; a failure is handed to the next write to report. */
+  #background(): Promise<void> {
+    if (!this.#dirty || this.#syncing) return this.#syncing ?? Promise.resolve();
+    this.#dirty = false;
+    this.#syncing = this.#handle.datasync()
+      .catch((err: Error) => { this.#syncError = err; })
+      .finally(() => { this.#syncing = undefined; });
+    return this.#syncing;
+  }
+
   async #rotate(): Promise<void> {
+    await this.#syncing;
+    if (this.#dirty) (this.#dirty = false), await this.#handle.datasync();
     await this.#handle.close();
     this.#active += 1;
     this.#segments.push(this.#active);
@@ -173,7 +212,10 @@ export class Spool {
   }
 
   async close(): Promise<void> {
+    clearInterval(this.#syncTimer);
     await this.#flushing;
+    await this.#syncing;
+    if (this.#dirty) (this.#dirty = false), await this.#handle.datasync();
     await this.#handle.close();
   }
 }

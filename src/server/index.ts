@@ -90,7 +90,7 @@ export async function startServer(config: ServeConfig, logger: Logger = pino({ l
   const sinks = config.audit.map((spec) => createSink(spec, { headers, format: config.auditHttpFormat, ca: config.auditCa ? readFileSync(config.auditCa) : undefined }));
   if (!sinks.length) logger.warn({ spool: config.auditSpool }, 'no audit sink: decision records stay in the spool until one is configured');
   const recorder = await AuditPipeline.start({
-    spoolDir: resolve(config.auditSpool), sinks, whenFull: config.auditFull, maxSpoolBytes: config.auditSpoolMaxBytes, logger, metrics: auditMetrics(metrics),
+    spoolDir: resolve(config.auditSpool), sinks, whenFull: config.auditFull, maxSpoolBytes: config.auditSpoolMaxBytes, spoolSync: config.auditSync, logger, metrics: auditMetrics(metrics),
   });
   logger.info({ spool: resolve(config.auditSpool), sinks: sinks.map((s) => s.name), chainHead: recorder.chainHead }, 'audit pipeline started');
   const offline = config.clusterFile ? readClusterFile(config.clusterFile) : undefined;

@@ -59,3 +59,15 @@ t.test('trustgate audit verify: exit 0 on an intact log, exit 1 naming file:line
   t.equal((bad as { code: number }).code, 1);
   t.match(bad.stdout, /FAILED gap at .*decisions\.jsonl:4 \(replica r-0, seq 5\): seq 4…4 missing/);
 });
+
+t.test('the spool line is the canonical JSON of the sealed record', async (t) => {
+  const a = new HashChain();
+  const b = new HashChain();
+  for (let i = 0; i < 3; i++) {
+    const record = makeRecord();
+    const twin = structuredClone(record);
+    const line = a.sealToLine(record);
+    t.equal(line, canonicalJson(record), 'same text as serialising the sealed record');
+    t.equal(b.seal(twin).hash, record.hash, 'same hash as seal()');
+  }
+});

@@ -1,6 +1,6 @@
 // The spool and the sinks: durable before acknowledging the caller, delivered once the sink
 // is back, replayed after a restart, and never silently dropped when full.
-import { readFile, readdir, mkdtemp } from 'node:fs/promises';
+import { open, readFile, readdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
@@ -18,6 +18,57 @@ t.test('a record is in the spool when record() resolves', async (t) => {
   const r = makeRecord();
   await audit.record(r);
   t.match(await spoolText(dir), new RegExp(`"decisionId":"${r.decisionId}"`));
+});
+
+/** Counts (and optionally fails) every FileHandle fsync of the process while a test runs. */
+async function watchFsyncs(t: { teardown(fn: () => void): void }, fail?: () => Error | undefined) {
+  const scratch = await mkdtemp(join(tmpdir(), 'tg-fh-'));
+  const handle = await open(join(scratch, 'x'), 'w');
+  const proto = Object.getPrototypeOf(handle) as { datasync(): Promise<void> };
+  await handle.close();
+  await rm(scratch, { recursive: true });
+  const original = proto.datasync;
+  const calls = { count: 0 };
+  proto.datasync = function (this: unknown) {
+    calls.count++;
+    const err = fail?.();
+    return err ? Promise.reject(err) : original.call(this);
+  };
+  t.teardown(() => { proto.datasync = original; });
+  return calls;
+}
+
+t.test('--audit-sync: fsync waits for the disk, write for the kernel with the fsync soon after', async (t) => {
+  const fsyncs = await watchFsyncs(t);
+  const strict = await AuditPipeline.start({ spoolDir: await mkdtemp(join(tmpdir(), 'tg-spool-')), sinks: [], whenFull: 'deny', logger });
+  const before = fsyncs.count;
+  await strict.record(makeRecord());
+  t.ok(fsyncs.count > before, 'fsync: the record was fsync\'d before record() resolved');
+  await strict.close();
+
+  const dir = await mkdtemp(join(tmpdir(), 'tg-spool-'));
+  const relaxed = await AuditPipeline.start({ spoolDir: dir, sinks: [], whenFull: 'deny', logger, spoolSync: 'write' });
+  const r = makeRecord();
+  const start = fsyncs.count;
+  await relaxed.record(r);
+  t.equal(fsyncs.count, start, 'write: record() resolved before any fsync');
+  t.match(await spoolText(dir), new RegExp(`"decisionId":"${r.decisionId}"`), 'and the record is already in the spool file');
+  await new Promise((resolve) => setTimeout(resolve, 150));
+  t.ok(fsyncs.count > start, 'the background fsync followed within the interval');
+  await relaxed.close();
+});
+
+t.test('--audit-sync write: a failed background fsync refuses the next record instead of passing silently', async (t) => {
+  let failNext = false;
+  await watchFsyncs(t, () => (failNext ? ((failNext = false), Object.assign(new Error('EIO: i/o error, fsync'), { code: 'EIO' })) : undefined));
+  const audit = await AuditPipeline.start({ spoolDir: await mkdtemp(join(tmpdir(), 'tg-spool-')), sinks: [], whenFull: 'deny', logger, spoolSync: 'write' });
+  t.teardown(() => audit.close());
+  failNext = true;
+  await audit.record(makeRecord());
+  await new Promise((resolve) => setTimeout(resolve, 150));
+  await t.rejects(audit.record(makeRecord()), { code: 'AUDIT_UNAVAILABLE', message: /background fsync failed.*EIO/ });
+  await audit.record(makeRecord());
+  t.pass('the spool writes again once the failure was reported');
 });
 
 t.test('an HTTP sink that is down gets every record, once, when it comes back', async (t) => {

@@ -81,6 +81,7 @@ t.test('usage errors are clear and exit 2', async (t) => {
     [['eval', '--policies', 'policies', '--review', '/no/such/file.json'], /review \/no\/such\/file\.json: no such file/],
     [['serve', '--listen', 'nonsense'], /listen address "nonsense" is not HOST:PORT/],
     [['serve', '--tls-cert', 'a.pem'], /--tls-cert and --tls-key go together/],
+    [['serve', '--audit-sync', 'sometimes'], /--audit-sync must be fsync or write, got "sometimes"/],
     [['verify', 'ghcr.io/x/y:1'], /usage: trustgate verify IMAGE --policies DIR/],
     [['verify', 'Not A Ref', '--policies', 'policies'], /is not a valid image reference/],
     [['verify-bundle', '--bundle', 'b.json', 'a.txt'], /--certificate-identity/],
