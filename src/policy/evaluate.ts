@@ -58,6 +58,8 @@ export class DeadlineExceededError extends Error {
   readonly code = 'DEADLINE_EXCEEDED';
 }
 
+const NO_VARIABLES = Object.freeze({});
+
 /** Per-request state shared by all policies: CEL conversions happen once, lazily. */
 export class EvaluationContext {
   #base?: Record<string, unknown>;
@@ -82,6 +84,21 @@ export class EvaluationContext {
     let v = this.#converted.get(value);
     if (v === undefined) this.#converted.set(value, (v = toCel(value)));
     return v;
+  }
+
+  #shared?: { params: unknown; namespaceObject: unknown; activation: Record<string, unknown> };
+
+  /**
+   * The CEL activation of a policy without variables: policies with the same params and
+   * namespace (most of them) share one, instead of building it per policy.
+   */
+  activation(params: unknown, namespaceObject: unknown): Record<string, unknown> {
+    const s = this.#shared;
+    if (s && s.params === params && s.namespaceObject === namespaceObject) return s.activation;
+    const base = this.base();
+    const activation = { object: base.object, oldObject: base.oldObject, request: base.request, params, namespaceObject, variables: NO_VARIABLES };
+    this.#shared = { params, namespaceObject, activation };
+    return activation;
   }
 
   /** object, oldObject and request as CEL values, converted on first use */
@@ -121,11 +138,8 @@ function run(ctx: EvaluationContext, policy: CompiledPolicy, step: string, expr:
   }
 }
 
-const NO_VARIABLES = Object.freeze({});
-
 /** `variables`, evaluated lazily and at most once per review, as in ValidatingAdmissionPolicy */
 function lazyVariables(ctx: EvaluationContext, policy: CompiledPolicy, activation: Record<string, unknown>): Record<string, unknown> {
-  if (!policy.variables.length) return NO_VARIABLES;
   const variables: Record<string, unknown> = {};
   for (const v of policy.variables) {
     let cached: { value: unknown } | undefined;
@@ -199,11 +213,14 @@ export function evaluatePolicy(policy: CompiledPolicy, ctx: EvaluationContext): 
         const ref = policy.params as { namespace: string; name: string };
         return makeResult(policy, 'error', [`params ConfigMap ${ref.namespace}/${ref.name} not found`], 'PARAMS_NOT_FOUND');
       }
-      const base = ctx.base();
-      const activation: Record<string, unknown> = {
-        object: base.object, oldObject: base.oldObject, request: base.request, params, namespaceObject: ctx.cel(scope.namespaceObject), variables: NO_VARIABLES,
-      };
-      activation.variables = lazyVariables(ctx, policy, activation);
+      const namespaceObject = ctx.cel(scope.namespaceObject);
+      let activation: Record<string, unknown>;
+      if (policy.variables.length) {
+        activation = { ...ctx.activation(params, namespaceObject) };
+        activation.variables = lazyVariables(ctx, policy, activation);
+      } else {
+        activation = ctx.activation(params, namespaceObject);
+      }
       const failures = celFailures(policy, ctx, activation);
       if (failures === undefined) return undefined;
       failed('VALIDATION_FAILED', failures);

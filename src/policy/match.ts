@@ -11,7 +11,9 @@ export interface NamespaceLookup {
 
 function resourceMatches(patterns: readonly string[], resource: string, sub: string): boolean {
   for (const p of patterns) {
-    const [pr, ps] = p.split('/', 2) as [string, string | undefined];
+    const slash = p.indexOf('/');
+    const pr = slash < 0 ? p : p.slice(0, slash);
+    const ps = slash < 0 ? undefined : p.slice(slash + 1);
     if (ps === undefined) {
       if (sub === '' && (pr === '*' || pr === resource)) return true;
     } else if ((pr === '*' || pr === resource) && (ps === '*' || ps === sub)) {
@@ -21,8 +23,9 @@ function resourceMatches(patterns: readonly string[], resource: string, sub: str
   return false;
 }
 
+const any = (s: ReadonlySet<string>, v: string) => s.has('*') || s.has(v);
+
 export function ruleMatches(rule: CompiledRule, req: AdmissionRequest): boolean {
-  const any = (s: Set<string>, v: string) => s.has('*') || s.has(v);
   if (!any(rule.operations, req.operation)) return false;
   if (!any(rule.groups, req.resource.group)) return false;
   if (!any(rule.versions, req.resource.version)) return false;
@@ -37,8 +40,13 @@ export function ruleMatches(rule: CompiledRule, req: AdmissionRequest): boolean 
   return true;
 }
 
+/** Distinct request shapes remembered per policy set; more (a client sending junk kinds) starts over. */
+const SHAPE_CACHE_LIMIT = 1024;
+
 export class PolicyIndex {
   readonly #byKey = new Map<string, CompiledPolicy[]>();
+  /** candidates by request shape: the answer depends on nothing else, so each shape is worked out once */
+  readonly #byShape = new Map<string, CompiledPolicy[]>();
 
   constructor(readonly policies: readonly CompiledPolicy[]) {
     for (const policy of policies) {
@@ -56,7 +64,19 @@ export class PolicyIndex {
   }
 
   /** Policies whose resource rules can match the request (before namespace and selector checks). */
-  candidates(req: AdmissionRequest): CompiledPolicy[] {
+  candidates(req: AdmissionRequest): readonly CompiledPolicy[] {
+    const { operation, kind, resource } = req;
+    // JSON, not a joined string: a crafted field holding the separator must not alias another shape
+    const shape = JSON.stringify([operation, resource.group, resource.version, resource.resource, req.subResource ?? '', kind.kind, Boolean(req.namespace)]);
+    let list = this.#byShape.get(shape);
+    if (!list) {
+      if (this.#byShape.size >= SHAPE_CACHE_LIMIT) this.#byShape.clear();
+      this.#byShape.set(shape, (list = this.#match(req)));
+    }
+    return list;
+  }
+
+  #match(req: AdmissionRequest): CompiledPolicy[] {
     const found = new Set<CompiledPolicy>();
     for (const op of [req.operation, '*']) {
       for (const g of [req.resource.group, '*']) {

@@ -40,19 +40,19 @@ async function admissionRoutes(app: FastifyInstance): Promise<void> {
     const end = metrics.latency.startTimer({ endpoint });
     try {
       const outcome = await admit(req.body, endpoint, admission);
-      metrics.decisions.inc({ endpoint, allowed: String(outcome.decision.allowed), dry_run: String(outcome.record.request.dryRun) });
-      for (const r of outcome.results) metrics.countPolicyResult({ policy: r.name, mode: r.mode, result: r.result, code: r.code ?? '' });
-      metrics.requests.inc({ endpoint, code: '200' });
+      metrics.decisions.hot({ endpoint, allowed: String(outcome.decision.allowed), dry_run: String(outcome.record.request.dryRun) });
+      for (const r of outcome.results) metrics.policyResults.hot({ policy: r.name, mode: r.mode, result: r.result, code: r.code ?? '' });
+      metrics.requests.hot({ endpoint, code: '200' });
       return reply.code(200).send(outcome.review);
     } catch (err) {
       if (err instanceof AdmissionInputError) {
         metrics.badRequests.inc({ error: err.error });
-        metrics.requests.inc({ endpoint, code: String(err.statusCode) });
+        metrics.requests.hot({ endpoint, code: String(err.statusCode) });
         logger.warn({ endpoint, error: err.error, reason: err.message, remote: req.ip }, 'rejected admission request');
         return reply.code(err.statusCode).send(errorBody(err.error, err.message));
       }
       if (err instanceof PolicySetUnavailableError) {
-        metrics.requests.inc({ endpoint, code: '503' });
+        metrics.requests.hot({ endpoint, code: '503' });
         return reply.code(503).send(errorBody('NotReady', err.message));
       }
       throw err;

@@ -38,6 +38,21 @@ t.test('resource rules: groups, versions, operations, wildcards and subresources
   t.same(names(set, request({ operation: 'DELETE' })), ['all-core', 'everything']);
 });
 
+t.test('the per-shape candidate cache answers every shape as the rules do, and cannot be aliased', async (t) => {
+  const set = await setOf({
+    pods: 'match:\n  resources:\n    - { apiGroups: [""], resources: [pods], operations: [CREATE] }',
+    namespaced: 'match:\n  resources:\n    - { apiGroups: ["*"], resources: ["*"], operations: ["*"], scope: Namespaced }',
+  });
+  // a crafted review whose fields hold separators first, then the real shape it could collide with
+  t.same(names(set, request({ resource: { group: '', version: 'v1|pods', resource: '' }, subResource: '' })), ['namespaced']);
+  t.same(names(set, request({ resource: { group: '', version: 'v1', resource: 'pods|' } })), ['namespaced']);
+  t.same(names(set, request()), ['pods', 'namespaced'], 'the real shape still gets its own answer');
+  t.same(names(set, request({ namespace: '' })), ['pods'], 'namespace presence is part of the shape');
+  t.same(names(set, request()), ['pods', 'namespaced'], 'and a cached answer is the same answer');
+  for (let i = 0; i < 1100; i++) names(set, request({ kind: { group: '', version: 'v1', kind: `Junk${i}` } }));
+  t.same(names(set, request()), ['pods', 'namespaced'], 'a flood of junk shapes only resets the cache');
+});
+
 t.test('namespaces, excludeNamespaces, namespaceSelector, objectSelector', async (t) => {
   const set = await setOf({
     only: 'match:\n  resources: [{ apiGroups: [""], resources: [pods], operations: [CREATE] }]\n  namespaces: [shop]',
