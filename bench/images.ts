@@ -6,7 +6,8 @@ import { spawn } from 'node:child_process';
 import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import autocannon from 'autocannon';
+import { DEPLOYMENT_NODE_OPTIONS } from '../src/kube/manifests.js';
+import { fixedRate } from './fixed-rate.js';
 import { admit } from '../src/admission/index.js';
 import { NullDecisionRecorder } from '../src/audit/index.js';
 import { loadPolicySet } from '../src/policy/index.js';
@@ -42,14 +43,14 @@ function podReview(images: string[]) {
 
 async function serveAndLoad(dir: string, policies: string, port: number, certs: { cert: string; key: string }, ca: Buffer, body: string, registry: string) {
   const cli = new URL('../dist/cli.js', import.meta.url).pathname;
-  const tg = spawn(process.execPath, [cli, 'serve', '--policies', policies, '--listen', `127.0.0.1:${port}`, '--tls-cert', certs.cert, '--tls-key', certs.key,
+  const tg = spawn(process.execPath, [...DEPLOYMENT_NODE_OPTIONS.split(' '), cli, 'serve', '--policies', policies, '--listen', `127.0.0.1:${port}`, '--tls-cert', certs.cert, '--tls-key', certs.key,
     '--log-level', 'warn', '--audit-spool', join(dir, `spool-${port}`), '--audit', 'stdout', '--insecure-registry', registry], { stdio: ['ignore', 'ignore', 'inherit'] });
   try {
     await waitReady(tg, `https://127.0.0.1:${port}`, ca);
-    const run = (duration: number) => autocannon({ url: `https://127.0.0.1:${port}/validate`, method: 'POST', body, headers: { 'content-type': 'application/json' }, connections: 10, duration, overallRate: 500, tlsOptions: { ca } } as autocannon.Options);
+    const run = (seconds: number) => fixedRate(`https://127.0.0.1:${port}/validate`, { ca, body, rate: 500, seconds, connections: 10 });
     await run(3); // warm-up: JIT, and for the images policy, the verification cache
     const r = await run(DURATION);
-    return { p50: r.latency.p50, p90: r.latency.p90, p99: r.latency.p99, errors: r.errors + r.non2xx, rps: r.requests.average };
+    return { p50: r.p50.toFixed(2), p90: r.p90.toFixed(2), p99: r.p99.toFixed(2), p99Number: r.p99, errors: r.errors };
   } finally {
     tg.kill();
   }
@@ -164,7 +165,7 @@ async function main() {
     console.log(`  budget median < 50 ms: ${coldMedian < 50 ? 'met' : 'MISSED'}`);
     console.log(`admission over TLS keep-alive at 500 requests/s, Pod with 5 images, ${DURATION} s:`);
     console.log(`  policy-only baseline (${POLICY_COUNT} policies)     p50 ${baseline.p50} ms  p90 ${baseline.p90} ms  p99 ${baseline.p99} ms`);
-    console.log(`  + images rule, warm cache          p50 ${warm.p50} ms  p90 ${warm.p90} ms  p99 ${warm.p99} ms   (budget p99 < 5 ms: ${warm.p99 < 5 ? 'met' : 'MISSED'})`);
+    console.log(`  + images rule, warm cache          p50 ${warm.p50} ms  p90 ${warm.p90} ms  p99 ${warm.p99} ms   (budget p99 < 5 ms: ${warm.p99Number < 5 ? 'met' : 'MISSED'})`);
     console.log(`the same admission in process (no TLS, no audit spool), 10,000 times:`);
     console.log(`  policy-only baseline               p50 ${(pct(inProcess.baseline!, 50) * 1000).toFixed(0)} µs  p99 ${(pct(inProcess.baseline!, 99) * 1000).toFixed(0)} µs`);
     console.log(`  + images rule, warm cache          p50 ${(pct(inProcess['with-images']!, 50) * 1000).toFixed(0)} µs  p99 ${(pct(inProcess['with-images']!, 99) * 1000).toFixed(0)} µs   (budget p99 < 5 ms: ${pct(inProcess['with-images']!, 99) < 5 ? 'met' : 'MISSED'})`);

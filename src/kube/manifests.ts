@@ -3,6 +3,10 @@
 import { pluralOf } from '../admission/synthesize.js';
 import { configMapNamespaces, type PolicySet } from '../policy/index.js';
 
+/** V8 flags of the rendered Deployment (the benchmarks run trustgate with them too). */
+// a small young generation: verification garbage no longer grows the heap by ~100 MiB (bench/memory.ts)
+export const DEPLOYMENT_NODE_OPTIONS = '--max-semi-space-size=2';
+
 export interface ManifestOptions {
   namespace: string;
   image: string;
@@ -107,8 +111,7 @@ export function renderManifests(set: PolicySet, o: ManifestOptions): Obj[] {
                 ...o.audit.flatMap((a) => ['--audit', a])],
               env: [
                 { name: 'TRUSTGATE_REPLICA', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
-                // a small young generation: verification garbage no longer grows the heap by ~100 MiB (bench/memory.ts)
-                { name: 'NODE_OPTIONS', value: '--max-semi-space-size=2' },
+                { name: 'NODE_OPTIONS', value: DEPLOYMENT_NODE_OPTIONS },
                 ...(o.selfManagedCerts ? [{ name: 'POD_NAMESPACE', valueFrom: { fieldRef: { fieldPath: 'metadata.namespace' } } }] : []),
               ],
               ports: [{ name: 'https', containerPort: 8443 }],
