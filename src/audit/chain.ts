@@ -34,7 +34,7 @@ export class HashChain {
 
   /** Links the record into the chain (mutates and returns it). */
   seal(record: DecisionRecord): DecisionRecord {
-    this.sealToLine(record);
+    this.#link(record);
     return record;
   }
 
@@ -43,13 +43,19 @@ export class HashChain {
    * is serialised once, for the hash and the line alike (this is on every admission's path).
    */
   sealToLine(record: DecisionRecord): string {
+    const body = this.#link(record);
+    const at = body.findIndex((m) => m.key > 'hash');
+    body.splice(at < 0 ? body.length : at, 0, { key: 'hash', json: `"hash":"${record.hash}"` });
+    return `{${body.map((m) => m.json).join(',')}}`;
+  }
+
+  /** Sets seq, prevHash and hash; returns the members the hash was taken over. */
+  #link(record: DecisionRecord): { key: string; json: string }[] {
     record.seq = this.state.seq + 1;
     record.prevHash = this.state.hash;
     const body = members(record);
     record.hash = hashOf(record.prevHash, body);
     this.state = { seq: record.seq, hash: record.hash };
-    const at = body.findIndex((m) => m.key > 'hash');
-    body.splice(at < 0 ? body.length : at, 0, { key: 'hash', json: `"hash":"${record.hash}"` });
-    return `{${body.map((m) => m.json).join(',')}}`;
+    return body;
   }
 }

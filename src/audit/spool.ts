@@ -53,7 +53,7 @@ export class Spool {
     });
     await spool.#scan();
     if (spool.options.sync === 'write') {
-      spool.#syncTimer = setInterval(() => void spool.#background(), spool.options.syncIntervalMs);
+      spool.#syncTimer = setInterval(() => spool.#background(), spool.options.syncIntervalMs);
       spool.#syncTimer.unref();
     }
     return spool;
@@ -135,18 +135,24 @@ export class Spool {
   }
 
   /** The background fsync of sync 'write'; a failure is handed to the next write to report. */
-  #background(): Promise<void> {
-    if (!this.#dirty || this.#syncing) return this.#syncing ?? Promise.resolve();
+  #background(): void {
+    if (!this.#dirty || this.#syncing) return;
     this.#dirty = false;
     this.#syncing = this.#handle.datasync()
       .catch((err: Error) => { this.#syncError = err; })
       .finally(() => { this.#syncing = undefined; });
-    return this.#syncing;
+  }
+
+  /** Before the handle closes: whatever sync 'write' has not fsync'd yet is, now. */
+  async #syncNow(): Promise<void> {
+    await this.#syncing;
+    if (!this.#dirty) return;
+    this.#dirty = false;
+    await this.#handle.datasync();
   }
 
   async #rotate(): Promise<void> {
-    await this.#syncing;
-    if (this.#dirty) (this.#dirty = false), await this.#handle.datasync();
+    await this.#syncNow();
     await this.#handle.close();
     this.#active += 1;
     this.#segments.push(this.#active);
@@ -214,8 +220,7 @@ export class Spool {
   async close(): Promise<void> {
     clearInterval(this.#syncTimer);
     await this.#flushing;
-    await this.#syncing;
-    if (this.#dirty) (this.#dirty = false), await this.#handle.datasync();
+    await this.#syncNow();
     await this.#handle.close();
   }
 }

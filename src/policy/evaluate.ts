@@ -64,6 +64,8 @@ const NO_VARIABLES = Object.freeze({});
 export class EvaluationContext {
   #base?: Record<string, unknown>;
   #converted = new Map<unknown, unknown>();
+  /** the last activation built: policies with the same params and namespace reuse it */
+  #lastActivation?: { params: unknown; namespaceObject: unknown; activation: Record<string, unknown> };
   /** values of request-only variables, shared by the policies that define them alike */
   readonly shared = new Map<string, unknown>();
 
@@ -86,18 +88,16 @@ export class EvaluationContext {
     return v;
   }
 
-  #shared?: { params: unknown; namespaceObject: unknown; activation: Record<string, unknown> };
-
   /**
    * The CEL activation of a policy without variables: policies with the same params and
    * namespace (most of them) share one, instead of building it per policy.
    */
   activation(params: unknown, namespaceObject: unknown): Record<string, unknown> {
-    const s = this.#shared;
+    const s = this.#lastActivation;
     if (s && s.params === params && s.namespaceObject === namespaceObject) return s.activation;
     const base = this.base();
     const activation = { object: base.object, oldObject: base.oldObject, request: base.request, params, namespaceObject, variables: NO_VARIABLES };
-    this.#shared = { params, namespaceObject, activation };
+    this.#lastActivation = { params, namespaceObject, activation };
     return activation;
   }
 

@@ -102,3 +102,15 @@ t.test('the decision record holds no object body and no userInfo.extra', async (
   t.match(out.record.request.objectSha256, /^[0-9a-f]{64}$/);
   t.same(out.record.request.userInfo, { username: 'alice', groups: ['dev'] });
 });
+
+t.test('policies of one request each see their own params and variables (activations are shared only when equal)', async (t) => {
+  const set = await setOf(
+    policyYaml('one', `${POD_RULE}\nparams:\n  inline: { n: 1 }\nvalidations:\n  - expression: "params.n == 1"`),
+    policyYaml('none-a', `${POD_RULE}\nvalidations:\n  - expression: "params == null && size(variables) == 0"`),
+    policyYaml('two', `${POD_RULE}\nparams:\n  inline: { n: 2 }\nvalidations:\n  - expression: "params.n == 2"`),
+    policyYaml('vars', `${POD_RULE}\nvariables:\n  - name: v\n    expression: "'mine'"\nvalidations:\n  - expression: "variables.v == 'mine' && params == null"`),
+    policyYaml('none-b', `${POD_RULE}\nvalidations:\n  - expression: "params == null && size(variables) == 0"`),
+  );
+  const out = await decide(set);
+  t.same(out.results.map((r) => [r.name, r.result]), [['one', 'pass'], ['none-a', 'pass'], ['two', 'pass'], ['vars', 'pass'], ['none-b', 'pass']]);
+});
