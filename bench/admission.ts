@@ -12,6 +12,7 @@ import { DEPLOYMENT_NODE_OPTIONS } from '../src/kube/manifests.js';
 import { generateCertificates } from '../src/server/index.js';
 import { fixedRate, type LatencySummary } from './fixed-rate.js';
 import { POLICY_COUNT, writeBenchPolicies } from './policies.js';
+import { waitReady } from './ready.js';
 
 const DURATION = Number(process.env.BENCH_SECONDS ?? 10);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
@@ -42,21 +43,6 @@ function pod(containers: number) {
       },
     },
   };
-}
-
-async function waitReady(child: ChildProcess, url: string, ca: Buffer): Promise<void> {
-  const { request } = await import('node:https');
-  for (let i = 0; i < 200; i++) {
-    if (child.exitCode !== null) throw new Error(`server exited with ${child.exitCode}`);
-    const ok = await new Promise<boolean>((resolve) => {
-      const req = request(`${url}/healthz`, { ca, agent: false }, (res) => { res.resume(); resolve(true); });
-      req.on('error', () => resolve(false));
-      req.end();
-    });
-    if (ok) return;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error('server did not start');
 }
 
 async function load(url: string, ca: Buffer, body: string, seconds = DURATION): Promise<autocannon.Result> {

@@ -13,6 +13,7 @@ import { gunzipSync } from 'node:zlib';
 import autocannon from 'autocannon';
 import { generateCertificates } from '../src/server/index.js';
 import { writeBenchPolicies } from './policies.js';
+import { waitReady } from './ready.js';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 60);
 const RATE = 500;
@@ -45,11 +46,7 @@ const get = (path: string) => new Promise<string>((resolve, reject) => {
     res.on('end', () => resolve(d));
   }).on('error', reject).end();
 });
-for (let i = 0; ; i++) {
-  if (await get('/healthz').then(() => true, () => false)) break;
-  if (i > 100) throw new Error('trustgate did not start');
-  await new Promise((r) => setTimeout(r, 100));
-}
+await waitReady(tg, 'https://127.0.0.1:18445', ca);
 const metric = (text: string, name: string) => Number(new RegExp(`^${name}(?:\\{[^}]*\\})? ([\\d.e+-]+)$`, 'm').exec(text)?.[1] ?? 0);
 
 const body = JSON.stringify({
@@ -75,12 +72,7 @@ const quarter = Math.max(1, Math.round(SECONDS / 4));
 
 // baseline: the same app and policies with a recorder that records nothing
 const baselineServer = spawn(process.execPath, ['--import', 'tsx', new URL('./unaudited-server.ts', import.meta.url).pathname, join(dir, 'policies'), certs.cert, certs.key, '18446'], { stdio: ['ignore', 'ignore', 'inherit'] });
-for (let i = 0; ; i++) {
-  const up = await new Promise<boolean>((resolve) => request('https://127.0.0.1:18446/healthz', { ca }, (res) => (res.resume(), resolve(true))).on('error', () => resolve(false)).end());
-  if (up) break;
-  if (i > 100) throw new Error('baseline server did not start');
-  await new Promise((r) => setTimeout(r, 100));
-}
+await waitReady(baselineServer, 'https://127.0.0.1:18446', ca);
 const baseline = await autocannon({
   url: 'https://127.0.0.1:18446/validate', method: 'POST', body, headers: { 'content-type': 'application/json' },
   connections: 10, duration: quarter, overallRate: RATE, tlsOptions: { ca },

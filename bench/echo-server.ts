@@ -11,5 +11,6 @@ app.post('/validate', async (req) => {
   const review = req.body as { request: { uid: string } };
   return { apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', response: { uid: review.request.uid, allowed: true } };
 });
+app.get('/readyz', async () => ({ status: 'ready' }));
 await app.listen({ host: '127.0.0.1', port: Number(port) });
 process.send?.('ready');

@@ -18,7 +18,8 @@ import { attachBundle, attachLegacySignatures } from '../test/helpers/cosign.js'
 import { startRegistry } from '../test/helpers/registry.js';
 import { cosignStatement, PrivateSigstore, simpleSigningPayload, statement } from '../test/helpers/sigstore.js';
 import { POLICY_COUNT, writeBenchPolicies } from './policies.js';
-import { CI, imagesPolicyYaml, waitReady } from './signed-images.js';
+import { waitReady } from './ready.js';
+import { CI, imagesPolicyYaml } from './signed-images.js';
 
 const DURATION = Number(process.env.BENCH_SECONDS ?? 10);
 const COLD_IMAGES = 40;

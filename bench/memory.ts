@@ -11,7 +11,8 @@ import { generateCertificates } from '../src/server/index.js';
 import { attachLegacySignatures } from '../test/helpers/cosign.js';
 import { startRegistry } from '../test/helpers/registry.js';
 import { PrivateSigstore, simpleSigningPayload } from '../test/helpers/sigstore.js';
-import { CI, imagesPolicyYaml, waitReady } from './signed-images.js';
+import { waitReady } from './ready.js';
+import { CI, imagesPolicyYaml } from './signed-images.js';
 
 const DIGESTS = Number(process.env.BENCH_DIGESTS ?? 10_000);
 const REQUESTS = Number(process.env.BENCH_REQUESTS ?? 100_000);

@@ -3,22 +3,15 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import t from 'tap';
 import { trustgate } from '../helpers/cli.js';
-import { attachLegacySignatures } from '../helpers/cosign.js';
-import { startRegistry } from '../helpers/registry.js';
-import { serviceOrSkip } from '../helpers/services.js';
-import { PrivateSigstore, privateRootPolicyDir, simpleSigningPayload } from '../helpers/sigstore.js';
-
-const CI = { subject: 'https://github.com/acme/app/.github/workflows/release.yml@refs/heads/main', issuer: 'https://token.actions.githubusercontent.com' };
+import { CI_IDENTITY as CI } from '../helpers/sigstore.js';
+import { pushSignedImage, signingRig } from '../helpers/signing.js';
 
 t.test('verify and eval --mutate against a registry', async (t) => {
-  const reg = await serviceOrSkip(t, 'docker-registry', () => startRegistry());
-  if (!reg) return;
-  t.teardown(() => reg.stop());
-  const sigstore = await PrivateSigstore.create();
-  const signed = await reg.push.image('acme/app', 'v1');
-  await attachLegacySignatures(reg.push, 'acme/app', signed.digest, [await sigstore.legacyKeyless(simpleSigningPayload('x', signed.digest), CI)]);
+  const rig = await signingRig(t);
+  if (!rig) return;
+  const { reg, sigstore, dir } = rig;
+  const signed = await pushSignedImage(reg, sigstore, 'acme/app', 'v1', CI);
   await reg.push.image('acme/app', 'unsigned');
-  const dir = await privateRootPolicyDir(sigstore);
   await writeFile(join(dir, 'p.yaml'), `apiVersion: trustgate.dev/v1alpha1
 kind: Policy
 metadata: { name: signed }

@@ -36,6 +36,10 @@ const sha256 = (b: Buffer | string) => createHash('sha256').update(b).digest();
 const toPem = (der: Buffer | Uint8Array, label: string) => `-----BEGIN ${label}-----\n${b64(der).replace(/(.{64})/g, '$1\n').replace(/\n$/, '')}\n-----END ${label}-----\n`;
 const ecKeys = () => generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
 
+/** The CI workflow the tests and benchmarks sign as, and another repository's workflow. */
+export const CI_IDENTITY: Identity = { subject: 'https://github.com/acme/app/.github/workflows/release.yml@refs/heads/main', issuer: 'https://token.actions.githubusercontent.com' };
+export const OTHER_IDENTITY: Identity = { subject: 'https://github.com/evil/app/.github/workflows/release.yml@refs/heads/main', issuer: 'https://token.actions.githubusercontent.com' };
+
 export function simpleSigningPayload(ref: string, digest: string): Buffer {
   return Buffer.from(JSON.stringify({ critical: { identity: { 'docker-reference': ref }, image: { 'docker-manifest-digest': digest }, type: 'cosign container image signature' }, optional: null }));
 }

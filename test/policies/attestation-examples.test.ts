@@ -13,20 +13,17 @@ import { loadPolicySet } from '../../src/policy/index.js';
 import { ImageVerifier } from '../../src/supplychain/image-verifier.js';
 import { RegistryClient } from '../../src/supplychain/oci/index.js';
 import { attachBundle, attachLegacySignatures } from '../helpers/cosign.js';
-import { startRegistry } from '../helpers/registry.js';
-import { serviceOrSkip } from '../helpers/services.js';
-import { PrivateSigstore, privateRootPolicyDir, simpleSigningPayload, statement, type Identity } from '../helpers/sigstore.js';
+import { simpleSigningPayload, statement, type Identity } from '../helpers/sigstore.js';
+import { signingRig } from '../helpers/signing.js';
 
 const EXAMPLES = join(import.meta.dirname, '../../policies/attestations');
 const RELEASE: Identity = { subject: 'https://github.com/acme-corp/web/.github/workflows/release.yml@refs/heads/main', issuer: 'https://token.actions.githubusercontent.com' };
 const SCANNER: Identity = { subject: 'https://github.com/acme-corp/security/.github/workflows/scan.yml@refs/heads/main', issuer: 'https://token.actions.githubusercontent.com' };
 
 t.test('the shipped attestation policies', async (t) => {
-  const reg = await serviceOrSkip(t, 'docker-registry', () => startRegistry());
-  if (!reg) return;
-  t.teardown(() => reg.stop());
-  const sigstore = await PrivateSigstore.create();
-  const dir = await privateRootPolicyDir(sigstore);
+  const rig = await signingRig(t);
+  if (!rig) return;
+  const { reg, sigstore, dir } = rig;
   for (const f of readdirSync(EXAMPLES).filter((f) => f.endsWith('.yaml') && !f.endsWith('.test.yaml'))) {
     const text = readFileSync(join(EXAMPLES, f), 'utf8').replaceAll('ghcr.io/acme-corp/', `${reg.host}/acme-corp/`).replaceAll('trustRoot: sigstore-public-good', 'trustRoot: private').replace('mode: warn', 'mode: enforce');
     await writeFile(join(dir, f), text);

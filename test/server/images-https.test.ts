@@ -3,23 +3,16 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import t from 'tap';
-import { attachLegacySignatures } from '../helpers/cosign.js';
 import { eventually } from '../helpers/eventually.js';
-import { startRegistry } from '../helpers/registry.js';
 import { startTestServer } from '../helpers/server.js';
-import { serviceOrSkip } from '../helpers/services.js';
-import { PrivateSigstore, privateRootPolicyDir, simpleSigningPayload } from '../helpers/sigstore.js';
-
-const CI = { subject: 'https://github.com/acme/app/.github/workflows/release.yml@refs/heads/main', issuer: 'https://token.actions.githubusercontent.com' };
+import { CI_IDENTITY as CI } from '../helpers/sigstore.js';
+import { pushSignedImage, signingRig } from '../helpers/signing.js';
 
 t.test('serve with an images rule', async (t) => {
-  const reg = await serviceOrSkip(t, 'docker-registry', () => startRegistry());
-  if (!reg) return;
-  t.teardown(() => reg.stop());
-  const sigstore = await PrivateSigstore.create();
-  const img = await reg.push.image('acme/app', 'v1');
-  await attachLegacySignatures(reg.push, 'acme/app', img.digest, [await sigstore.legacyKeyless(simpleSigningPayload('x', img.digest), CI)]);
-  const dir = await privateRootPolicyDir(sigstore);
+  const rig = await signingRig(t);
+  if (!rig) return;
+  const { reg, sigstore, dir } = rig;
+  const img = await pushSignedImage(reg, sigstore, 'acme/app', 'v1', CI);
   await writeFile(join(dir, 'p.yaml'), `apiVersion: trustgate.dev/v1alpha1
 kind: Policy
 metadata: { name: signed }

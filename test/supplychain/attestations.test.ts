@@ -15,13 +15,12 @@ import { RegistryClient } from '../../src/supplychain/oci/index.js';
 import { predicateFacts } from '../../src/supplychain/sigstore/predicates.js';
 import { attachBundle, attachLegacyAttestations, attachLegacySignatures } from '../helpers/cosign.js';
 import { policyDir } from '../helpers/policies.js';
-import { startRegistry } from '../helpers/registry.js';
-import { serviceOrSkip } from '../helpers/services.js';
-import { PrivateSigstore, privateRootPolicyDir, simpleSigningPayload, statement, type Identity } from '../helpers/sigstore.js';
+import { CI_IDENTITY, OTHER_IDENTITY, simpleSigningPayload, statement, type Identity } from '../helpers/sigstore.js';
+import { pushSignedImage, signingRig } from '../helpers/signing.js';
 
-const CI: Identity = { subject: 'https://github.com/acme/app/.github/workflows/release.yml@refs/heads/main', issuer: 'https://token.actions.githubusercontent.com' };
+const CI = CI_IDENTITY;
 const SCANNER: Identity = { subject: 'https://github.com/acme/security/.github/workflows/scan.yml@refs/heads/main', issuer: 'https://token.actions.githubusercontent.com' };
-const OTHER: Identity = { subject: 'https://github.com/evil/app/.github/workflows/release.yml@refs/heads/main', issuer: 'https://token.actions.githubusercontent.com' };
+const OTHER = OTHER_IDENTITY;
 const FIX = join(import.meta.dirname, '../fixtures/sigstore');
 
 const slsa = (repository: string, ref: string) => ({
@@ -34,11 +33,9 @@ const trivy = (vulns: { id: string; severity: string }[]) => ({ scanner: { uri: 
 const openvex = (notAffected: string[]) => ({ '@context': 'https://openvex.dev/ns/v0.2.0', statements: notAffected.map((id) => ({ vulnerability: { name: id }, status: 'not_affected', justification: 'vulnerable_code_not_in_execute_path' })) });
 
 t.test('attestation rules against a real registry', async (t) => {
-  const reg = await serviceOrSkip(t, 'docker-registry', () => startRegistry());
-  if (!reg) return;
-  t.teardown(() => reg.stop());
-  const sigstore = await PrivateSigstore.create();
-  const dir = await privateRootPolicyDir(sigstore);
+  const rig = await signingRig(t);
+  if (!rig) return;
+  const { reg, sigstore, dir } = rig;
   const authorities = `
       authorities:
         - name: release
@@ -164,8 +161,7 @@ spec:
   });
 
   t.test('a malformed DSSE layer is not an attestation', async (t) => {
-    const img = await reg.push.image('acme/malformed', 'v1');
-    await attachLegacySignatures(reg.push, 'acme/malformed', img.digest, [await sigstore.legacyKeyless(simpleSigningPayload('x', img.digest), CI)]);
+    const img = await pushSignedImage(reg, sigstore, 'acme/malformed', 'v1', CI);
     await attachLegacyAttestations(reg.push, 'acme/malformed', img.digest, [{ payload: Buffer.from('{"payloadType": 1}'), annotations: {} }]);
     const out = await run(`${reg.host}/acme/malformed:v1`);
     t.same(codes(out), ['ATTESTATION_NOT_FOUND']);

@@ -17,10 +17,11 @@ import { startOciServer } from '../helpers/oci-server.js';
 import { policyDir } from '../helpers/policies.js';
 import { startRegistry } from '../helpers/registry.js';
 import { serviceOrSkip } from '../helpers/services.js';
-import { cosignStatement, keyPair, PrivateSigstore, privateRootPolicyDir, simpleSigningPayload, type Identity } from '../helpers/sigstore.js';
+import { CI_IDENTITY, cosignStatement, keyPair, OTHER_IDENTITY, PrivateSigstore, privateRootPolicyDir, simpleSigningPayload, type Identity } from '../helpers/sigstore.js';
+import { pushSignedImage } from '../helpers/signing.js';
 
-const CI: Identity = { subject: 'https://github.com/acme/app/.github/workflows/release.yml@refs/heads/main', issuer: 'https://token.actions.githubusercontent.com', extensions: { '1.3.6.1.4.1.57264.1.5': 'acme/app' } };
-const OTHER: Identity = { subject: 'https://github.com/evil/app/.github/workflows/release.yml@refs/heads/main', issuer: 'https://token.actions.githubusercontent.com' };
+const CI: Identity = { ...CI_IDENTITY, extensions: { '1.3.6.1.4.1.57264.1.5': 'acme/app' } };
+const OTHER = OTHER_IDENTITY;
 
 function pod(...images: string[]): KubeObject {
   return { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'p', namespace: 'team' }, spec: { containers: images.map((image, i) => ({ name: `c${i}`, image })) } } as KubeObject;
@@ -217,8 +218,7 @@ spec:
     const dep = await run(deployment(`${reg.host}/signed/app:v1`), 'mutate');
     t.ok(dep.decision.allowed);
     t.notOk(dep.review.response.patch, 'Deployments are not rewritten by default (GitOps drift)');
-    const tmpl = await reg.push.image('templated/app', 'v1');
-    await attachLegacySignatures(reg.push, 'templated/app', tmpl.digest, [await sigstore.legacyKeyless(simpleSigningPayload('x', tmpl.digest), CI)]);
+    const tmpl = await pushSignedImage(reg, sigstore, 'templated/app', 'v1', CI);
     const pinned = await run(deployment(`${reg.host}/templated/app:v1`), 'mutate');
     t.same(JSON.parse(Buffer.from(pinned.review.response.patch!, 'base64').toString('utf8')), [{ op: 'replace', path: '/spec/template/spec/containers/0/image', value: `${reg.host}/templated/app:v1@${tmpl.digest}` }]);
   });
@@ -235,8 +235,7 @@ spec:
   });
 
   t.test('verified results are cached and concurrent look-ups of one digest share one', async (t) => {
-    const img = await reg.push.image('signed/cached', 'v1');
-    await attachLegacySignatures(reg.push, 'signed/cached', img.digest, [await sigstore.legacyKeyless(simpleSigningPayload('x', img.digest), CI)]);
+    const img = await pushSignedImage(reg, sigstore, 'signed/cached', 'v1', CI);
     lookups.length = 0;
     const outs = await Promise.all(Array.from({ length: 10 }, () => run(pod(`${reg.host}/signed/cached@${img.digest}`))));
     t.ok(outs.every((o) => o.decision.allowed));
@@ -322,8 +321,7 @@ spec:
 
   t.test('Flux OCIRepository: a semver range resolves to the highest matching tag, and the record says which', async (t) => {
     for (const tag of ['1.0.0', '1.2.0', '2.0.0']) {
-      const img = await reg.push.image('signed/manifests', tag);
-      await attachLegacySignatures(reg.push, 'signed/manifests', img.digest, [await sigstore.legacyKeyless(simpleSigningPayload('x', img.digest), CI)]);
+      await pushSignedImage(reg, sigstore, 'signed/manifests', tag, CI);
     }
     const policies = await privateRootPolicyDir(sigstore, {
       'p.yaml': `apiVersion: trustgate.dev/v1alpha1

@@ -3,9 +3,9 @@
 import t from 'tap';
 import { legacyLayerToBundle } from '../../../src/supplychain/sigstore/cosign-legacy.js';
 import { checkTrustedRoot, compileAuthority, parseBundle, verifyBundle, type AuthoritySpec, type CompiledTrustRoot } from '../../../src/supplychain/sigstore/index.js';
-import { cosignStatement, PrivateSigstore, simpleSigningPayload } from '../../helpers/sigstore.js';
+import { CI_IDENTITY, cosignStatement, PrivateSigstore, simpleSigningPayload } from '../../helpers/sigstore.js';
 
-const CI = { subject: 'https://github.com/acme/app/.github/workflows/release.yml@refs/heads/main', issuer: 'https://token.actions.githubusercontent.com' };
+const CI = CI_IDENTITY;
 const DIGEST = `sha256:${'ab'.repeat(32)}`;
 
 t.test('timestamps instead of a log entry', async (t) => {
