@@ -5,7 +5,9 @@
 FROM node:24.21.0-bookworm-slim AS build
 WORKDIR /src
 COPY package.json package-lock.json ./
-# install scripts are needed for the pinned node runtime package only at build time
+# npm ci's postinstall applies patches/ to cel-js (trustgate refuses to start without them)
+COPY patches ./patches
+# install scripts are needed for the pinned node runtime package and the patches, at build time only
 RUN npm ci --no-audit --no-fund
 COPY tsconfig.json ./
 COPY src ./src

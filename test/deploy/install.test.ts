@@ -23,6 +23,9 @@ t.test('Dockerfile: multi-stage, distroless nonroot runtime, pinned bases, no sh
   t.notMatch(text, /HEALTHCHECK/, 'Kubernetes probes do that');
   t.match(runtime, /org\.opencontainers\.image\.source/);
   t.match(runtime, /COPY --from=build \/src\/package-lock\.json|package\.json \/src\/package-lock\.json/, 'the lock file travels with the image for SBOMs');
+  const build = text.slice(0, text.lastIndexOf('FROM '));
+  const patches = build.search(/^COPY patches /m);
+  t.ok(patches >= 0 && patches < build.search(/^RUN npm ci/m), 'patches/ is in place before npm ci applies it to cel-js');
 });
 
 t.test('the compiled bundle the image copies starts', async (t) => {

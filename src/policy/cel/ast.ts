@@ -9,7 +9,7 @@ export const COMPREHENSIONS = new Set(['all', 'exists', 'exists_one', 'map', 'fi
 export function children(n: Node): Node[] {
   const a = n.args;
   switch (n.op) {
-    case 'value': case 'id': return [];
+    case 'value': case 'id': case 'rootId': return [];
     case '.': case '.?': return [a[0]];
     case 'call': return a[1];
     case 'rcall': return [a[1], ...a[2]];
@@ -17,6 +17,16 @@ export function children(n: Node): Node[] {
     case '!_': case '-_': return Array.isArray(a) ? a : [a];
     default: return Array.isArray(a) ? a.filter((x: unknown) => x && typeof x === 'object' && 'op' in (x as object)) : [];
   }
+}
+
+/** An identifier, plain (`object`) or root-scoped (`.object`, past comprehension variables). */
+export function isIdentifier(n: Node, name?: string): boolean {
+  return (n.op === 'id' || n.op === 'rootId') && (name === undefined || n.args === name);
+}
+
+/** `variables.x` (or `.variables.x`): the name x, else undefined. */
+export function variableReference(n: Node): string | undefined {
+  return (n.op === '.' || n.op === '.?') && isIdentifier(n.args[0], 'variables') ? (n.args[1] as string) : undefined;
 }
 
 export function walk(n: Node, visit: (n: Node) => void): void {

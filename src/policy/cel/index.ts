@@ -1,9 +1,9 @@
 // trustgate's CEL: one environment with the Kubernetes libraries, expressions compiled and
 // type-checked when policies load, RE2 for every regex, a static cost bound per expression.
 import { Environment } from '@marcbachmann/cel-js';
-import { walk, type Node } from './ast.js';
+import { isIdentifier, variableReference, walk, type Node } from './ast.js';
 import { estimateCost } from './cost.js';
-import { armMeter, disarmMeter, DEFAULT_RUNTIME_COST_LIMIT } from './meter.js';
+import { armMeter, assertWithinBudget, disarmMeter, DEFAULT_RUNTIME_COST_LIMIT } from './meter.js';
 import { compileRegex, RegexSyntaxError } from './regex.js';
 import { registerStrings } from './library/strings.js';
 import { registerLists } from './library/lists.js';
@@ -72,6 +72,20 @@ export function createCelEnvironment(options: EnvironmentOptions = {}): Environm
   return buildEnvironment(options.variables ?? [], options.conformance);
 }
 
+/**
+ * cel-js is pinned and patched (patches/, applied by `npm ci`'s postinstall): backquoted field
+ * names, heterogeneous numeric equality, range errors and more. Unpatched, policies using those
+ * would fail to load or decide differently, so refuse to start instead.
+ */
+function assertPatchedCel(): void {
+  try {
+    new Environment().parse("{'a-b': 1}.`a-b`");
+  } catch {
+    throw new Error('@marcbachmann/cel-js is not patched: run `npm ci` (its postinstall applies patches/ with patch-package)');
+  }
+}
+assertPatchedCel();
+
 function buildEnvironment(variables: readonly string[], conformance = false): Environment {
   const env = new Environment(conformance
     ? { enableOptionalTypes: true, homogeneousAggregateLiterals: false, unlistedVariablesAreDyn: true }
@@ -115,8 +129,9 @@ function prepare(ast: Node, variables: ReadonlySet<string> | undefined): { ident
   const identifiers = new Set<string>();
   const variableRefs = new Set<string>();
   walk(ast, (n) => {
-    if (n.op === 'id') identifiers.add(n.args as string);
-    if ((n.op === '.' || n.op === '.?') && n.args[0].op === 'id' && n.args[0].args === 'variables') variableRefs.add(n.args[1]);
+    if (isIdentifier(n)) identifiers.add(n.args as string);
+    const variable = variableReference(n);
+    if (variable !== undefined) variableRefs.add(variable);
     if ((n.op === 'rcall' || n.op === 'call') && ['matches', 'find', 'findAll'].includes(n.args[0])) {
       const patternNode: Node | undefined = n.op === 'rcall' ? n.args[2][0] : n.args[1][1];
       if (patternNode?.op === 'value' && typeof patternNode.args === 'string') {
@@ -128,8 +143,8 @@ function prepare(ast: Node, variables: ReadonlySet<string> | undefined): { ident
       }
       if (n.args[0] === 'matches') n.args[0] = RE2_MATCHES;
     }
-    if (variables && (n.op === '.' || n.op === '.?') && n.args[0].op === 'id' && n.args[0].args === 'variables') {
-      const name = n.args[1] as string;
+    if (variables && variable !== undefined) {
+      const name = variable;
       if (!variables.has(name)) {
         const known = [...variables].join(', ') || 'none';
         throw new CelCompileError(`undeclared variable variables.${name} (declared: ${known})`, n.start);
@@ -171,7 +186,9 @@ export function compileExpression(source: string, options: CompileOptions): Comp
     evaluate(activation) {
       armMeter(budget);
       try {
-        return parsed(activation);
+        const result = parsed(activation);
+        assertWithinBudget();
+        return result;
       } finally {
         disarmMeter();
       }

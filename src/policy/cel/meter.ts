@@ -21,6 +21,13 @@ export function disarmMeter(): void {
   remaining = Number.POSITIVE_INFINITY;
 }
 
+/** Throws when the armed expression ran out of budget, even if an operator absorbed the error. */
+export function assertWithinBudget(): void {
+  if (remaining < 0) throw exceeded();
+}
+
+const exceeded = () => new CostLimitError(`the expression exceeded its runtime cost limit of ${limit} list element visits`);
+
 const isIndex = (key: string | symbol): boolean => {
   if (typeof key !== 'string') return false;
   const c = key.charCodeAt(0);
@@ -29,10 +36,9 @@ const isIndex = (key: string | symbol): boolean => {
 
 const metered: ProxyHandler<unknown[]> = {
   get(target, key, receiver) {
-    if (isIndex(key) && --remaining < 0) {
-      remaining = Number.POSITIVE_INFINITY; // so the error path itself can read lists
-      throw new CostLimitError(`the expression exceeded its runtime cost limit of ${limit} list element visits`);
-    }
+    // Sticky: CEL's all/exists/||/&& absorb errors and go on, so once the budget is spent
+    // every further visit fails at once, and the evaluation ends as exceeded whatever it returns.
+    if (isIndex(key) && --remaining < 0) throw exceeded();
     return Reflect.get(target, key, receiver);
   },
 };
