@@ -143,12 +143,9 @@ function prepare(ast: Node, variables: ReadonlySet<string> | undefined): { ident
       }
       if (n.args[0] === 'matches') n.args[0] = RE2_MATCHES;
     }
-    if (variables && variable !== undefined) {
-      const name = variable;
-      if (!variables.has(name)) {
-        const known = [...variables].join(', ') || 'none';
-        throw new CelCompileError(`undeclared variable variables.${name} (declared: ${known})`, n.start);
-      }
+    if (variables && variable !== undefined && !variables.has(variable)) {
+      const known = [...variables].join(', ') || 'none';
+      throw new CelCompileError(`undeclared variable variables.${variable} (declared: ${known})`, n.start);
     }
   });
   return { identifiers, variableRefs };
