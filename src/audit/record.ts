@@ -1,10 +1,9 @@
 // The DecisionRecord of DESIGN.md: one per admission request, nothing secret in it.
-import { hash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { AdmissionRequest, Endpoint } from '../admission/types.js';
 import type { JsonPatchOperation } from '../admission/response.js';
 import type { PolicyResult } from '../policy/index.js';
-import { canonicalJson } from './canonical.js';
+import { canonicalSha256 } from './canonical.js';
 
 /** What was verified for one image under one policy: never a credential, never unverified claims. */
 export interface ImageRecord {
@@ -76,7 +75,7 @@ export const TRUSTGATE_VERSION: string = JSON.parse(readFileSync(new URL('../../
 
 export function objectDigest(object: unknown): string | null {
   if (object === null || object === undefined) return null;
-  return hash('sha256', canonicalJson(object));
+  return canonicalSha256(object);
 }
 
 export function buildDecisionRecord(input: {

@@ -15,21 +15,37 @@ export class InputLimitError extends Error {
   readonly code = 'INPUT_TOO_LARGE';
 }
 
-export function toCel(value: unknown, limits: InputLimits = DEFAULT_INPUT_LIMITS, path = '', depth = 0): unknown {
+export function toCel(value: unknown, limits: InputLimits = DEFAULT_INPUT_LIMITS): unknown {
+  return convert(value, limits, [], 0);
+}
+
+// the path of the value being converted, as a stack of keys: spelt out only in an error, since
+// a string per node would cost as much as the conversion itself on a large object
+const pathOf = (keys: readonly (string | number)[]) => (keys.length ? `/${keys.join('/')}` : '/');
+
+function convert(value: unknown, limits: InputLimits, keys: (string | number)[], depth: number): unknown {
   if (value === null || typeof value !== 'object') {
     if (typeof value === 'number' && Number.isInteger(value)) return BigInt(value);
     return value;
   }
-  if (depth > limits.maxDepth) throw new InputLimitError(`object nesting deeper than ${limits.maxDepth} at ${path || '/'}`);
+  if (depth > limits.maxDepth) throw new InputLimitError(`object nesting deeper than ${limits.maxDepth} at ${pathOf(keys)}`);
   if (Array.isArray(value)) {
     if (value.length > limits.maxListLength) {
-      throw new InputLimitError(`list ${path || '/'} has ${value.length} items, more than the ${limits.maxListLength} that CEL policies may iterate`);
+      throw new InputLimitError(`list ${pathOf(keys)} has ${value.length} items, more than the ${limits.maxListLength} that CEL policies may iterate`);
     }
-    return meterList(value.map((item, i) => toCel(item, limits, `${path}/${i}`, depth + 1)));
+    const items = new Array<unknown>(value.length);
+    for (let i = 0; i < value.length; i++) {
+      keys.push(i);
+      items[i] = convert(value[i], limits, keys, depth + 1);
+      keys.pop();
+    }
+    return meterList(items);
   }
   const out: Record<string, unknown> = {};
   for (const key of Object.keys(value)) {
-    const converted = toCel((value as Record<string, unknown>)[key], limits, `${path}/${key}`, depth + 1);
+    keys.push(key);
+    const converted = convert((value as Record<string, unknown>)[key], limits, keys, depth + 1);
+    keys.pop();
     // a label key "__proto__" is legal JSON; plain assignment would change the prototype instead
     if (key === '__proto__') Object.defineProperty(out, key, { value: converted, enumerable: true, writable: true, configurable: true });
     else out[key] = converted;
