@@ -43,14 +43,20 @@ export class PolicySetUnavailableError extends Error {
   readonly code = 'POLICIES_NOT_LOADED';
 }
 
-export async function admit(body: unknown, endpoint: Endpoint, services: AdmissionServices, options: { explain?: boolean } = {}): Promise<AdmissionOutcome> {
+export interface AdmitOptions {
+  explain?: boolean;
+  /** when the review arrived (epoch ms), if it waited before this call: the deadline counts from then */
+  receivedAt?: number;
+}
+
+export async function admit(body: unknown, endpoint: Endpoint, services: AdmissionServices, options: AdmitOptions = {}): Promise<AdmissionOutcome> {
   const startedAt = performance.now();
   const request = parseReview(body);
   const set = services.policies();
   // fail closed: without a policy set nothing can be vouched for
   if (!set) throw new PolicySetUnavailableError('no policy set is loaded yet');
   const explain = options.explain ? [] : undefined;
-  const ctx = new EvaluationContext(request, Date.now() + services.deadlineMs, services.namespaces, services.params, explain);
+  const ctx = new EvaluationContext(request, (options.receivedAt ?? Date.now()) + services.deadlineMs, services.namespaces, services.params, explain);
   const results: PolicyResult[] = [];
   const evaluationStarted = performance.now();
   const withImages: [CompiledPolicy, PolicyResult][] = [];

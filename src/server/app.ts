@@ -3,6 +3,7 @@
 import Fastify, { LogController, type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import type { Logger } from 'pino';
 import { admit, AdmissionInputError, PolicySetUnavailableError, type AdmissionServices, type Endpoint } from '../admission/index.js';
+import { BodyBudget, BodyBudgetBusyError, LARGE_BODY_BYTES } from './body-budget.js';
 import type { Metrics } from './metrics.js';
 
 export interface ReadinessCheck {
@@ -19,12 +20,23 @@ export interface AppServices {
 
 export interface AppOptions {
   bodyLimit?: number;
+  /** bytes of large reviews (LARGE_BODY_BYTES and up) parsed and evaluated at once; default: bodyLimit */
+  largeBodyBudget?: number;
   https?: FastifyServerOptions extends { https?: infer H } ? H : never;
+}
+
+/** A large review's share of the body budget, and when it arrived (its wait counts against the deadline). */
+interface LargeBody {
+  release: () => void;
+  receivedAt: number;
 }
 
 declare module 'fastify' {
   interface FastifyInstance {
     trustgate: AppServices;
+  }
+  interface FastifyRequest {
+    largeBody: LargeBody | null;
   }
 }
 
@@ -39,7 +51,7 @@ async function admissionRoutes(app: FastifyInstance): Promise<void> {
   const handle = (endpoint: Endpoint) => async (req: import('fastify').FastifyRequest, reply: import('fastify').FastifyReply) => {
     const end = metrics.latency.startTimer({ endpoint });
     try {
-      const outcome = await admit(req.body, endpoint, admission);
+      const outcome = await admit(req.body, endpoint, admission, req.largeBody ? { receivedAt: req.largeBody.receivedAt } : undefined);
       metrics.decisions.hot({ endpoint, allowed: String(outcome.decision.allowed), dry_run: String(outcome.record.request.dryRun) });
       for (const r of outcome.results) metrics.policyResults.hot({ policy: r.name, mode: r.mode, result: r.result, code: r.code ?? '' });
       metrics.requests.hot({ endpoint, code: '200' });
@@ -93,6 +105,7 @@ export function buildApp(services: AppServices, options: AppOptions = {}): Fasti
     ...(options.https ? { https: options.https } : {}),
   } as FastifyServerOptions) as unknown as FastifyInstance;
   app.decorate('trustgate', services);
+  app.decorateRequest('largeBody', null);
 
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('application/json', { parseAs: 'string' }, (_req, body, done) => {
@@ -103,17 +116,46 @@ export function buildApp(services: AppServices, options: AppOptions = {}): Fasti
     }
   });
 
+  // A large review takes its share of the body budget before its body is read: while the budget
+  // is spent, its bytes wait in the socket (the sender is held back by TCP), not in the heap.
+  // A body of unknown length may be as large as the limit.
+  const bodyLimit = options.bodyLimit ?? DEFAULT_BODY_LIMIT;
+  const budget = new BodyBudget(options.largeBodyBudget ?? bodyLimit);
+  // it waits at most half the deadline for memory: the other half is its evaluation's
+  const largeBodyWaitMs = services.admission.deadlineMs / 2;
+  app.addHook('preParsing', (req, _reply, payload, done) => {
+    const declared = Number(req.headers['content-length'] ?? NaN);
+    const length = Number.isFinite(declared) ? Math.min(declared, bodyLimit) : bodyLimit;
+    if (length < LARGE_BODY_BYTES) return done(null, payload);
+    const receivedAt = Date.now();
+    budget.acquire(length, largeBodyWaitMs).then((release) => {
+      req.largeBody = { release, receivedAt };
+      done(null, payload);
+    }, (err: Error) => done(err, payload));
+  });
+  // the share goes back once the review is answered (or its caller gave up)
+  const releaseLargeBody = (req: import('fastify').FastifyRequest, _reply: unknown, next: () => void) => {
+    req.largeBody?.release();
+    next();
+  };
+  app.addHook('onResponse', releaseLargeBody);
+  app.addHook('onRequestAbort', (req, next) => releaseLargeBody(req, undefined, next));
+
   app.setErrorHandler((err: Error & { statusCode?: number; code?: string }, req, reply) => {
-    const status = err instanceof AdmissionInputError ? err.statusCode : err.statusCode ?? 500;
+    const status = err instanceof AdmissionInputError ? err.statusCode : err instanceof BodyBudgetBusyError ? 503 : err.statusCode ?? 500;
     const error = err instanceof AdmissionInputError ? err.error
+      : err instanceof BodyBudgetBusyError ? 'Busy'
       : status === 413 ? 'BodyTooLarge'
       : status === 415 ? 'UnsupportedMediaType'
       : status >= 500 ? 'InternalError' : 'BadRequest';
     const message = status === 415 ? `content type ${JSON.stringify(req.headers['content-type'] ?? '')} is not supported: send application/json`
       : status === 413 ? `the body is larger than the ${app.initialConfig.bodyLimit}-byte limit`
-      : status >= 500 ? 'internal error; see the trustgate log' : err.message;
+      : status >= 500 && error !== 'Busy' ? 'internal error; see the trustgate log' : err.message;
     services.metrics.badRequests.inc({ error });
-    if (status >= 500) services.logger.error({ err, url: req.url }, 'request failed');
+    if (error === 'Busy') {
+      services.logger.warn({ url: req.url, reason: message, remote: req.ip }, 'large review refused: the body budget stayed spent');
+      void reply.header('retry-after', '1');
+    } else if (status >= 500) services.logger.error({ err, url: req.url }, 'request failed');
     else services.logger.warn({ url: req.url, error, reason: message, remote: req.ip }, 'rejected request');
     return reply.code(status).send(errorBody(error, message));
   });
