@@ -1,6 +1,6 @@
 // The fastify application: admission routes, health and metrics as encapsulated plugins, with
 // the policy set, recorder and metrics handed in as decorated services.
-import Fastify, { LogController, type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify';
 import type { Logger } from 'pino';
 import { admit, AdmissionInputError, PolicySetUnavailableError, type AdmissionServices, type Endpoint } from '../admission/index.js';
 import { BodyBudget, BodyBudgetBusyError, LARGE_BODY_BYTES } from './body-budget.js';
@@ -46,9 +46,39 @@ function errorBody(error: string, message: string) {
   return { error, message };
 }
 
-async function admissionRoutes(app: FastifyInstance): Promise<void> {
+/**
+ * A large review takes its share of the body budget before its body is read: while the budget
+ * is spent, its bytes wait in the socket (the sender is held back by TCP), not in the heap. A
+ * body of unknown length may be as large as the limit; one declared over it is left to the 413.
+ */
+function guardLargeBodies(app: FastifyInstance, bodyLimit: number, budgetBytes: number): void {
+  const budget = new BodyBudget(budgetBytes);
+  // it waits at most half the deadline for memory: the other half is its evaluation's
+  const waitMs = app.trustgate.admission.deadlineMs / 2;
+  app.addHook('preParsing', (req, _reply, payload, done) => {
+    const declared = req.headers['content-length'];
+    if (declared === undefined && req.headers['transfer-encoding'] === undefined) return done(null, payload); // no body
+    const length = declared === undefined ? bodyLimit : Number(declared);
+    if (!(length >= LARGE_BODY_BYTES && length <= bodyLimit)) return done(null, payload);
+    const receivedAt = Date.now();
+    budget.acquire(length, waitMs).then((release) => {
+      req.largeBody = { release, receivedAt };
+      done(null, payload);
+    }, (err: Error) => done(err, payload));
+  });
+  // the share goes back once the review is answered (or its caller gave up)
+  const release = (req: FastifyRequest, _reply: unknown, next: () => void) => {
+    req.largeBody?.release();
+    next();
+  };
+  app.addHook('onResponse', release);
+  app.addHook('onRequestAbort', (req, next) => release(req, undefined, next));
+}
+
+async function admissionRoutes(app: FastifyInstance, options: { bodyLimit: number; largeBodyBudget: number }): Promise<void> {
   const { admission, metrics, logger } = app.trustgate;
-  const handle = (endpoint: Endpoint) => async (req: import('fastify').FastifyRequest, reply: import('fastify').FastifyReply) => {
+  guardLargeBodies(app, options.bodyLimit, options.largeBodyBudget);
+  const handle = (endpoint: Endpoint) => async (req: FastifyRequest, reply: FastifyReply) => {
     const end = metrics.latency.startTimer({ endpoint });
     try {
       const outcome = await admit(req.body, endpoint, admission, req.largeBody ? { receivedAt: req.largeBody.receivedAt } : undefined);
@@ -116,31 +146,6 @@ export function buildApp(services: AppServices, options: AppOptions = {}): Fasti
     }
   });
 
-  // A large review takes its share of the body budget before its body is read: while the budget
-  // is spent, its bytes wait in the socket (the sender is held back by TCP), not in the heap.
-  // A body of unknown length may be as large as the limit.
-  const bodyLimit = options.bodyLimit ?? DEFAULT_BODY_LIMIT;
-  const budget = new BodyBudget(options.largeBodyBudget ?? bodyLimit);
-  // it waits at most half the deadline for memory: the other half is its evaluation's
-  const largeBodyWaitMs = services.admission.deadlineMs / 2;
-  app.addHook('preParsing', (req, _reply, payload, done) => {
-    const declared = Number(req.headers['content-length'] ?? NaN);
-    const length = Number.isFinite(declared) ? Math.min(declared, bodyLimit) : bodyLimit;
-    if (length < LARGE_BODY_BYTES) return done(null, payload);
-    const receivedAt = Date.now();
-    budget.acquire(length, largeBodyWaitMs).then((release) => {
-      req.largeBody = { release, receivedAt };
-      done(null, payload);
-    }, (err: Error) => done(err, payload));
-  });
-  // the share goes back once the review is answered (or its caller gave up)
-  const releaseLargeBody = (req: import('fastify').FastifyRequest, _reply: unknown, next: () => void) => {
-    req.largeBody?.release();
-    next();
-  };
-  app.addHook('onResponse', releaseLargeBody);
-  app.addHook('onRequestAbort', (req, next) => releaseLargeBody(req, undefined, next));
-
   app.setErrorHandler((err: Error & { statusCode?: number; code?: string }, req, reply) => {
     const status = err instanceof AdmissionInputError ? err.statusCode : err instanceof BodyBudgetBusyError ? 503 : err.statusCode ?? 500;
     const error = err instanceof AdmissionInputError ? err.error
@@ -161,7 +166,8 @@ export function buildApp(services: AppServices, options: AppOptions = {}): Fasti
   });
   app.setNotFoundHandler((req, reply) => reply.code(404).send(errorBody('NotFound', `no route ${req.method} ${req.url}; trustgate serves POST /validate, POST /mutate, GET /healthz, /readyz, /metrics`)));
 
-  app.register(admissionRoutes);
+  const bodyLimit = options.bodyLimit ?? DEFAULT_BODY_LIMIT;
+  app.register(admissionRoutes, { bodyLimit, largeBodyBudget: options.largeBodyBudget ?? bodyLimit });
   app.register(healthRoutes);
   app.register(metricsRoute);
   return app;
