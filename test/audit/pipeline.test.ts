@@ -1,6 +1,6 @@
 // The spool and the sinks: durable before acknowledging the caller, delivered once the sink
 // is back, replayed after a restart, and never silently dropped when full.
-import { open, readFile, readdir, mkdtemp, rm } from 'node:fs/promises';
+import { open, readFile, readdir, mkdtemp, rm, symlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
@@ -128,6 +128,16 @@ t.test('a full spool denies by default, or admits and counts the loss with allow
   t.teardown(() => allow.close());
   for (let i = 0; i < 4; i++) await allow.record(makeRecord());
   t.equal(lost.length, 3, 'one loss counted under deny, two under allow');
+});
+
+t.test('a full disk refuses the decision with a clear error and leaves the spool whole', async (t) => {
+  // /dev/full answers every write with ENOSPC: the active segment is made to be it
+  const dir = await mkdtemp(join(tmpdir(), 'tg-spool-'));
+  await symlink('/dev/full', join(dir, 'segment-000000001.jsonl'));
+  const audit = await AuditPipeline.start({ spoolDir: dir, sinks: [], whenFull: 'deny', logger });
+  t.teardown(() => audit.close());
+  await t.rejects(audit.record(makeRecord()), { code: 'AUDIT_UNAVAILABLE', message: /could not be written to the audit spool: ENOSPC/ });
+  await t.rejects(audit.record(makeRecord()), { code: 'AUDIT_UNAVAILABLE', message: /ENOSPC/ }, 'and the next one too, each answered');
 });
 
 t.test('acknowledged segments are removed from the spool', async (t) => {

@@ -1,6 +1,6 @@
 // The audit trail as the server writes it: one record per request, joined to the response by
 // the decision id, no secrets anywhere, nothing admitted unrecorded, replay after a restart.
-import { mkdtemp, readFile, readdir } from 'node:fs/promises';
+import { mkdtemp, readFile, readdir, symlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
@@ -68,6 +68,21 @@ t.test('a full spool refuses admissions with a message that says why', async (t)
   const refused = answers.at(-1);
   t.equal(refused.allowed, false);
   t.match(refused.status.message, /\[trustgate\] the audit spool is full .* refusing admissions rather than admitting unrecorded/);
+  t.match((await server.get('/metrics')).text, /trustgate_audit_records_lost_total [1-9]/);
+});
+
+t.test('a full disk under the spool refuses admissions, each answered with the reason, and the server keeps serving', async (t) => {
+  const spool = await mkdtemp(join(tmpdir(), 'tg-full-'));
+  await symlink('/dev/full', join(spool, 'segment-000000001.jsonl')); // every write: ENOSPC
+  const server = await startTestServer({ policies: [await policyDir({ 'p.yaml': policies })], auditSpool: spool });
+  t.teardown(() => server.close());
+  const review = await readFixture('admissionreviews/pod-create-with-init-container.review.json');
+  for (const uid of ['d1', 'd2']) {
+    const res = await server.post('/validate', { ...review, request: { ...review.request, uid } });
+    t.equal(res.status, 200, `${uid}: answered`);
+    t.match(res.json().response, { uid, allowed: false, status: { code: 403, message: /\[trustgate\] the decision could not be written to the audit spool: ENOSPC/ } });
+  }
+  t.equal((await server.get('/healthz')).status, 200);
   t.match((await server.get('/metrics')).text, /trustgate_audit_records_lost_total [1-9]/);
 });
 
