@@ -240,8 +240,10 @@ spec:
     const outs = await Promise.all(Array.from({ length: 10 }, () => run(pod(`${reg.host}/signed/cached@${img.digest}`))));
     t.ok(outs.every((o) => o.decision.allowed));
     t.same([lookups.filter((l) => l === 'miss').length, lookups.filter((l) => l === 'coalesced').length], [1, 9]);
-    await run(pod(`${reg.host}/signed/cached@${img.digest}`));
+    const hit = await run(pod(`${reg.host}/signed/cached@${img.digest}`));
     t.equal(lookups.at(-1), 'hit');
+    t.same(hit.record.images, outs[0]!.record.images, 'a cached verdict records what the first one did (the cache keeps less, not other)');
+    t.match(hit.record.images[0], { verified: true, authority: String, identity: { issuer: String, subject: String } });
     lookups.length = 0;
     await run(pod(`${reg.host}/signed/unsigned:v1`));
     await run(pod(`${reg.host}/signed/unsigned:v1`));
