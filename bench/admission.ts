@@ -8,7 +8,7 @@ import { mkdtemp, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import autocannon from 'autocannon';
-import { DEPLOYMENT_NODE_OPTIONS } from '../src/kube/manifests.js';
+import { DEPLOYMENT_MALLOC_ARENA_MAX, DEPLOYMENT_NODE_OPTIONS } from '../src/kube/manifests.js';
 import { generateCertificates } from '../src/server/index.js';
 import { fixedRate, type LatencySummary } from './fixed-rate.js';
 import { POLICY_COUNT, writeBenchPolicies } from './policies.js';
@@ -98,7 +98,7 @@ async function main() {
   for (const [sync, port] of [['fsync', 18444], ['write', 18445]] as const) {
     const tg = spawn(process.execPath, [...DEPLOYMENT_NODE_OPTIONS.split(' '), cli, 'serve', '--policies', join(dir, 'policies'), '--listen', `127.0.0.1:${port}`,
       '--tls-cert', certs.cert, '--tls-key', certs.key, '--log-level', 'info', '--audit-spool', join(dir, `spool-${sync}`), '--audit', 'stdout', '--audit-sync', sync],
-      { stdio: ['ignore', 'ignore', 'inherit'] });
+      { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, MALLOC_ARENA_MAX: DEPLOYMENT_MALLOC_ARENA_MAX } });
     results.push(await withServer(tg, `https://127.0.0.1:${port}`, ca, () => measure(`trustgate, --audit-sync ${sync}`, `https://127.0.0.1:${port}`, ca, body)));
   }
 

@@ -6,7 +6,7 @@ import { spawn } from 'node:child_process';
 import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { DEPLOYMENT_NODE_OPTIONS } from '../src/kube/manifests.js';
+import { DEPLOYMENT_MALLOC_ARENA_MAX, DEPLOYMENT_NODE_OPTIONS } from '../src/kube/manifests.js';
 import { fixedRate } from './fixed-rate.js';
 import { admit } from '../src/admission/index.js';
 import { NullDecisionRecorder } from '../src/audit/index.js';
@@ -45,7 +45,7 @@ function podReview(images: string[]) {
 async function serveAndLoad(dir: string, policies: string, port: number, certs: { cert: string; key: string }, ca: Buffer, body: string, registry: string) {
   const cli = new URL('../dist/cli.js', import.meta.url).pathname;
   const tg = spawn(process.execPath, [...DEPLOYMENT_NODE_OPTIONS.split(' '), cli, 'serve', '--policies', policies, '--listen', `127.0.0.1:${port}`, '--tls-cert', certs.cert, '--tls-key', certs.key,
-    '--log-level', 'warn', '--audit-spool', join(dir, `spool-${port}`), '--audit', 'stdout', '--insecure-registry', registry], { stdio: ['ignore', 'ignore', 'inherit'] });
+    '--log-level', 'warn', '--audit-spool', join(dir, `spool-${port}`), '--audit', 'stdout', '--insecure-registry', registry], { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, MALLOC_ARENA_MAX: DEPLOYMENT_MALLOC_ARENA_MAX } });
   try {
     await waitReady(tg, `https://127.0.0.1:${port}`, ca);
     const run = (seconds: number) => fixedRate(`https://127.0.0.1:${port}/validate`, { ca, body, rate: 500, seconds, connections: 10 });

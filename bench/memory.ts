@@ -7,6 +7,7 @@ import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import autocannon from 'autocannon';
+import { DEPLOYMENT_MALLOC_ARENA_MAX, DEPLOYMENT_NODE_OPTIONS } from '../src/kube/manifests.js';
 import { generateCertificates } from '../src/server/index.js';
 import { attachLegacySignatures } from '../test/helpers/cosign.js';
 import { startRegistry } from '../test/helpers/registry.js';
@@ -16,6 +17,8 @@ import { CI, imagesPolicyYaml } from './signed-images.js';
 
 const DIGESTS = Number(process.env.BENCH_DIGESTS ?? 10_000);
 const REQUESTS = Number(process.env.BENCH_REQUESTS ?? 100_000);
+// as deployed: the rendered Deployment's V8 flags (unless BENCH_NODE_FLAGS says otherwise) and malloc arenas
+const NODE_FLAGS = (process.env.BENCH_NODE_FLAGS ?? DEPLOYMENT_NODE_OPTIONS).split(' ').filter(Boolean);
 
 const rssMiB = async (pid: number) => Number(/VmRSS:\s+(\d+) kB/.exec(await readFile(`/proc/${pid}/status`, 'utf8'))![1]) / 1024;
 
@@ -46,8 +49,8 @@ spec:
     const certs = await generateCertificates(join(dir, 'certs'), ['localhost', '127.0.0.1']);
     const ca = await readFile(certs.caCert);
     const cli = new URL('../dist/cli.js', import.meta.url).pathname;
-    const tg = spawn(process.execPath, [...(process.env.BENCH_NODE_FLAGS?.split(' ').filter(Boolean) ?? []), cli, 'serve', '--policies', dir, '--listen', '127.0.0.1:18471', '--tls-cert', certs.cert, '--tls-key', certs.key,
-      '--log-level', 'warn', '--audit-spool', join(dir, 'spool'), '--audit', 'stdout', '--insecure-registry', reg.host], { stdio: ['ignore', 'ignore', 'inherit'] });
+    const tg = spawn(process.execPath, [...NODE_FLAGS, cli, 'serve', '--policies', dir, '--listen', '127.0.0.1:18471', '--tls-cert', certs.cert, '--tls-key', certs.key,
+      '--log-level', 'warn', '--audit-spool', join(dir, 'spool'), '--audit', 'stdout', '--insecure-registry', reg.host], { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, MALLOC_ARENA_MAX: DEPLOYMENT_MALLOC_ARENA_MAX } });
     try {
       await waitReady(tg, 'https://127.0.0.1:18471', ca);
       const idle = await rssMiB(tg.pid!);
@@ -73,7 +76,7 @@ spec:
       });
       const metric = (name: string) => Number(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, 'm').exec(metrics)?.[1] ?? NaN) / 1048576;
       console.error(`heap used ${metric('trustgate_process_nodejs_heap_size_used_bytes').toFixed(0)} MiB of ${metric('trustgate_process_nodejs_heap_size_total_bytes').toFixed(0)} MiB, external ${metric('trustgate_process_nodejs_external_memory_bytes').toFixed(0)} MiB`);
-      console.log(`resident memory of trustgate serve, ${REQUESTS} admissions over ${DIGESTS} distinct signed digests (images rule, loopback registry):`);
+      console.log(`resident memory of trustgate serve (${NODE_FLAGS.join(' ') || 'no V8 flags'}), ${REQUESTS} admissions over ${DIGESTS} distinct signed digests (${process.env.BENCH_BASELINE ? 'policy-only baseline' : 'images rule'}, loopback registry):`);
       console.log(`  idle after start   ${idle.toFixed(0)} MiB`);
       console.log(`  peak during load   ${peak.toFixed(0)} MiB`);
       console.log(`  after the load     ${after.toFixed(0)} MiB   (budget < 200 MB: ${after * 1.048576 < 200 && peak * 1.048576 < 200 ? 'met' : 'MISSED'})`);

@@ -5,6 +5,7 @@ import { readFile, rm } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import t from 'tap';
 import { parseAllDocuments } from 'yaml';
+import { DEPLOYMENT_MALLOC_ARENA_MAX, DEPLOYMENT_NODE_OPTIONS } from '../../src/kube/manifests.js';
 
 const run = promisify(execFile);
 const root = new URL('../../', import.meta.url).pathname;
@@ -26,6 +27,7 @@ t.test('Dockerfile: multi-stage, distroless nonroot runtime, pinned bases, no sh
   const build = text.slice(0, text.lastIndexOf('FROM '));
   const patches = build.search(/^COPY patches /m);
   t.ok(patches >= 0 && patches < build.search(/^RUN npm ci/m), 'patches/ is in place before npm ci applies it to cel-js');
+  t.match(runtime, `ENV NODE_OPTIONS="${DEPLOYMENT_NODE_OPTIONS}" MALLOC_ARENA_MAX=${DEPLOYMENT_MALLOC_ARENA_MAX}`, 'a plain docker run gets the memory settings of the rendered Deployment');
 });
 
 t.test('the compiled bundle the image copies starts', async (t) => {
@@ -94,7 +96,7 @@ t.test('manifests with --pull-secrets and --self-managed-certs add exactly the p
   t.match(pod.containers[0].args, ['serve', '--policies', '/app/policies', '--self-managed-certs', '--cert-dir', '/certs']);
   t.notOk(pod.containers[0].args.includes('--tls-cert'));
   t.same(pod.volumes.find((v: any) => v.name === 'certs'), { name: 'certs', emptyDir: { medium: 'Memory', sizeLimit: '1Mi' } }, 'serving keys stay in the pod, in memory');
-  t.match(pod.containers[0].env, [{ name: 'TRUSTGATE_REPLICA' }, { name: 'NODE_OPTIONS', value: '--max-semi-space-size=2 --max-old-space-size=384' }, { name: 'POD_NAMESPACE', valueFrom: { fieldRef: { fieldPath: 'metadata.namespace' } } }]);
+  t.match(pod.containers[0].env, [{ name: 'TRUSTGATE_REPLICA' }, { name: 'NODE_OPTIONS', value: '--max-semi-space-size=2 --max-old-space-size=384' }, { name: 'MALLOC_ARENA_MAX', value: '1' }, { name: 'POD_NAMESPACE', valueFrom: { fieldRef: { fieldPath: 'metadata.namespace' } } }]);
 });
 
 t.test('manifests refuses nonsense and warns about a single replica', async (t) => {
