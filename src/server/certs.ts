@@ -2,7 +2,10 @@
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { X509Certificate } from 'node:crypto';
 import { join } from 'node:path';
-import selfsigned from 'selfsigned';
+
+// selfsigned (and the ASN.1 libraries under it, ~3 MiB of heap) is loaded only when a
+// certificate is generated: a replica serving its mounted certificate never needs it
+const generator = async () => (await import('selfsigned')).default;
 
 export interface CertificatePaths { caCert: string; cert: string; key: string }
 
@@ -20,7 +23,7 @@ export interface PemPair { cert: string; key: string }
 export async function generateCa(commonName: string, validDays = 365): Promise<PemPair> {
   const notBeforeDate = new Date(Date.now() - 60_000);
   const notAfterDate = new Date(notBeforeDate.getTime() + validDays * 86_400_000);
-  const ca = await selfsigned.generate([{ name: 'commonName', value: commonName }], {
+  const ca = await (await generator()).generate([{ name: 'commonName', value: commonName }], {
     keyType: 'ec', curve: 'P-256', algorithm: 'sha256', notBeforeDate, notAfterDate,
     extensions: [{ name: 'basicConstraints', cA: true, critical: true }, { name: 'keyUsage', keyCertSign: true, cRLSign: true, critical: true }],
   });
@@ -31,7 +34,7 @@ export async function generateCa(commonName: string, validDays = 365): Promise<P
 export async function issueServingCertificate(ca: PemPair, dnsNames: readonly string[], validDays = 365): Promise<PemPair> {
   const notBeforeDate = new Date(Date.now() - 60_000);
   const notAfterDate = new Date(notBeforeDate.getTime() + validDays * 86_400_000);
-  const serving = await selfsigned.generate([{ name: 'commonName', value: dnsNames[0] ?? 'localhost' }], {
+  const serving = await (await generator()).generate([{ name: 'commonName', value: dnsNames[0] ?? 'localhost' }], {
     keyType: 'ec', curve: 'P-256', algorithm: 'sha256', notBeforeDate, notAfterDate,
     ca: { key: ca.key, cert: ca.cert },
     extensions: [

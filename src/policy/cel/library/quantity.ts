@@ -31,7 +31,23 @@ export class Quantity {
   toString(): string { return this.text; }
 }
 
+// the same few quantities ('100m', '256Mi') come in every Pod and every policy literal: parsed
+// ones are kept (Quantity is immutable), a bounded set of short strings
+const parsed = new Map<string, Quantity | undefined>();
+const PARSED_MAX = 1024;
+
 export function parseQuantity(s: string): Quantity | undefined {
+  let quantity = parsed.get(s);
+  if (quantity !== undefined || parsed.has(s)) return quantity;
+  quantity = parseUncached(s);
+  if (s.length <= 64) {
+    if (parsed.size >= PARSED_MAX) parsed.clear();
+    parsed.set(s, quantity);
+  }
+  return quantity;
+}
+
+function parseUncached(s: string): Quantity | undefined {
   const m = QUANTITY.exec(s);
   if (!m) return undefined;
   const [, sign, digits, suffix = '', exp] = m;
