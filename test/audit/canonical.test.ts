@@ -1,9 +1,10 @@
 // Canonical JSON: the fast writer must write exactly what the plain definition writes, for
 // any JSON value and for the awkward ones (index-like keys, __proto__, surrogates, non-JSON).
 import fc from 'fast-check';
+import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import t from 'tap';
-import { canonicalJson } from '../../src/audit/canonical.js';
+import { canonicalJson, canonicalSha256 } from '../../src/audit/canonical.js';
 
 /** The definition, written plainly: sorted keys, JSON.stringify for every string. */
 function referenceCanonicalJson(value: unknown): string {
@@ -56,4 +57,15 @@ t.test('awkward values', async (t) => {
   const input = { y: 1, x: 2 };
   t.equal(canonicalJson(input), '{"x":2,"y":1}');
   t.same(Object.keys(input), ['y', 'x'], 'the input is never reordered in place');
+});
+
+t.test('the streamed digest is the sha256 of the canonical text, across its chunk boundaries', async (t) => {
+  const sha = (s: string) => createHash('sha256').update(s).digest('hex');
+  fc.assert(fc.property(fc.jsonValue(), (v) => canonicalSha256(v) === sha(referenceCanonicalJson(v))), { numRuns: 500 });
+  // large enough to be handed to the hash in many 64 KiB pieces, cut inside objects and arrays
+  const big = { data: Object.fromEntries(Array.from({ length: 30_000 }, (_, i) => [`k${i}`, [{ v: `é${i}` }, i, null]])), list: Array.from({ length: 5000 }, (_, i) => ({ i, s: '\ud83d\ude00'.repeat(i % 7) })) };
+  const text = referenceCanonicalJson(big);
+  t.ok(text.length > 16 * 64 * 1024, `${text.length} characters: 18 pieces or more`);
+  t.equal(canonicalSha256(big), sha(text));
+  t.equal(canonicalSha256(null), sha('null'));
 });
