@@ -28,7 +28,7 @@ COPY --from=build /src/schema ./schema
 COPY policies ./policies
 USER 65532:65532
 # the rendered Deployment sets these too (src/kube/manifests.ts says why); here for a plain `docker run`
-ENV NODE_OPTIONS="--max-semi-space-size=2 --max-old-space-size=384" MALLOC_ARENA_MAX=1
+ENV NODE_OPTIONS="--max-semi-space-size=4 --max-old-space-size=384" MALLOC_ARENA_MAX=1
 EXPOSE 8443
 ENTRYPOINT ["/nodejs/bin/node", "/app/dist/cli.js"]
 CMD ["serve", "--policies", "/app/policies", "--tls-cert", "/certs/tls.crt", "--tls-key", "/certs/tls.key", "--audit-spool", "/spool", "--in-cluster"]

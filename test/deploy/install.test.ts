@@ -96,7 +96,7 @@ t.test('manifests with --pull-secrets and --self-managed-certs add exactly the p
   t.match(pod.containers[0].args, ['serve', '--policies', '/app/policies', '--self-managed-certs', '--cert-dir', '/certs']);
   t.notOk(pod.containers[0].args.includes('--tls-cert'));
   t.same(pod.volumes.find((v: any) => v.name === 'certs'), { name: 'certs', emptyDir: { medium: 'Memory', sizeLimit: '1Mi' } }, 'serving keys stay in the pod, in memory');
-  t.match(pod.containers[0].env, [{ name: 'TRUSTGATE_REPLICA' }, { name: 'NODE_OPTIONS', value: '--max-semi-space-size=2 --max-old-space-size=384' }, { name: 'MALLOC_ARENA_MAX', value: '1' }, { name: 'POD_NAMESPACE', valueFrom: { fieldRef: { fieldPath: 'metadata.namespace' } } }]);
+  t.match(pod.containers[0].env, [{ name: 'TRUSTGATE_REPLICA' }, { name: 'NODE_OPTIONS', value: '--max-semi-space-size=4 --max-old-space-size=384' }, { name: 'MALLOC_ARENA_MAX', value: '1' }, { name: 'POD_NAMESPACE', valueFrom: { fieldRef: { fieldPath: 'metadata.namespace' } } }]);
 });
 
 t.test('manifests refuses nonsense and warns about a single replica', async (t) => {
