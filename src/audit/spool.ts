@@ -122,11 +122,12 @@ export class Spool {
         }
         const data = Buffer.from(batch.map((p) => p.line).join(''));
         this.#writeAll(data);
+        // counted once in the file, even if the fsync below fails: a later cut-short write is
+        // undone back to here, never into lines that are there
+        this.#activeSize += data.length;
+        this.#totalBytes += data.length;
         if (this.options.sync === 'fsync') await this.#handle.datasync();
         else this.#dirty = true;
-        const bytes = data.length;
-        this.#activeSize += bytes;
-        this.#totalBytes += bytes;
         for (const p of batch) p.resolve();
         if (this.#activeSize >= this.options.segmentBytes) await this.#rotate();
       } catch (err) {
