@@ -62,6 +62,11 @@ function guardLargeBodies(app: FastifyInstance, bodyLimit: number, budgetBytes: 
     if (!(length >= LARGE_BODY_BYTES && length <= bodyLimit)) return done(null, payload);
     const receivedAt = Date.now();
     budget.acquire(length, waitMs).then((release) => {
+      // a caller that gave up while waiting gets no answer, so no hook would give the share back
+      if (req.raw.destroyed) {
+        release();
+        return done(new Error('the caller closed the connection while its review waited for memory'), payload);
+      }
       req.largeBody = { release, receivedAt };
       done(null, payload);
     }, (err: Error) => done(err, payload));

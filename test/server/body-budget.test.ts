@@ -1,5 +1,9 @@
+import type { ClientRequest, IncomingMessage } from 'node:http';
+import { request } from 'node:https';
 import t from 'tap';
 import { BodyBudget } from '../../src/server/body-budget.js';
+import { policyDir, policyYaml, POD_RULE } from '../helpers/policies.js';
+import { readFixture, startTestServer } from '../helpers/server.js';
 
 const MiB = 1024 * 1024;
 
@@ -50,4 +54,35 @@ t.test('a waiter that cannot start in time is refused, and the ones behind it go
   release();
   held();
   t.equal(budget.waiting, 0);
+});
+
+t.test('over HTTPS: a caller that gives up while waiting for the budget leaves none of it behind', async (t) => {
+  // a 2 MiB limit makes the budget 2 MiB: one 1.5 MiB review at a time
+  const server = await startTestServer({ policies: [await policyDir({ 'p.yaml': policyYaml('any', `${POD_RULE}\nvalidations:\n  - expression: "true"`) })], bodyLimit: 2 * MiB });
+  t.teardown(() => server.close());
+  const review = await readFixture('admissionreviews/pod-create-with-init-container.review.json');
+  review.request.object.metadata.annotations = { pad: 'x'.repeat(1.5 * MiB) };
+  const body = Buffer.from(JSON.stringify(review));
+  const open = (): ClientRequest => {
+    const req = request(`${server.url}/validate`, { method: 'POST', ca: server.ca, agent: false, headers: { 'content-type': 'application/json', 'content-length': body.length } });
+    req.on('error', () => {});
+    return req;
+  };
+  // A takes the budget and sends half its body; B waits behind it, then gives up
+  const a = open();
+  const answerA = new Promise<number>((resolve) => a.on('response', (res: IncomingMessage) => (res.resume(), resolve(res.statusCode ?? 0))));
+  a.write(body.subarray(0, body.length >> 1));
+  await new Promise((r) => setTimeout(r, 200));
+  const b = open();
+  b.write(body.subarray(0, 1024));
+  await new Promise((r) => setTimeout(r, 200));
+  b.destroy();
+  await new Promise((r) => setTimeout(r, 100));
+  a.end(body.subarray(body.length >> 1));
+  t.equal(await answerA, 200, 'A answered');
+  // C must not wait for a share B never gave back
+  const started = Date.now();
+  const c = await server.post('/validate', body.toString(), { 'content-type': 'application/json' });
+  t.equal(c.status, 200);
+  t.ok(Date.now() - started < 2000, `C started at once (${Date.now() - started} ms)`);
 });
