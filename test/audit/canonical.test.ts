@@ -65,7 +65,7 @@ t.test('the streamed digest is the sha256 of the canonical text, across its chun
   // large enough to be handed to the hash in many 64 KiB pieces, cut inside objects and arrays
   const big = { data: Object.fromEntries(Array.from({ length: 30_000 }, (_, i) => [`k${i}`, [{ v: `é${i}` }, i, null]])), list: Array.from({ length: 5000 }, (_, i) => ({ i, s: '\ud83d\ude00'.repeat(i % 7) })) };
   const text = referenceCanonicalJson(big);
-  t.ok(text.length > 16 * 64 * 1024, `${text.length} characters: 18 pieces or more`);
+  t.ok(text.length > 16 * 64 * 1024, `${text.length} characters: more than 16 pieces`);
   t.equal(canonicalSha256(big), sha(text));
   t.equal(canonicalSha256(null), sha('null'));
 });

@@ -130,7 +130,7 @@ t.test('a full spool denies by default, or admits and counts the loss with allow
   t.equal(lost.length, 3, 'one loss counted under deny, two under allow');
 });
 
-t.test('a full disk refuses the decision with a clear error and leaves the spool whole', async (t) => {
+t.test('a full disk refuses each decision with a clear error, and the next one too', async (t) => {
   // /dev/full answers every write with ENOSPC: the active segment is made to be it
   const dir = await mkdtemp(join(tmpdir(), 'tg-spool-'));
   await symlink('/dev/full', join(dir, 'segment-000000001.jsonl'));
