@@ -3,7 +3,7 @@
 import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify';
 import type { Logger } from 'pino';
 import { admit, AdmissionInputError, PolicySetUnavailableError, type AdmissionServices, type Endpoint } from '../admission/index.js';
-import { BodyBudget, BodyBudgetBusyError, LARGE_BODY_BYTES } from './body-budget.js';
+import { BodyBudget, type BodyBudgetBusyError, LARGE_BODY_BYTES } from './body-budget.js';
 import type { Metrics } from './metrics.js';
 
 export interface ReadinessCheck {
@@ -50,26 +50,35 @@ function errorBody(error: string, message: string) {
  * A large review takes its share of the body budget before its body is read: while the budget
  * is spent, its bytes wait in the socket (the sender is held back by TCP), not in the heap. A
  * body of unknown length may be as large as the limit; one declared over it is left to the 413.
+ * One that cannot start within half the deadline is refused here (503, retry); one whose caller
+ * is gone, or whose body has not arrived and been answered a second past the deadline, gives
+ * its share back, so a stalled or vanished sender cannot hold it.
  */
 function guardLargeBodies(app: FastifyInstance, bodyLimit: number, budgetBytes: number): void {
+  const { admission, metrics, logger } = app.trustgate;
   const budget = new BodyBudget(budgetBytes);
   // it waits at most half the deadline for memory: the other half is its evaluation's
-  const waitMs = app.trustgate.admission.deadlineMs / 2;
-  app.addHook('preParsing', (req, _reply, payload, done) => {
+  const waitMs = admission.deadlineMs / 2;
+  app.addHook('preParsing', (req, reply, payload, done) => {
     const declared = req.headers['content-length'];
     if (declared === undefined && req.headers['transfer-encoding'] === undefined) return done(null, payload); // no body
     const length = declared === undefined ? bodyLimit : Number(declared);
     if (!(length >= LARGE_BODY_BYTES && length <= bodyLimit)) return done(null, payload);
     const receivedAt = Date.now();
-    budget.acquire(length, waitMs).then((release) => {
+    budget.acquire(length, waitMs).then((share) => {
       // a caller that gave up while waiting gets no answer, so no hook would give the share back
       if (req.raw.destroyed) {
-        release();
+        share();
         return done(new Error('the caller closed the connection while its review waited for memory'), payload);
       }
-      req.largeBody = { release, receivedAt };
+      const held = setTimeout(() => req.raw.destroy(), receivedAt + admission.deadlineMs + 1000 - Date.now());
+      req.largeBody = { release: () => (clearTimeout(held), share()), receivedAt };
       done(null, payload);
-    }, (err: Error) => done(err, payload));
+    }, (err: BodyBudgetBusyError) => {
+      metrics.badRequests.inc({ error: 'Busy' });
+      logger.warn({ url: req.url, reason: err.message, remote: req.ip }, 'large review refused: the body budget stayed spent');
+      void reply.code(503).header('retry-after', '1').send(errorBody('Busy', err.message));
+    });
   });
   // the share goes back once the review is answered (or its caller gave up)
   const release = (req: FastifyRequest, _reply: unknown, next: () => void) => {
@@ -152,20 +161,16 @@ export function buildApp(services: AppServices, options: AppOptions = {}): Fasti
   });
 
   app.setErrorHandler((err: Error & { statusCode?: number; code?: string }, req, reply) => {
-    const status = err instanceof AdmissionInputError ? err.statusCode : err instanceof BodyBudgetBusyError ? 503 : err.statusCode ?? 500;
+    const status = err instanceof AdmissionInputError ? err.statusCode : err.statusCode ?? 500;
     const error = err instanceof AdmissionInputError ? err.error
-      : err instanceof BodyBudgetBusyError ? 'Busy'
       : status === 413 ? 'BodyTooLarge'
       : status === 415 ? 'UnsupportedMediaType'
       : status >= 500 ? 'InternalError' : 'BadRequest';
     const message = status === 415 ? `content type ${JSON.stringify(req.headers['content-type'] ?? '')} is not supported: send application/json`
       : status === 413 ? `the body is larger than the ${app.initialConfig.bodyLimit}-byte limit`
-      : status >= 500 && error !== 'Busy' ? 'internal error; see the trustgate log' : err.message;
+      : status >= 500 ? 'internal error; see the trustgate log' : err.message;
     services.metrics.badRequests.inc({ error });
-    if (error === 'Busy') {
-      services.logger.warn({ url: req.url, reason: message, remote: req.ip }, 'large review refused: the body budget stayed spent');
-      void reply.header('retry-after', '1');
-    } else if (status >= 500) services.logger.error({ err, url: req.url }, 'request failed');
+    if (status >= 500) services.logger.error({ err, url: req.url }, 'request failed');
     else services.logger.warn({ url: req.url, error, reason: message, remote: req.ip }, 'rejected request');
     return reply.code(status).send(errorBody(error, message));
   });

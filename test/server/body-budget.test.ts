@@ -86,3 +86,27 @@ t.test('over HTTPS: a caller that gives up while waiting for the budget leaves n
   t.equal(c.status, 200);
   t.ok(Date.now() - started < 2000, `C started at once (${Date.now() - started} ms)`);
 });
+
+t.test('over HTTPS: a sender that stalls mid-body loses its share a second past the deadline', async (t) => {
+  const server = await startTestServer({ policies: [await policyDir({ 'p.yaml': policyYaml('any', `${POD_RULE}\nvalidations:\n  - expression: "true"`) })], bodyLimit: 2 * MiB, deadlineMs: 1000 });
+  t.teardown(() => server.close());
+  const review = await readFixture('admissionreviews/pod-create-with-init-container.review.json');
+  review.request.object.metadata.annotations = { pad: 'x'.repeat(1.5 * MiB) };
+  const body = Buffer.from(JSON.stringify(review));
+  const stalled = request(`${server.url}/validate`, { method: 'POST', ca: server.ca, agent: false, headers: { 'content-type': 'application/json', 'content-length': body.length } });
+  const cut = new Promise<string>((resolve) => {
+    stalled.on('error', (err) => resolve(err.message));
+    stalled.on('response', (res: IncomingMessage) => resolve(`answered ${res.statusCode}`));
+  });
+  stalled.write(body.subarray(0, body.length >> 1)); // and never the rest
+  await new Promise((r) => setTimeout(r, 200));
+  const busy = await server.post('/validate', body.toString(), { 'content-type': 'application/json' });
+  t.equal(busy.status, 503, 'while it holds the budget, another large review is refused after half the deadline');
+  t.match(busy.json(), { error: 'Busy', message: /waited 500 ms for memory/ });
+  t.equal(busy.headers['retry-after'], '1');
+  const waited = Promise.race([cut, new Promise<string>((r) => setTimeout(() => r('still open 5 s later'), 5000))]);
+  t.match(await waited, /socket hang up|ECONNRESET/, 'the stalled sender is cut off');
+  stalled.destroy();
+  const after = await server.post('/validate', body.toString(), { 'content-type': 'application/json' });
+  t.equal(after.status, 200, 'and the next large review is evaluated');
+});
