@@ -1,9 +1,13 @@
 // Canonical JSON (sorted keys, no whitespace): the same value always hashes the same.
-// On every admission's path (object digest, record hash), so it is written for speed: pieces
-// are appended to one string, keys already in order are not sorted again, and strings that
-// need no escaping skip JSON.stringify. A digest streams the text into the hash in chunks, so a
-// 16 MiB object is never held as one string (nor as the millions of rope pieces that build it).
-import { createHash } from 'node:crypto';
+// On every admission's path (object digest, record hash), so it is written for speed. Most
+// values take the native path: a copy in sorted key order, made only of the objects whose keys
+// are out of order, written by JSON.stringify (one flat string; the per-piece writer below
+// allocated ~4x the text in rope pieces and sort buffers, and the collector paid for it per
+// admission). JSON.stringify writes canonical text for plain JSON data only, so anything else
+// (index-like keys, which objects enumerate in numeric order; non-JSON values) and anything
+// large takes the writer, which a digest streams into the hash in chunks: a 16 MiB object is
+// never held as one string, nor copied.
+import { createHash, hash } from 'node:crypto';
 
 // what JSON.stringify would escape in a string: quote, backslash, control characters, surrogates
 const NEEDS_ESCAPE = /["\\\u0000-\u001f\ud800-\udfff]/;
@@ -66,15 +70,106 @@ class CanonicalWriter {
   }
 }
 
+/** objects and arrays the native path copies or checks before it leaves a value to the writer */
+const NATIVE_NODE_LIMIT = 20_000;
+
+/** returned by inCanonicalOrder when JSON.stringify would not write the canonical text */
+const NOT_NATIVE = Symbol('not native');
+
+/** ASCII digit first: the only keys that can be array indices, which objects enumerate first */
+const mayBeIndex = (key: string) => {
+  const c = key.charCodeAt(0);
+  return c >= 48 && c <= 57;
+};
+const isIndex = (key: string) => /^(?:0|[1-9]\d{0,9})$/.test(key) && Number(key) < 4294967295;
+
+/** in place; key lists are short, and Array#sort allocates a work copy on every call */
+function sortKeys(keys: string[]): void {
+  if (keys.length > 32) {
+    keys.sort();
+    return;
+  }
+  for (let i = 1; i < keys.length; i++) {
+    const k = keys[i]!;
+    let j = i - 1;
+    while (j >= 0 && keys[j]! > k) {
+      keys[j + 1] = keys[j]!;
+      j--;
+    }
+    keys[j + 1] = k;
+  }
+}
+
+/**
+ * The value itself when JSON.stringify already writes it canonically, else a copy of the parts
+ * that are out of key order (the rest shared), or NOT_NATIVE when JSON.stringify cannot write it
+ * canonically at all, or it has more than `budget.nodes` containers.
+ */
+function inCanonicalOrder(value: unknown, budget: { nodes: number }): unknown {
+  if (value === null || typeof value !== 'object') {
+    const type = typeof value;
+    return type === 'string' || type === 'number' || type === 'boolean' || value === null || value === undefined ? value : NOT_NATIVE;
+  }
+  if (--budget.nodes < 0) return NOT_NATIVE;
+  if (Array.isArray(value)) {
+    let copy: unknown[] | undefined;
+    for (let i = 0; i < value.length; i++) {
+      const item = value[i];
+      const ordered = inCanonicalOrder(item, budget);
+      if (ordered === NOT_NATIVE) return NOT_NATIVE;
+      if (ordered !== item) (copy ??= value.slice())[i] = ordered;
+    }
+    return copy ?? value;
+  }
+  const proto = Object.getPrototypeOf(value);
+  if (proto !== Object.prototype && proto !== null) return NOT_NATIVE;
+  const keys = Object.keys(value);
+  let inOrder = true;
+  for (let i = 0; i < keys.length; i++) {
+    if (mayBeIndex(keys[i]!) && isIndex(keys[i]!)) return NOT_NATIVE;
+    if (i && keys[i - 1]! > keys[i]!) inOrder = false;
+  }
+  if (!inOrder) sortKeys(keys);
+  let copy: Record<string, unknown> | undefined;
+  for (let i = 0; i < keys.length; i++) {
+    const key = keys[i]!;
+    const member = (value as Record<string, unknown>)[key];
+    const ordered = inCanonicalOrder(member, budget);
+    if (ordered === NOT_NATIVE) return NOT_NATIVE;
+    if (!copy && (ordered !== member || !inOrder)) {
+      copy = {};
+      for (let j = 0; j < i; j++) setMember(copy, keys[j]!, (value as Record<string, unknown>)[keys[j]!]);
+    }
+    if (copy) setMember(copy, key, ordered);
+  }
+  return copy ?? value;
+}
+
+// a "__proto__" key is legal JSON; plain assignment would set the copy's prototype instead
+function setMember(target: Record<string, unknown>, key: string, value: unknown): void {
+  if (key === '__proto__') Object.defineProperty(target, key, { value, enumerable: true, writable: true, configurable: true });
+  else target[key] = value;
+}
+
+/** the canonical text by JSON.stringify, or undefined when the value must take the writer */
+function nativeCanonicalJson(value: unknown): string | undefined {
+  const ordered = inCanonicalOrder(value, { nodes: NATIVE_NODE_LIMIT });
+  return ordered === NOT_NATIVE ? undefined : (JSON.stringify(ordered) ?? 'null');
+}
+
 /** Sorted keys, undefined members dropped (null in arrays), non-finite numbers and other non-JSON values as null. */
 export function canonicalJson(value: unknown): string {
+  const text = nativeCanonicalJson(value);
+  if (text !== undefined) return text;
   const writer = new CanonicalWriter();
   writer.write(value);
   return writer.text;
 }
 
-/** sha256 (hex) of canonicalJson(value), without ever holding the whole text. */
+/** sha256 (hex) of canonicalJson(value); a large value is streamed, never held as one text. */
 export function canonicalSha256(value: unknown): string {
+  const text = nativeCanonicalJson(value);
+  if (text !== undefined) return hash('sha256', text);
   const digest = createHash('sha256');
   const writer = new CanonicalWriter((chunk) => digest.update(chunk));
   writer.write(value);

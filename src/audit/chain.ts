@@ -8,21 +8,26 @@ export const GENESIS_HASH = '0'.repeat(64);
 
 export interface ChainState { seq: number; hash: string }
 
-/** The record's top-level members without its hash, in canonical order, each as `"key":value`. */
-function members(record: DecisionRecord): { key: string; json: string }[] {
-  const out: { key: string; json: string }[] = [];
-  for (const key of Object.keys(record).sort()) {
-    const value = (record as unknown as Record<string, unknown>)[key];
-    if (key === 'hash' || value === undefined) continue;
-    out.push({ key, json: `${JSON.stringify(key)}:${canonicalJson(value)}` });
+/**
+ * The record without its hash as canonical JSON, in two runs of members: those that sort before
+ * "hash" and those after it, so the line can take the hash between them without a second pass.
+ */
+function unsealedHalves(record: DecisionRecord): [before: string, after: string] {
+  // no prototype: a "__proto__" member of a record read back from a file stays a member
+  const before: Record<string, unknown> = Object.create(null);
+  const after: Record<string, unknown> = Object.create(null);
+  for (const [key, value] of Object.entries(record)) {
+    if (key !== 'hash') (key < 'hash' ? before : after)[key] = value;
   }
-  return out;
+  return [canonicalJson(before).slice(1, -1), canonicalJson(after).slice(1, -1)];
 }
 
-const hashOf = (prevHash: string | undefined, body: { json: string }[]) => hash('sha256', `${prevHash ?? GENESIS_HASH}{${body.map((m) => m.json).join(',')}}`);
+const objectOf = (...members: string[]) => `{${members.filter((m) => m !== '').join(',')}}`;
+
+const hashOf = (prevHash: string | undefined, [before, after]: [string, string]) => hash('sha256', `${prevHash ?? GENESIS_HASH}${objectOf(before, after)}`);
 
 export function recordHash(record: DecisionRecord): string {
-  return hashOf(record.prevHash, members(record));
+  return hashOf(record.prevHash, unsealedHalves(record));
 }
 
 export class HashChain {
@@ -43,19 +48,17 @@ export class HashChain {
    * is serialised once, for the hash and the line alike (this is on every admission's path).
    */
   sealToLine(record: DecisionRecord): string {
-    const body = this.#link(record);
-    const at = body.findIndex((m) => m.key > 'hash');
-    body.splice(at < 0 ? body.length : at, 0, { key: 'hash', json: `"hash":"${record.hash}"` });
-    return `{${body.map((m) => m.json).join(',')}}`;
+    const [before, after] = this.#link(record);
+    return objectOf(before, `"hash":"${record.hash}"`, after);
   }
 
-  /** Sets seq, prevHash and hash; returns the members the hash was taken over. */
-  #link(record: DecisionRecord): { key: string; json: string }[] {
+  /** Sets seq, prevHash and hash; returns the canonical text the hash was taken over. */
+  #link(record: DecisionRecord): [string, string] {
     record.seq = this.state.seq + 1;
     record.prevHash = this.state.hash;
-    const body = members(record);
-    record.hash = hashOf(record.prevHash, body);
+    const halves = unsealedHalves(record);
+    record.hash = hashOf(record.prevHash, halves);
     this.state = { seq: record.seq, hash: record.hash };
-    return body;
+    return halves;
   }
 }

@@ -59,6 +59,22 @@ t.test('awkward values', async (t) => {
   t.same(Object.keys(input), ['y', 'x'], 'the input is never reordered in place');
 });
 
+t.test('the native path and the writer agree where one hands over to the other', async (t) => {
+  // objects with many keys (sorted by Array#sort, not in place), shuffled
+  const wide = Object.fromEntries(Array.from({ length: 40 }, (_, i) => [`k${(i * 17) % 40}`, { z: i, a: [i, { y: 1, b: 2 }] }]));
+  t.equal(canonicalJson(wide), referenceCanonicalJson(wide), '40 shuffled keys');
+  // around the container limit of the native path (20,000): below it, and above it (the writer)
+  for (const n of [9_000, 11_000]) {
+    const many = { list: Array.from({ length: n }, (_, i) => ({ n: i, a: i % 3 ? 'x' : null })) };
+    t.equal(canonicalJson(many), referenceCanonicalJson(many), `${2 * n + 2} containers`);
+    t.equal(canonicalSha256(many), createHash('sha256').update(referenceCanonicalJson(many)).digest('hex'));
+  }
+  // a non-JSON value deep inside sends the whole value to the writer
+  const mixed = { b: { d: 1, c: [1, 2n, new Date(0)] }, a: JSON.parse('{"__proto__":1,"z":{"y":1,"x":2}}') };
+  t.equal(canonicalJson(mixed), referenceCanonicalJson(mixed));
+  t.equal(canonicalJson(JSON.parse('{"z":{"__proto__":{"b":1,"a":2},"a":0}}')), '{"z":{"__proto__":{"a":2,"b":1},"a":0}}', 'a __proto__ key copied in order stays a key');
+});
+
 t.test('the streamed digest is the sha256 of the canonical text, across its chunk boundaries', async (t) => {
   const sha = (s: string) => createHash('sha256').update(s).digest('hex');
   fc.assert(fc.property(fc.jsonValue(), (v) => canonicalSha256(v) === sha(referenceCanonicalJson(v))), { numRuns: 500 });
