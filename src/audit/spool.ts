@@ -203,15 +203,17 @@ export class Spool {
       if (offset < size) {
         const fh = await open(path, 'r');
         try {
-          const length = Math.min(size - offset, maxBytes);
-          const buf = Buffer.alloc(length);
-          await fh.read(buf, 0, length, offset);
-          const text = buf.toString('utf8');
-          const end = text.lastIndexOf('\n');
-          if (end < 0) return { lines: [], next: { segment, offset } };
-          const lines = text.slice(0, end).split('\n').slice(0, maxRecords);
-          const consumed = lines.reduce((n, l) => n + Buffer.byteLength(l) + 1, 0);
-          return { lines, next: { segment, offset: offset + consumed } };
+          const buf = Buffer.allocUnsafe(Math.min(size - offset, maxBytes));
+          const { bytesRead } = await fh.read(buf, 0, buf.length, offset);
+          // whole lines only, and only the ones asked for are decoded
+          let end = 0;
+          let count = 0;
+          for (let nl = buf.indexOf(10); count < maxRecords && nl >= 0 && nl < bytesRead; nl = buf.indexOf(10, end)) {
+            end = nl + 1;
+            count++;
+          }
+          if (!count) return { lines: [], next: { segment, offset } };
+          return { lines: buf.toString('utf8', 0, end - 1).split('\n'), next: { segment, offset: offset + end } };
         } finally {
           await fh.close();
         }

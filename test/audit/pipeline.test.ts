@@ -188,3 +188,31 @@ t.test('an idle pipeline does not accumulate waiters', async (t) => {
   await new Promise((r) => setTimeout(r, 3500)); // three idle polls of the one sink
   t.ok(audit.waiting <= 1, `waiting: ${audit.waiting}`);
 });
+
+t.test('the spool reads whole lines from a cursor, as many as asked, and the cursor lands after them', async (t) => {
+  const { Spool } = await import('../../src/audit/spool.js');
+  const dir = await mkdtemp(join(tmpdir(), 'tg-spool-'));
+  const spool = await Spool.open(dir, { sync: 'write' });
+  t.teardown(() => spool.close());
+  // multi-byte characters: the cursor counts bytes, the lines are text
+  const lines = ['{"a":"é"}', '{"b":"日本"}', '{"c":"\u{1f600}"}', '{"d":1}', '{"e":"ü"}'];
+  for (const line of lines) await spool.append(line);
+  let cursor = { segment: 0, offset: 0 };
+  const seen: string[] = [];
+  for (let i = 0; i < 5 && seen.length < lines.length; i++) {
+    const batch = await spool.read(cursor, 2);
+    t.ok(batch.lines.length <= 2);
+    seen.push(...batch.lines);
+    cursor = batch.next;
+  }
+  t.same(seen, lines, 'every line once, in order, in batches of two');
+  t.same((await spool.read(cursor, 2)).lines, [], 'nothing after the last line');
+  // a read too short for the next line returns nothing and leaves the cursor where it was
+  const start = { segment: 0, offset: 0 };
+  const short = await spool.read(start, 10, Buffer.byteLength(lines[0]!));
+  t.same(short.lines, [], 'no half line');
+  t.same(short.next.offset, 0);
+  const one = await spool.read(start, 10, Buffer.byteLength(lines[0]!) + 1 + 3);
+  t.same(one.lines, [lines[0]], 'only the whole lines within the bytes read');
+  t.equal(one.next.offset, Buffer.byteLength(lines[0]!) + 1);
+});
