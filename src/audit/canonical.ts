@@ -84,7 +84,7 @@ const mayBeIndex = (key: string) => {
 const isIndex = (key: string) => /^(?:0|[1-9]\d{0,9})$/.test(key) && Number(key) < 4294967295;
 
 /** in place; key lists are short, and Array#sort allocates a work copy on every call */
-function sortKeys(keys: string[]): void {
+export function sortKeys(keys: string[]): void {
   if (keys.length > 32) {
     keys.sort();
     return;

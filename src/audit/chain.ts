@@ -1,7 +1,7 @@
 // The per-replica hash chain: hash = sha256(prevHash ‖ canonical JSON of the record without
 // its hash), seq counting up from 1. Editing, removing or reordering a record breaks it.
 import { hash } from 'node:crypto';
-import { canonicalJson } from './canonical.js';
+import { canonicalJson, sortKeys } from './canonical.js';
 import type { DecisionRecord } from './record.js';
 
 export const GENESIS_HASH = '0'.repeat(64);
@@ -16,8 +16,11 @@ function unsealedHalves(record: DecisionRecord): [before: string, after: string]
   // no prototype: a "__proto__" member of a record read back from a file stays a member
   const before: Record<string, unknown> = Object.create(null);
   const after: Record<string, unknown> = Object.create(null);
-  for (const [key, value] of Object.entries(record)) {
-    if (key !== 'hash') (key < 'hash' ? before : after)[key] = value;
+  // filled in key order, so canonicalJson finds them in order and copies neither
+  const keys = Object.keys(record);
+  sortKeys(keys);
+  for (const key of keys) {
+    if (key !== 'hash') (key < 'hash' ? before : after)[key] = (record as unknown as Record<string, unknown>)[key];
   }
   return [canonicalJson(before).slice(1, -1), canonicalJson(after).slice(1, -1)];
 }

@@ -93,31 +93,36 @@ export function buildDecisionRecord(input: {
   labels?: { cluster: string; version: string };
 }): DecisionRecord {
   const r = input.request;
+  const time = new Date().toISOString();
+  const objectSha256 = objectDigest(r.object ?? r.oldObject);
+  // members in key order, the canonical order: the record is serialised on every admission's
+  // path, and canonical JSON copies only the objects whose keys are out of order
   return {
-    schema: 'trustgate.dev/decision/v1',
+    allowed: input.allowed,
     decisionId: input.decisionId,
-    time: new Date().toISOString(),
+    // after the digest above, the last costly step before the record is sealed
+    durationMs: Math.round((performance.now() - input.startedAt) * 1000) / 1000,
+    endpoint: input.endpoint,
+    images: imageRecords(input.results),
+    labels: input.labels ?? { cluster: '', version: TRUSTGATE_VERSION },
+    patch: input.patch,
+    policies: input.results.map((p) => ({ code: p.code, messages: p.messages, mode: p.mode, name: p.name, result: p.result, revision: p.revision })),
+    policySetRevision: input.policySetRevision,
     replica: input.replica,
     request: {
-      uid: r.uid,
+      dryRun: r.dryRun === true,
       kind: r.kind,
+      name: r.name ?? r.object?.metadata?.name ?? r.oldObject?.metadata?.name ?? '',
+      namespace: r.namespace ?? '',
+      objectSha256,
+      operation: r.operation,
       resource: r.resource,
       subResource: r.subResource ?? '',
-      namespace: r.namespace ?? '',
-      name: r.name ?? r.object?.metadata?.name ?? r.oldObject?.metadata?.name ?? '',
-      operation: r.operation,
-      userInfo: { username: r.userInfo.username ?? '', groups: r.userInfo.groups ?? [] },
-      dryRun: r.dryRun === true,
-      objectSha256: objectDigest(r.object ?? r.oldObject),
+      uid: r.uid,
+      userInfo: { groups: r.userInfo.groups ?? [], username: r.userInfo.username ?? '' },
     },
-    endpoint: input.endpoint,
-    allowed: input.allowed,
-    durationMs: Math.round((performance.now() - input.startedAt) * 1000) / 1000,
+    schema: 'trustgate.dev/decision/v1',
+    time,
     timings: { evaluationMs: Math.round((input.evaluationMs ?? 0) * 1000) / 1000, ...(input.imagesMs !== undefined ? { imagesMs: Math.round(input.imagesMs * 1000) / 1000 } : {}) },
-    policySetRevision: input.policySetRevision,
-    policies: input.results.map((p) => ({ name: p.name, revision: p.revision, mode: p.mode, result: p.result, code: p.code, messages: p.messages })),
-    images: imageRecords(input.results),
-    patch: input.patch,
-    labels: input.labels ?? { cluster: '', version: TRUSTGATE_VERSION },
   };
 }
