@@ -133,19 +133,21 @@ export class AuditPipeline {
     let failures = 0;
     while (this.#running) {
       const cursor = this.#cursors.get(sink.id)!;
-      const { lines, next } = await this.spool.read(cursor, this.options.batchSize ?? 500);
-      if (!lines.length) {
+      const batch = await this.spool.read(cursor, this.options.batchSize ?? 500);
+      const { count, next } = batch;
+      if (!count) {
         this.#cursors.set(sink.id, next);
         this.#metrics.backlog(sink.name, 0, 0);
         await this.#sleep(1000);
         continue;
       }
       try {
-        await sink.send(lines);
+        // sinks that write JSON lines take the spool's bytes as they are, never decoded
+        await (sink.sendJsonLines ? sink.sendJsonLines(batch.bytes) : sink.send(batch.lines()));
       } catch (err) {
         failures++;
         this.#metrics.sinkError(sink.name);
-        const age = (Date.now() - Date.parse((JSON.parse(lines[0]!) as DecisionRecord).time)) / 1000;
+        const age = (Date.now() - Date.parse((JSON.parse(batch.firstLine()) as DecisionRecord).time)) / 1000;
         this.#metrics.backlog(sink.name, await this.spool.backlogBytes(cursor), age);
         if (failures === 1 || failures % 20 === 0) this.options.logger.warn({ sink: sink.name, failures, reason: (err as Error).message }, 'audit sink did not acknowledge; records stay in the spool and are retried');
         // a backoff that new records cannot cut short: a dead sink is not hammered at request rate
@@ -157,12 +159,12 @@ export class AuditPipeline {
       failures = 0;
       this.#cursors.set(sink.id, next);
       await saveCursor(this.#cursorPath(sink), next);
-      this.#metrics.acked(sink.name, lines.length);
+      this.#metrics.acked(sink.name, count);
       await this.spool.release([...this.#cursors.values()], this.chain.head);
       this.#metrics.spoolBytes(this.spool.bytes);
       // a short batch means the sink has caught up: gather for a moment instead of reading the
       // spool (and writing the cursor) once per admission
-      if (lines.length < (this.options.batchSize ?? 500)) await new Promise((r) => setTimeout(r, this.#running ? this.options.batchDelayMs ?? 250 : 0));
+      if (count < (this.options.batchSize ?? 500)) await new Promise((r) => setTimeout(r, this.#running ? this.options.batchDelayMs ?? 250 : 0));
     }
   }
 

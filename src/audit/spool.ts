@@ -28,6 +28,28 @@ export interface SpoolOptions {
   syncIntervalMs: number;
 }
 
+const EMPTY = Buffer.alloc(0);
+
+/** Records read from the spool: JSON lines as bytes, decoded only for a sink that wants strings. */
+export class SpoolBatch {
+  constructor(
+    /** whole lines, each ending in a newline */
+    readonly bytes: Buffer,
+    readonly count: number,
+    /** the cursor after these records */
+    readonly next: Cursor,
+  ) {}
+
+  lines(): string[] {
+    return this.count ? this.bytes.toString('utf8', 0, this.bytes.length - 1).split('\n') : [];
+  }
+
+  firstLine(): string {
+    const end = this.bytes.indexOf(10);
+    return this.bytes.toString('utf8', 0, end < 0 ? this.bytes.length : end);
+  }
+}
+
 export class Spool {
   #active!: number;
   #handle!: FileHandle;
@@ -190,10 +212,10 @@ export class Spool {
   }
 
   /**
-   * Up to maxRecords complete lines from a cursor. Returns the lines and the cursor after
-   * them; a cursor at the end of a finished segment moves on to the next one.
+   * Up to maxRecords complete lines from a cursor, and the cursor after them; a cursor at the
+   * end of a finished segment moves on to the next one.
    */
-  async read(cursor: Cursor, maxRecords: number, maxBytes = 4 << 20): Promise<{ lines: string[]; next: Cursor }> {
+  async read(cursor: Cursor, maxRecords: number, maxBytes = 4 << 20): Promise<SpoolBatch> {
     let { segment, offset } = cursor;
     const first = this.#segments[0] ?? this.#active;
     if (segment < first) (segment = first), (offset = 0);
@@ -212,13 +234,13 @@ export class Spool {
             end = nl + 1;
             count++;
           }
-          if (!count) return { lines: [], next: { segment, offset } };
-          return { lines: buf.toString('utf8', 0, end - 1).split('\n'), next: { segment, offset: offset + end } };
+          if (!count) return new SpoolBatch(EMPTY, 0, { segment, offset });
+          return new SpoolBatch(buf.subarray(0, end), count, { segment, offset: offset + end });
         } finally {
           await fh.close();
         }
       }
-      if (segment >= this.#active) return { lines: [], next: { segment, offset } };
+      if (segment >= this.#active) return new SpoolBatch(EMPTY, 0, { segment, offset });
       (segment += 1), (offset = 0);
     }
   }

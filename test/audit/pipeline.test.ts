@@ -201,18 +201,22 @@ t.test('the spool reads whole lines from a cursor, as many as asked, and the cur
   const seen: string[] = [];
   for (let i = 0; i < 5 && seen.length < lines.length; i++) {
     const batch = await spool.read(cursor, 2);
-    t.ok(batch.lines.length <= 2);
-    seen.push(...batch.lines);
+    t.ok(batch.count <= 2);
+    t.equal(batch.lines().length, batch.count);
+    t.equal(batch.bytes.toString(), batch.lines().map((l) => `${l}\n`).join(''), 'the bytes are the lines, each ending in a newline');
+    if (batch.count) t.equal(batch.firstLine(), batch.lines()[0]);
+    seen.push(...batch.lines());
     cursor = batch.next;
   }
   t.same(seen, lines, 'every line once, in order, in batches of two');
-  t.same((await spool.read(cursor, 2)).lines, [], 'nothing after the last line');
+  t.same((await spool.read(cursor, 2)).lines(), [], 'nothing after the last line');
   // a read too short for the next line returns nothing and leaves the cursor where it was
   const start = { segment: 0, offset: 0 };
   const short = await spool.read(start, 10, Buffer.byteLength(lines[0]!));
-  t.same(short.lines, [], 'no half line');
+  t.same(short.lines(), [], 'no half line');
+  t.equal(short.count, 0);
   t.same(short.next.offset, 0);
   const one = await spool.read(start, 10, Buffer.byteLength(lines[0]!) + 1 + 3);
-  t.same(one.lines, [lines[0]], 'only the whole lines within the bytes read');
+  t.same(one.lines(), [lines[0]], 'only the whole lines within the bytes read');
   t.equal(one.next.offset, Buffer.byteLength(lines[0]!) + 1);
 });

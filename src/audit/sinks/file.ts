@@ -34,12 +34,16 @@ export class FileSink implements AuditSink {
     await rename(this.path, `${this.path}.1`);
   }
 
-  async send(lines: readonly string[]): Promise<void> {
+  send(lines: readonly string[]): Promise<void> {
+    return this.sendJsonLines(Buffer.from(`${lines.join('\n')}\n`));
+  }
+
+  async sendJsonLines(bytes: Buffer): Promise<void> {
     const fh = await this.#open();
-    const data = `${lines.join('\n')}\n`;
-    await fh.write(data);
+    let written = 0;
+    while (written < bytes.length) written += (await fh.write(bytes, written)).bytesWritten;
     await fh.datasync();
-    this.#size += Buffer.byteLength(data);
+    this.#size += bytes.length;
     if (this.#size >= this.maxBytes) await this.#rotate();
   }
 

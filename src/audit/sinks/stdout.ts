@@ -4,6 +4,10 @@ export class StdoutSink implements AuditSink {
   readonly id = 'stdout';
   readonly name = 'stdout';
   send(lines: readonly string[]): Promise<void> {
-    return new Promise((resolve, reject) => process.stdout.write(`${lines.join('\n')}\n`, (err) => (err ? reject(err) : resolve())));
+    return this.sendJsonLines(Buffer.from(`${lines.join('\n')}\n`));
+  }
+
+  sendJsonLines(bytes: Buffer): Promise<void> {
+    return new Promise((resolve, reject) => process.stdout.write(bytes, (err) => (err ? reject(err) : resolve())));
   }
 }

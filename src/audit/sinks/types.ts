@@ -5,5 +5,7 @@ export interface AuditSink {
   /** for logs and metrics: never contains credentials */
   readonly name: string;
   send(lines: readonly string[]): Promise<void>;
+  /** the same, for sinks that write JSON lines unchanged: the spool's bytes, each line ending in a newline */
+  sendJsonLines?(bytes: Buffer): Promise<void>;
   close?(): Promise<void>;
 }
