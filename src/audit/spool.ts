@@ -227,7 +227,7 @@ export class Spool {
         try {
           const buf = Buffer.allocUnsafe(Math.min(size - offset, maxBytes));
           const { bytesRead } = await fh.read(buf, 0, buf.length, offset);
-          // whole lines only, and only the ones asked for are decoded
+          // whole lines only, no more than asked for; nothing is decoded here
           let end = 0;
           let count = 0;
           for (let nl = buf.indexOf(10); count < maxRecords && nl >= 0 && nl < bytesRead; nl = buf.indexOf(10, end)) {
