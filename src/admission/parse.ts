@@ -24,16 +24,28 @@ function checkGVK(v: unknown, field: string, last: 'kind' | 'resource'): void {
   if (!(v[last] as string)) bad(`request.${field}.${last} must not be empty`);
 }
 
-/** Depth of nesting, measured without recursion so a hostile body cannot exhaust the stack. */
+/**
+ * Depth of nesting, measured without recursion so a hostile body cannot exhaust the stack.
+ * Every review passes through here: the stack is two flat arrays, with no pair per container.
+ */
 export function nestingDepth(root: unknown, limit: number): number {
+  if (typeof root !== 'object' || root === null) return 0;
   let max = 0;
-  const stack: [unknown, number][] = [[root, 1]];
-  while (stack.length) {
-    const [v, d] = stack.pop()!;
-    if (typeof v !== 'object' || v === null) continue;
+  const values: object[] = [root];
+  const depths: number[] = [1];
+  while (values.length) {
+    const v = values.pop()!;
+    const d = depths.pop()!;
     if (d > max) max = d;
     if (max > limit) return max;
-    for (const child of Array.isArray(v) ? v : Object.values(v)) if (typeof child === 'object' && child !== null) stack.push([child, d + 1]);
+    if (Array.isArray(v)) {
+      for (const child of v) if (typeof child === 'object' && child !== null) values.push(child), depths.push(d + 1);
+    } else {
+      for (const key in v) {
+        const child = (v as Record<string, unknown>)[key];
+        if (typeof child === 'object' && child !== null) values.push(child), depths.push(d + 1);
+      }
+    }
   }
   return max;
 }
