@@ -5,7 +5,7 @@
 // allocated ~4x the text in rope pieces and sort buffers, and the collector paid for it per
 // admission). JSON.stringify writes canonical text for plain JSON data only, so anything else
 // (index-like keys, which objects enumerate in numeric order; non-JSON values) and anything
-// large takes the writer, which a digest streams into the hash in chunks: a 16 MiB object is
+// large (by its count of values) takes the writer, which a digest streams into the hash in chunks: a 16 MiB object is
 // never held as one string, nor copied.
 import { createHash, hash } from 'node:crypto';
 
@@ -70,8 +70,11 @@ class CanonicalWriter {
   }
 }
 
-/** objects and arrays the native path copies or checks before it leaves a value to the writer */
-const NATIVE_NODE_LIMIT = 20_000;
+/**
+ * Values (containers and leaves) the native path checks before it leaves a value to the
+ * writer: a Pod has a few hundred; past this the text could be large, and is streamed.
+ */
+export const NATIVE_VALUE_LIMIT = 50_000;
 
 /** returned by inCanonicalOrder when JSON.stringify would not write the canonical text */
 const NOT_NATIVE = Symbol('not native');
@@ -103,14 +106,14 @@ export function sortKeys(keys: string[]): void {
 /**
  * The value itself when JSON.stringify already writes it canonically, else a copy of the parts
  * that are out of key order (the rest shared), or NOT_NATIVE when JSON.stringify cannot write it
- * canonically at all, or it has more than `budget.nodes` containers.
+ * canonically at all, or it holds more than `budget.values` values.
  */
-function inCanonicalOrder(value: unknown, budget: { nodes: number }): unknown {
+function inCanonicalOrder(value: unknown, budget: { values: number }): unknown {
+  if (--budget.values < 0) return NOT_NATIVE;
   if (value === null || typeof value !== 'object') {
     const type = typeof value;
     return type === 'string' || type === 'number' || type === 'boolean' || value === null || value === undefined ? value : NOT_NATIVE;
   }
-  if (--budget.nodes < 0) return NOT_NATIVE;
   if (Array.isArray(value)) {
     let copy: unknown[] | undefined;
     for (let i = 0; i < value.length; i++) {
@@ -153,7 +156,7 @@ function setMember(target: Record<string, unknown>, key: string, value: unknown)
 
 /** the canonical text by JSON.stringify, or undefined when the value must take the writer */
 function nativeCanonicalJson(value: unknown): string | undefined {
-  const ordered = inCanonicalOrder(value, { nodes: NATIVE_NODE_LIMIT });
+  const ordered = inCanonicalOrder(value, { values: NATIVE_VALUE_LIMIT });
   return ordered === NOT_NATIVE ? undefined : (JSON.stringify(ordered) ?? 'null');
 }
 
