@@ -40,6 +40,42 @@ variables:
 validations:
   - expression: "variables.count == 1 && variables.names[0] == 'a'"`));
   t.equal((await decide(set)).review.response.allowed, true);
+  const explained = await admit(pod(), 'validate', { policies: () => set, recorder: new NullDecisionRecorder(), replica: 't', deadlineMs: 8000 }, { explain: true });
+  const steps = (explained.explain ?? []).map((e) => e.step);
+  t.equal(steps.filter((s) => s === 'variables.names').length, 1, 'a variable used three times is evaluated once');
+  t.equal(steps.filter((s) => s === 'variables.broken').length, 0, 'an unused one never');
+});
+
+t.test('variables of the same name or position in different policies keep their own values', async (t) => {
+  // the getters are shared by position across policies: each object must find its own review and policy
+  const set = await setOf(
+    policyYaml('a', `${POD_RULE}
+variables:
+  - name: v
+    expression: "'a'"
+  - name: w
+    expression: "variables.v + '1'"
+validations:
+  - expression: "variables.v == 'a' && variables.w == 'a1' && size(variables) == 2"`),
+    policyYaml('b', `${POD_RULE}
+variables:
+  - name: w
+    expression: "'b'"
+  - name: v
+    expression: "variables.w + '2'"
+validations:
+  - expression: "variables.w == 'b' && variables.v == 'b2' && variables.v != 'a'"`),
+    policyYaml('c', `${POD_RULE}
+variables:
+  - name: v
+    expression: "object.metadata.name"
+validations:
+  - expression: "variables.v == 'p' && !('x' in variables)"`),
+  );
+  const out = await decide(set);
+  t.same(out.results.map((r) => [r.name, r.result, r.messages]), [['a', 'pass', []], ['b', 'pass', []], ['c', 'pass', []]]);
+  const other = await decide(set, reviewForObject({ apiVersion: 'v1', kind: 'Pod', metadata: { name: 'q', namespace: 'shop' }, spec: { containers: [] } }));
+  t.same(other.results.find((r) => r.name === 'c')?.result, 'fail', 'the next review sees its own object');
 });
 
 t.test('messageExpression, then message, then the expression itself', async (t) => {
