@@ -1,5 +1,6 @@
 // Kubernetes resource.Quantity as exact rationals (BigInt), as the quantity library defines it.
 import type { Environment } from '@marcbachmann/cel-js';
+import { LRUCache } from 'lru-cache';
 import { celError } from './fail.js';
 
 const SUFFIX: Record<string, [bigint, bigint]> = {
@@ -33,17 +34,13 @@ export class Quantity {
 
 // the same few quantities ('100m', '256Mi') come in every Pod and every policy literal: parsed
 // ones are kept (Quantity is immutable), a bounded set of short strings
-const parsed = new Map<string, Quantity | undefined>();
-const PARSED_MAX = 1024;
+const parsed = new LRUCache<string, Quantity>({ max: 1024 });
 
 export function parseQuantity(s: string): Quantity | undefined {
   let quantity = parsed.get(s);
-  if (quantity !== undefined || parsed.has(s)) return quantity;
+  if (quantity) return quantity;
   quantity = parseUncached(s);
-  if (s.length <= 64) {
-    if (parsed.size >= PARSED_MAX) parsed.clear();
-    parsed.set(s, quantity);
-  }
+  if (quantity && s.length <= 64) parsed.set(s, quantity);
   return quantity;
 }
 
