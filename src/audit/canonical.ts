@@ -5,8 +5,8 @@
 // allocated ~4x the text in rope pieces and sort buffers, and the collector paid for it per
 // admission). JSON.stringify writes canonical text for plain JSON data only, so anything else
 // (index-like keys, which objects enumerate in numeric order; non-JSON values) and anything
-// large (by its count of values) takes the writer, which a digest streams into the hash in chunks: a 16 MiB object is
-// never held as one string, nor copied.
+// large (by its count of values) takes the writer, which a digest streams into the hash in
+// chunks: a 16 MiB object is never held as one string, nor copied.
 import { createHash, hash } from 'node:crypto';
 
 // what JSON.stringify would escape in a string: quote, backslash, control characters, surrogates
@@ -48,12 +48,7 @@ class CanonicalWriter {
       return;
     }
     const keys = Object.keys(value);
-    for (let i = 1; i < keys.length; i++) {
-      if (keys[i - 1]! > keys[i]!) {
-        keys.sort();
-        break;
-      }
-    }
+    sortKeys(keys);
     this.text += '{';
     let first = true;
     for (let i = 0; i < keys.length; i++) {
