@@ -3,16 +3,16 @@
 // 500 requests/s. Budget (DESIGN.md): ratio >= 0.6, p99 < 5 ms at 500 requests/s. trustgate
 // runs as deployed: every decision sealed into the chain, spooled before its response (fsync'd
 // with the default --audit-sync fsync, written with --audit-sync write), shipped to stdout.
-import { fork, spawn, type ChildProcess } from 'node:child_process';
+import { fork, type ChildProcess } from 'node:child_process';
 import { mkdtemp, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import autocannon from 'autocannon';
-import { DEPLOYMENT_MALLOC_ARENA_MAX, DEPLOYMENT_NODE_OPTIONS } from '../src/kube/manifests.js';
 import { generateCertificates } from '../src/server/index.js';
 import { fixedRate, type LatencySummary } from './fixed-rate.js';
 import { POLICY_COUNT, writeBenchPolicies } from './policies.js';
 import { waitReady } from './ready.js';
+import { spawnDeployed } from './serve.js';
 
 const DURATION = Number(process.env.BENCH_SECONDS ?? 10);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
@@ -94,11 +94,9 @@ async function main() {
 
   // the compiled bundle, as it runs in production (npm run bench builds it first), with the
   // Deployment's V8 flags; once with the default --audit-sync fsync, once with write
-  const cli = new URL('../dist/cli.js', import.meta.url).pathname;
   for (const [sync, port] of [['fsync', 18444], ['write', 18445]] as const) {
-    const tg = spawn(process.execPath, [...DEPLOYMENT_NODE_OPTIONS.split(' '), cli, 'serve', '--policies', join(dir, 'policies'), '--listen', `127.0.0.1:${port}`,
-      '--tls-cert', certs.cert, '--tls-key', certs.key, '--log-level', 'info', '--audit-spool', join(dir, `spool-${sync}`), '--audit', 'stdout', '--audit-sync', sync],
-      { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, MALLOC_ARENA_MAX: DEPLOYMENT_MALLOC_ARENA_MAX } });
+    const tg = spawnDeployed(['--policies', join(dir, 'policies'), '--listen', `127.0.0.1:${port}`,
+      '--tls-cert', certs.cert, '--tls-key', certs.key, '--log-level', 'info', '--audit-spool', join(dir, `spool-${sync}`), '--audit', 'stdout', '--audit-sync', sync]);
     results.push(await withServer(tg, `https://127.0.0.1:${port}`, ca, () => measure(`trustgate, --audit-sync ${sync}`, `https://127.0.0.1:${port}`, ca, body)));
   }
 

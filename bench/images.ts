@@ -2,11 +2,9 @@
 // admission over TLS at a fixed 500 requests/s with the images rule warm in the cache, next to
 // the same policy set without the images rule (the policy-only baseline of this run).
 // Budgets (DESIGN.md): cold keyless verification median < 50 ms; warm image rules p99 < 5 ms.
-import { spawn } from 'node:child_process';
 import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { DEPLOYMENT_MALLOC_ARENA_MAX, DEPLOYMENT_NODE_OPTIONS } from '../src/kube/manifests.js';
 import { fixedRate } from './fixed-rate.js';
 import { admit } from '../src/admission/index.js';
 import { NullDecisionRecorder } from '../src/audit/index.js';
@@ -19,6 +17,7 @@ import { startRegistry } from '../test/helpers/registry.js';
 import { cosignStatement, PrivateSigstore, simpleSigningPayload, statement } from '../test/helpers/sigstore.js';
 import { POLICY_COUNT, writeBenchPolicies } from './policies.js';
 import { waitReady } from './ready.js';
+import { spawnDeployed } from './serve.js';
 import { CI, imagesPolicyYaml } from './signed-images.js';
 
 const DURATION = Number(process.env.BENCH_SECONDS ?? 10);
@@ -43,9 +42,8 @@ function podReview(images: string[]) {
 }
 
 async function serveAndLoad(dir: string, policies: string, port: number, certs: { cert: string; key: string }, ca: Buffer, body: string, registry: string) {
-  const cli = new URL('../dist/cli.js', import.meta.url).pathname;
-  const tg = spawn(process.execPath, [...DEPLOYMENT_NODE_OPTIONS.split(' '), cli, 'serve', '--policies', policies, '--listen', `127.0.0.1:${port}`, '--tls-cert', certs.cert, '--tls-key', certs.key,
-    '--log-level', 'warn', '--audit-spool', join(dir, `spool-${port}`), '--audit', 'stdout', '--insecure-registry', registry], { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, MALLOC_ARENA_MAX: DEPLOYMENT_MALLOC_ARENA_MAX } });
+  const tg = spawnDeployed(['--policies', policies, '--listen', `127.0.0.1:${port}`, '--tls-cert', certs.cert, '--tls-key', certs.key,
+    '--log-level', 'warn', '--audit-spool', join(dir, `spool-${port}`), '--audit', 'stdout', '--insecure-registry', registry]);
   try {
     await waitReady(tg, `https://127.0.0.1:${port}`, ca);
     const run = (seconds: number) => fixedRate(`https://127.0.0.1:${port}/validate`, { ca, body, rate: 500, seconds, connections: 10 });

@@ -2,17 +2,17 @@
 // digests (DESIGN.md budget: under 200 MB). The images are pushed to a loopback docker-registry
 // and signed keyless by the tests' private Sigstore; every admission names one of them by digest,
 // so the verification cache fills to its bound and is then read.
-import { spawn } from 'node:child_process';
 import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import autocannon from 'autocannon';
-import { DEPLOYMENT_MALLOC_ARENA_MAX, DEPLOYMENT_NODE_OPTIONS } from '../src/kube/manifests.js';
+import { DEPLOYMENT_NODE_OPTIONS } from '../src/kube/manifests.js';
 import { generateCertificates } from '../src/server/index.js';
 import { attachLegacySignatures } from '../test/helpers/cosign.js';
 import { startRegistry } from '../test/helpers/registry.js';
 import { PrivateSigstore, simpleSigningPayload } from '../test/helpers/sigstore.js';
 import { waitReady } from './ready.js';
+import { spawnDeployed } from './serve.js';
 import { CI, imagesPolicyYaml } from './signed-images.js';
 
 const DIGESTS = Number(process.env.BENCH_DIGESTS ?? 10_000);
@@ -48,9 +48,8 @@ spec:
     else await writeFile(join(dir, 'policies.yaml'), imagesPolicyYaml(reg.host, join(dir, 'root.json')));
     const certs = await generateCertificates(join(dir, 'certs'), ['localhost', '127.0.0.1']);
     const ca = await readFile(certs.caCert);
-    const cli = new URL('../dist/cli.js', import.meta.url).pathname;
-    const tg = spawn(process.execPath, [...NODE_FLAGS, cli, 'serve', '--policies', dir, '--listen', '127.0.0.1:18471', '--tls-cert', certs.cert, '--tls-key', certs.key,
-      '--log-level', 'warn', '--audit-spool', join(dir, 'spool'), '--audit', 'stdout', '--insecure-registry', reg.host], { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, MALLOC_ARENA_MAX: DEPLOYMENT_MALLOC_ARENA_MAX } });
+    const tg = spawnDeployed(['--policies', dir, '--listen', '127.0.0.1:18471', '--tls-cert', certs.cert, '--tls-key', certs.key,
+      '--log-level', 'warn', '--audit-spool', join(dir, 'spool'), '--audit', 'stdout', '--insecure-registry', reg.host], NODE_FLAGS);
     try {
       await waitReady(tg, 'https://127.0.0.1:18471', ca);
       const idle = await rssMiB(tg.pid!);
