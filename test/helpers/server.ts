@@ -27,8 +27,9 @@ export function https(url: string, ca: Buffer, options: { method?: string; body?
       });
     });
     req.on('error', reject);
-    if (options.body !== undefined) req.write(options.body);
-    req.end();
+    // in one piece, so Node sends a Content-Length as the API server does (a write before end
+    // would send it chunked, which the server must treat as a body as large as its limit)
+    req.end(options.body);
   });
 }
 

@@ -110,3 +110,29 @@ t.test('over HTTPS: a sender that stalls mid-body loses its share a second past 
   const after = await server.post('/validate', body.toString(), { 'content-type': 'application/json' });
   t.equal(after.status, 200, 'and the next large review is evaluated');
 });
+
+t.test('over HTTPS: a body of unknown length (chunked) counts as the whole limit; ordinary reviews never wait', async (t) => {
+  const server = await startTestServer({ policies: [await policyDir({ 'p.yaml': policyYaml('any', `${POD_RULE}\nvalidations:\n  - expression: "true"`) })], bodyLimit: 2 * MiB, deadlineMs: 1000 });
+  t.teardown(() => server.close());
+  const review = await readFixture('admissionreviews/pod-create-with-init-container.review.json');
+  const small = JSON.stringify(review);
+  review.request.object.metadata.annotations = { pad: 'x'.repeat(1.5 * MiB) };
+  const large = JSON.stringify(review);
+  // no content-length: Node sends it chunked, and its size is known only at the end
+  const chunked = request(`${server.url}/validate`, { method: 'POST', ca: server.ca, agent: false, headers: { 'content-type': 'application/json' } });
+  const answer = new Promise<number>((resolve, reject) => {
+    chunked.on('response', (res: IncomingMessage) => (res.resume(), resolve(res.statusCode ?? 0)));
+    chunked.on('error', reject);
+  });
+  chunked.write(small.slice(0, 100));
+  await new Promise((r) => setTimeout(r, 200));
+  const busy = await server.post('/validate', large, { 'content-type': 'application/json' });
+  t.equal(busy.status, 503, 'a large review waits behind it, and is refused after half the deadline');
+  const started = Date.now();
+  const ordinary = await server.post('/validate', small, { 'content-type': 'application/json' });
+  t.equal(ordinary.status, 200, 'an ordinary review is answered meanwhile');
+  t.ok(Date.now() - started < 400, `without waiting (${Date.now() - started} ms)`);
+  chunked.end(small.slice(100));
+  t.equal(await answer, 200, 'the chunked review is answered once complete');
+  t.equal((await server.post('/validate', large, { 'content-type': 'application/json' })).status, 200, 'and its share is given back');
+});
