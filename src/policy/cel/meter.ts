@@ -11,14 +11,25 @@ export const DEFAULT_RUNTIME_COST_LIMIT = 500_000;
 
 let remaining = Number.POSITIVE_INFINITY;
 let limit = Number.POSITIVE_INFINITY;
+// An expression can start another before it ends (a variable is evaluated when first read):
+// the inner one's meter is pushed over the outer's and popped when it ends, so the outer goes
+// on metered with what it had left.
+const outer: number[] = [];
 
 export function armMeter(budget: number): void {
+  outer.push(remaining, limit);
   remaining = budget;
   limit = budget;
 }
 
+/** Refills the armed meter: an expression evaluated a second way starts from its full budget. */
+export function rearmMeter(): void {
+  remaining = limit;
+}
+
 export function disarmMeter(): void {
-  remaining = Number.POSITIVE_INFINITY;
+  limit = outer.pop()!;
+  remaining = outer.pop()!;
 }
 
 /** Throws when the armed expression ran out of budget, even if an operator absorbed the error. */

@@ -150,6 +150,16 @@ t.test('an operator that absorbs errors cannot swallow the runtime cost limit', 
   }
 });
 
+t.test('a variable evaluated inside an expression does not switch off that expression\'s meter', async (t) => {
+  // variables are evaluated lazily, in the middle of the expression that reads them: the
+  // variable's own evaluation must hand the meter back as it found it, not disarmed
+  const inner = compileExpression('true', { expect: 'bool' });
+  const outer = compileExpression('variables.v && object.a.all(x, object.a.all(y, x + y >= 0))', { expect: 'bool', variables: new Set(['v']), runtimeCostLimit: 10_000 });
+  const activation = toCel({ object: { a: Array.from({ length: 200 }, (_, i) => i) } }) as Record<string, unknown>;
+  activation.variables = { get v() { return inner.evaluate({}); } };
+  t.throws(() => outer.evaluate(activation), { code: 'COST_LIMIT_EXCEEDED' });
+});
+
 t.test('input lists beyond the input bound are refused before evaluation', async (t) => {
   t.throws(() => toCel({ items: Array.from({ length: 10_001 }, (_, i) => i) }), { code: 'INPUT_TOO_LARGE', message: /list \/items has 10001 items/ });
   t.ok(InputLimitError);
