@@ -143,21 +143,30 @@ interface VariableState {
   ctx: EvaluationContext;
   policy: CompiledPolicy;
   activation: Record<string, unknown>;
-  /** computed values by variable index, each boxed: a variable may evaluate to undefined-like values */
-  values: ({ value: unknown } | undefined)[];
+  /** computed values (or errors) by variable index, each boxed: a variable may evaluate to undefined-like values */
+  values: ({ value: unknown } | { error: unknown } | undefined)[];
 }
 
 const VARIABLE_STATE = Symbol('variable state');
 
 function variableValue(state: VariableState, index: number): unknown {
   const known = state.values[index];
-  if (known) return known.value;
+  if (known) {
+    if ('error' in known) throw known.error;
+    return known.value;
+  }
   const { ctx, policy, activation } = state;
   const v = policy.variables[index]!;
   let value: unknown;
-  if (v.shareKey === undefined) value = run(ctx, policy, v.label, v.expression, activation);
-  else if (ctx.shared.has(v.shareKey)) value = ctx.shared.get(v.shareKey);
-  else ctx.shared.set(v.shareKey, (value = run(ctx, policy, v.label, v.expression, activation)));
+  try {
+    if (v.shareKey === undefined) value = run(ctx, policy, v.label, v.expression, activation);
+    else if (ctx.shared.has(v.shareKey)) value = ctx.shared.get(v.shareKey);
+    else ctx.shared.set(v.shareKey, (value = run(ctx, policy, v.label, v.expression, activation)));
+  } catch (error) {
+    // kept too: a reader that is evaluated again (by cel-js after the fast path) meets the same error
+    state.values[index] = { error };
+    throw error;
+  }
   state.values[index] = { value };
   return value;
 }

@@ -46,6 +46,23 @@ validations:
   t.equal(steps.filter((s) => s === 'variables.broken').length, 0, 'an unused one never');
 });
 
+t.test('a failing variable is evaluated once, however often it is read', async (t) => {
+  // the fast path gives up on an error and cel-js evaluates the reader again: the variable's
+  // error is kept like a value, so it is not evaluated (nor explained) a second time
+  const set = await setOf(policyYaml('vars', `${POD_RULE}
+variables:
+  - name: broken
+    expression: "object.spec.nope.nope"
+validations:
+  - expression: "variables.broken == 1 || true"
+  - expression: "variables.broken == 2 || variables.broken == 3 || true"`));
+  const explained = await admit(pod(), 'validate', { policies: () => set, recorder: new NullDecisionRecorder(), replica: 't', deadlineMs: 8000 }, { explain: true });
+  t.equal(explained.review.response.allowed, true, '|| absorbs the error');
+  const steps = (explained.explain ?? []).filter((e) => e.step === 'variables.broken');
+  t.equal(steps.length, 1);
+  t.match(steps[0]?.error, /nope/);
+});
+
 t.test('variables of the same name or position in different policies keep their own values', async (t) => {
   // the getters are shared by position across policies: each object must find its own review and policy
   const set = await setOf(
