@@ -3,7 +3,8 @@
 import { Environment } from '@marcbachmann/cel-js';
 import { isIdentifier, variableReference, walk, type Node } from './ast.js';
 import { estimateCost } from './cost.js';
-import { armMeter, assertWithinBudget, disarmMeter, DEFAULT_RUNTIME_COST_LIMIT } from './meter.js';
+import { armMeter, assertWithinBudget, disarmMeter, rearmMeter, DEFAULT_RUNTIME_COST_LIMIT } from './meter.js';
+import { compileFast } from './fast.js';
 import { compileRegex, RegexSyntaxError } from './regex.js';
 import { registerStrings } from './library/strings.js';
 import { registerLists } from './library/lists.js';
@@ -58,6 +59,8 @@ export interface CompiledExpression {
   /** top-level names it reads, and the `variables.x` names */
   readonly identifiers: ReadonlySet<string>;
   readonly variableRefs: ReadonlySet<string>;
+  /** compiled to closures too (fast.ts); cel-js evaluates what they do not handle */
+  readonly fast: boolean;
   evaluate(activation: Record<string, unknown>): unknown;
 }
 
@@ -178,11 +181,22 @@ export function compileExpression(source: string, options: CompileOptions): Comp
     );
   }
   const budget = options.runtimeCostLimit ?? DEFAULT_RUNTIME_COST_LIMIT;
+  const fast = compileFast(parsed.ast as Node);
   return {
-    source, type, cost, identifiers, variableRefs,
+    source, type, cost, identifiers, variableRefs, fast: fast !== undefined,
     evaluate(activation) {
       armMeter(budget);
       try {
+        if (fast) {
+          try {
+            const result = fast(activation);
+            assertWithinBudget();
+            return result;
+          } catch {
+            // a kind of value the fast path does not handle, or an error: cel-js decides
+            rearmMeter();
+          }
+        }
         const result = parsed(activation);
         assertWithinBudget();
         return result;

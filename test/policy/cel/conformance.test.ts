@@ -2,8 +2,11 @@
 // rate per file; tests needing protobuf message types are skipped and counted by reason.
 // Targets (issue #2): >= 95 % of the core files, >= 77 % over all files run.
 import { readdirSync, readFileSync } from 'node:fs';
+import { isDeepStrictEqual } from 'node:util';
 import t from 'tap';
 import { createCelEnvironment, useRe2 } from '../../../src/policy/cel/index.js';
+import { compileFast } from '../../../src/policy/cel/fast.js';
+import type { Node } from '../../../src/policy/cel/ast.js';
 import { field, fields, parseTextProto, text, type TextMessage, type TextValue } from '../../helpers/textproto.js';
 
 const DIR = new URL('../../fixtures/cel-spec/', import.meta.url).pathname;
@@ -100,6 +103,8 @@ function toRuntime(v: unknown): unknown {
 const env = createCelEnvironment({ conformance: true });
 const rows: { file: string; run: number; passed: number; skipped: number }[] = [];
 const skipReasons = new Map<string, number>();
+// The closures of the fast path (fast.ts) must return what cel-js returns whenever they return at all.
+const fastPath = { compiled: 0, answered: 0, disagreements: [] as string[] };
 
 for (const name of readdirSync(DIR).filter((f) => f.endsWith('.textproto')).sort()) {
   const file = parseTextProto(readFileSync(`${DIR}${name}`, 'utf8'));
@@ -123,14 +128,30 @@ for (const name of readdirSync(DIR).filter((f) => f.endsWith('.textproto')).sort
       row.run++;
       let ok = false;
       let got: unknown;
+      let fast: ReturnType<typeof compileFast>;
       try {
         const parsed = env.parse(text(field(test, 'expr')));
         useRe2(parsed.ast);
+        // policies only ever run expressions that type-checked at load
+        if (parsed.check().valid) fast = compileFast(parsed.ast as Node);
         got = parsed(bindings);
         ok = expected.kind === 'value' && same(got, fromValue(expected.value));
       } catch (err) {
         got = `error: ${(err as Error).message.split('\n')[0]}`;
         ok = expected.kind === 'error';
+      }
+      if (fast) {
+        fastPath.compiled++;
+        let answer: { value: unknown } | undefined;
+        try {
+          answer = { value: fast(bindings) };
+        } catch {
+          // missed: cel-js answers
+        }
+        if (answer) {
+          fastPath.answered++;
+          if (!isDeepStrictEqual(answer.value, got)) fastPath.disagreements.push(`${row.file}/${text(field(test, 'name'))}: ${text(field(test, 'expr'))}`);
+        }
       }
       if (ok) row.passed++;
       else if (process.env.CEL_CONFORMANCE_FAILURES === row.file || process.env.CEL_CONFORMANCE_FAILURES === 'all') {
@@ -157,3 +178,9 @@ if (process.env.CEL_CONFORMANCE_REPORT) console.error(lines.join('\n'));
 // 77 % over all files.
 t.ok(core.passed / core.run >= 0.95, `core pass rate ${pct(core.passed, core.run)} (target 95 %)`);
 t.ok(all.passed / all.run >= 0.77, `overall pass rate ${pct(all.passed, all.run)} (target 77 %)`);
+
+t.test('the fast path agrees with cel-js on every conformance test it answers', async (t) => {
+  t.comment(`fast path: ${fastPath.compiled} expressions compiled to closures, ${fastPath.answered} answered by them`);
+  t.ok(fastPath.answered > 300, 'the comparison covers a good share of the suite');
+  t.same(fastPath.disagreements, []);
+});
