@@ -127,9 +127,9 @@ function makeResult(policy: CompiledPolicy, result: PolicyResult['result'], mess
 
 function run(ctx: EvaluationContext, policy: CompiledPolicy, step: string, expr: CompiledExpression, activation: Record<string, unknown>): unknown {
   ctx.checkDeadline();
-  if (!ctx.explain) return expr.evaluate(activation);
+  if (!ctx.explain) return expr.evaluate(activation, ctx.deadline);
   try {
-    const value = expr.evaluate(activation);
+    const value = expr.evaluate(activation, ctx.deadline);
     ctx.explain.push({ policy: policy.name, step, expression: expr.source, value: fromCel(value) });
     return value;
   } catch (err) {

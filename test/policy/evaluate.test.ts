@@ -63,6 +63,23 @@ validations:
   t.match(steps[0]?.error, /nope/);
 });
 
+t.test('nested loops over a variable are metered: a uniqueness check on a huge Pod ends as COST_LIMIT_EXCEEDED', async (t) => {
+  // the variable is a list made during evaluation, not the metered input: it used to be looped
+  // over unmetered (9M iterations here: seconds in which the server answered nothing else)
+  const set = await setOf(policyYaml('unique-names', `${POD_RULE}
+variables:
+  - name: names
+    expression: "object.spec.containers.map(c, c.name)"
+validations:
+  - expression: "variables.names.all(a, variables.names.exists_one(b, a == b))"`));
+  const containers = Array.from({ length: 3000 }, (_, i) => ({ name: `c${i}`, image: 'x:1' }));
+  const started = performance.now();
+  const out = await decide(set, pod({ containers }));
+  t.same(out.results.map((r) => [r.result, r.code]), [['error', 'COST_LIMIT_EXCEEDED']]);
+  t.equal(out.review.response.allowed, false, 'failurePolicy Fail');
+  t.ok(performance.now() - started < 3000, `decided after ${Math.round(performance.now() - started)} ms`);
+});
+
 t.test('variables of the same name or position in different policies keep their own values', async (t) => {
   // the getters are shared by position across policies: each object must find its own review and policy
   const set = await setOf(

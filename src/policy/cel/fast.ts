@@ -8,6 +8,7 @@
 import { isIdentifier, type Node } from './ast.js';
 import { regexMatches } from './regex.js';
 import { RE2_MATCHES } from './library/regex.js';
+import { meterIteration } from './meter.js';
 
 export type Activation = Record<string, unknown>;
 export type FastExpression = (activation: Activation) => unknown;
@@ -38,6 +39,7 @@ function isPlainMap(v: unknown): v is Record<string, unknown> {
 const bool = (v: unknown): boolean => (typeof v === 'boolean' ? v : miss());
 const str = (v: unknown): string => (typeof v === 'string' ? v : miss());
 const list = (v: unknown): unknown[] => (Array.isArray(v) ? v : miss());
+// comprehensions charge the meter as cel-js's do (meter.ts)
 const int64 = (v: bigint): bigint => (v < INT64_MIN || v > INT64_MAX ? miss() : v);
 
 /** map field `o.k`: absent keys are cel-js's error to report */
@@ -320,29 +322,29 @@ class Compiler {
     this.scope.pop();
     switch (name) {
       case 'all': return (act, f) => {
-        const l = list(receiver(act, f));
+        const l = meterIteration(list(receiver(act, f)));
         for (let i = 0; i < l.length; i++) { f[slot] = l[i]; if (!bool(body(act, f))) return false; }
         return true;
       };
       case 'exists': return (act, f) => {
-        const l = list(receiver(act, f));
+        const l = meterIteration(list(receiver(act, f)));
         for (let i = 0; i < l.length; i++) { f[slot] = l[i]; if (bool(body(act, f))) return true; }
         return false;
       };
       case 'exists_one': return (act, f) => {
-        const l = list(receiver(act, f));
+        const l = meterIteration(list(receiver(act, f)));
         let n = 0;
         for (let i = 0; i < l.length; i++) { f[slot] = l[i]; if (bool(body(act, f))) n++; }
         return n === 1;
       };
       case 'filter': return (act, f) => {
-        const l = list(receiver(act, f));
+        const l = meterIteration(list(receiver(act, f)));
         const out: unknown[] = [];
         for (let i = 0; i < l.length; i++) { const v = l[i]; f[slot] = v; if (bool(body(act, f))) out.push(v); }
         return out;
       };
       default: return (act, f) => {
-        const l = list(receiver(act, f));
+        const l = meterIteration(list(receiver(act, f)));
         const out: unknown[] = [];
         for (let i = 0; i < l.length; i++) { f[slot] = l[i]; out.push(body(act, f)); }
         return out;

@@ -3,7 +3,7 @@
 import { Environment } from '@marcbachmann/cel-js';
 import { isIdentifier, variableReference, walk, type Node } from './ast.js';
 import { estimateCost } from './cost.js';
-import { armMeter, assertWithinBudget, disarmMeter, rearmMeter, DEFAULT_RUNTIME_COST_LIMIT } from './meter.js';
+import { armMeter, assertWithinBudget, disarmMeter, rearmMeter, DEFAULT_RUNTIME_COST_LIMIT, DEFAULT_RUNTIME_TIME_LIMIT_MS } from './meter.js';
 import { compileFast } from './fast.js';
 import { compileRegex, RegexSyntaxError } from './regex.js';
 import { registerStrings } from './library/strings.js';
@@ -18,7 +18,7 @@ import { registerTime } from './library/time.js';
 import { registerSources } from './library/sources.js';
 
 export { toCel, fromCel, DEFAULT_INPUT_LIMITS, InputLimitError, type InputLimits } from './convert.js';
-export { CostLimitError, DEFAULT_RUNTIME_COST_LIMIT } from './meter.js';
+export { CostLimitError, DEFAULT_RUNTIME_COST_LIMIT, DEFAULT_RUNTIME_TIME_LIMIT_MS } from './meter.js';
 export { regexMatches, compileRegex, RegexSyntaxError } from './regex.js';
 
 /** The names a policy expression may use, as in ValidatingAdmissionPolicy. */
@@ -48,6 +48,8 @@ export interface CompileOptions {
   costLimit?: number;
   /** element visits allowed per evaluation */
   runtimeCostLimit?: number;
+  /** wall time allowed per evaluation, in milliseconds */
+  runtimeTimeLimitMs?: number;
   /** extra top-level names, e.g. `predicate` for attestations */
   extraVariables?: readonly string[];
 }
@@ -61,7 +63,8 @@ export interface CompiledExpression {
   readonly variableRefs: ReadonlySet<string>;
   /** compiled to closures too (fast.ts); cel-js evaluates what they do not handle */
   readonly fast: boolean;
-  evaluate(activation: Record<string, unknown>): unknown;
+  /** `deadline` (a Date.now() value) stops the evaluation even before its own time limit */
+  evaluate(activation: Record<string, unknown>, deadline?: number): unknown;
 }
 
 export interface EnvironmentOptions {
@@ -181,11 +184,12 @@ export function compileExpression(source: string, options: CompileOptions): Comp
     );
   }
   const budget = options.runtimeCostLimit ?? DEFAULT_RUNTIME_COST_LIMIT;
+  const timeLimit = options.runtimeTimeLimitMs ?? DEFAULT_RUNTIME_TIME_LIMIT_MS;
   const fast = compileFast(parsed.ast as Node);
   return {
     source, type, cost, identifiers, variableRefs, fast: fast !== undefined,
-    evaluate(activation) {
-      armMeter(budget);
+    evaluate(activation, deadline = Number.POSITIVE_INFINITY) {
+      armMeter(budget, Math.min(Date.now() + timeLimit, deadline));
       try {
         if (fast) {
           try {

@@ -1,6 +1,9 @@
-// Runtime cost: every element visit of an input list is charged to the expression being
-// evaluated, as Kubernetes charges CEL cost at runtime. Evaluation is synchronous, so one
-// meter serves the process; it is re-armed before every expression.
+// Runtime cost: every element visit of an input list, and every iteration of a comprehension
+// over any list (also lists made during evaluation: map/filter/split results, variables), is
+// charged to the expression being evaluated, as Kubernetes charges CEL cost at runtime. A time
+// limit backs the count up for work that visits no list elements (string scans inside loops).
+// Evaluation is synchronous, so one meter serves the process; it is armed per expression.
+import * as celJs from '@marcbachmann/cel-js';
 
 export class CostLimitError extends Error {
   readonly code = 'COST_LIMIT_EXCEEDED';
@@ -8,26 +11,36 @@ export class CostLimitError extends Error {
 
 /** Element visits one expression may make: e.g. two nested loops over ~700-item lists. */
 export const DEFAULT_RUNTIME_COST_LIMIT = 500_000;
+/** Wall time one expression may run: ~10,000 times what a policy expression takes on a Pod. */
+export const DEFAULT_RUNTIME_TIME_LIMIT_MS = 1000;
 
 let remaining = Number.POSITIVE_INFINITY;
 let limit = Number.POSITIVE_INFINITY;
+/** Date.now() after which the armed expression is stopped */
+let until = Number.POSITIVE_INFINITY;
+let stoppedByTime = 0;
 // An expression can start another before it ends (a variable is evaluated when first read):
 // the inner one's meter is pushed over the outer's and popped when it ends, so the outer goes
 // on metered with what it had left.
 const outer: number[] = [];
 
-export function armMeter(budget: number): void {
-  outer.push(remaining, limit);
+export function armMeter(budget: number, deadline: number): void {
+  outer.push(remaining, limit, until, stoppedByTime);
   remaining = budget;
   limit = budget;
+  until = deadline;
+  stoppedByTime = 0;
 }
 
 /** Refills the armed meter: an expression evaluated a second way starts from its full budget. */
 export function rearmMeter(): void {
   remaining = limit;
+  stoppedByTime = 0;
 }
 
 export function disarmMeter(): void {
+  stoppedByTime = outer.pop()!;
+  until = outer.pop()!;
   limit = outer.pop()!;
   remaining = outer.pop()!;
 }
@@ -37,7 +50,25 @@ export function assertWithinBudget(): void {
   if (remaining < 0) throw exceeded();
 }
 
-const exceeded = () => new CostLimitError(`the expression exceeded its runtime cost limit of ${limit} list element visits`);
+const exceeded = () => new CostLimitError(stoppedByTime
+  ? 'the expression exceeded its runtime time limit'
+  : `the expression exceeded its runtime cost limit of ${limit} list element visits`);
+
+// Sticky: CEL's all/exists/||/&& absorb errors and go on, so once the budget is spent every
+// further visit fails at once, and the evaluation ends as exceeded whatever it returns.
+function charge(): void {
+  if (--remaining < 0) throw exceeded();
+  // the clock is read every 256 visits: Date.now() per visit would double a loop's cost
+  if ((remaining & 0xff) === 0 && until !== Number.POSITIVE_INFINITY) checkTime();
+}
+
+function checkTime(): void {
+  if (Date.now() > until) {
+    remaining = -1;
+    stoppedByTime = 1;
+    throw exceeded();
+  }
+}
 
 const isIndex = (key: string | symbol): boolean => {
   if (typeof key !== 'string') return false;
@@ -47,12 +78,11 @@ const isIndex = (key: string | symbol): boolean => {
 
 const metered: ProxyHandler<unknown[]> = {
   get(target, key, receiver) {
-    // Sticky: CEL's all/exists/||/&& absorb errors and go on, so once the budget is spent
-    // every further visit fails at once, and the evaluation ends as exceeded whatever it returns.
-    if (isIndex(key) && --remaining < 0) throw exceeded();
+    if (isIndex(key)) charge();
     return Reflect.get(target, key, receiver);
   },
 };
+const meteredLists = new WeakSet<object>();
 
 /**
  * Lists this short are not metered: loops nest at most two deep (three are refused at load),
@@ -61,5 +91,25 @@ const metered: ProxyHandler<unknown[]> = {
 export const SHORT_LIST = 32;
 
 export function meterList<T>(list: T[]): T[] {
-  return list.length <= SHORT_LIST ? list : new Proxy(list, metered as ProxyHandler<T[]>);
+  if (list.length <= SHORT_LIST || meteredLists.has(list)) return list;
+  const proxy = new Proxy(list, metered as ProxyHandler<T[]>);
+  meteredLists.add(proxy);
+  return proxy;
 }
+
+/**
+ * What a comprehension iterates: metered, whoever made the list. Each loop's start also reads
+ * the clock, so loops over short lists with costly bodies are bounded in time too.
+ */
+export function meterIteration<T>(items: T[]): T[] {
+  if (remaining < 0) throw exceeded();
+  if (until !== Number.POSITIVE_INFINITY) checkTime();
+  return meterList(items);
+}
+
+// the hook is one of trustgate's patches to cel-js (patches/): without it loops over lists made
+// during evaluation would go unmetered, so refuse to start instead
+if (typeof celJs.setIterationHook !== 'function') {
+  throw new Error('@marcbachmann/cel-js is not patched: run `npm ci` (its postinstall applies patches/ with patch-package)');
+}
+celJs.setIterationHook(meterIteration as (items: unknown[]) => unknown[]);

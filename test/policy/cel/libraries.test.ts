@@ -150,6 +150,42 @@ t.test('an operator that absorbs errors cannot swallow the runtime cost limit', 
   }
 });
 
+t.test('loops over lists made during evaluation are metered like input lists', async (t) => {
+  // map/filter/split results and variables are new lists, not the metered input: nested loops
+  // over them ran unmetered (4M iterations here, seconds of a blocked event loop)
+  const object = { a: Array.from({ length: 2000 }, (_, i) => i), s: 'x'.repeat(2000) };
+  for (const src of [
+    'cel.bind(l, object.a.map(x, x), l.all(i, l.all(j, i + j >= 0)))',
+    'cel.bind(l, object.a.map(x, x), l.all(i, l.all(j, i * j >= 0)))',
+    "cel.bind(l, object.s.split(''), l.all(i, l.all(j, i == j || j != '')))",
+  ]) {
+    const c = compileExpression(src, { expect: 'bool' });
+    const started = performance.now();
+    t.throws(() => c.evaluate(toCel({ object }) as Record<string, unknown>), { code: 'COST_LIMIT_EXCEEDED' }, src);
+    t.ok(performance.now() - started < 2000, `${src}: stopped after ${Math.round(performance.now() - started)} ms`);
+  }
+});
+
+t.test('a time limit stops loops whose bodies are costly without visiting list elements', async (t) => {
+  // 900 iterations over short literal lists are not metered, but each scans a 2 MB string
+  const thirty = `[${Array.from({ length: 30 }, (_, i) => i).join(', ')}]`;
+  const object = { s: 'x'.repeat(2_000_000), t: `${'x'.repeat(100)}y` };
+  for (const src of [
+    `${thirty}.all(a, ${thirty}.all(b, !object.s.contains(object.t)))`,
+    `${thirty}.all(a, ${thirty}.all(b, a * b >= 0 && !object.s.contains(object.t)))`,
+  ]) {
+    const c = compileExpression(src, { expect: 'bool', runtimeTimeLimitMs: 50 });
+    const started = performance.now();
+    t.throws(() => c.evaluate(toCel({ object }) as Record<string, unknown>), { code: 'COST_LIMIT_EXCEEDED', message: /time limit/ }, src);
+    t.ok(performance.now() - started < 1000, `stopped after ${Math.round(performance.now() - started)} ms`);
+    // the request's deadline stops it too, before the expression's own limit
+    const unlimited = compileExpression(src, { expect: 'bool', runtimeTimeLimitMs: 60_000 });
+    const again = performance.now();
+    t.throws(() => unlimited.evaluate(toCel({ object }) as Record<string, unknown>, Date.now() + 50), { code: 'COST_LIMIT_EXCEEDED' });
+    t.ok(performance.now() - again < 1000, `stopped at the deadline after ${Math.round(performance.now() - again)} ms`);
+  }
+});
+
 t.test('a variable evaluated inside an expression does not switch off that expression\'s meter', async (t) => {
   // variables are evaluated lazily, in the middle of the expression that reads them: the
   // variable's own evaluation must hand the meter back as it found it, not disarmed
