@@ -120,7 +120,9 @@ export function compileImageRule(spec: ImageRuleSpec, index: number, policyRevis
     }
     const unknown = (a.authorities ?? []).filter((n) => !names.has(n));
     if (unknown.length) throw new ImageRuleError(at('attestations', i, 'authorities'), `unknown authorities ${unknown.join(', ')}; this rule has ${[...names].join(', ')}`);
-    const celOptions = (expect: 'bool' | 'string'): CompileOptions => ({ expect, extraVariables: ATTESTATION_VARIABLES, runtimeCostLimit: 5_000_000 });
+    // an SBOM of 50,000 components is walked by one expression: ten times a policy's budget, and
+    // the time to spend it (a verdict is cached per digest, so this is paid once per image)
+    const celOptions = (expect: 'bool' | 'string'): CompileOptions => ({ expect, extraVariables: ATTESTATION_VARIABLES, runtimeCostLimit: 5_000_000, runtimeTimeLimitMs: 5_000 });
     const expression = a.expression && cel ? cel(at('attestations', i, 'expression'), a.expression, celOptions('bool')) : undefined;
     const messageExpression = a.messageExpression && cel ? cel(at('attestations', i, 'messageExpression'), a.messageExpression, celOptions('string')) : undefined;
     for (const [field, e] of [['expression', expression], ['messageExpression', messageExpression]] as const) {
