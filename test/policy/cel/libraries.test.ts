@@ -186,6 +186,15 @@ t.test('a time limit stops loops whose bodies are costly without visiting list e
   }
 });
 
+t.test('a pattern read from the object is refused past 8192 characters, before it is compiled', async (t) => {
+  const c = compileExpression('object.name.matches(object.pattern)', { expect: 'bool' });
+  const started = performance.now();
+  t.throws(() => c.evaluate(toCel({ object: { name: 'x', pattern: 'x'.repeat(1_000_000) } }) as Record<string, unknown>), /1000000 characters, more than the 8192/);
+  t.ok(performance.now() - started < 200, `refused after ${Math.round(performance.now() - started)} ms (compiling it took 1.8 s)`);
+  t.equal(c.evaluate(toCel({ object: { name: 'x', pattern: `^${'x?'.repeat(100)}$` } }) as Record<string, unknown>), true);
+  t.throws(() => compileExpression(`'x'.matches('${'x'.repeat(9000)}')`, { expect: 'bool' }), { code: 'CEL_COMPILE_ERROR', message: /more than the 8192/ }, 'a literal that long fails the load');
+});
+
 t.test('a variable evaluated inside an expression does not switch off that expression\'s meter', async (t) => {
   // variables are evaluated lazily, in the middle of the expression that reads them: the
   // variable's own evaluation must hand the meter back as it found it, not disarmed
