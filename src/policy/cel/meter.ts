@@ -70,6 +70,14 @@ function checkTime(): void {
   }
 }
 
+/** Charges work a library function does without visiting list elements one by one (pairwise comparisons). */
+export function chargeWork(units: number): void {
+  if (remaining < 0) throw exceeded();
+  remaining -= units;
+  if (remaining < 0) throw exceeded();
+  if (until !== Number.POSITIVE_INFINITY) checkTime();
+}
+
 const isIndex = (key: string | symbol): boolean => {
   if (typeof key !== 'string') return false;
   const c = key.charCodeAt(0);

@@ -1,4 +1,6 @@
 // The Kubernetes CEL libraries, RE2 regexes, JSON integers, and load-time rejection.
+import { isDeepStrictEqual } from 'node:util';
+import fc from 'fast-check';
 import t from 'tap';
 import { compileExpression, toCel, CelCompileError, InputLimitError } from '../../../src/policy/cel/index.js';
 
@@ -193,6 +195,45 @@ t.test('a pattern read from the object is refused past 8192 characters, before i
   t.ok(performance.now() - started < 200, `refused after ${Math.round(performance.now() - started)} ms (compiling it took 1.8 s)`);
   t.equal(c.evaluate(toCel({ object: { name: 'x', pattern: `^${'x?'.repeat(100)}$` } }) as Record<string, unknown>), true);
   t.throws(() => compileExpression(`'x'.matches('${'x'.repeat(9000)}')`, { expect: 'bool' }), { code: 'CEL_COMPILE_ERROR', message: /more than the 8192/ }, 'a literal that long fails the load');
+});
+
+t.test('distinct and the sets functions by key agree with their pairwise definitions, and pairwise work is charged', async (t) => {
+  const { celEquals } = await import('../../../src/policy/cel/library/lists.js');
+  const scalar = fc.oneof(fc.integer({ min: -3, max: 3 }), fc.constantFrom(0.5, -0, 2 ** 60, Number.NaN, Infinity), fc.constantFrom('a', 'b', ''), fc.boolean(), fc.constant(null));
+  const list = fc.array(fc.oneof({ arbitrary: scalar, weight: 9 }, { arbitrary: fc.array(scalar, { maxLength: 2 }), weight: 1 }), { maxLength: 8 });
+  const expr = (src: string) => compileExpression(src, { expect: 'any' });
+  const distinct = expr('object.a.distinct()');
+  const contains = expr('sets.contains(object.a, object.b)');
+  const equivalent = expr('sets.equivalent(object.a, object.b)');
+  const intersects = expr('sets.intersects(object.a, object.b)');
+  fc.assert(fc.property(list, list, (a, b) => {
+    const act = toCel({ object: { a, b } }) as Record<string, unknown>;
+    const [ca, cb] = [(act.object as { a: unknown[] }).a, (act.object as { b: unknown[] }).b];
+    const inAll = (xs: unknown[], ys: unknown[]) => xs.every((x) => ys.some((y) => celEquals(x, y)));
+    // cel-js picks the overload by the lists' first elements: [null] and ['a'] have none
+    const run = (e: ReturnType<typeof expr>) => {
+      try {
+        return e.evaluate(act);
+      } catch (err) {
+        if (/no matching overload/.test((err as Error).message)) return undefined;
+        throw err;
+      }
+    };
+    const check = (name: string, got: unknown, want: unknown) => {
+      if (got !== undefined && !isDeepStrictEqual(got, want)) throw new Error(`${name} ${JSON.stringify([a, b])}: ${String(got)}`);
+    };
+    check('distinct', run(distinct), ca.filter((x, i) => ca.findIndex((y) => celEquals(x, y)) === i));
+    check('contains', run(contains), inAll(cb, ca));
+    check('equivalent', run(equivalent), inAll(cb, ca) && inAll(ca, cb));
+    check('intersects', run(intersects), ca.some((x) => cb.some((y) => celEquals(x, y))));
+  }), { numRuns: 500 });
+  // a uniqueness check over a variable-sized list of maps is charged its pairs
+  const maps = Array.from({ length: 3000 }, (_, i) => ({ n: i }));
+  t.throws(() => expr('object.a.map(x, x).distinct().size()').evaluate(toCel({ object: { a: maps } }) as Record<string, unknown>), { code: 'COST_LIMIT_EXCEEDED' });
+  const names = Array.from({ length: 10_000 }, (_, i) => `c${i}`);
+  const started = performance.now();
+  t.equal(expr('object.a.map(n, n).distinct().size()').evaluate(toCel({ object: { a: names } }) as Record<string, unknown>), 10_000n, 'strings go by key');
+  t.ok(performance.now() - started < 500, `10,000 names made distinct in ${Math.round(performance.now() - started)} ms`);
 });
 
 t.test('a variable evaluated inside an expression does not switch off that expression\'s meter', async (t) => {
