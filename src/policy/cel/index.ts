@@ -189,7 +189,7 @@ export function compileExpression(source: string, options: CompileOptions): Comp
   return {
     source, type, cost, identifiers, variableRefs, fast: fast !== undefined,
     evaluate(activation, deadline = Number.POSITIVE_INFINITY) {
-      armMeter(budget, Math.min(Date.now() + timeLimit, deadline));
+      armMeter(budget, timeLimit, deadline);
       try {
         if (fast) {
           try {

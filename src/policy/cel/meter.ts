@@ -16,7 +16,12 @@ export const DEFAULT_RUNTIME_TIME_LIMIT_MS = 1000;
 
 let remaining = Number.POSITIVE_INFINITY;
 let limit = Number.POSITIVE_INFINITY;
-/** Date.now() after which the armed expression is stopped */
+let timeLimit = Number.POSITIVE_INFINITY;
+let deadline = Number.POSITIVE_INFINITY;
+/**
+ * Date.now() after which the armed expression is stopped; NaN until its first loop starts,
+ * since an expression without loops does bounded work and should not pay for a clock read.
+ */
 let until = Number.POSITIVE_INFINITY;
 let stoppedByTime = 0;
 // An expression can start another before it ends (a variable is evaluated when first read):
@@ -24,11 +29,13 @@ let stoppedByTime = 0;
 // on metered with what it had left.
 const outer: number[] = [];
 
-export function armMeter(budget: number, deadline: number): void {
-  outer.push(remaining, limit, until, stoppedByTime);
+export function armMeter(budget: number, timeLimitMs: number, deadlineMs: number): void {
+  outer.push(remaining, limit, until, stoppedByTime, timeLimit, deadline);
   remaining = budget;
   limit = budget;
-  until = deadline;
+  timeLimit = timeLimitMs;
+  deadline = deadlineMs;
+  until = Number.NaN;
   stoppedByTime = 0;
 }
 
@@ -39,6 +46,8 @@ export function rearmMeter(): void {
 }
 
 export function disarmMeter(): void {
+  deadline = outer.pop()!;
+  timeLimit = outer.pop()!;
   stoppedByTime = outer.pop()!;
   until = outer.pop()!;
   limit = outer.pop()!;
@@ -63,7 +72,9 @@ function charge(): void {
 }
 
 function checkTime(): void {
-  if (Date.now() > until) {
+  const now = Date.now();
+  if (Number.isNaN(until)) until = Math.min(now + timeLimit, deadline);
+  if (now > until) {
     remaining = -1;
     stoppedByTime = 1;
     throw exceeded();
