@@ -39,7 +39,6 @@ function isPlainMap(v: unknown): v is Record<string, unknown> {
 const bool = (v: unknown): boolean => (typeof v === 'boolean' ? v : miss());
 const str = (v: unknown): string => (typeof v === 'string' ? v : miss());
 const list = (v: unknown): unknown[] => (Array.isArray(v) ? v : miss());
-// comprehensions charge the meter as cel-js's do (meter.ts)
 const int64 = (v: bigint): bigint => (v < INT64_MIN || v > INT64_MAX ? miss() : v);
 
 /** map field `o.k`: absent keys are cel-js's error to report */
@@ -61,16 +60,32 @@ function optionalField(o: unknown, key: string): unknown {
 /** `==` on scalars of one kind; anything else (lists, maps, int against double) is cel-js's */
 function equal(a: unknown, b: unknown): boolean {
   const t = typeof a;
-  if (t !== typeof b || (t !== 'string' && t !== 'boolean' && t !== 'bigint' && t !== 'number') ) {
+  if (t !== typeof b || (t !== 'string' && t !== 'boolean' && t !== 'bigint' && t !== 'number')) {
     return a === null && b === null ? true : miss();
   }
   return a === b;
 }
 
+/** two strings, ints or doubles, which JavaScript orders as cel-js does */
 function ordered(a: unknown, b: unknown): void {
   const t = typeof a;
   if (t !== typeof b || (t !== 'string' && t !== 'bigint' && t !== 'number')) miss();
 }
+
+const OPERATORS: Record<string, (a: unknown, b: unknown) => unknown> = {
+  '==': equal,
+  '!=': (a, b) => !equal(a, b),
+  'in': (a, b) => contains(b, a),
+  '+': add,
+  '-': subtract,
+};
+
+const RELATIONS: Record<string, (a: number, b: number) => boolean> = {
+  '<': (a, b) => a < b,
+  '<=': (a, b) => a <= b,
+  '>': (a, b) => a > b,
+  '>=': (a, b) => a >= b,
+};
 
 /** CEL size() counts code points; strings with surrogate pairs are left to cel-js */
 function size(v: unknown): bigint {
@@ -194,18 +209,19 @@ class Compiler {
         const [c, t, e] = (a as Node[]).map((x) => this.compile(x)) as [Code, Code, Code];
         return (act, f) => (bool(c(act, f)) ? t(act, f) : e(act, f));
       }
-      case '==': { const [l, r] = this.pair(a); return (act, f) => equal(l(act, f), r(act, f)); }
-      case '!=': { const [l, r] = this.pair(a); return (act, f) => !equal(l(act, f), r(act, f)); }
-      case '<': { const [l, r] = this.pair(a); return (act, f) => { const x = l(act, f), y = r(act, f); ordered(x, y); return (x as number) < (y as number); }; }
-      case '<=': { const [l, r] = this.pair(a); return (act, f) => { const x = l(act, f), y = r(act, f); ordered(x, y); return (x as number) <= (y as number); }; }
-      case '>': { const [l, r] = this.pair(a); return (act, f) => { const x = l(act, f), y = r(act, f); ordered(x, y); return (x as number) > (y as number); }; }
-      case '>=': { const [l, r] = this.pair(a); return (act, f) => { const x = l(act, f), y = r(act, f); ordered(x, y); return (x as number) >= (y as number); }; }
-      case 'in': { const [l, r] = this.pair(a); return (act, f) => contains(r(act, f), l(act, f)); }
-      case '+': { const [l, r] = this.pair(a); return (act, f) => add(l(act, f), r(act, f)); }
-      case '-': {
-        if (!Array.isArray(a) || a.length !== 2) return unsupported();
+      case '<': case '<=': case '>': case '>=': {
         const [l, r] = this.pair(a);
-        return (act, f) => subtract(l(act, f), r(act, f));
+        const relation = RELATIONS[n.op]!;
+        return (act, f) => {
+          const x = l(act, f), y = r(act, f);
+          ordered(x, y);
+          return relation(x as number, y as number);
+        };
+      }
+      case '==': case '!=': case 'in': case '+': case '-': {
+        const [l, r] = this.pair(a);
+        const operator = OPERATORS[n.op]!;
+        return (act, f) => operator(l(act, f), r(act, f));
       }
       case 'list': {
         const items = (a as Node[]).map((x) => this.compile(x));
@@ -312,7 +328,10 @@ class Compiler {
     };
   }
 
-  /** the one-variable macros over a list; maps and the two-variable forms are cel-js's */
+  /**
+   * The one-variable macros over a list; maps and the two-variable forms are cel-js's. Each
+   * loop charges the meter as cel-js's do (meterIteration, meter.ts).
+   */
   private comprehension(name: string, receiverNode: Node, args: Node[]): Code {
     if (args.length !== 2 || !isIdentifier(args[0]!) || args[0]!.op !== 'id') return unsupported();
     const receiver = this.compile(receiverNode);
@@ -359,9 +378,10 @@ export function compileFast(ast: Node): FastExpression | undefined {
   let code: Code;
   try {
     code = compiler.compile(ast);
-  } catch (err) {
-    if (err instanceof Unsupported) return undefined;
-    throw err;
+  } catch {
+    // Unsupported, or an AST shape this compiler did not foresee: cel-js alone evaluates it,
+    // and the policy loads as it would without the fast path
+    return undefined;
   }
   const slots = compiler.slots;
   const run = (act: Activation): unknown => {
