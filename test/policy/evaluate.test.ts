@@ -15,6 +15,8 @@ const pod = (spec: Record<string, unknown> = { containers: [{ name: 'a', image: 
   reviewForObject({ apiVersion: 'v1', kind: 'Pod', metadata: { name: 'p', namespace: 'shop' }, spec });
 const decide = (set: PolicySet, review = pod(), deadlineMs = 8000) =>
   admit(review, 'validate', { policies: () => set, recorder: new NullDecisionRecorder(), replica: 't', deadlineMs });
+const explain = (set: PolicySet) =>
+  admit(pod(), 'validate', { policies: () => set, recorder: new NullDecisionRecorder(), replica: 't', deadlineMs: 8000 }, { explain: true });
 
 t.test('an evaluation error denies under failurePolicy Fail and warns under Ignore', async (t) => {
   const set = await setOf(
@@ -40,7 +42,7 @@ variables:
 validations:
   - expression: "variables.count == 1 && variables.names[0] == 'a'"`));
   t.equal((await decide(set)).review.response.allowed, true);
-  const explained = await admit(pod(), 'validate', { policies: () => set, recorder: new NullDecisionRecorder(), replica: 't', deadlineMs: 8000 }, { explain: true });
+  const explained = await explain(set);
   const steps = (explained.explain ?? []).map((e) => e.step);
   t.equal(steps.filter((s) => s === 'variables.names').length, 1, 'a variable used three times is evaluated once');
   t.equal(steps.filter((s) => s === 'variables.broken').length, 0, 'an unused one never');
@@ -56,7 +58,7 @@ variables:
 validations:
   - expression: "variables.broken == 1 || true"
   - expression: "variables.broken == 2 || variables.broken == 3 || true"`));
-  const explained = await admit(pod(), 'validate', { policies: () => set, recorder: new NullDecisionRecorder(), replica: 't', deadlineMs: 8000 }, { explain: true });
+  const explained = await explain(set);
   t.equal(explained.review.response.allowed, true, '|| absorbs the error');
   const steps = (explained.explain ?? []).filter((e) => e.step === 'variables.broken');
   t.equal(steps.length, 1);

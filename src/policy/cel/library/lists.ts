@@ -45,26 +45,15 @@ function scalarKeys(l: readonly unknown[]): string[] | undefined {
 // Set operations: by key when both lists hold scalars (linear), else pairwise, with the
 // pairs charged to the expression's cost budget up front (meter.ts): lists made during
 // evaluation are not metered element by element, and 10,000 x 10,000 pairs is seconds.
-function everyIn(items: readonly unknown[], set: readonly unknown[]): boolean {
-  const ki = scalarKeys(items);
-  const ks = ki && scalarKeys(set);
-  if (ki && ks) {
-    const keys = new Set(ks);
-    return ki.every((k) => keys.has(k));
+function inSet(items: readonly unknown[], set: readonly unknown[], quantifier: 'every' | 'some'): boolean {
+  const itemKeys = scalarKeys(items);
+  const setKeys = itemKeys && scalarKeys(set);
+  if (itemKeys && setKeys) {
+    const keys = new Set(setKeys);
+    return itemKeys[quantifier]((k) => keys.has(k));
   }
   chargeWork(items.length * set.length);
-  return items.every((x) => set.some((y) => celEquals(x, y)));
-}
-
-function someIn(items: readonly unknown[], set: readonly unknown[]): boolean {
-  const ki = scalarKeys(items);
-  const ks = ki && scalarKeys(set);
-  if (ki && ks) {
-    const keys = new Set(ks);
-    return ki.some((k) => keys.has(k));
-  }
-  chargeWork(items.length * set.length);
-  return items.some((x) => set.some((y) => celEquals(x, y)));
+  return items[quantifier]((x) => set.some((y) => celEquals(x, y)));
 }
 
 function distinct(l: readonly unknown[]): unknown[] {
@@ -117,7 +106,7 @@ export function registerLists(env: Environment): void {
     .registerFunction('list<A>.distinct(): list<A>', (l: unknown[]) => distinct(l))
     .registerType('SetsNamespace', SetsNamespace)
     .registerConstant('sets', 'SetsNamespace', new SetsNamespace())
-    .registerFunction('SetsNamespace.contains(list<A>, list<A>): bool', (_: unknown, a: unknown[], b: unknown[]) => everyIn(b, a))
-    .registerFunction('SetsNamespace.equivalent(list<A>, list<A>): bool', (_: unknown, a: unknown[], b: unknown[]) => everyIn(b, a) && everyIn(a, b))
-    .registerFunction('SetsNamespace.intersects(list<A>, list<A>): bool', (_: unknown, a: unknown[], b: unknown[]) => someIn(a, b));
+    .registerFunction('SetsNamespace.contains(list<A>, list<A>): bool', (_: unknown, a: unknown[], b: unknown[]) => inSet(b, a, 'every'))
+    .registerFunction('SetsNamespace.equivalent(list<A>, list<A>): bool', (_: unknown, a: unknown[], b: unknown[]) => inSet(b, a, 'every') && inSet(a, b, 'every'))
+    .registerFunction('SetsNamespace.intersects(list<A>, list<A>): bool', (_: unknown, a: unknown[], b: unknown[]) => inSet(a, b, 'some'));
 }
