@@ -82,6 +82,20 @@ validations:
   t.ok(performance.now() - started < 3000, `decided after ${Math.round(performance.now() - started)} ms`);
 });
 
+t.test('a variable that spends its own budget is an error its reader may absorb, as cel-js decides', async (t) => {
+  // the fast path stops without asking cel-js only when the reading expression's own budget is
+  // spent; a variable's spent budget is an ordinary error, which || absorbs
+  const set = await setOf(policyYaml('absorbs', `${POD_RULE}
+variables:
+  - name: pairs
+    expression: "object.spec.containers.map(c, object.spec.containers.map(d, d.name))"
+validations:
+  - expression: "variables.pairs.size() > 0 || true"`));
+  const containers = Array.from({ length: 2000 }, (_, i) => ({ name: `c${i}`, image: 'x:1' }));
+  const out = await decide(set, pod({ containers }));
+  t.same(out.results.map((r) => r.result), ['pass']);
+});
+
 t.test('variables of the same name or position in different policies keep their own values', async (t) => {
   // the getters are shared by position across policies: each object must find its own review and policy
   const set = await setOf(

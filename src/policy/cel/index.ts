@@ -3,7 +3,7 @@
 import { Environment } from '@marcbachmann/cel-js';
 import { isIdentifier, variableReference, walk, type Node } from './ast.js';
 import { estimateCost } from './cost.js';
-import { armMeter, assertWithinBudget, disarmMeter, rearmMeter, DEFAULT_RUNTIME_COST_LIMIT, DEFAULT_RUNTIME_TIME_LIMIT_MS } from './meter.js';
+import { armMeter, assertWithinBudget, disarmMeter, meterExhausted, rearmMeter, CostLimitError, DEFAULT_RUNTIME_COST_LIMIT, DEFAULT_RUNTIME_TIME_LIMIT_MS } from './meter.js';
 import { compileFast } from './fast.js';
 import { compileRegex, RegexSyntaxError } from './regex.js';
 import { registerStrings } from './library/strings.js';
@@ -196,7 +196,11 @@ export function compileExpression(source: string, options: CompileOptions): Comp
             const result = fast(activation);
             assertWithinBudget();
             return result;
-          } catch {
+          } catch (err) {
+            // This expression's budget or time is spent: the closures had taken cel-js's own path
+            // up to there (any divergence ends them first), so cel-js would spend it too. (A
+            // variable's spent budget is its own error, which cel-js may absorb: not this case.)
+            if (err instanceof CostLimitError && meterExhausted()) throw err;
             // a kind of value the fast path does not handle, or an error: cel-js decides
             rearmMeter();
           }

@@ -54,6 +54,11 @@ export function disarmMeter(): void {
   remaining = outer.pop()!;
 }
 
+/** Whether the armed expression (not one it started) has spent its budget or its time. */
+export function meterExhausted(): boolean {
+  return remaining < 0;
+}
+
 /** Throws when the armed expression ran out of budget, even if an operator absorbed the error. */
 export function assertWithinBudget(): void {
   if (remaining < 0) throw exceeded();
