@@ -169,7 +169,8 @@ t.test('loops over lists made during evaluation are metered like input lists', a
 });
 
 t.test('a time limit stops loops whose bodies are costly without visiting list elements', async (t) => {
-  // 900 iterations over short literal lists are not metered, but each scans a 2 MB string
+  // 900 iterations over short literal lists are not metered, but each scans a 2 MB string: about
+  // 6 s unbounded here; stopped within one inner loop (30 scans) of the limit
   const thirty = `[${Array.from({ length: 30 }, (_, i) => i).join(', ')}]`;
   const object = { s: 'x'.repeat(2_000_000), t: `${'x'.repeat(100)}y` };
   for (const src of [
@@ -179,12 +180,12 @@ t.test('a time limit stops loops whose bodies are costly without visiting list e
     const c = compileExpression(src, { expect: 'bool', runtimeTimeLimitMs: 50 });
     const started = performance.now();
     t.throws(() => c.evaluate(toCel({ object }) as Record<string, unknown>), { code: 'COST_LIMIT_EXCEEDED', message: /time limit/ }, src);
-    t.ok(performance.now() - started < 1000, `stopped after ${Math.round(performance.now() - started)} ms`);
+    t.ok(performance.now() - started < 3000, `stopped after ${Math.round(performance.now() - started)} ms`);
     // the request's deadline stops it too, before the expression's own limit
     const unlimited = compileExpression(src, { expect: 'bool', runtimeTimeLimitMs: 60_000 });
     const again = performance.now();
     t.throws(() => unlimited.evaluate(toCel({ object }) as Record<string, unknown>, Date.now() + 50), { code: 'COST_LIMIT_EXCEEDED' });
-    t.ok(performance.now() - again < 1000, `stopped at the deadline after ${Math.round(performance.now() - again)} ms`);
+    t.ok(performance.now() - again < 3000, `stopped at the deadline after ${Math.round(performance.now() - again)} ms`);
   }
 });
 
