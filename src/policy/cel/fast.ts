@@ -87,6 +87,10 @@ const RELATIONS: Record<string, (a: number, b: number) => boolean> = {
   '>=': (a, b) => a >= b,
 };
 
+// CEL ints are BigInts, each a heap object: sizes and indexes are mostly small, so those are made once
+const SMALL_INTS = Array.from({ length: 1025 }, (_, i) => BigInt(i - 1));
+const int = (n: number): bigint => (n >= -1 && n < 1024 ? SMALL_INTS[n + 1]! : BigInt(n));
+
 /** CEL size() counts code points; strings with surrogate pairs are left to cel-js */
 function size(v: unknown): bigint {
   if (typeof v === 'string') {
@@ -94,10 +98,10 @@ function size(v: unknown): bigint {
       const c = v.charCodeAt(i);
       if (c >= 0xd800 && c <= 0xdfff) return miss();
     }
-    return BigInt(v.length);
+    return int(v.length);
   }
-  if (Array.isArray(v)) return BigInt(v.length);
-  if (isPlainMap(v)) return BigInt(Object.keys(v).length);
+  if (Array.isArray(v)) return int(v.length);
+  if (isPlainMap(v)) return int(Object.keys(v).length);
   return miss();
 }
 
@@ -130,20 +134,27 @@ function join(items: unknown, separator: string): string {
   return l.join(separator);
 }
 
-const METHODS: Record<string, (receiver: unknown, args: unknown[]) => unknown> = {
-  size: (r, a) => (a.length === 0 ? size(r) : miss()),
-  startsWith: (r, a) => (a.length === 1 ? str(r).startsWith(str(a[0])) : miss()),
-  endsWith: (r, a) => (a.length === 1 ? str(r).endsWith(str(a[0])) : miss()),
-  contains: (r, a) => (a.length === 1 ? str(r).includes(str(a[0])) : miss()),
-  join: (r, a) => (a.length === 0 ? join(r, '') : a.length === 1 ? join(r, str(a[0])) : miss()),
-  [RE2_MATCHES]: (r, a) => (a.length === 1 ? regexMatches(str(r), str(a[0])) : miss()),
+interface Method {
+  /** argument counts handled (cel-js type-checked the call against its overloads) */
+  arity: readonly number[];
+  /** arguments beyond the call's arity are undefined */
+  call(receiver: unknown, a: unknown, b: unknown): unknown;
+}
+
+const METHODS: Record<string, Method> = {
+  size: { arity: [0], call: (r) => size(r) },
+  startsWith: { arity: [1], call: (r, a) => str(r).startsWith(str(a)) },
+  endsWith: { arity: [1], call: (r, a) => str(r).endsWith(str(a)) },
+  contains: { arity: [1], call: (r, a) => str(r).includes(str(a)) },
+  join: { arity: [0, 1], call: (r, a) => join(r, a === undefined ? '' : str(a)) },
+  [RE2_MATCHES]: { arity: [1], call: (r, a) => regexMatches(str(r), str(a)) },
   // cel-js's string functions index UTF-16 code units, as these do
-  indexOf: (r, a) => (a.length === 1 ? BigInt(str(r).indexOf(str(a[0]))) : miss()),
-  lastIndexOf: (r, a) => (a.length === 1 ? BigInt(str(r).lastIndexOf(str(a[0]))) : miss()),
-  substring: (r, a) => substring(str(r), a),
-  split: (r, a) => (a.length === 1 ? str(r).split(str(a[0])) : miss()),
-  lowerAscii: (r, a) => (a.length === 0 ? ascii(str(r)).toLowerCase() : miss()),
-  upperAscii: (r, a) => (a.length === 0 ? ascii(str(r)).toUpperCase() : miss()),
+  indexOf: { arity: [1], call: (r, a) => int(str(r).indexOf(str(a))) },
+  lastIndexOf: { arity: [1], call: (r, a) => int(str(r).lastIndexOf(str(a))) },
+  substring: { arity: [1, 2], call: (r, a, b) => substring(str(r), a, b) },
+  split: { arity: [1], call: (r, a) => str(r).split(str(a)) },
+  lowerAscii: { arity: [0], call: (r) => ascii(str(r)).toLowerCase() },
+  upperAscii: { arity: [0], call: (r) => ascii(str(r)).toUpperCase() },
 };
 
 /** beyond ASCII, case mapping is cel-js's */
@@ -152,18 +163,18 @@ function ascii(s: string): string {
   return s;
 }
 
-/** out-of-range indexes are cel-js's error to report */
-function substring(s: string, args: unknown[]): string {
-  if (args.length < 1 || args.length > 2) return miss();
-  const start = args[0], end = args.length === 2 ? args[1] : BigInt(s.length);
+/** out-of-range indexes are cel-js's error to report; no end means the string's end */
+function substring(s: string, start: unknown, end: unknown = BigInt(s.length)): string {
   if (typeof start !== 'bigint' || typeof end !== 'bigint' || start < 0n || end < start || end > BigInt(s.length)) return miss();
   return s.substring(Number(start), Number(end));
 }
 
-const FUNCTIONS: Record<string, (args: unknown[]) => unknown> = {
-  size: (a) => (a.length === 1 ? size(a[0]) : miss()),
-  [RE2_MATCHES]: (a) => (a.length === 2 ? regexMatches(str(a[0]), str(a[1])) : miss()),
+const FUNCTIONS: Record<string, Method> = {
+  size: { arity: [1], call: (_, a) => size(a) },
+  [RE2_MATCHES]: { arity: [2], call: (_, a, b) => regexMatches(str(a), str(b)) },
 };
+
+const NO_RECEIVER: Code = () => undefined;
 
 class Unsupported extends Error {}
 const unsupported = (): never => {
@@ -224,7 +235,13 @@ class Compiler {
         return (act, f) => operator(l(act, f), r(act, f));
       }
       case 'list': {
-        const items = (a as Node[]).map((x) => this.compile(x));
+        const nodes = a as Node[];
+        // a list of literals is made once: CEL values are immutable, and nothing here changes a list
+        if (nodes.every((x) => x.op === 'value' && (x.args === null || typeof x.args !== 'object'))) {
+          const constant = Object.freeze(nodes.map((x) => x.args as unknown));
+          return () => constant;
+        }
+        const items = nodes.map((x) => this.compile(x));
         return (act, f) => items.map((item) => item(act, f));
       }
       case '[]': {
@@ -239,9 +256,7 @@ class Compiler {
       case 'call': {
         const [name, args] = a as [string, Node[]];
         if (name === 'has') return this.has(args);
-        const fn = FUNCTIONS[name] ?? unsupported();
-        const compiled = args.map((x) => this.compile(x));
-        return (act, f) => fn(compiled.map((c) => c(act, f)));
+        return this.call(hasOwn(FUNCTIONS, name) ? FUNCTIONS[name]! : unsupported(), undefined, args);
       }
       case 'rcall': return this.receiverCall(n);
       default: return unsupported();
@@ -308,10 +323,18 @@ class Compiler {
       case 'bind':
         if (isIdentifier(receiverNode, 'cel') && receiverNode.op === 'id' && this.lookup('cel') === undefined) return this.bind(args);
     }
-    const method = hasOwn(METHODS, name) ? METHODS[name]! : unsupported();
-    const receiver = this.compile(receiverNode);
-    const compiled = args.map((x) => this.compile(x));
-    return (act, f) => method(receiver(act, f), compiled.map((c) => c(act, f)));
+    return this.call(hasOwn(METHODS, name) ? METHODS[name]! : unsupported(), receiverNode, args);
+  }
+
+  /** a function or method call: receiver first, then the arguments, in source order */
+  private call(fn: Method, receiverNode: Node | undefined, args: Node[]): Code {
+    if (!fn.arity.includes(args.length)) return unsupported();
+    const receiver = receiverNode ? this.compile(receiverNode) : NO_RECEIVER;
+    const [a, b] = args.map((x) => this.compile(x));
+    const { call } = fn;
+    if (b) return (act, f) => call(receiver(act, f), a!(act, f), b(act, f));
+    if (a) return (act, f) => call(receiver(act, f), a(act, f), undefined);
+    return (act, f) => call(receiver(act, f), undefined, undefined);
   }
 
   /** cel.bind(name, init, body): init evaluated once, named in body */
