@@ -203,15 +203,26 @@ function paramsFor(policy: CompiledPolicy, ctx: EvaluationContext): unknown {
   }
 }
 
-/** Validation messages of a policy whose CEL parts apply; undefined when a condition is false. */
-function celFailures(policy: CompiledPolicy, ctx: EvaluationContext, activation: Record<string, unknown>): string[] | undefined {
+/** Marks the result failed for these messages; the first kind of failure gives the code. */
+function fail(result: PolicyResult, code: ReasonCode, messages: readonly string[]): void {
+  if (!messages.length) return;
+  result.result = 'fail';
+  result.code ??= code;
+  result.messages.push(...messages);
+}
+
+/**
+ * Judges a policy's CEL validations into its result; false when a match condition is false
+ * (the policy does not apply). Messages go straight into the result: nothing is allocated
+ * for a policy that passes.
+ */
+function celValidations(policy: CompiledPolicy, ctx: EvaluationContext, activation: Record<string, unknown>, result: PolicyResult): boolean {
   for (const c of policy.conditions) {
     if (run(ctx, policy, c.label, c.expression, activation) !== true) {
       ctx.explain?.push({ policy: policy.name, step: 'skipped', value: `condition ${c.name} is false` });
-      return undefined;
+      return false;
     }
   }
-  const failures: string[] = [];
   for (const v of policy.validations) {
     if (run(ctx, policy, v.label, v.expression, activation) === true) continue;
     let message: string | undefined;
@@ -223,9 +234,9 @@ function celFailures(policy: CompiledPolicy, ctx: EvaluationContext, activation:
         // as in Kubernetes: a failing messageExpression falls back to the static message
       }
     }
-    failures.push(message ?? v.message ?? `failed expression: ${v.expression.source}`);
+    fail(result, 'VALIDATION_FAILED', [message ?? v.message ?? `failed expression: ${v.expression.source}`]);
   }
-  return failures;
+  return true;
 }
 
 export function evaluatePolicy(policy: CompiledPolicy, ctx: EvaluationContext): PolicyResult | undefined {
@@ -237,13 +248,7 @@ export function evaluatePolicy(policy: CompiledPolicy, ctx: EvaluationContext): 
   }
   try {
     // every part of the policy is judged, so one denial lists everything that must change
-    const messages: string[] = [];
-    let code: ReasonCode | undefined;
-    const failed = (c: ReasonCode, m: string[]) => {
-      if (!m.length) return;
-      code ??= c;
-      messages.push(...m);
-    };
+    const result = makeResult(policy, 'pass', []);
     if (policy.usesCel) {
       const params = paramsFor(policy, ctx);
       if (params === undefined) {
@@ -258,29 +263,24 @@ export function evaluatePolicy(policy: CompiledPolicy, ctx: EvaluationContext): 
       } else {
         activation = ctx.activation(params, namespaceObject);
       }
-      const failures = celFailures(policy, ctx, activation);
-      if (failures === undefined) return undefined;
-      failed('VALIDATION_FAILED', failures);
+      if (!celValidations(policy, ctx, activation, result)) return undefined;
     }
-    let notes: string[] | undefined;
     if (policy.sources) {
       ctx.checkDeadline();
       const outcome = evaluateSourcesRule(policy.sources, ctx.request, ctx.params);
       if (outcome.missing) return makeResult(policy, 'error', [outcome.missing], 'PARAMS_NOT_FOUND');
-      if (outcome.notes.length) notes = outcome.notes;
+      if (outcome.notes.length) result.notes = outcome.notes;
       ctx.explain?.push({ policy: policy.name, step: 'sources', value: outcome.failures.length ? outcome.failures : 'allowed' });
-      failed('SOURCE_NOT_ALLOWED', outcome.failures);
+      fail(result, 'SOURCE_NOT_ALLOWED', outcome.failures);
     }
     if (policy.schema && ctx.request.object) {
       ctx.checkDeadline();
       if (!policy.schema(ctx.request.object)) {
         const schemaFailures = schemaMessages(policy.schema.errors);
         ctx.explain?.push({ policy: policy.name, step: 'schema', value: schemaFailures });
-        failed('SCHEMA_VIOLATION', schemaFailures);
+        fail(result, 'SCHEMA_VIOLATION', schemaFailures);
       }
     }
-    const result = code ? makeResult(policy, 'fail', messages, code) : makeResult(policy, 'pass', []);
-    if (notes) result.notes = notes;
     return result;
   } catch (err) {
     if (err instanceof DeadlineExceededError) return makeResult(policy, 'error', [err.message], 'DEADLINE_EXCEEDED');
