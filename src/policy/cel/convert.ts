@@ -42,7 +42,8 @@ function convert(value: unknown, limits: InputLimits, keys: (string | number)[],
     return meterList(items);
   }
   const out: Record<string, unknown> = {};
-  for (const key of Object.keys(value)) {
+  // for-in rather than Object.keys: no key array per object (JSON objects inherit nothing enumerable)
+  for (const key in value) {
     keys.push(key);
     const converted = convert((value as Record<string, unknown>)[key], limits, keys, depth + 1);
     keys.pop();
