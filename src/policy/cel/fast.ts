@@ -4,10 +4,11 @@
 // throws FAST_PATH_MISS otherwise (and any error at all ends the fast attempt), after which the
 // caller evaluates the expression with cel-js. A fast result is therefore only returned where
 // it is what cel-js returns; errors, unusual types and CEL's error absorption are cel-js's.
-// Expressions using anything not handled here (quantities, maps, timestamps …) are not compiled.
+// Expressions using anything not handled here (map literals, timestamps, URLs …) are not compiled.
 import { isIdentifier, type Node } from './ast.js';
 import { regexMatches } from './regex.js';
 import { RE2_MATCHES } from './library/regex.js';
+import { parseQuantity, Quantity } from './library/quantity.js';
 import { meterIteration } from './meter.js';
 
 export type Activation = Record<string, unknown>;
@@ -155,7 +156,14 @@ const METHODS: Record<string, Method> = {
   split: { arity: [1], call: (r, a) => str(r).split(str(a)) },
   lowerAscii: { arity: [0], call: (r) => ascii(str(r)).toLowerCase() },
   upperAscii: { arity: [0], call: (r) => ascii(str(r)).toUpperCase() },
+  // Kubernetes quantities, compared by the library's own Quantity (library/quantity.ts)
+  isLessThan: { arity: [1], call: (r, a) => quantity(r).compare(quantity(a)) < 0 },
+  isGreaterThan: { arity: [1], call: (r, a) => quantity(r).compare(quantity(a)) > 0 },
+  isEqualTo: { arity: [1], call: (r, a) => quantity(r).compare(quantity(a)) === 0 },
+  compareTo: { arity: [1], call: (r, a) => int(quantity(r).compare(quantity(a))) },
 };
+
+const quantity = (v: unknown): Quantity => (v instanceof Quantity ? v : miss());
 
 /** beyond ASCII, case mapping is cel-js's */
 function ascii(s: string): string {
@@ -172,6 +180,9 @@ function substring(s: string, start: unknown, end: unknown = BigInt(s.length)): 
 const FUNCTIONS: Record<string, Method> = {
   size: { arity: [1], call: (_, a) => size(a) },
   [RE2_MATCHES]: { arity: [2], call: (_, a, b) => regexMatches(str(a), str(b)) },
+  // a string that is no quantity is cel-js's error to report
+  quantity: { arity: [1], call: (_, a) => parseQuantity(str(a)) ?? miss() },
+  isQuantity: { arity: [1], call: (_, a) => parseQuantity(str(a)) !== undefined },
 };
 
 const NO_RECEIVER: Code = () => undefined;

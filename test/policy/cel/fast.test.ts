@@ -30,7 +30,7 @@ const often = <T>(likely: fc.Arbitrary<T>) => fc.oneof({ arbitrary: likely, weig
 const item = fc.oneof(scalar, fc.record({ name: often(fc.string({ maxLength: 4 })), a: json }, { requiredKeys: [] }));
 const activation = fc.record({
   object: fc.record({
-    a: often(scalar), b: often(scalar), name: often(fc.oneof(fc.string({ maxLength: 8 }), fc.constantFrom('ghcr.io/org/app:v1', 'nginx', '😀/x'))),
+    a: often(scalar), b: often(scalar), name: often(fc.oneof(fc.string({ maxLength: 8 }), fc.constantFrom('ghcr.io/org/app:v1', 'nginx', '😀/x', '1Gi', '500m', '8Gi', '2', '1e3', '0.5', '-1Ki'))),
     items: often(fc.oneof(fc.array(item, { maxLength: 5 }), fc.array(fc.string({ maxLength: 3 }), { maxLength: 4 }))),
   }, { requiredKeys: [] }),
   params: often(fc.record({ a: json, items: fc.array(fc.record({ a: often(fc.boolean()) }, { requiredKeys: [] }), { maxLength: 4 }) }, { requiredKeys: [] })),
@@ -50,6 +50,8 @@ const EXPRESSIONS = [
   "object.name.split('/')", "object.name.split('/')[0]", 'object.name.lowerAscii()', 'object.name.upperAscii()',
   "cel.bind(n, object.name, n + n)", "cel.bind(x, object.items, x.all(y, y in x))", 'params.a.b', 'object.?a.orValue(null) == null', 'params.items.all(p, p.a)',
   'object.a + 9223372036854775807', 'object.a * 2', '-object.a', "object.items.filter(i, has(i.name)).map(i, i.name).join(', ')",
+  "quantity(object.name).isLessThan(quantity('8Gi'))", 'isQuantity(object.name)', "quantity(object.name).compareTo(quantity('500m'))",
+  "object.items.all(i, isQuantity(i) && quantity(i).isGreaterThan(quantity('1')))", "quantity(object.name).isEqualTo(quantity('1024Mi'))",
 ];
 
 const env = createCelEnvironment({ variables: ['object', 'params'] });
@@ -105,6 +107,8 @@ t.test('what the closures do not answer, cel-js does: heterogeneous equality, ab
   t.equal(run('object.items.exists(i, i.x == 1)', { items: [{}, { x: 1 }] }), true, 'an error in one element of exists is absorbed');
   t.throws(() => run('object.a + 9223372036854775807', { a: 1 }), /overflow|range/i, 'int64 overflow is cel-js\'s error');
   t.equal(run("size(object.s)", { s: '😀x' }), 2n, 'size counts code points');
-  t.equal(compileExpression('quantity(object.q).isLessThan(quantity("1Gi"))', { expect: 'bool' }).fast, false, 'quantities are not compiled');
+  t.equal(compileExpression('quantity(object.q).isLessThan(quantity("1Gi"))', { expect: 'bool' }).fast, true, 'quantities are compiled');
+  t.throws(() => run('quantity(object.q).isLessThan(quantity("1Gi"))', { q: 'lots' }), /not a Kubernetes quantity/, 'a string that is no quantity is cel-js\'s error');
+  t.equal(compileExpression('url(object.u).getHost() == "x"', { expect: 'bool' }).fast, false, 'URLs are not compiled');
   t.equal(compileExpression('object.spec.containers.all(c, c.?securityContext.?privileged.orValue(false) == false)', { expect: 'bool' }).fast, true);
 });
