@@ -25,9 +25,19 @@ function unsealedHalves(record: DecisionRecord): [before: string, after: string]
   return [canonicalJson(before).slice(1, -1), canonicalJson(after).slice(1, -1)];
 }
 
-const objectOf = (...members: string[]) => `{${members.filter((m) => m !== '').join(',')}}`;
+/**
+ * An object's text from runs of members (any may be empty), by concatenation: V8 keeps the
+ * pieces as a rope until the text is read, so the record is copied once for the hash and once
+ * for the line, not once per step.
+ */
+function objectOf(before: string, middle: string, after: string): string {
+  let text = `{${before}`;
+  if (middle !== '') text += before === '' ? middle : `,${middle}`;
+  if (after !== '') text += text.length > 1 ? `,${after}` : after;
+  return `${text}}`;
+}
 
-const hashOf = (prevHash: string | undefined, [before, after]: [string, string]) => hash('sha256', `${prevHash ?? GENESIS_HASH}${objectOf(before, after)}`);
+const hashOf = (prevHash: string | undefined, [before, after]: [string, string]) => hash('sha256', (prevHash ?? GENESIS_HASH) + objectOf(before, '', after));
 
 export function recordHash(record: DecisionRecord): string {
   return hashOf(record.prevHash, unsealedHalves(record));

@@ -11,6 +11,17 @@ import type { ChainState } from './chain.js';
 const SEGMENT = /^segment-(\d{9})\.jsonl$/;
 const segmentName = (n: number) => `segment-${String(n).padStart(9, '0')}.jsonl`;
 
+/** The batch's lines as UTF-8 in one buffer, without joining them into one string first. */
+function encodeLines(batch: readonly { line: string }[]): Buffer {
+  if (batch.length === 1) return Buffer.from(batch[0]!.line);
+  let size = 0;
+  for (const p of batch) size += Buffer.byteLength(p.line);
+  const data = Buffer.allocUnsafe(size);
+  let at = 0;
+  for (const p of batch) at += data.write(p.line, at);
+  return data;
+}
+
 export class SpoolFullError extends Error {
   readonly code = 'AUDIT_SPOOL_FULL';
 }
@@ -142,7 +153,7 @@ export class Spool {
           this.#syncError = undefined;
           throw new Error(`the spool's background fsync failed (records written before it may not be on disk): ${err.message}`);
         }
-        const data = Buffer.from(batch.map((p) => p.line).join(''));
+        const data = encodeLines(batch);
         this.#writeAll(data);
         // counted once in the file, even if the fsync below fails: a later cut-short write is
         // undone back to here, never into lines that are there

@@ -220,3 +220,16 @@ t.test('the spool reads whole lines from a cursor, as many as asked, and the cur
   t.same(one.lines(), [lines[0]], 'only the whole lines within the bytes read');
   t.equal(one.next.offset, Buffer.byteLength(lines[0]!) + 1);
 });
+
+t.test('records appended together are written as one batch, multi-byte text intact', async (t) => {
+  const { Spool } = await import('../../src/audit/spool.js');
+  const dir = await mkdtemp(join(tmpdir(), 'tg-spool-'));
+  const spool = await Spool.open(dir, { sync: 'write' });
+  t.teardown(() => spool.close());
+  // appended in one turn: one write of all of them, each line encoded at its own offset
+  const lines = Array.from({ length: 20 }, (_, i) => JSON.stringify({ i, text: ['é', '日本', '\u{1f600}', 'plain'][i % 4]!.repeat(i + 1) }));
+  await Promise.all(lines.map((line) => spool.append(line)));
+  const batch = await spool.read({ segment: 0, offset: 0 }, 100);
+  t.same(batch.lines(), lines);
+  t.equal(batch.bytes.length, lines.reduce((n, l) => n + Buffer.byteLength(l) + 1, 0));
+});
