@@ -228,6 +228,7 @@ class Compiler {
         return (act, f) => bool(l(act, f)) || bool(r(act, f));
       }
       case '?:': {
+        if (!Array.isArray(a) || a.length !== 3) return unsupported();
         const [c, t, e] = (a as Node[]).map((x) => this.compile(x)) as [Code, Code, Code];
         return (act, f) => (bool(c(act, f)) ? t(act, f) : e(act, f));
       }
