@@ -15,6 +15,15 @@ const pod = (spec: Record<string, unknown> = { containers: [{ name: 'a', image: 
   reviewForObject({ apiVersion: 'v1', kind: 'Pod', metadata: { name: 'p', namespace: 'shop' }, spec });
 const decide = (set: PolicySet, review = pod(), deadlineMs = 8000) =>
   admit(review, 'validate', { policies: () => set, recorder: new NullDecisionRecorder(), replica: 't', deadlineMs });
+/** A Pod policy with one variable and the given validations (YAML double-quoted, as JSON writes them). */
+const variablePolicy = (name: string, [variable, expression]: [string, string], ...validations: string[]) =>
+  policyYaml(name, `${POD_RULE}
+variables:
+  - name: ${variable}
+    expression: ${JSON.stringify(expression)}
+validations:
+${validations.map((v) => `  - expression: ${JSON.stringify(v)}`).join('\n')}`);
+const containers = (n: number) => Array.from({ length: n }, (_, i) => ({ name: `c${i}`, image: 'x:1' }));
 const explain = (set: PolicySet) =>
   admit(pod(), 'validate', { policies: () => set, recorder: new NullDecisionRecorder(), replica: 't', deadlineMs: 8000 }, { explain: true });
 
@@ -51,13 +60,8 @@ validations:
 t.test('a failing variable is evaluated once, however often it is read', async (t) => {
   // the fast path gives up on an error and cel-js evaluates the reader again: the variable's
   // error is kept like a value, so it is not evaluated (nor explained) a second time
-  const set = await setOf(policyYaml('vars', `${POD_RULE}
-variables:
-  - name: broken
-    expression: "object.spec.nope.nope"
-validations:
-  - expression: "variables.broken == 1 || true"
-  - expression: "variables.broken == 2 || variables.broken == 3 || true"`));
+  const set = await setOf(variablePolicy('vars', ['broken', 'object.spec.nope.nope'],
+    'variables.broken == 1 || true', 'variables.broken == 2 || variables.broken == 3 || true'));
   const explained = await explain(set);
   t.equal(explained.review.response.allowed, true, '|| absorbs the error');
   const steps = (explained.explain ?? []).filter((e) => e.step === 'variables.broken');
@@ -68,15 +72,10 @@ validations:
 t.test('nested loops over a variable are metered: a uniqueness check on a huge Pod ends as COST_LIMIT_EXCEEDED', async (t) => {
   // the variable is a list made during evaluation, not the metered input: it used to be looped
   // over unmetered (9M iterations here: seconds in which the server answered nothing else)
-  const set = await setOf(policyYaml('unique-names', `${POD_RULE}
-variables:
-  - name: names
-    expression: "object.spec.containers.map(c, c.name)"
-validations:
-  - expression: "variables.names.all(a, variables.names.exists_one(b, a == b))"`));
-  const containers = Array.from({ length: 3000 }, (_, i) => ({ name: `c${i}`, image: 'x:1' }));
+  const set = await setOf(variablePolicy('unique-names', ['names', 'object.spec.containers.map(c, c.name)'],
+    'variables.names.all(a, variables.names.exists_one(b, a == b))'));
   const started = performance.now();
-  const out = await decide(set, pod({ containers }));
+  const out = await decide(set, pod({ containers: containers(3000) }));
   t.same(out.results.map((r) => [r.result, r.code]), [['error', 'COST_LIMIT_EXCEEDED']]);
   t.equal(out.review.response.allowed, false, 'failurePolicy Fail');
   t.ok(performance.now() - started < 3000, `decided after ${Math.round(performance.now() - started)} ms`);
@@ -85,14 +84,9 @@ validations:
 t.test('a variable that spends its own budget is an error its reader may absorb, as cel-js decides', async (t) => {
   // the fast path stops without asking cel-js only when the reading expression's own budget is
   // spent; a variable's spent budget is an ordinary error, which || absorbs
-  const set = await setOf(policyYaml('absorbs', `${POD_RULE}
-variables:
-  - name: pairs
-    expression: "object.spec.containers.map(c, object.spec.containers.map(d, d.name))"
-validations:
-  - expression: "variables.pairs.size() > 0 || true"`));
-  const containers = Array.from({ length: 2000 }, (_, i) => ({ name: `c${i}`, image: 'x:1' }));
-  const out = await decide(set, pod({ containers }));
+  const set = await setOf(variablePolicy('absorbs', ['pairs', 'object.spec.containers.map(c, object.spec.containers.map(d, d.name))'],
+    'variables.pairs.size() > 0 || true'));
+  const out = await decide(set, pod({ containers: containers(2000) }));
   t.same(out.results.map((r) => r.result), ['pass']);
 });
 
