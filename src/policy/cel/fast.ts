@@ -15,7 +15,7 @@ export type Activation = Record<string, unknown>;
 export type FastExpression = (activation: Activation) => unknown;
 
 /** Thrown when a value is not of a kind the fast path handles; the caller falls back to cel-js. */
-export const FAST_PATH_MISS: unique symbol = Symbol('fast path miss');
+const FAST_PATH_MISS: unique symbol = Symbol('fast path miss');
 
 type Frame = unknown[];
 type Code = (act: Activation, frame: Frame) => unknown;

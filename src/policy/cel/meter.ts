@@ -39,10 +39,12 @@ export function armMeter(budget: number, timeLimitMs: number, deadlineMs: number
   stoppedByTime = 0;
 }
 
-/** Refills the armed meter: an expression evaluated a second way starts from its full budget. */
+/**
+ * Refills the armed meter: an expression evaluated a second way starts from its full budget
+ * (only while it is not exhausted; a spent budget or time ends the evaluation instead).
+ */
 export function rearmMeter(): void {
   remaining = limit;
-  stoppedByTime = 0;
 }
 
 export function disarmMeter(): void {
