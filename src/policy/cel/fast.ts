@@ -9,7 +9,7 @@ import { isIdentifier, type Node } from './ast.js';
 import { regexMatches } from './regex.js';
 import { RE2_MATCHES } from './library/regex.js';
 import { parseQuantity, Quantity } from './library/quantity.js';
-import { meterIteration } from './meter.js';
+import { chargeSize, meterIteration } from './meter.js';
 
 export type Activation = Record<string, unknown>;
 export type FastExpression = (activation: Activation) => unknown;
@@ -106,11 +106,18 @@ function size(v: unknown): bigint {
   return miss();
 }
 
+// What builds a string or list charges its size as cel-js's patched functions do (meter.ts)
 function add(a: unknown, b: unknown): unknown {
-  if (typeof a === 'string' && typeof b === 'string') return a + b;
+  if (typeof a === 'string' && typeof b === 'string') {
+    chargeSize(a.length + b.length);
+    return a + b;
+  }
   if (typeof a === 'bigint' && typeof b === 'bigint') return int64(a + b);
   if (typeof a === 'number' && typeof b === 'number') return a + b;
-  if (Array.isArray(a) && Array.isArray(b)) return [...a, ...b];
+  if (Array.isArray(a) && Array.isArray(b)) {
+    chargeSize(a.length + b.length);
+    return [...a, ...b];
+  }
   return miss();
 }
 
@@ -131,8 +138,20 @@ function contains(container: unknown, item: unknown): boolean {
 
 function join(items: unknown, separator: string): string {
   const l = list(items);
-  for (let i = 0; i < l.length; i++) str(l[i]);
+  let size = l.length > 1 ? separator.length * (l.length - 1) : 0;
+  for (let i = 0; i < l.length; i++) size += str(l[i]).length;
+  chargeSize(size);
   return l.join(separator);
+}
+
+function split(s: string, separator: string): string[] {
+  chargeSize(s.length);
+  return s.split(separator);
+}
+
+function caseMapped(s: string, upper: boolean): string {
+  chargeSize(ascii(s).length);
+  return upper ? s.toUpperCase() : s.toLowerCase();
 }
 
 interface Method {
@@ -153,9 +172,9 @@ const METHODS: Record<string, Method> = {
   indexOf: { arity: [1], call: (r, a) => int(str(r).indexOf(str(a))) },
   lastIndexOf: { arity: [1], call: (r, a) => int(str(r).lastIndexOf(str(a))) },
   substring: { arity: [1, 2], call: (r, a, b) => substring(str(r), a, b) },
-  split: { arity: [1], call: (r, a) => str(r).split(str(a)) },
-  lowerAscii: { arity: [0], call: (r) => ascii(str(r)).toLowerCase() },
-  upperAscii: { arity: [0], call: (r) => ascii(str(r)).toUpperCase() },
+  split: { arity: [1], call: (r, a) => split(str(r), str(a)) },
+  lowerAscii: { arity: [0], call: (r) => caseMapped(str(r), false) },
+  upperAscii: { arity: [0], call: (r) => caseMapped(str(r), true) },
   // Kubernetes quantities, compared by the library's own Quantity (library/quantity.ts)
   isLessThan: { arity: [1], call: (r, a) => quantity(r).compare(quantity(a)) < 0 },
   isGreaterThan: { arity: [1], call: (r, a) => quantity(r).compare(quantity(a)) > 0 },

@@ -1,6 +1,8 @@
 // Runtime cost: every element visit of an input list, and every iteration of a comprehension
 // over any list (also lists made during evaluation: map/filter/split results, variables), is
-// charged to the expression being evaluated, as Kubernetes charges CEL cost at runtime. A time
+// charged to the expression being evaluated, as Kubernetes charges CEL cost at runtime; so is
+// every string, list or bytes value a function builds, by its size, before it is built (a
+// doubling `+` or `replace('', s)` would otherwise grow past the heap in a few steps). A time
 // limit backs the count up for work that visits no list elements (string scans inside loops).
 // Evaluation is synchronous, so one meter serves the process; it is armed per expression.
 import * as celJs from '@marcbachmann/cel-js';
@@ -9,8 +11,13 @@ export class CostLimitError extends Error {
   readonly code = 'COST_LIMIT_EXCEEDED';
 }
 
-/** Element visits one expression may make: e.g. two nested loops over ~700-item lists. */
+/**
+ * Cost units one expression may spend: e.g. two nested loops over ~700-item lists, or 5M
+ * characters built (SIZE_PER_UNIT).
+ */
 export const DEFAULT_RUNTIME_COST_LIMIT = 500_000;
+/** characters, list items or bytes built per cost unit (Kubernetes charges 0.1 per character) */
+export const SIZE_PER_UNIT = 10;
 /** Wall time one expression may run: ~10,000 times what a policy expression takes on a Pod. */
 export const DEFAULT_RUNTIME_TIME_LIMIT_MS = 1000;
 
@@ -68,7 +75,7 @@ export function assertWithinBudget(): void {
 
 const exceeded = () => new CostLimitError(stoppedByTime
   ? 'the expression exceeded its runtime time limit'
-  : `the expression exceeded its runtime cost limit of ${limit} list element visits`);
+  : `the expression exceeded its runtime cost limit of ${limit} (list element visits; every ${SIZE_PER_UNIT} characters or items built count one)`);
 
 // Sticky: CEL's all/exists/||/&& absorb errors and go on, so once the budget is spent every
 // further visit fails at once, and the evaluation ends as exceeded whatever it returns.
@@ -94,6 +101,18 @@ export function chargeWork(units: number): void {
   remaining -= units;
   if (remaining < 0) throw exceeded();
   if (until !== Number.POSITIVE_INFINITY) checkTime();
+}
+
+/**
+ * Charges a value a function is about to build (characters, items or bytes). Values under
+ * SIZE_PER_UNIT are free: each operation's result is then that small, and the operations
+ * themselves are bounded by the expression's size times its metered iterations.
+ */
+export function chargeSize(size: number): void {
+  if (size < SIZE_PER_UNIT) return;
+  if (remaining < 0) throw exceeded();
+  remaining -= Math.floor(size / SIZE_PER_UNIT);
+  if (remaining < 0) throw exceeded();
 }
 
 const isIndex = (key: string | symbol): boolean => {
@@ -133,9 +152,10 @@ export function meterIteration<T>(items: T[]): T[] {
   return meterList(items);
 }
 
-// the hook is one of trustgate's patches to cel-js (patches/): without it loops over lists made
-// during evaluation would go unmetered, so refuse to start instead
-if (typeof celJs.setIterationHook !== 'function') {
+// the hooks are trustgate's patches to cel-js (patches/): without them loops over lists made
+// during evaluation and the values functions build would go unmetered, so refuse to start instead
+if (typeof celJs.setIterationHook !== 'function' || typeof celJs.setSizeHook !== 'function') {
   throw new Error('@marcbachmann/cel-js is not patched: run `npm ci` (its postinstall applies patches/ with patch-package)');
 }
 celJs.setIterationHook(meterIteration as (items: unknown[]) => unknown[]);
+celJs.setSizeHook(chargeSize);

@@ -112,3 +112,41 @@ t.test('what the closures do not answer, cel-js does: heterogeneous equality, ab
   t.equal(compileExpression('url(object.u).getHost() == "x"', { expect: 'bool' }).fast, false, 'URLs are not compiled');
   t.equal(compileExpression('object.spec.containers.all(c, c.?securityContext.?privileged.orValue(false) == false)', { expect: 'bool' }).fast, true);
 });
+
+t.test('the closures charge what they build as cel-js does, so both stop at the same size', async (t) => {
+  const { armMeter, disarmMeter, CostLimitError } = await import('../../../src/policy/cel/meter.js');
+  const sources = [
+    'object.name + object.name', 'object.items + object.items', 'cel.bind(n, object.name + object.name, n + n)',
+    'object.items.join(object.name)', 'object.items.join()', "object.name.split('')", 'object.name.lowerAscii()', 'object.name.upperAscii()',
+  ];
+  const pairs = sources.map((source) => {
+    const parsed = env.parse(source);
+    return { source, parsed, fast: compileFast(parsed.ast as Node)! };
+  });
+  t.notOk(pairs.some((p) => !p.fast), 'all of them compile to closures');
+  // a budget of 20 units is 200 characters or items built
+  const outcome = (run: () => unknown): string => {
+    armMeter(20, Number.POSITIVE_INFINITY, Number.POSITIVE_INFINITY);
+    try {
+      return `value ${JSON.stringify(run())}`;
+    } catch (err) {
+      return err instanceof CostLimitError ? 'limit' : 'other';
+    } finally {
+      disarmMeter();
+    }
+  };
+  const seen = { limit: 0, value: 0 };
+  // strings of every length around the limit, some of them not ASCII (left to cel-js for case mapping)
+  const text = (max: number) => fc.tuple(fc.string({ minLength: 1, maxLength: 3 }), fc.integer({ min: 0, max })).map(([s, n]) => s.repeat(n));
+  fc.assert(fc.property(text(120), fc.array(text(20), { maxLength: 12 }), (name, items) => {
+    const act = toCel({ object: { name, items } }) as Record<string, unknown>;
+    for (const { source, parsed, fast } of pairs) {
+      const mine = outcome(() => fast(act));
+      if (mine === 'other') continue; // not the closures' to answer
+      const reference = outcome(() => parsed(act));
+      if (mine !== reference) throw new Error(`${source} on ${JSON.stringify({ name, items })}: fast ${mine}, cel-js ${reference}`);
+      seen[mine === 'limit' ? 'limit' : 'value']++;
+    }
+  }), { numRuns: 300 });
+  t.ok(seen.limit > 100 && seen.value > 100, `both outcomes compared: ${seen.limit} stopped, ${seen.value} answered`);
+});

@@ -189,6 +189,49 @@ t.test('a time limit stops loops whose bodies are costly without visiting list e
   }
 });
 
+t.test('values functions build are charged by their size before they are built', async (t) => {
+  // Each of these builds tens of millions of characters or items from an object of a few
+  // kilobytes to one megabyte (two replace('', s) steps from a 127-character name made a 264M
+  // character string, and a third step killed the process); every one must stop at the budget,
+  // quickly, and before the value exists.
+  const object = {
+    name: 'x'.repeat(60), s: 'Ab'.repeat(5_000), big: 'x'.repeat(6_000_000),
+    a: Array.from({ length: 10_000 }, (_, i) => `c${i}`), n: Array.from({ length: 3_000 }, (_, i) => i),
+  };
+  const doubling = (v: string, steps: number): string => (steps ? `cel.bind(l${steps}, ${v} + ${v}, ${doubling(`l${steps}`, steps - 1)})` : `size(${v}) > 0`);
+  for (const src of [
+    "cel.bind(a, object.name.replace('', object.name), size(a.replace('', a)) > 0)",
+    doubling('object.a', 10),
+    doubling('object.s', 12),
+    'size(object.a.join(object.s)) > 0',
+    "size(object.big.split('')) > 0",
+    'object.n.map(x, object.s.lowerAscii()).size() > 0',
+    'object.n.map(x, object.s.upperAscii()).size() > 0',
+    'cel.bind(m, object.n.map(x, x), object.n.map(x, m.slice(0, size(m))).size() > 0)',
+    "size(object.big.findAll('x')) > 0",
+    "object.n.map(x, '%s'.format([object.s])).size() > 0",
+    'object.n.map(x, object.s.reverse()).size() > 0',
+    'size(strings.quote(object.big)) > 0',
+    'object.n.map(x, bytes(object.s)).size() > 0',
+  ]) {
+    const c = compileExpression(src, { expect: 'bool' });
+    const started = performance.now();
+    t.throws(() => c.evaluate(toCel({ object }) as Record<string, unknown>), { code: 'COST_LIMIT_EXCEEDED', message: /characters or items built/ }, src.slice(0, 100));
+    t.ok(performance.now() - started < 2000, `stopped after ${Math.round(performance.now() - started)} ms`);
+  }
+  // ordinary use is far inside the budget: a 100,000-character value, a 10,000-name join
+  t.equal(run("size(object.s.lowerAscii() + object.s.replace('A', 'a')) == 200000", { object: { s: 'Ab'.repeat(50_000) } }), true);
+  t.equal(run("size(object.a.join(', ').split(', ')) == 10000", { object }), true);
+});
+
+t.test('charAt finds a code point without spreading the string', async (t) => {
+  t.equal(run("'héllo'.charAt(4)"), 'o');
+  t.equal(run("'h😀llo'.charAt(1) + 'h😀llo'.charAt(2)"), '😀l', 'code points, not UTF-16 units');
+  t.equal(run("'héllo'.charAt(5)"), '', 'the end of the string is an empty string');
+  t.throws(() => run("'héllo'.charAt(6)"), /out of range for a string of length 5/);
+  t.throws(() => run("'héllo'.charAt(-1)"), /charAt/);
+});
+
 t.test('a pattern read from the object is refused past 8192 characters, before it is compiled', async (t) => {
   const c = compileExpression('object.name.matches(object.pattern)', { expect: 'bool' });
   const started = performance.now();

@@ -1,7 +1,7 @@
 // Kubernetes lists and sets libraries.
 import type { Environment } from '@marcbachmann/cel-js';
 import { celError, toIndex } from './fail.js';
-import { chargeWork } from '../meter.js';
+import { chargeSize, chargeWork } from '../meter.js';
 
 /** CEL equality for the values a JSON admission object can hold. */
 export function celEquals(a: unknown, b: unknown): boolean {
@@ -101,9 +101,13 @@ export function registerLists(env: Environment): void {
       const a = toIndex(from, 'slice');
       const b = toIndex(to, 'slice');
       if (a > b || b > l.length) celError(`slice(${from}, ${to}) out of range for a list of ${l.length}`);
+      chargeSize(b - a);
       return l.slice(a, b);
     })
-    .registerFunction('list<A>.distinct(): list<A>', (l: unknown[]) => distinct(l))
+    .registerFunction('list<A>.distinct(): list<A>', (l: unknown[]) => {
+      chargeSize(l.length);
+      return distinct(l);
+    })
     .registerType('SetsNamespace', SetsNamespace)
     .registerConstant('sets', 'SetsNamespace', new SetsNamespace())
     .registerFunction('SetsNamespace.contains(list<A>, list<A>): bool', (_: unknown, a: unknown[], b: unknown[]) => inSet(b, a, 'every'))
