@@ -21,8 +21,16 @@ export { toCel, fromCel, DEFAULT_INPUT_LIMITS, InputLimitError, type InputLimits
 export { CostLimitError, DEFAULT_RUNTIME_COST_LIMIT, DEFAULT_RUNTIME_TIME_LIMIT_MS } from './meter.js';
 export { regexMatches, compileRegex, RegexSyntaxError } from './regex.js';
 
-/** The names a policy expression may use, as in ValidatingAdmissionPolicy. */
-export const ADMISSION_VARIABLES = ['object', 'oldObject', 'request', 'params', 'namespaceObject', 'variables', 'authorizer'] as const;
+/**
+ * The names a policy expression may use, as in ValidatingAdmissionPolicy, except `authorizer`:
+ * trustgate makes no authorization checks from policies (UNSUPPORTED_NAMES says so at load).
+ */
+export const ADMISSION_VARIABLES = ['object', 'oldObject', 'request', 'params', 'namespaceObject', 'variables'] as const;
+
+/** ValidatingAdmissionPolicy names trustgate does not bind, and what to do instead */
+const UNSUPPORTED_NAMES: Record<string, string> = {
+  authorizer: '`authorizer` is not supported: trustgate makes no authorization checks (SubjectAccessReview) from policies; decide on request.userInfo (username, groups) instead',
+};
 
 /**
  * Load-time guard: the static estimate assumes every list has ASSUMED_LIST_LENGTH items, so two
@@ -169,6 +177,8 @@ export function compileExpression(source: string, options: CompileOptions): Comp
   const checked = parsed.check();
   if (!checked.valid) {
     const err = checked.error as { range?: { start: number } } | undefined;
+    const unknown = /^Unknown variable: (\w+)$/.exec(messageOf(checked.error))?.[1];
+    if (unknown !== undefined && Object.hasOwn(UNSUPPORTED_NAMES, unknown)) throw new CelCompileError(UNSUPPORTED_NAMES[unknown]!, err?.range?.start ?? 0);
     throw new CelCompileError(`type error: ${messageOf(checked.error)}`, err?.range?.start ?? 0);
   }
   const type = checked.type ?? "dyn";

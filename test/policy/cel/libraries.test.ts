@@ -108,6 +108,8 @@ t.test('broken expressions fail at load with a position and a reason', async (t)
     ["1 + 'a'", /type error: no such overload/],
     ["object.name.matches('(unclosed')", /invalid regular expression "\(unclosed"/],
     ['nosuchvar.x', /Unknown variable: nosuchvar/],
+    // ValidatingAdmissionPolicy's authorizer is not bound: said plainly, not as an overload mismatch
+    ["authorizer.group('').resource('pods').check('delete').allowed()", /^`authorizer` is not supported: .*request\.userInfo/],
     ["'a string'", /must evaluate to bool, but its type is string/],
     ['variables.undeclared', /undeclared variable variables\.undeclared/],
     ['object.a.all(x, object.b.all(y, object.c.all(z, z)))', /estimated worst-case cost \d+ exceeds the limit/],
