@@ -5,7 +5,7 @@ import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import { parse as parseYaml } from 'yaml';
-import { CelCompileError, compileExpression, type CompileOptions, type CompiledExpression } from './cel/index.js';
+import { CelCompileError, compileExpression, compileRegex, type CompileOptions, type CompiledExpression } from './cel/index.js';
 import type { LoadedDocument } from './documents.js';
 import { compileImageRule, ImageRuleError, type CompiledImageRule } from '../supplychain/image-rule.js';
 import type { CompiledTrustRoot } from '../supplychain/sigstore/index.js';
@@ -13,8 +13,22 @@ import type { CompiledSourcesRule, SourcesRuleSpec } from './sources-rule.js';
 import { parseAllowEntry, splitAllowlist, type AllowEntry } from './sources.js';
 import { PolicyFileError, type CompiledPolicy, type CompiledRule, type CompiledVariable, type Document, type ParamsSource, type PolicySpec } from './types.js';
 
+/**
+ * JSON Schema `pattern` and `patternProperties` run on RE2 like every user regex: on V8's
+ * backtracking engine `^(a+)+$` against a 33-character name ran for minutes, and no deadline
+ * can interrupt it. A pattern RE2 does not support (lookaround, backreferences) fails the load.
+ */
+const re2ForAjv = Object.assign(
+  (pattern: string) => {
+    const re = compileRegex(pattern);
+    // ajv shares compiled patterns by their text, as RegExp's toString gives it
+    return { test: (s: string) => re.matcher(s).find(), toString: () => `re2:${pattern}` };
+  },
+  { code: 'trustgateRe2' },
+);
+
 // One Ajv for object schemas; compiled once per policy revision at load, never per request.
-const objectSchemaAjv = new Ajv2020({ allErrors: true, strict: false });
+const objectSchemaAjv = new Ajv2020({ allErrors: true, strict: false, code: { regExp: re2ForAjv } });
 
 export function policyRevision(doc: Document): string {
   return createHash('sha256').update(JSON.stringify({ name: doc.metadata.name, spec: doc.spec })).digest('hex').slice(0, 12);

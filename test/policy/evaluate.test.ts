@@ -154,6 +154,29 @@ schema:
   t.equal(out.results[0]?.code, 'SCHEMA_VIOLATION');
 });
 
+t.test('JSON Schema patterns run on RE2: a backtracking pattern cannot stall, lookaround fails the load', async (t) => {
+  const set = await setOf(policyYaml('names', `${POD_RULE}
+schema:
+  type: object
+  properties:
+    metadata:
+      properties:
+        name: { type: string, pattern: "^(a+)+$" }
+        labels: { patternProperties: { "^(x+x+)+y$": { type: string, pattern: "^[a-z]+$" } } }`));
+  // V8's own engine ran for minutes on this name: exponential backtracking
+  const review = reviewForObject({ apiVersion: 'v1', kind: 'Pod', metadata: { name: `${'a'.repeat(40)}!`, namespace: 'shop', labels: { [`${'x'.repeat(40)}y`]: 'Upper' } }, spec: {} });
+  const started = performance.now();
+  const out = await decide(set, review);
+  t.ok(performance.now() - started < 1000, `decided in ${Math.round(performance.now() - started)} ms`);
+  t.match(out.review.response.status?.message, /metadata\.name: must match pattern "\^\(a\+\)\+\$"/);
+  t.match(out.review.response.status?.message, /must match pattern "\^\[a-z\]\+\$"/, 'patternProperties select by RE2 too');
+  const ok = await decide(set, reviewForObject({ apiVersion: 'v1', kind: 'Pod', metadata: { name: 'aaa', namespace: 'shop', labels: { xxy: 'lower' } }, spec: {} }));
+  t.equal(ok.review.response.allowed, true);
+  const bad = await loadPolicySet([await policyDir({ 'p.yaml': policyYaml('look', `${POD_RULE}\nschema:\n  properties:\n    metadata:\n      properties:\n        name: { pattern: "^(?!kube-)" }`) })]);
+  t.notOk(bad.set, 'a lookahead does not load');
+  t.match(bad.errors.map((e) => e.message).join('\n'), /invalid JSON Schema: invalid regular expression "\^\(\?!kube-\)"/);
+});
+
 t.test('a hostile object that exhausts the runtime cost is decided by failurePolicy', async (t) => {
   const set = await setOf(policyYaml('pairs', `${POD_RULE}\nvalidations:\n  - expression: "object.spec.containers.all(a, object.spec.containers.all(b, a.name != b.name || a == b))"`));
   const containers = Array.from({ length: 1500 }, (_, i) => ({ name: `c${i}`, image: 'x:1' }));
