@@ -177,6 +177,41 @@ schema:
   t.match(bad.errors.map((e) => e.message).join('\n'), /invalid JSON Schema: invalid regular expression "\^\(\?!kube-\)"/);
 });
 
+t.test('JSON Schema formats are asserted; one ajv does not know fails the load instead of passing everything', async (t) => {
+  const set = await setOf(policyYaml('formats', `${POD_RULE}
+schema:
+  properties:
+    metadata:
+      properties:
+        annotations:
+          properties:
+            homepage: { type: string, format: uri }
+            owner: { type: string, format: email }`));
+  const withAnnotations = (annotations: Record<string, string>) =>
+    reviewForObject({ apiVersion: 'v1', kind: 'Pod', metadata: { name: 'p', namespace: 'shop', annotations }, spec: {} });
+  const bad = await decide(set, withAnnotations({ homepage: 'not a uri', owner: 'nobody' }));
+  t.match(bad.review.response.status?.message, /metadata\.annotations\.homepage: must match format "uri"/);
+  t.match(bad.review.response.status?.message, /metadata\.annotations\.owner: must match format "email"/);
+  t.equal((await decide(set, withAnnotations({ homepage: 'https://shop.example', owner: 'team@example.com' }))).review.response.allowed, true);
+  const unknown = await loadPolicySet([await policyDir({ 'p.yaml': policyYaml('cidr', `${POD_RULE}\nschema:\n  properties:\n    spec:\n      properties:\n        subnet: { format: cidr }`) })]);
+  t.notOk(unknown.set);
+  t.match(unknown.errors[0]?.message, /p\.yaml:\d+:\d+: invalid JSON Schema: unknown format "cidr" at #\/properties\/spec\/properties\/subnet; the formats checked are date, .*uri/);
+});
+
+t.test('a schema $id survives hot reloads and may be shared by two policies', async (t) => {
+  // the one ajv kept every compiled schema: the second load of a schema with an $id failed with
+  // "already exists", so a policy with an $id broke every later reload
+  const dir = await policyDir({ 'p.yaml': [
+    policyYaml('first', `${POD_RULE}\nschema:\n  $id: https://example.com/pod\n  type: object\n  required: [spec]`),
+    policyYaml('second', `${POD_RULE}\nschema:\n  $id: https://example.com/pod\n  type: object`),
+  ].join('---\n') });
+  for (const round of [1, 2, 3]) {
+    const loaded = await loadPolicySet([dir]);
+    t.same(loaded.errors.map((e) => e.message), [], `load ${round}`);
+    t.equal(loaded.set?.policies.length, 2);
+  }
+});
+
 t.test('a hostile object that exhausts the runtime cost is decided by failurePolicy', async (t) => {
   const set = await setOf(policyYaml('pairs', `${POD_RULE}\nvalidations:\n  - expression: "object.spec.containers.all(a, object.spec.containers.all(b, a.name != b.name || a == b))"`));
   const containers = Array.from({ length: 1500 }, (_, i) => ({ name: `c${i}`, image: 'x:1' }));
