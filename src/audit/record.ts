@@ -21,6 +21,23 @@ export interface ImageRecord {
   attestations: string[];
 }
 
+/**
+ * A policy's messages as recorded. A message can carry object text (a messageExpression that
+ * quotes a field) and a schema over a 10,000-item list can fail on every item: bounded, so one
+ * admission cannot write megabytes into every sink. The response has its own, smaller bounds.
+ */
+export const MAX_RECORDED_MESSAGES = 100;
+export const MAX_RECORDED_MESSAGE_LENGTH = 2048;
+
+function recordedMessages(messages: string[]): string[] {
+  let fits = messages.length <= MAX_RECORDED_MESSAGES;
+  for (let i = 0; fits && i < messages.length; i++) fits = messages[i]!.length <= MAX_RECORDED_MESSAGE_LENGTH;
+  if (fits) return messages;
+  const kept = messages.slice(0, MAX_RECORDED_MESSAGES).map((m) => (m.length > MAX_RECORDED_MESSAGE_LENGTH ? `${m.slice(0, MAX_RECORDED_MESSAGE_LENGTH - 1)}…` : m));
+  if (messages.length > MAX_RECORDED_MESSAGES) kept.push(`… and ${messages.length - MAX_RECORDED_MESSAGES} more messages`);
+  return kept;
+}
+
 function imageRecords(results: readonly PolicyResult[]): ImageRecord[] {
   const out: ImageRecord[] = [];
   for (const r of results) {
@@ -106,7 +123,7 @@ export function buildDecisionRecord(input: {
     images: imageRecords(input.results),
     labels: input.labels ?? { cluster: '', version: TRUSTGATE_VERSION },
     patch: input.patch,
-    policies: input.results.map((p) => ({ code: p.code, messages: p.messages, mode: p.mode, name: p.name, result: p.result, revision: p.revision })),
+    policies: input.results.map((p) => ({ code: p.code, messages: recordedMessages(p.messages), mode: p.mode, name: p.name, result: p.result, revision: p.revision })),
     policySetRevision: input.policySetRevision,
     replica: input.replica,
     request: {

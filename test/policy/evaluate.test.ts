@@ -241,6 +241,23 @@ t.test('the decision record holds no object body and no userInfo.extra', async (
   t.same(out.record.request.userInfo, { username: 'alice', groups: ['dev'] });
 });
 
+t.test('recorded messages are bounded: a quoted field or a failure per list item cannot bloat every record', async (t) => {
+  const set = await setOf(
+    policyYaml('quotes', `${POD_RULE}\nvalidations:\n  - expression: "false"\n    messageExpression: "'bad note: ' + object.metadata.annotations.note"`),
+    policyYaml('per-item', `${POD_RULE}\nschema:\n  properties:\n    spec:\n      properties:\n        containers: { items: { required: [image] } }`),
+  );
+  const review = reviewForObject({ apiVersion: 'v1', kind: 'Pod', metadata: { name: 'p', namespace: 'shop', annotations: { note: 'n'.repeat(100_000) } }, spec: { containers: containers(500).map(({ name }) => ({ name })) } });
+  const out = await decide(set, review);
+  const [quotes, perItem] = out.record.policies;
+  t.equal(quotes?.messages.length, 1);
+  t.equal(quotes?.messages[0]?.length, 2048, 'one message is cut at 2,048 characters');
+  t.equal(perItem?.messages.length, 101, '100 messages and a count of the rest');
+  t.equal(perItem?.messages[100], '… and 400 more messages');
+  t.equal(out.results[1]?.messages.length, 500, 'the evaluation itself keeps them all');
+  t.ok(JSON.stringify(out.record).length < 20_000, `record of ${JSON.stringify(out.record).length} characters`);
+  t.ok(JSON.stringify(out.review).length < 10_000, 'and so is the response');
+});
+
 t.test('policies of one request each see their own params and variables (activations are shared only when equal)', async (t) => {
   const set = await setOf(
     policyYaml('one', `${POD_RULE}\nparams:\n  inline: { n: 1 }\nvalidations:\n  - expression: "params.n == 1"`),
