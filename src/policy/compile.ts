@@ -3,63 +3,15 @@
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
-import type { ValidateFunction } from 'ajv';
-import { Ajv2020 } from 'ajv/dist/2020.js';
-import ajvFormats from 'ajv-formats';
 import { parse as parseYaml } from 'yaml';
-import { CelCompileError, compileExpression, compileRegex, type CompileOptions, type CompiledExpression } from './cel/index.js';
+import { CelCompileError, compileExpression, type CompileOptions, type CompiledExpression } from './cel/index.js';
 import type { LoadedDocument } from './documents.js';
+import { compileObjectSchema } from './object-schema.js';
 import { compileImageRule, ImageRuleError, type CompiledImageRule } from '../supplychain/image-rule.js';
 import type { CompiledTrustRoot } from '../supplychain/sigstore/index.js';
 import type { CompiledSourcesRule, SourcesRuleSpec } from './sources-rule.js';
 import { parseAllowEntry, splitAllowlist, type AllowEntry } from './sources.js';
 import { PolicyFileError, type CompiledPolicy, type CompiledRule, type CompiledVariable, type Document, type ParamsSource, type PolicySpec } from './types.js';
-
-/**
- * JSON Schema `pattern` and `patternProperties` run on RE2 like every user regex: on V8's
- * backtracking engine `^(a+)+$` against a 33-character name ran for minutes, and no deadline
- * can interrupt it. A pattern RE2 does not support (lookaround, backreferences) fails the load.
- */
-const re2ForAjv = Object.assign(
-  (pattern: string) => {
-    const re = compileRegex(pattern);
-    // ajv shares compiled patterns by their text, as RegExp's toString gives it
-    return { test: (s: string) => re.matcher(s).find(), toString: () => `re2:${pattern}` };
-  },
-  { code: 'trustgateRe2' },
-);
-
-// ajv reports a format it does not know through its logger, and then ignores the keyword
-const unknownFormats: string[] = [];
-// ajv-formats is CommonJS: under ESM its plugin is the module's `default`
-const addFormats = ajvFormats.default;
-
-// One Ajv for object schemas; compiled once per policy revision at load, never per request.
-// Formats are asserted (ajv-formats: uri, email, hostname, ipv4, date-time, uuid …).
-const objectSchemaAjv = new Ajv2020({
-  allErrors: true, strict: false, code: { regExp: re2ForAjv },
-  logger: { log() {}, error() {}, warn: (message: unknown) => void (typeof message === 'string' && message.startsWith('unknown format') && unknownFormats.push(message)) },
-});
-addFormats(objectSchemaAjv);
-
-/**
- * Compiles one policy's schema on its own. A format ajv does not know fails the load: ignored,
- * it would pass everything while its author believes it checks. Nothing is kept between
- * compiles, so hot reloads (and two policies) may use one `$id` and the instance does not grow.
- */
-function compileObjectSchema(schema: object): ValidateFunction {
-  unknownFormats.length = 0;
-  try {
-    const validate = objectSchemaAjv.compile(schema);
-    if (unknownFormats.length) {
-      const [, name, path] = /unknown format "(.*)" ignored in schema at path "(.*)"/.exec(unknownFormats[0]!) ?? [];
-      throw new Error(`unknown format ${JSON.stringify(name ?? unknownFormats[0])} at ${path ?? '#'}; the formats checked are ${Object.keys(objectSchemaAjv.formats).join(', ')}`);
-    }
-    return validate;
-  } finally {
-    objectSchemaAjv.removeSchema();
-  }
-}
 
 export function policyRevision(doc: Document): string {
   return createHash('sha256').update(JSON.stringify({ name: doc.metadata.name, spec: doc.spec })).digest('hex').slice(0, 12);
