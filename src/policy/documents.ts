@@ -1,5 +1,5 @@
 // Reads policy files: YAML (several documents a file) with positions kept for every node.
-import { readFile, readdir, stat } from 'node:fs/promises';
+import { readFile, readdir, realpath, stat } from 'node:fs/promises';
 import { isAbsolute, join, relative } from 'node:path';
 import { LineCounter, parseAllDocuments, isMap, isNode, isScalar, type Document as YamlDocument } from 'yaml';
 import { PolicyFileError, type SourcePosition } from './types.js';
@@ -24,16 +24,38 @@ export async function listPolicyFiles(paths: readonly string[]): Promise<string[
     } catch {
       throw new Error(`${p}: no such file or directory`);
     }
-    if (info.isDirectory()) {
-      const entries = await readdir(p, { recursive: true, withFileTypes: true });
-      for (const e of entries) {
-        if (e.isFile() && /\.ya?ml$/.test(e.name) && !e.name.startsWith('.')) out.push(join(e.parentPath, e.name));
-      }
-    } else {
-      out.push(p);
-    }
+    if (info.isDirectory()) await collectYaml(p, out, new Set([await realpath(p)]));
+    else out.push(p);
   }
   return out.sort();
+}
+
+/**
+ * The YAML files under dir. Hidden names are skipped (editors' temporary files, `.git`, and a
+ * mounted ConfigMap's `..data` and `..2026_…` directories) and symlinks are followed: a
+ * ConfigMap volume shows each key as a symlink through `..data`, which the kubelet swaps in one
+ * step on an update, so what is read is always one version, under the key's own name.
+ * A directory reached twice (a symlink loop) is read once.
+ */
+async function collectYaml(dir: string, out: string[], seen: Set<string>): Promise<void> {
+  for (const name of await readdir(dir)) {
+    if (name.startsWith('.')) continue;
+    const path = join(dir, name);
+    let info;
+    try {
+      info = await stat(path);
+    } catch {
+      continue; // a dangling symlink, or removed since the listing
+    }
+    if (info.isFile()) {
+      if (/\.ya?ml$/.test(name)) out.push(path);
+    } else if (info.isDirectory()) {
+      const real = await realpath(path);
+      if (seen.has(real)) continue;
+      seen.add(real);
+      await collectYaml(path, out, seen);
+    }
+  }
 }
 
 export function parseYamlDocuments(file: string, text: string): { documents: LoadedDocument[]; errors: PolicyFileError[] } {

@@ -1,4 +1,5 @@
 // Policy files: schema and compile errors point at file:line:col; a set loads whole or not at all.
+import { rename, symlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import t from 'tap';
 import { loadPolicySet } from '../../src/policy/index.js';
@@ -19,6 +20,30 @@ t.test('a valid directory loads recursively, with several documents a file', asy
   const result = await loadPolicySet([dir]);
   t.same(result.set?.policies.map((p) => p.name), ['one', 'two', 'three']);
   t.match(result.set?.revision, /^[0-9a-f]{12}$/);
+});
+
+t.test('a mounted ConfigMap loads once, by its keys, across the kubelet\'s update swap', async (t) => {
+  // the kubelet's layout: each key a symlink through ..data into a timestamped directory; on an
+  // update it writes a new directory, swaps ..data, and removes the old one a moment later
+  const dir = await policyDir({
+    '..2026_11_30_15_00_00.1/p.yaml': policyYaml('mounted', `${POD_RULE}\nvalidations:\n  - expression: "true"`),
+    '..2026_11_30_15_05_00.2/p.yaml': policyYaml('mounted', `${POD_RULE}\nvalidations:\n  - expression: "false"`),
+    '.p.yaml.swp': 'an editor\'s temporary file: hidden, never read',
+  });
+  await symlink('..2026_11_30_15_00_00.1', join(dir, '..data'));
+  await symlink('..data/p.yaml', join(dir, 'p.yaml'));
+  await symlink('.', join(dir, 'loop')); // a symlink loop is read once
+  const before = await loadPolicySet([dir]);
+  t.same(before.errors, []);
+  t.same(before.set?.policies.map((p) => [p.name, p.source.file.slice(dir.length + 1)]), [['mounted', 'p.yaml']], 'the key, not the timestamped file');
+  t.equal(before.set?.files, 1);
+  // the swap: both versions on disk, one visible
+  await symlink('..2026_11_30_15_05_00.2', join(dir, '..data_tmp'));
+  await rename(join(dir, '..data_tmp'), join(dir, '..data'));
+  const after = await loadPolicySet([dir]);
+  t.same(after.errors, [], 'no duplicate names while the old version is still on disk');
+  t.equal(after.set?.policies[0]?.validations[0]?.expression.source, 'false', 'the new version');
+  t.not(after.set?.revision, before.set?.revision);
 });
 
 t.test('schema errors name the file, line and column of the offending node', async (t) => {
