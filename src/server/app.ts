@@ -23,6 +23,8 @@ export interface AppOptions {
   /** bytes of large reviews (LARGE_BODY_BYTES and up) parsed and evaluated at once; default: bodyLimit */
   largeBodyBudget?: number;
   https?: FastifyServerOptions extends { https?: infer H } ? H : never;
+  /** a request (headers and body) not received in this time is answered 408 and its connection closed; default: none */
+  requestTimeoutMs?: number;
 }
 
 /** A large review's share of the body budget, and when it arrived (its wait counts against the deadline). */
@@ -146,6 +148,7 @@ export function buildApp(services: AppServices, options: AppOptions = {}): Fasti
     onProtoPoisoning: 'ignore',
     onConstructorPoisoning: 'ignore',
     return503OnClosing: true,
+    ...(options.requestTimeoutMs ? { requestTimeout: options.requestTimeoutMs } : {}),
     ...(options.https ? { https: options.https } : {}),
   } as FastifyServerOptions) as unknown as FastifyInstance;
   app.decorate('trustgate', services);

@@ -116,7 +116,14 @@ export async function startServer(config: ServeConfig, logger: Logger = pino({ l
         { name: 'cluster caches', ready: () => cluster?.synced() ?? true },
       ],
     },
-    { bodyLimit: config.bodyLimit, https: { cert: tls.cert, key: tls.key, minVersion: 'TLSv1.2' } as never },
+    {
+      bodyLimit: config.bodyLimit,
+      // A review still arriving after twice the time trustgate takes to decide comes from no API
+      // server waiting for the answer: without a bound, senders trickling bodies could hold
+      // connections (and their buffers) forever. Node checks connections every interval.
+      requestTimeoutMs: 2 * config.deadlineMs,
+      https: { cert: tls.cert, key: tls.key, minVersion: 'TLSv1.2', headersTimeout: 2 * config.deadlineMs, connectionsCheckingInterval: Math.min(30_000, config.deadlineMs / 2) } as never,
+    },
   );
   await app.listen({ host: config.listen.host, port: config.listen.port });
   const reloader = new TlsReloader(certFile, keyFile, {

@@ -1,5 +1,5 @@
 import type { ClientRequest, IncomingMessage } from 'node:http';
-import { request } from 'node:https';
+import { Agent, request } from 'node:https';
 import t from 'tap';
 import { BodyBudget } from '../../src/server/body-budget.js';
 import { policyDir, policyYaml, POD_RULE } from '../helpers/policies.js';
@@ -135,4 +135,40 @@ t.test('over HTTPS: a body of unknown length (chunked) counts as the whole limit
   chunked.end(small.slice(100));
   t.equal(await answer, 200, 'the chunked review is answered once complete');
   t.equal((await server.post('/validate', large, { 'content-type': 'application/json' })).status, 200, 'and its share is given back');
+});
+
+t.test('over HTTPS: a small review trickled past twice the deadline is cut off; idle keep-alive connections are not', async (t) => {
+  // ordinary reviews had no receive bound at all: a sender could hold a connection for ever
+  const server = await startTestServer({ policies: [await policyDir({ 'p.yaml': policyYaml('any', `${POD_RULE}\nvalidations:\n  - expression: "true"`) })], deadlineMs: 1000 });
+  t.teardown(() => server.close());
+  const body = Buffer.from(JSON.stringify(await readFixture('admissionreviews/pod-create-with-init-container.review.json')));
+  const slow = request(`${server.url}/validate`, { method: 'POST', ca: server.ca, agent: false, headers: { 'content-type': 'application/json', 'content-length': body.length } });
+  const outcome = new Promise<string>((resolve) => {
+    slow.on('error', (err) => resolve(err.message));
+    slow.on('response', (res: IncomingMessage) => (res.resume(), resolve(`answered ${res.statusCode}`)));
+  });
+  let sent = 0;
+  const trickle = setInterval(() => sent < body.length - 10 && slow.write(body.subarray(sent, (sent += 10))), 100);
+  const started = Date.now();
+  const result = await Promise.race([outcome, new Promise<string>((r) => setTimeout(() => r('still open 6 s later'), 6000))]);
+  clearInterval(trickle);
+  slow.destroy();
+  t.match(result, /answered 408|socket hang up|ECONNRESET/, `the trickling sender is cut off (${result} after ${Date.now() - started} ms)`);
+  t.ok(Date.now() - started < 4000, 'at twice the deadline, checked every half deadline');
+  // a keep-alive connection idle for longer than that between two reviews stays usable
+  const agent = new Agent({ keepAlive: true, ca: server.ca, maxSockets: 1 });
+  t.teardown(() => agent.destroy());
+  const post = () => new Promise<{ status: number; socket: unknown }>((resolve, reject) => {
+    const req = request(`${server.url}/validate`, { method: 'POST', agent, headers: { 'content-type': 'application/json' } }, (res) => {
+      res.resume();
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, socket: req.socket }));
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+  const first = await post();
+  await new Promise((r) => setTimeout(r, 3000));
+  const second = await post();
+  t.same([first.status, second.status], [200, 200]);
+  t.equal(second.socket, first.socket, 'on the same connection');
 });
