@@ -15,7 +15,8 @@ export interface JsonPatchOperation {
   value?: unknown;
 }
 
-const clip = (s: string, n: number) => (s.length > n ? `${s.slice(0, n - 1)}…` : s);
+/** s cut to at most n characters, an ellipsis marking the cut */
+export const clip = (s: string, n: number) => (s.length > n ? `${s.slice(0, n - 1)}…` : s);
 
 export function buildResponse(uid: string, decision: Decision, decisionId: string, patch: readonly JsonPatchOperation[] = []): AdmissionReviewResponse {
   const warnings = decision.warnings.slice(0, MAX_WARNINGS).map((w) => clip(w, MAX_WARNING));

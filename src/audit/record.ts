@@ -1,7 +1,7 @@
 // The DecisionRecord of DESIGN.md: one per admission request, nothing secret in it.
 import { readFileSync } from 'node:fs';
 import type { AdmissionRequest, Endpoint } from '../admission/types.js';
-import type { JsonPatchOperation } from '../admission/response.js';
+import { clip, type JsonPatchOperation } from '../admission/response.js';
 import type { PolicyResult } from '../policy/index.js';
 import { canonicalSha256 } from './canonical.js';
 
@@ -26,14 +26,14 @@ export interface ImageRecord {
  * quotes a field) and a schema over a 10,000-item list can fail on every item: bounded, so one
  * admission cannot write megabytes into every sink. The response has its own, smaller bounds.
  */
-export const MAX_RECORDED_MESSAGES = 100;
-export const MAX_RECORDED_MESSAGE_LENGTH = 2048;
+const MAX_RECORDED_MESSAGES = 100;
+const MAX_RECORDED_MESSAGE_LENGTH = 2048;
 
 function recordedMessages(messages: string[]): string[] {
   let fits = messages.length <= MAX_RECORDED_MESSAGES;
   for (let i = 0; fits && i < messages.length; i++) fits = messages[i]!.length <= MAX_RECORDED_MESSAGE_LENGTH;
   if (fits) return messages;
-  const kept = messages.slice(0, MAX_RECORDED_MESSAGES).map((m) => (m.length > MAX_RECORDED_MESSAGE_LENGTH ? `${m.slice(0, MAX_RECORDED_MESSAGE_LENGTH - 1)}…` : m));
+  const kept = messages.slice(0, MAX_RECORDED_MESSAGES).map((m) => clip(m, MAX_RECORDED_MESSAGE_LENGTH));
   if (messages.length > MAX_RECORDED_MESSAGES) kept.push(`… and ${messages.length - MAX_RECORDED_MESSAGES} more messages`);
   return kept;
 }

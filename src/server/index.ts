@@ -122,7 +122,7 @@ export async function startServer(config: ServeConfig, logger: Logger = pino({ l
       // server waiting for the answer: without a bound, senders trickling bodies could hold
       // connections (and their buffers) forever. Node checks connections every interval.
       requestTimeoutMs: 2 * config.deadlineMs,
-      https: { cert: tls.cert, key: tls.key, minVersion: 'TLSv1.2', headersTimeout: 2 * config.deadlineMs, connectionsCheckingInterval: Math.min(30_000, config.deadlineMs / 2) } as never,
+      https: { cert: tls.cert, key: tls.key, minVersion: 'TLSv1.2', headersTimeout: 2 * config.deadlineMs, connectionsCheckingInterval: Math.max(100, Math.min(30_000, Math.floor(config.deadlineMs / 2))) } as never,
     },
   );
   await app.listen({ host: config.listen.host, port: config.listen.port });
