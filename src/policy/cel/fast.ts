@@ -106,7 +106,8 @@ function size(v: unknown): bigint {
   return miss();
 }
 
-// What builds a string or list charges its size as cel-js's patched functions do (meter.ts)
+// What builds a string or list, or compares a list's items, charges its size as cel-js's
+// patched functions do (meter.ts)
 function add(a: unknown, b: unknown): unknown {
   if (typeof a === 'string' && typeof b === 'string') {
     chargeSize(a.length + b.length);
@@ -129,6 +130,7 @@ function subtract(a: unknown, b: unknown): unknown {
 
 function contains(container: unknown, item: unknown): boolean {
   if (Array.isArray(container)) {
+    chargeSize(container.length); // the comparisons, as cel-js charges them
     for (let i = 0; i < container.length; i++) if (equal(item, container[i])) return true;
     return false;
   }

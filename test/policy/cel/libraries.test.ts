@@ -226,6 +226,28 @@ t.test('values functions build are charged by their size before they are built',
   t.equal(run("size(object.a.join(', ').split(', ')) == 10000", { object }), true);
 });
 
+t.test('comparing lists and maps, and `in` over a list, are charged by size as Kubernetes charges them', async (t) => {
+  // each compared every element unmetered: only the time limit stopped them (after a second and
+  // up to 32 more comparisons), or nothing did
+  const list = Array.from({ length: 100_000 }, (_, i) => i);
+  const map = Object.fromEntries(list.map((i) => [`k${i}`, i]));
+  const csv = list.slice(0, 20_000).join(',');
+  const object = { n: Array.from({ length: 3_000 }, (_, i) => i), s: csv, t: csv, m: map, p: { ...map } };
+  for (const src of [
+    // lists made during evaluation (input lists are metered visit by visit already)
+    "cel.bind(l, object.s.split(','), cel.bind(k, object.t.split(','), object.n.all(x, l == k)))",
+    'object.n.all(x, object.m == object.p)',
+    'cel.bind(l, object.n.map(x, x), l.all(x, !(-1 in l)))',
+  ]) {
+    // a budget of 50,000 units: ~20 comparisons of 20,000-item lists, 5 of 100,000-key maps
+    // (listing a map's keys costs more time per unit than a list's visits: the full budget's
+    // worth of map comparisons would meet the time limit first)
+    const c = compileExpression(src, { expect: 'bool', runtimeCostLimit: 50_000 });
+    t.throws(() => c.evaluate(toCel({ object }, { maxListLength: 100_000, maxDepth: 100 }) as Record<string, unknown>), { code: 'COST_LIMIT_EXCEEDED', message: /cost limit/ }, src);
+  }
+  t.equal(run('object.a == object.b && object.m == object.p && 5 in object.a', { object: { a: [1, 5], b: [1, 5], m: { x: 1 }, p: { x: 1 } } }), true, 'small comparisons are free');
+});
+
 t.test('charAt finds a code point without spreading the string', async (t) => {
   t.equal(run("'héllo'.charAt(4)"), 'o');
   t.equal(run("'h😀llo'.charAt(1) + 'h😀llo'.charAt(2)"), '😀l', 'code points, not UTF-16 units');
