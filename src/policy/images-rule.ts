@@ -92,9 +92,30 @@ async function verifyUse(use: ImageUse, rules: readonly CompiledImageRule[], ctx
 }
 
 /** Folds the images rules' verdicts into the policy's result (mutating it), returning nothing new. */
+/**
+ * Distinct images one policy verifies per request. Real Pods and templates name a handful; a
+ * Pod padded with thousands of tags would turn one admission into thousands of registry
+ * look-ups (and fill the verdict cache with them). Past this the policy fails, whatever its
+ * failurePolicy, so padding cannot turn verification into an allow.
+ */
+export const MAX_IMAGES_PER_POLICY = 100;
+
 export async function applyImageRules(policy: CompiledPolicy, result: PolicyResult, ctx: ImageRuleContext): Promise<void> {
   const uses = ctx.images.uses;
   if (!uses.length) return;
+  const matched = new Set<string>();
+  for (const use of uses) {
+    const ref = ctx.images.parse(use.image);
+    if (!(ref instanceof ReferenceError) && policy.images.some((r) => r.matches(ref))) matched.add(ref.normalized);
+  }
+  if (matched.size > MAX_IMAGES_PER_POLICY) {
+    const message = `the object names ${matched.size} distinct images these rules apply to; trustgate verifies at most ${MAX_IMAGES_PER_POLICY} per policy and request, and checked none`;
+    result.result = 'fail';
+    result.code ??= 'TOO_MANY_IMAGES' as PolicyResult['code'];
+    result.messages.push(message);
+    result.causes = [...(result.causes ?? []), { code: 'TOO_MANY_IMAGES', message }];
+    return;
+  }
   const checked = (await Promise.all(uses.map((u) => verifyUse(u, policy.images, ctx)))).flat();
   const failures: { code: string; message: string }[] = [];
   const errors: { code: string; message: string }[] = [];

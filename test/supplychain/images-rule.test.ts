@@ -136,6 +136,20 @@ spec:
     t.same(out.record.images.map((i) => [i.verified, i.code]), [[false, 'SIGNATURE_NOT_FOUND']]);
   });
 
+  t.test('a Pod padded with over 100 distinct images is denied before any registry look-up', async (t) => {
+    const before = lookups.length;
+    const padded = Array.from({ length: 101 }, (_, i) => `${reg.host}/signed/app:pad-${i}`);
+    const out = await run(pod(...padded));
+    t.notOk(out.decision.allowed);
+    t.same(causes(out), ['TOO_MANY_IMAGES']);
+    t.match(out.review.response.status?.message, /names 101 distinct images .* at most 100 per policy and request/);
+    t.equal(lookups.length, before, 'no verification was attempted');
+    // 100 images that the rules do not apply to do not count
+    const others = Array.from({ length: 150 }, (_, i) => `elsewhere.example/app:${i}`);
+    const mixed = await run(pod(`${reg.host}/signed/app:v1`, ...others));
+    t.ok(mixed.decision.allowed, mixed.decision.denials.join());
+  });
+
   t.test('denies a signature by another identity', async (t) => {
     const img = await reg.push.image('signed/other', 'v1');
     await attachLegacySignatures(reg.push, 'signed/other', img.digest, [await sigstore.legacyKeyless(simpleSigningPayload('x', img.digest), OTHER)]);
