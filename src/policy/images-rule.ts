@@ -67,13 +67,18 @@ function describe(v: ImageVerdict, rule: CompiledImageRule, use: ImageUse): stri
   return `${what} [${rule.label}]: ${v.code}: ${v.message}${hint}`;
 }
 
-async function verifyUse(use: ImageUse, rules: readonly CompiledImageRule[], ctx: ImageRuleContext): Promise<{ use: ImageUse; rule: CompiledImageRule; verdict: ImageVerdict }[]> {
-  const ref = ctx.images.parse(use.image);
+/** one image use of the object, parsed, with the policy's rules that apply to it */
+interface Target {
+  use: ImageUse;
+  ref: ImageReference | ReferenceError;
+  applicable: CompiledImageRule[];
+}
+
+async function verifyUse({ use, ref, applicable }: Target, rules: readonly CompiledImageRule[], ctx: ImageRuleContext): Promise<{ use: ImageUse; rule: CompiledImageRule; verdict: ImageVerdict }[]> {
   if (ref instanceof ReferenceError) {
     // an unparseable reference cannot be shown to be signed: it fails every images rule
     return [{ use, rule: rules[0]!, verdict: { image: use.image, ref: use.image, verified: false, code: 'INVALID_IMAGE_REFERENCE', message: ref.message } }];
   }
-  const applicable = rules.filter((r) => r.matches(ref));
   if (!applicable.length) return [];
   const verifier = ctx.verifier;
   if (!verifier) {
@@ -103,11 +108,12 @@ export const MAX_IMAGES_PER_POLICY = 100;
 export async function applyImageRules(policy: CompiledPolicy, result: PolicyResult, ctx: ImageRuleContext): Promise<void> {
   const uses = ctx.images.uses;
   if (!uses.length) return;
-  const matched = new Set<string>();
-  for (const use of uses) {
+  const targets = uses.map((use): Target => {
     const ref = ctx.images.parse(use.image);
-    if (!(ref instanceof ReferenceError) && policy.images.some((r) => r.matches(ref))) matched.add(ref.normalized);
-  }
+    return { use, ref, applicable: ref instanceof ReferenceError ? [] : policy.images.filter((r) => r.matches(ref)) };
+  });
+  const matched = new Set<string>();
+  for (const { ref, applicable } of targets) if (applicable.length) matched.add((ref as ImageReference).normalized);
   if (matched.size > MAX_IMAGES_PER_POLICY) {
     const message = `the object names ${matched.size} distinct images these rules apply to; trustgate verifies at most ${MAX_IMAGES_PER_POLICY} per policy and request, and checked none`;
     result.result = 'fail';
@@ -116,7 +122,7 @@ export async function applyImageRules(policy: CompiledPolicy, result: PolicyResu
     result.causes = [...(result.causes ?? []), { code: 'TOO_MANY_IMAGES', message }];
     return;
   }
-  const checked = (await Promise.all(uses.map((u) => verifyUse(u, policy.images, ctx)))).flat();
+  const checked = (await Promise.all(targets.map((target) => verifyUse(target, policy.images, ctx)))).flat();
   const failures: { code: string; message: string }[] = [];
   const errors: { code: string; message: string }[] = [];
   for (const { use, rule, verdict } of checked) {
