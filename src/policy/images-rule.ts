@@ -96,15 +96,15 @@ async function verifyUse({ use, ref, applicable }: Target, rules: readonly Compi
   return Promise.all(applicable.map(async (rule) => ({ use, rule, verdict: await verifier.verify(use.image, target, rule, scope) })));
 }
 
-/** Folds the images rules' verdicts into the policy's result (mutating it), returning nothing new. */
 /**
  * Distinct images one policy verifies per request. Real Pods and templates name a handful; a
  * Pod padded with thousands of tags would turn one admission into thousands of registry
  * look-ups (and fill the verdict cache with them). Past this the policy fails, whatever its
  * failurePolicy, so padding cannot turn verification into an allow.
  */
-export const MAX_IMAGES_PER_POLICY = 100;
+const MAX_IMAGES_PER_POLICY = 100;
 
+/** Folds the images rules' verdicts into the policy's result (mutating it), returning nothing new. */
 export async function applyImageRules(policy: CompiledPolicy, result: PolicyResult, ctx: ImageRuleContext): Promise<void> {
   const uses = ctx.images.uses;
   if (!uses.length) return;
