@@ -51,6 +51,14 @@ async function readData(path: string, what: string): Promise<unknown> {
   } catch {
     throw new UsageError(`${what} ${path}: no such file`);
   }
+  // JSON first: the yaml parser took 6 s for a 1.3 MB object (20,000 containers), JSON.parse 10 ms
+  if (/^\s*[{[]/.test(text)) {
+    try {
+      return JSON.parse(text);
+    } catch {
+      // YAML's flow style also starts so; its parser says what is wrong
+    }
+  }
   try {
     return parseYaml(text);
   } catch (err) {

@@ -43,6 +43,24 @@ t.test('eval --object --explain shows what each expression evaluated to', async 
   t.match(res.stderr, /\[require-team\] enforce pass/);
 });
 
+t.test('eval --object reads JSON as JSON and flow-style YAML that looks like it as YAML', async (t) => {
+  const dir = await policyDir({ 'team.yaml': teamPolicy });
+  const json = join(dir, 'pod.json');
+  await writeFile(json, JSON.stringify({ apiVersion: 'v1', kind: 'Pod', metadata: { name: 'web', labels: { team: 'shop' } }, spec: { containers: [{ name: 'web', image: 'nginx:1' }] } }));
+  const flow = join(dir, 'flow.yaml');
+  await writeFile(flow, '{apiVersion: v1, kind: Pod, metadata: {name: web}, spec: {containers: [{name: web, image: "nginx:1"}]}}\n');
+  const broken = join(dir, 'broken.json');
+  await writeFile(broken, '{"apiVersion": "v1", "kind": ');
+  const fromJson = await trustgate('eval', '--policies', dir, '--object', json);
+  t.equal(fromJson.code, 0, fromJson.stderr);
+  const fromFlow = await trustgate('eval', '--policies', dir, '--object', flow);
+  t.equal(fromFlow.code, 1, 'not JSON, read as YAML: the pod has no team label');
+  t.match(JSON.parse(fromFlow.stdout).response.status.message, /pod web needs a team label/);
+  const bad = await trustgate('eval', '--policies', dir, '--object', broken);
+  t.equal(bad.code, 2);
+  t.match(bad.stderr, /broken\.json is not JSON or YAML/);
+});
+
 t.test('test: runs the shipped suites and ends with the summary line', async (t) => {
   const res = await trustgate('test', 'policies');
   t.equal(res.code, 0, res.stdout);
