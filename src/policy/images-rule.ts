@@ -96,6 +96,24 @@ async function verifyUse({ use, ref, applicable }: Target, rules: readonly Compi
   return Promise.all(applicable.map(async (rule) => ({ use, rule, verdict: await verifier.verify(use.image, target, rule, scope) })));
 }
 
+interface Cause {
+  code: string;
+  message: string;
+}
+
+/**
+ * Adds the images rules' causes to the result. A definite failure outranks "could not check":
+ * the request is refused whatever failurePolicy says; errors alone leave it to failurePolicy.
+ */
+function addCauses(result: PolicyResult, failures: readonly Cause[], errors: readonly Cause[]): void {
+  if (failures.length) result.result = 'fail';
+  else if (result.result === 'pass') result.result = 'error';
+  const all = [...failures, ...errors];
+  result.code ??= all[0]!.code as PolicyResult['code'];
+  result.messages.push(...all.map((f) => f.message));
+  result.causes = [...(result.causes ?? []), ...all];
+}
+
 /**
  * Distinct images one policy verifies per request. Real Pods and templates name a handful; a
  * Pod padded with thousands of tags would turn one admission into thousands of registry
@@ -116,28 +134,19 @@ export async function applyImageRules(policy: CompiledPolicy, result: PolicyResu
   for (const { ref, applicable } of targets) if (applicable.length) matched.add((ref as ImageReference).normalized);
   if (matched.size > MAX_IMAGES_PER_POLICY) {
     const message = `the object names ${matched.size} distinct images these rules apply to; trustgate verifies at most ${MAX_IMAGES_PER_POLICY} per policy and request, and checked none`;
-    result.result = 'fail';
-    result.code ??= 'TOO_MANY_IMAGES' as PolicyResult['code'];
-    result.messages.push(message);
-    result.causes = [...(result.causes ?? []), { code: 'TOO_MANY_IMAGES', message }];
+    addCauses(result, [{ code: 'TOO_MANY_IMAGES', message }], []);
     return;
   }
   const checked = (await Promise.all(targets.map((target) => verifyUse(target, policy.images, ctx)))).flat();
-  const failures: { code: string; message: string }[] = [];
-  const errors: { code: string; message: string }[] = [];
+  const failures: Cause[] = [];
+  const errors: Cause[] = [];
   for (const { use, rule, verdict } of checked) {
     if (verdict.verified) continue;
     (verdict.registryError ? errors : failures).push({ code: verdict.code ?? 'SIGNATURE_NOT_FOUND', message: describe(verdict, rule, use) });
   }
   result.images = checked.map((c) => c.verdict);
   if (failures.length || errors.length) {
-    // a definite failure outranks "could not check": the request is refused whatever failurePolicy says
-    if (failures.length) result.result = 'fail';
-    else if (result.result === 'pass') result.result = 'error';
-    const all = [...failures, ...errors];
-    result.code ??= all[0]!.code as PolicyResult['code'];
-    result.messages.push(...all.map((f) => f.message));
-    result.causes = [...(result.causes ?? []), ...all];
+    addCauses(result, failures, errors);
     return;
   }
   if (ctx.endpoint !== 'mutate') return;

@@ -97,10 +97,14 @@ function checkTime(): void {
 
 /** Charges work a library function does without visiting list elements one by one (pairwise comparisons). */
 export function chargeWork(units: number): void {
+  spend(units);
+  if (until !== Number.POSITIVE_INFINITY) checkTime();
+}
+
+function spend(units: number): void {
   if (remaining < 0) throw exceeded();
   remaining -= units;
   if (remaining < 0) throw exceeded();
-  if (until !== Number.POSITIVE_INFINITY) checkTime();
 }
 
 /**
@@ -109,10 +113,8 @@ export function chargeWork(units: number): void {
  * themselves are bounded by the expression's size times its metered iterations.
  */
 export function chargeSize(size: number): void {
-  if (size < SIZE_PER_UNIT) return;
-  if (remaining < 0) throw exceeded();
-  remaining -= Math.floor(size / SIZE_PER_UNIT);
-  if (remaining < 0) throw exceeded();
+  // no clock read: one build is at most the budget's worth of characters
+  if (size >= SIZE_PER_UNIT) spend(Math.floor(size / SIZE_PER_UNIT));
 }
 
 const isIndex = (key: string | symbol): boolean => {
