@@ -33,6 +33,7 @@ t.test('a mounted ConfigMap loads once, by its keys, across the kubelet\'s updat
   await symlink('..2026_11_30_15_00_00.1', join(dir, '..data'));
   await symlink('..data/p.yaml', join(dir, 'p.yaml'));
   await symlink('.', join(dir, 'loop')); // a symlink loop is read once
+  await symlink('..data/gone.yaml', join(dir, 'gone.yaml')); // a dangling key is skipped
   const before = await loadPolicySet([dir]);
   t.same(before.errors, []);
   t.same(before.set?.policies.map((p) => [p.name, p.source.file.slice(dir.length + 1)]), [['mounted', 'p.yaml']], 'the key, not the timestamped file');
