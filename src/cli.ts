@@ -10,7 +10,8 @@ import { NullDecisionRecorder, query, tableRow, verifyRecords, type QueryFilter 
 import type { DecisionRecord } from './audit/record.js';
 import { readLogLines } from './audit/sources.js';
 import { readPostgresRecords, redactedURL } from './audit/sinks/postgres.js';
-import { ConfigError, parseFlags, resolveServeConfig, SERVE_OPTIONS, serveFlagKinds } from './config.js';
+import { ConfigError, flagOn, parseFlags, resolveServeConfig, SERVE_OPTIONS, serveFlagKinds } from './config.js';
+import { didYouMean } from './did-you-mean.js';
 import { readClusterFile } from './kube/cluster-file.js';
 import { loadPolicySet, runPolicyTests } from './policy/index.js';
 import { renderManifests } from './kube/manifests.js';
@@ -141,8 +142,8 @@ async function evaluate(argv: string[]): Promise<number> {
   const images = await verifierFromFlags(values, set.registries);
   let outcome;
   try {
-    outcome = await admit(review, values.has('mutate') ? 'mutate' : 'validate',
-      { policies: () => set, recorder: new NullDecisionRecorder(), namespaces: cluster, params: cluster, replica: 'eval', deadlineMs: 8000, images }, { explain: values.has('explain') });
+    outcome = await admit(review, flagOn(values, 'mutate') ? 'mutate' : 'validate',
+      { policies: () => set, recorder: new NullDecisionRecorder(), namespaces: cluster, params: cluster, replica: 'eval', deadlineMs: 8000, images }, { explain: flagOn(values, 'explain') });
   } catch (err) {
     if (err instanceof AdmissionInputError) throw new UsageError(`the review is not valid: ${err.message}`);
     throw err;
@@ -162,7 +163,7 @@ async function evaluate(argv: string[]): Promise<number> {
 
 async function serve(argv: string[]): Promise<number> {
   const flags = parseFlags(argv, serveFlagKinds());
-  if (flags.values.has('help')) {
+  if (flagOn(flags.values, 'help')) {
     process.stdout.write(`trustgate serve options (also TRUSTGATE_<NAME> or a --config YAML file):\n${SERVE_OPTIONS.map((o) => `  --${o.flag.padEnd(18)} ${o.help}`).join('\n')}\n`);
     return 0;
   }
@@ -207,12 +208,12 @@ async function audit(argv: string[]): Promise<number> {
   const [action, ...sources] = positionals;
   if ((action !== 'verify' && action !== 'query') || !sources.length) throw new UsageError('usage: trustgate audit verify SOURCE... | audit query SOURCE... [filters]');
   const one = (k: string) => values.get(k)?.at(-1) as string | undefined;
-  if (values.has('allowed') && values.has('denied')) throw new UsageError('give --allowed or --denied, not both');
+  if (flagOn(values, 'allowed') && flagOn(values, 'denied')) throw new UsageError('give --allowed or --denied, not both');
   const filter: QueryFilter = {
     since: one('since') ? parseTime(one('since')!, '--since') : undefined,
     until: one('until') ? parseTime(one('until')!, '--until') : undefined,
     namespace: one('namespace'), user: one('user'), policy: one('policy'), image: one('image'),
-    allowed: values.has('allowed') ? true : values.has('denied') ? false : undefined,
+    allowed: flagOn(values, 'allowed') ? true : flagOn(values, 'denied') ? false : undefined,
   };
   const database = sources.find((s) => /^postgres(ql)?:\/\//.test(s));
   if (database && sources.length > 1) throw new UsageError('give one postgres:// source, or files and spool directories');
@@ -273,8 +274,8 @@ async function manifests(argv: string[]): Promise<number> {
   const objects = renderManifests(set, {
     namespace: one('namespace') ?? 'trustgate', image: one('image') ?? 'ghcr.io/trustgate/trustgate:0.1.0', replicas, caBundle,
     tlsSecret: one('tls-secret') ?? 'trustgate-tls', audit: (values.get('audit') as string[] | undefined) ?? ['stdout'], timeoutSeconds: timeout,
-    pullSecrets: values.has('pull-secrets'),
-    selfManagedCerts: values.has('self-managed-certs'),
+    pullSecrets: flagOn(values, 'pull-secrets'),
+    selfManagedCerts: flagOn(values, 'self-managed-certs'),
   });
   process.stdout.write(objects.map((o) => toYaml(o, { lineWidth: 0 })).join('---\n'));
   return 0;
@@ -300,7 +301,7 @@ async function verifyImage(argv: string[]): Promise<number> {
   const images = await verifierFromFlags(values, set.registries);
   try {
     const verdicts = await Promise.all(rules.map(async ({ policy, rule }) => ({ policy: policy.name, rule: rule.label, verdict: await images.verify(positionals[0]!, ref, rule, { signal: AbortSignal.timeout(30_000) }) })));
-    if (values.has('json')) process.stdout.write(`${JSON.stringify(verdicts, null, 2)}\n`);
+    if (flagOn(values, 'json')) process.stdout.write(`${JSON.stringify(verdicts, null, 2)}\n`);
     else {
       const out: string[] = [`image ${ref.normalized}`];
       const first = verdicts[0]!.verdict;
@@ -373,7 +374,7 @@ export async function main(argv: string[]): Promise<number> {
   const run = COMMANDS[command];
   try {
     if (!run) {
-      throw new UsageError(`unknown command "${command}"; commands: ${Object.keys(COMMANDS).join(', ')}`);
+      throw new UsageError(`unknown command "${command}"${didYouMean(command, Object.keys(COMMANDS))}; commands: ${Object.keys(COMMANDS).join(', ')}`);
     }
     return await run(rest);
   } catch (err) {

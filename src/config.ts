@@ -2,6 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { parse as parseYaml } from 'yaml';
+import { didYouMean } from './did-you-mean.js';
 
 export interface ServeConfig {
   policies: string[];
@@ -76,6 +77,8 @@ export const SERVE_OPTIONS: OptionSpec[] = [
   { key: 'replica', flag: 'replica', kind: 'string', help: 'replica name in decision records (default: hostname)' },
 ];
 
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+
 export function defaultConfig(): ServeConfig {
   return {
     policies: ['./policies'],
@@ -120,7 +123,12 @@ function coerce(spec: OptionSpec, raw: unknown, where: string): unknown {
       if (!Number.isFinite(n) || n <= 0) throw new ConfigError(`${where}: ${spec.flag} must be a positive number, got ${JSON.stringify(raw)}`);
       return n;
     }
-    case 'bool': return raw === true || raw === 'true' || raw === '1';
+    case 'bool': {
+      // a typo such as TRUSTGATE_IN_CLUSTER=yes must not quietly mean false
+      if (raw === true || raw === 'true' || raw === '1') return true;
+      if (raw === false || raw === 'false' || raw === '0') return false;
+      throw new ConfigError(`${where}: ${spec.flag} must be true or false, got ${JSON.stringify(raw)}`);
+    }
     default: return String(raw);
   }
 }
@@ -138,8 +146,14 @@ export function parseFlags(argv: readonly string[], known: Record<string, 'value
     const eq = arg.indexOf('=');
     const name = arg.slice(2, eq < 0 ? undefined : eq);
     const kind = known[name];
-    if (!kind) throw new ConfigError(`unknown flag --${name}; see --help`);
+    if (!kind) throw new ConfigError(`unknown flag --${name}${didYouMean(name, Object.keys(known))}; see --help`);
     let value: unknown = true;
+    if (kind === 'bool' && eq >= 0) {
+      // --in-cluster=false means false, not "the flag is present"
+      const given = arg.slice(eq + 1);
+      if (!['true', 'false', '1', '0'].includes(given)) throw new ConfigError(`flag --${name} is true or false, got ${JSON.stringify(given)}`);
+      value = given === 'true' || given === '1';
+    }
     if (kind === 'value') {
       value = eq >= 0 ? arg.slice(eq + 1) : argv[++i];
       if (value === undefined) throw new ConfigError(`flag --${name} needs a value`);
@@ -147,6 +161,11 @@ export function parseFlags(argv: readonly string[], known: Record<string, 'value
     values.set(name, [...(values.get(name) ?? []), value]);
   }
   return { values, positionals };
+}
+
+/** A bool flag's value: its last occurrence, false when absent (`--x=false` overrides an earlier `--x`). */
+export function flagOn(flags: ParsedFlags['values'], name: string): boolean {
+  return flags.get(name)?.at(-1) === true;
 }
 
 export function serveFlagKinds(): Record<string, 'value' | 'bool'> {
@@ -168,7 +187,7 @@ export function resolveServeConfig(flags: ParsedFlags, env: NodeJS.ProcessEnv = 
     if (doc !== null && (typeof doc !== 'object' || Array.isArray(doc))) throw new ConfigError(`${file}: a config file is a mapping of option names`);
     for (const [k, v] of Object.entries(doc ?? {})) {
       const spec = SERVE_OPTIONS.find((o) => o.key === k || o.flag === k);
-      if (!spec) throw new ConfigError(`${file}: unknown option ${k}`);
+      if (!spec) throw new ConfigError(`${file}: unknown option ${k}${didYouMean(k, SERVE_OPTIONS.flatMap((o) => [o.key, o.flag]))}`);
       config[spec.key] = coerce(spec, v, file);
     }
   }
@@ -194,6 +213,7 @@ export function resolveServeConfig(flags: ParsedFlags, env: NodeJS.ProcessEnv = 
   }
   if (c.auditHttpFormat !== 'json' && c.auditHttpFormat !== 'ecs') throw new ConfigError(`--audit-http-format must be json or ecs, got ${JSON.stringify(c.auditHttpFormat)}`);
   if (c.auditSync !== 'fsync' && c.auditSync !== 'write') throw new ConfigError(`--audit-sync must be fsync or write, got ${JSON.stringify(c.auditSync)}`);
+  if (!LOG_LEVELS.includes(c.logLevel)) throw new ConfigError(`--log-level must be one of ${LOG_LEVELS.join(', ')}, got ${JSON.stringify(c.logLevel)}`);
   if (c.auditFull !== 'deny' && c.auditFull !== 'allow') throw new ConfigError(`--audit-full must be deny or allow, got ${JSON.stringify(c.auditFull)}`);
   for (const h of c.auditHeaders) if (!/^[A-Za-z0-9-]+:\s?.+/.test(h)) throw new ConfigError(`--audit-header must look like 'Name: value'`);
   return c;

@@ -1,12 +1,14 @@
 // Validates policy documents against the JSON Schema shipped in schema/ (the one editors use).
 import { readFileSync } from 'node:fs';
 import { Ajv, type ErrorObject } from 'ajv';
+import { didYouMean } from '../did-you-mean.js';
 import type { LoadedDocument } from './documents.js';
 import { PolicyFileError } from './types.js';
 
 export const POLICY_SCHEMA_PATH = new URL('../../schema/policy.schema.json', import.meta.url);
 
-const ajv = new Ajv({ allErrors: true, strict: false });
+// verbose: an error carries the schema it failed, whose properties name what a misspelt field meant
+const ajv = new Ajv({ allErrors: true, strict: false, verbose: true });
 const validateDocument = ajv.compile(JSON.parse(readFileSync(POLICY_SCHEMA_PATH, 'utf8')));
 
 function pathOf(instancePath: string): string[] {
@@ -16,7 +18,10 @@ function pathOf(instancePath: string): string[] {
 function describe(e: ErrorObject): string {
   const where = e.instancePath ? e.instancePath.slice(1).replace(/\//g, '.') : 'document';
   switch (e.keyword) {
-    case 'additionalProperties': return `${where}: unknown field "${(e.params as { additionalProperty: string }).additionalProperty}"`;
+    case 'additionalProperties': {
+      const field = (e.params as { additionalProperty: string }).additionalProperty;
+      return `${where}: unknown field "${field}"${didYouMean(field, Object.keys((e.parentSchema as { properties?: object } | undefined)?.properties ?? {}))}`;
+    }
     case 'required': return `${where}: missing required field "${(e.params as { missingProperty: string }).missingProperty}"`;
     case 'enum': return `${where}: must be one of ${(e.params as { allowedValues: unknown[] }).allowedValues.map((v) => JSON.stringify(v)).join(', ')}`;
     case 'const': return `${where}: must be ${JSON.stringify((e.params as { allowedValue: unknown }).allowedValue)}`;

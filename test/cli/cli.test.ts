@@ -94,7 +94,9 @@ spec:
 t.test('usage errors are clear and exit 2', async (t) => {
   const cases: [string[], RegExp][] = [
     [['frobnicate'], /unknown command "frobnicate"/],
-    [['lint', '--fast', 'policies'], /unknown flag --fast/],
+    [['lint', '--fast', 'policies'], /unknown flag --fast; see --help/],
+    [['lnt', 'policies'], /unknown command "lnt" \(did you mean "lint"\?\)/],
+    [['eval', '--polices', 'policies'], /unknown flag --polices \(did you mean "policies"\?\)/],
     [['eval', '--policies', 'policies'], /exactly one of --review FILE or --object FILE/],
     [['eval', '--policies', 'policies', '--review', '/no/such/file.json'], /review \/no\/such\/file\.json: no such file/],
     [['serve', '--listen', 'nonsense'], /listen address "nonsense" is not HOST:PORT/],

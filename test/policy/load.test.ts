@@ -65,7 +65,7 @@ spec:
       mesage: typo
 `,
   });
-  t.match(errors, [/^p\.yaml:6:9: spec\.mode: must be one of "enforce", "warn", "audit"$/, /^p\.yaml:14:7: spec\.validations\.0: unknown field "mesage"$/]);
+  t.match(errors, [/^p\.yaml:6:9: spec\.mode: must be one of "enforce", "warn", "audit"$/, /^p\.yaml:14:7: spec\.validations\.0: unknown field "mesage" \(did you mean "message"\?\)$/]);
 });
 
 t.test('CEL errors point at the expression and say why', async (t) => {

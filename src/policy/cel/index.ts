@@ -6,6 +6,7 @@ import { estimateCost } from './cost.js';
 import { armMeter, assertWithinBudget, disarmMeter, meterExhausted, rearmMeter, CostLimitError, DEFAULT_RUNTIME_COST_LIMIT, DEFAULT_RUNTIME_TIME_LIMIT_MS } from './meter.js';
 import { compileFast } from './fast.js';
 import { compileRegex, RegexSyntaxError } from './regex.js';
+import { didYouMean } from '../../did-you-mean.js';
 import { registerStrings } from './library/strings.js';
 import { registerLists } from './library/lists.js';
 import { registerRegex, RE2_MATCHES } from './library/regex.js';
@@ -128,6 +129,25 @@ function environmentFor(extra: readonly string[] = []): Environment {
   return env;
 }
 
+// the names callable in an environment (functions and macros), for "did you mean" hints
+const callableNames = new WeakMap<Environment, ReadonlySet<string>>();
+function callablesOf(env: Environment): ReadonlySet<string> {
+  let names = callableNames.get(env);
+  if (!names) {
+    names = new Set(env.getDefinitions().functions.map((f) => f.name).filter((n) => n !== RE2_MATCHES));
+    callableNames.set(env, names);
+  }
+  return names;
+}
+
+/** A type-check message, with a hint when it is a misspelt variable name. */
+function typeErrorMessage(message: string, variables: readonly string[]): string {
+  const unknownVariable = /^Unknown variable: (\w+)$/.exec(message)?.[1];
+  if (unknownVariable === undefined) return `type error: ${message}`;
+  if (Object.hasOwn(UNSUPPORTED_NAMES, unknownVariable)) return UNSUPPORTED_NAMES[unknownVariable]!;
+  return `type error: ${message}${didYouMean(unknownVariable, variables)}`;
+}
+
 function messageOf(err: unknown): string {
   const msg = (err as Error).message ?? String(err);
   return msg.split('\n')[0]!;
@@ -138,14 +158,20 @@ export function useRe2(ast: unknown): void {
   prepare(ast as Node, undefined);
 }
 
-/** Rewrites `matches` onto RE2, checks regex literals and `variables.x` references. */
-function prepare(ast: Node, variables: ReadonlySet<string> | undefined): { identifiers: Set<string>; variableRefs: Set<string> } {
+/**
+ * Rewrites `matches` onto RE2, checks regex literals and `variables.x` references, and, given
+ * the environment's callables, that every call names one (a misspelt macro such as
+ * `exist(c, …)` would otherwise be reported as an unknown variable `c`).
+ */
+function prepare(ast: Node, variables: ReadonlySet<string> | undefined, callables?: ReadonlySet<string>): { identifiers: Set<string>; variableRefs: Set<string> } {
   const identifiers = new Set<string>();
   const variableRefs = new Set<string>();
+  let unknownCall: Node | undefined;
   walk(ast, (n) => {
     if (isIdentifier(n)) identifiers.add(n.args as string);
     const variable = variableReference(n);
     if (variable !== undefined) variableRefs.add(variable);
+    if (callables && !unknownCall && (n.op === 'rcall' || n.op === 'call') && !callables.has(n.args[0])) unknownCall = n;
     if ((n.op === 'rcall' || n.op === 'call') && ['matches', 'find', 'findAll'].includes(n.args[0])) {
       const patternNode: Node | undefined = n.op === 'rcall' ? n.args[2][0] : n.args[1][1];
       if (patternNode?.op === 'value' && typeof patternNode.args === 'string') {
@@ -159,9 +185,17 @@ function prepare(ast: Node, variables: ReadonlySet<string> | undefined): { ident
     }
     if (variables && variable !== undefined && !variables.has(variable)) {
       const known = [...variables].join(', ') || 'none';
-      throw new CelCompileError(`undeclared variable variables.${variable} (declared: ${known})`, n.start);
+      const hint = didYouMean(variable, variables);
+      throw new CelCompileError(`undeclared variable variables.${variable}${hint || ` (declared: ${known})`}`, n.start);
     }
   });
+  if (unknownCall) {
+    // `authorizer.group(…).check(…)` calls nothing we have, but the reason is the name it starts from
+    const unsupported = [...identifiers].find((name) => Object.hasOwn(UNSUPPORTED_NAMES, name));
+    if (unsupported !== undefined) throw new CelCompileError(UNSUPPORTED_NAMES[unsupported]!, unknownCall.start);
+    const name = unknownCall.args[0] as string;
+    throw new CelCompileError(`unknown function ${name}()${didYouMean(name, callables!)}`, unknownCall.start);
+  }
   return { identifiers, variableRefs };
 }
 
@@ -173,13 +207,12 @@ export function compileExpression(source: string, options: CompileOptions): Comp
   } catch (err) {
     throw new CelCompileError(`syntax error: ${messageOf(err)}`, (err as { range?: { start: number } }).range?.start ?? 0);
   }
-  const { identifiers, variableRefs } = prepare(parsed.ast as Node, options.variables);
+  const { identifiers, variableRefs } = prepare(parsed.ast as Node, options.variables, callablesOf(env));
   const checked = parsed.check();
   if (!checked.valid) {
     const err = checked.error as { range?: { start: number } } | undefined;
-    const unknown = /^Unknown variable: (\w+)$/.exec(messageOf(checked.error))?.[1];
-    if (unknown !== undefined && Object.hasOwn(UNSUPPORTED_NAMES, unknown)) throw new CelCompileError(UNSUPPORTED_NAMES[unknown]!, err?.range?.start ?? 0);
-    throw new CelCompileError(`type error: ${messageOf(checked.error)}`, err?.range?.start ?? 0);
+    const names = [...ADMISSION_VARIABLES, ...options.extraVariables ?? []];
+    throw new CelCompileError(typeErrorMessage(messageOf(checked.error), names), err?.range?.start ?? 0);
   }
   const type = checked.type ?? "dyn";
   if (options.expect !== 'any' && type !== options.expect && type !== 'dyn') {

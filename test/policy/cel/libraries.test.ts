@@ -111,13 +111,21 @@ t.test('broken expressions fail at load with a position and a reason', async (t)
     // ValidatingAdmissionPolicy's authorizer is not bound: said plainly, not as an overload mismatch
     ["authorizer.group('').resource('pods').check('delete').allowed()", /^`authorizer` is not supported: .*request\.userInfo/],
     ["'a string'", /must evaluate to bool, but its type is string/],
-    ['variables.undeclared', /undeclared variable variables\.undeclared/],
+    ['variables.undeclared', /undeclared variable variables\.undeclared \(declared: known, kown\)/],
+    // a misspelt name gets the nearest one the environment has
+    ['variables.knwn', /undeclared variable variables\.knwn \(did you mean "known"\?\)$/],
+    ["objet.kind == 'Pod'", /Unknown variable: objet \(did you mean "object"\?\)$/],
+    ["object.name.startswith('a')", /^unknown function startswith\(\) \(did you mean "startsWith"\?\)$/],
+    ["lowerascii(object.name) == 'a'", /^unknown function lowerascii\(\) \(did you mean "lowerAscii"\?\)$/],
+    // a misspelt macro is its own name, not "Unknown variable: c" as the type checker has it
+    ['object.items.exist(c, c > 1)', /^unknown function exist\(\) \(did you mean "exists"\?\)$/],
+    ["object.name.frobnicate() == ''", /^unknown function frobnicate\(\)$/],
     ['object.a.all(x, object.b.all(y, object.c.all(z, z)))', /estimated worst-case cost \d+ exceeds the limit/],
   ];
   for (const [src, message] of bad) {
     let err: unknown;
     try {
-      compileExpression(src, { expect: 'bool', variables: new Set(['known']) });
+      compileExpression(src, { expect: 'bool', variables: new Set(['known', 'kown']) });
     } catch (e) {
       err = e;
     }
