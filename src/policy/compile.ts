@@ -10,7 +10,7 @@ import { compileObjectSchema } from './object-schema.js';
 import { compileImageRule, ImageRuleError, type CompiledImageRule } from '../supplychain/image-rule.js';
 import type { CompiledTrustRoot } from '../supplychain/sigstore/index.js';
 import type { CompiledSourcesRule, SourcesRuleSpec } from './sources-rule.js';
-import { parseAllowEntry, splitAllowlist, type AllowEntry } from './sources.js';
+import { parseAllowEntry, parseHostAliases, splitAllowlist, type AllowEntry, type HostAliases } from './sources.js';
 import { PolicyFileError, type CompiledPolicy, type CompiledRule, type CompiledVariable, type Document, type ParamsSource, type PolicySpec } from './types.js';
 
 export function policyRevision(doc: Document): string {
@@ -65,12 +65,19 @@ async function compileSourcesRule(spec: SourcesRuleSpec, loaded: LoadedDocument,
       fail(['spec', 'sources', 'allowFile'], `cannot read allowlist file ${path}: ${(err as Error).message.split('\n')[0]}`);
     }
   }
+  let hostAliases: HostAliases = new Map();
+  try {
+    hostAliases = parseHostAliases(spec.hostAliases ?? []);
+  } catch (err) {
+    fail(['spec', 'sources', 'hostAliases'], (err as Error).message);
+  }
   const cm = spec.allowConfigMap;
   return {
     entries,
     configMap: cm ? { namespace: cm.namespace, name: cm.name, key: cm.key ?? 'sources' } : undefined,
     crossNamespaceRefs: spec.crossNamespaceRefs ?? 'deny',
     fields: spec.fields ?? [],
+    hostAliases,
   };
 }
 

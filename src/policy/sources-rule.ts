@@ -2,7 +2,7 @@
 import type { AdmissionRequest } from '../admission/types.js';
 import type { ParamsLookup } from './evaluate.js';
 import { crossNamespaceReferences, sourceReferences, type CustomSourceFields } from './source-fields.js';
-import { canonicaliseSource, entryAllows, formatSource, nearestEntry, parseAllowEntry, splitAllowlist, SourceURLError, type AllowEntry } from './sources.js';
+import { canonicaliseSource, entryAllows, formatSource, nearestEntry, parseAllowEntry, splitAllowlist, SourceURLError, type AllowEntry, type HostAliases } from './sources.js';
 
 export interface SourcesRuleSpec {
   allow?: string[];
@@ -10,6 +10,7 @@ export interface SourcesRuleSpec {
   allowConfigMap?: { namespace: string; name: string; key?: string };
   crossNamespaceRefs?: 'deny' | 'allow';
   fields?: CustomSourceFields[];
+  hostAliases?: string[][];
 }
 
 export interface CompiledSourcesRule {
@@ -17,6 +18,7 @@ export interface CompiledSourcesRule {
   configMap?: { namespace: string; name: string; key: string };
   crossNamespaceRefs: 'deny' | 'allow';
   fields: CustomSourceFields[];
+  hostAliases: HostAliases;
 }
 
 export interface SourcesOutcome {
@@ -79,8 +81,8 @@ export function evaluateSourcesRule(rule: CompiledSourcesRule, request: Admissio
       failures.push(`${ref.field}: ${err instanceof SourceURLError ? err.message : String(err)}`);
       continue;
     }
-    if (list.entries.some((e) => entryAllows(e.canonical, canonical))) continue;
-    const near = nearestEntry(list.entries, canonical);
+    if (list.entries.some((e) => entryAllows(e.canonical, canonical, rule.hostAliases))) continue;
+    const near = nearestEntry(list.entries, canonical, rule.hostAliases);
     const shown = formatSource(canonical);
     failures.push(`${ref.field} ${ref.url}${shown !== ref.url ? ` (canonical ${shown})` : ''} is not on the source allowlist; ${near ? `nearest allowed entry: ${near.raw}` : 'the allowlist is empty'}`);
   }

@@ -143,8 +143,27 @@ export function parseAllowEntry(raw: string): AllowEntry {
   return { raw: text, canonical: canonicaliseSource(text, { isPrefix: text.endsWith('/') }) };
 }
 
-function sameOrigin(a: CanonicalSource, b: CanonicalSource): boolean {
-  return a.scheme === b.scheme && a.host === b.host && a.port === b.port && a.user === b.user;
+/** Host names that are one host (an explicit table: `docker.io` is not `registry-1.docker.io` unless a policy says so), each to the first of its group. */
+export type HostAliases = ReadonlyMap<string, string>;
+const NO_ALIASES: HostAliases = new Map();
+
+/** The alias table for groups of host names; each name is canonicalised like a URL's host, and may be in one group only. */
+export function parseHostAliases(groups: readonly (readonly string[])[]): HostAliases {
+  const aliases = new Map<string, string>();
+  for (const group of groups) {
+    const hosts = group.map((h) => canonicalHost(h.trim(), h));
+    for (const h of hosts) {
+      if (aliases.has(h) && aliases.get(h) !== hosts[0]) throw new SourceURLError(`host ${h} is in two alias groups`);
+      aliases.set(h, hosts[0]!);
+    }
+  }
+  return aliases;
+}
+
+const sameHost = (a: string, b: string, aliases: HostAliases) => a === b || (aliases.get(a) ?? a) === (aliases.get(b) ?? b);
+
+function sameOrigin(a: CanonicalSource, b: CanonicalSource, aliases: HostAliases): boolean {
+  return a.scheme === b.scheme && sameHost(a.host, b.host, aliases) && a.port === b.port && a.user === b.user;
 }
 
 function startsWithSegments(path: string[], prefix: string[]): boolean {
@@ -156,22 +175,23 @@ function startsWithSegments(path: string[], prefix: string[]): boolean {
  * without a trailing '/' allows its path and everything below it; with one, only what is
  * strictly below. A prefix-like URL (OCI HelmRepository) denotes everything below its path.
  */
-export function entryAllows(entry: CanonicalSource, url: CanonicalSource): boolean {
-  if (!sameOrigin(entry, url)) return false;
+export function entryAllows(entry: CanonicalSource, url: CanonicalSource, aliases: HostAliases = NO_ALIASES): boolean {
+  if (!sameOrigin(entry, url, aliases)) return false;
   if (!startsWithSegments(url.segments, entry.segments)) return false;
   if (!entry.isPrefix) return true;
   return url.segments.length > entry.segments.length || url.isPrefix;
 }
 
 /** The entry that shares the most with the URL, for messages that say what would pass. */
-export function nearestEntry(entries: readonly AllowEntry[], url: CanonicalSource): AllowEntry | undefined {
+export function nearestEntry(entries: readonly AllowEntry[], url: CanonicalSource, aliases: HostAliases = NO_ALIASES): AllowEntry | undefined {
   let best: AllowEntry | undefined;
   let bestScore = -1;
   for (const e of entries) {
     const c = e.canonical;
-    let score = (c.scheme === url.scheme ? 1000 : 0) + (c.host === url.host ? 100_000 : 0) + (c.user === url.user ? 10 : 0);
+    const host = sameHost(c.host, url.host, aliases);
+    let score = (c.scheme === url.scheme ? 1000 : 0) + (host ? 100_000 : 0) + (c.user === url.user ? 10 : 0);
     let i = 0;
-    if (c.host === url.host) while (i < c.segments.length && c.segments[i] === url.segments[i]) i++;
+    if (host) while (i < c.segments.length && c.segments[i] === url.segments[i]) i++;
     score += i * 1_000_000;
     if (score > bestScore) (best = e), (bestScore = score);
   }

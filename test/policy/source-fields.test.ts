@@ -55,3 +55,23 @@ t.test('other kinds by JSON pointer, with * over lists', async (t) => {
   t.equal((await decide(mirror('https://github.com/acme/a', 'https://github.com/acme/b'))).allowed, true);
   t.match((await decide(mirror('https://github.com/acme/a', 'https://evil.example/b'))).status?.message, /spec\.replicas\[0\]\.url https:\/\/evil\.example\/b/);
 });
+
+t.test('sources.hostAliases: an OCIRepository on docker.io against an entry on registry-1.docker.io', async (t) => {
+  const load = async (aliases: string) => loadPolicySet([await policyDir({ 'p.yaml': policyYaml('hub', `
+match:
+  resources:
+    - { apiGroups: [source.toolkit.fluxcd.io], resources: [ocirepositories], operations: [CREATE] }
+sources:
+  allow: ["oci://registry-1.docker.io/bitnamicharts/"]
+${aliases}`) })]);
+  const repo = { apiVersion: 'source.toolkit.fluxcd.io/v1', kind: 'OCIRepository', metadata: { name: 'redis' }, spec: { url: 'oci://docker.io/bitnamicharts/redis' } };
+  const judge = async (aliases: string) => {
+    const loaded = await load(aliases);
+    return (await admit(reviewForObject(repo as never, { namespace: 'apps' }), 'validate', { policies: () => loaded.set!, recorder: new NullDecisionRecorder(), replica: 't', deadlineMs: 8000 })).review.response;
+  };
+  t.equal((await judge('')).allowed, false, 'no table: another host (CASES.md F05)');
+  t.equal((await judge('  hostAliases: [[docker.io, registry-1.docker.io, index.docker.io]]')).allowed, true, 'with the table: the same registry');
+  const broken = await load('  hostAliases: [[docker.io, "docker hub"]]');
+  t.equal(broken.set, undefined);
+  t.match(broken.errors.map(String).join('\n'), /p\.yaml:\d+:\d+: .*"docker hub" is not an acceptable source URL: invalid host name/);
+});

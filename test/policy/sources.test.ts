@@ -1,6 +1,6 @@
 // Tricky source URLs against the D2 allowlist: each with the decision a canonical check owes.
 import t from 'tap';
-import { canonicaliseSource, entryAllows, formatSource, nearestEntry, parseAllowEntry, splitAllowlist } from '../../src/policy/sources.js';
+import { canonicaliseSource, entryAllows, formatSource, nearestEntry, parseAllowEntry, parseHostAliases, splitAllowlist } from '../../src/policy/sources.js';
 
 const D2 = ['https://github.com/controlplaneio-fluxcd/', 'oci://ghcr.io/controlplaneio-fluxcd/', 'oci://ghcr.io/stefanprodan/charts/', 'oci://registry-1.docker.io/bitnamicharts/', 'ssh://git@github.com/controlplaneio-fluxcd/'].map(parseAllowEntry);
 
@@ -87,4 +87,20 @@ t.test("D2's allowlist format: spaces or newlines, empty entries dropped and cou
   t.same(splitAllowlist('a/  b/\nc/ '), { entries: ['a/', 'b/', 'c/'], emptyEntries: 1 });
   t.same(splitAllowlist('a/\nb/'), { entries: ['a/', 'b/'], emptyEntries: 0 });
   t.same(splitAllowlist('   '), { entries: [], emptyEntries: 0 });
+});
+
+t.test('host aliases are explicit: docker.io is registry-1.docker.io only when a policy says so', async (t) => {
+  const entry = parseAllowEntry('oci://registry-1.docker.io/bitnamicharts/').canonical;
+  const url = canonicaliseSource('oci://docker.io/bitnamicharts/redis');
+  t.notOk(entryAllows(entry, url), 'F05 without a table: denied');
+  const aliases = parseHostAliases([['Docker.io', 'registry-1.docker.io', 'index.docker.io']]);
+  t.ok(entryAllows(entry, url, aliases), 'F05 with the table: allowed');
+  t.ok(entryAllows(parseAllowEntry('oci://docker.io/bitnamicharts/').canonical, canonicaliseSource('oci://INDEX.docker.io:443/bitnamicharts/redis'), aliases), 'either way round, names canonicalised');
+  t.notOk(entryAllows(entry, canonicaliseSource('oci://docker.io/bitnamicharts-evil/redis'), aliases), 'still on segment boundaries');
+  t.notOk(entryAllows(entry, canonicaliseSource('https://docker.io/bitnamicharts/redis'), aliases), 'the scheme still counts');
+  t.notOk(entryAllows(entry, canonicaliseSource('oci://docker.io:5000/bitnamicharts/redis'), aliases), 'and the port');
+  t.notOk(entryAllows(entry, canonicaliseSource('oci://ghcr.io/bitnamicharts/redis'), aliases), 'a host outside the group is another host');
+  t.equal(nearestEntry(D2, canonicaliseSource('oci://docker.io/bitnami/redis'), aliases)?.raw, 'oci://registry-1.docker.io/bitnamicharts/', 'the nearest entry sees through aliases');
+  t.throws(() => parseHostAliases([['a.example', 'b.example'], ['b.example', 'c.example']]), { message: /host b\.example is in two alias groups/ });
+  t.throws(() => parseHostAliases([['a.example', 'bad host']]), { message: /"bad host" is not an acceptable/ });
 });
