@@ -98,8 +98,9 @@ function registryFailure(err: RegistryError): Lookup {
 
 export class ImageVerifier {
   readonly #cache: LRUCache<string, Lookup>;
-  readonly #tags: LRUCache<string, string>;
+  readonly #tags: LRUCache<string, { digest: string; at: number }>;
   readonly #inflight = new Map<string, Promise<Lookup>>();
+  readonly #tagReads = new Map<string, Promise<string>>();
   readonly #lookupTimeoutMs: number;
   readonly #tagTtlMs: number;
 
@@ -174,13 +175,39 @@ export class ImageVerifier {
     return failure('REGISTRY_NOT_ALLOWED', `registry ${ref.registry} is named by no policy's images[].match (nor --insecure-registry); trustgate does not contact it, so nothing there can be verified`);
   }
 
+  /**
+   * Tag to digest, reused for tagTtlMs. Concurrent reads of one tag share one manifest read, and
+   * a resolution past 80 % of its life is re-read in the background while it still answers, so a
+   * busy tag never expires under load (every admission naming it used to wait for the registry,
+   * each with its own read, queued behind the 8-per-registry limit). What is served is never
+   * older than tagTtlMs: an entry whose re-read has not landed by then expires as before.
+   */
   async #resolveTag(ref: ImageReference, scope: RequestScope): Promise<string> {
     const key = `${ref.registry}/${ref.repository}:${ref.tag}`;
-    const known = this.#tagTtlMs > 0 ? this.#tags.get(key) : undefined;
-    if (known) return known;
-    const m = await this.client.getManifest(ref.registry, ref.repository, ref.tag!, scope);
-    if (this.#tagTtlMs > 0) this.#tags.set(key, m.digest);
-    return m.digest;
+    if (this.#tagTtlMs <= 0) return (await this.client.getManifest(ref.registry, ref.repository, ref.tag!, scope)).digest;
+    const known = this.#tags.get(key);
+    if (known) {
+      if (Date.now() - known.at > this.#tagTtlMs * 0.8) this.#readTag(key, ref, scope.credentials).catch(() => undefined);
+      return known.digest;
+    }
+    return raceSignal(this.#readTag(key, ref, scope.credentials), scope.signal, () => new RegistryError('REGISTRY_UNAVAILABLE', `${ref.registry}: the request deadline passed`));
+  }
+
+  /** One manifest read per tag at a time, under its own time bound (not one caller's deadline). */
+  #readTag(key: string, ref: ImageReference, credentials: RequestScope['credentials']): Promise<string> {
+    let reading = this.#tagReads.get(key);
+    if (!reading) {
+      const at = Date.now();
+      reading = this.client.getManifest(ref.registry, ref.repository, ref.tag!, { credentials, signal: AbortSignal.timeout(this.#lookupTimeoutMs) })
+        .then((m) => {
+          // its age counts from when the read began: what was served is never older than tagTtlMs
+          this.#tags.set(key, { digest: m.digest, at }, { ttl: Math.max(1, this.#tagTtlMs - (Date.now() - at)) });
+          return m.digest;
+        })
+        .finally(() => this.#tagReads.delete(key));
+      this.#tagReads.set(key, reading);
+    }
+    return reading;
   }
 
   async #lookup(ref: ImageReference, digest: string, rule: CompiledImageRule, scope: RequestScope): Promise<Lookup> {
@@ -265,6 +292,18 @@ export class ImageVerifier {
     if (!statementNamesDigest(statement, digest)) throw new VerificationFailure('DIGEST_MISMATCH', `a valid signature by ${authority.name}, but its subject is not ${digest}`);
     return verified.identity ?? { extensions: {} };
   }
+}
+
+/** The shared read, or the caller's own abort (its deadline) if that comes first. */
+function raceSignal<T>(pending: Promise<T>, signal: AbortSignal | undefined, onAborted: () => Error): Promise<T> {
+  if (!signal) return pending;
+  if (signal.aborted) return Promise.reject(onAborted());
+  let onAbort!: () => void;
+  const aborted = new Promise<never>((_, reject) => {
+    onAbort = () => reject(onAborted());
+    signal.addEventListener('abort', onAbort, { once: true });
+  });
+  return Promise.race([pending, aborted]).finally(() => signal.removeEventListener('abort', onAbort));
 }
 
 async function raceDeadline(pending: Promise<Lookup>, signal: AbortSignal | undefined): Promise<Lookup> {

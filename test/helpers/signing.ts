@@ -22,8 +22,9 @@ export async function signingRig(t: Parameters<typeof serviceOrSkip>[0] & { tear
 }
 
 /** Pushes an image and signs its digest keyless as `identity`, under the cosign .sig tag. */
-export async function pushSignedImage(reg: TestRegistry, sigstore: PrivateSigstore, repo: string, tag: string, identity: Identity = CI_IDENTITY): Promise<PushedManifest> {
-  const img = await reg.push.image(repo, tag);
+/** seed: other content under the same tag (a moved tag) */
+export async function pushSignedImage(reg: TestRegistry, sigstore: PrivateSigstore, repo: string, tag: string, identity: Identity = CI_IDENTITY, seed = tag): Promise<PushedManifest> {
+  const img = await reg.push.image(repo, tag, seed);
   await attachLegacySignatures(reg.push, repo, img.digest, [await sigstore.legacyKeyless(simpleSigningPayload('x', img.digest), identity)]);
   return img;
 }

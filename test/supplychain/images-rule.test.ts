@@ -389,4 +389,41 @@ spec:
     t.ok((await run(flux, 'validate', svc)).decision.allowed);
     t.equal(counting.listings, 1, 'two policies, one semver range: the tags are listed once');
   });
+
+  t.test('a tag is read once for concurrent admissions, and re-read in the background before it expires', async (t) => {
+    const first = await pushSignedImage(reg, sigstore, 'signed/moving', 'v1', CI);
+    class GatedClient extends RegistryClient {
+      tagReads = 0;
+      gate?: Promise<void>;
+      override async getManifest(...args: Parameters<RegistryClient['getManifest']>) {
+        if (args[1] === 'signed/moving' && args[2] === 'v1') {
+          this.tagReads++;
+          await this.gate;
+        }
+        return super.getManifest(...args);
+      }
+    }
+    const gated = new GatedClient({ insecure: [reg.host] });
+    t.teardown(() => gated.close());
+    const svc = { ...services, images: new ImageVerifier(gated, { allowedRegistries: () => set.registries, tagTtlMs: 4000 }) };
+    const digestOf = (o: Awaited<ReturnType<typeof run>>) => (o.record.images as { digest?: string }[])[0]?.digest;
+    const readAt = Date.now();
+    const outs = await Promise.all(Array.from({ length: 10 }, () => run(pod(`${reg.host}/signed/moving:v1`), 'validate', svc)));
+    t.ok(outs.every((o) => o.decision.allowed && digestOf(o) === first.digest));
+    t.equal(gated.tagReads, 1, 'ten admissions, one read of the tag');
+
+    // the tag moves; past 80 % of the resolution's life an admission still answers from it at
+    // once (the registry is held shut here) and starts one re-read
+    const second = await pushSignedImage(reg, sigstore, 'signed/moving', 'v1', CI, 'second');
+    await new Promise((r) => setTimeout(r, readAt + 3300 - Date.now())); // past 3,200 ms, well before 4,000
+    let open!: () => void;
+    gated.gate = new Promise((r) => (open = r));
+    const during = await Promise.all(Array.from({ length: 5 }, () => run(pod(`${reg.host}/signed/moving:v1`), 'validate', svc)));
+    t.ok(during.every((o) => digestOf(o) === first.digest), 'answered from the resolution while it is re-read');
+    t.equal(gated.tagReads, 2, 'one re-read for five admissions');
+    open();
+    await new Promise((r) => setTimeout(r, 100));
+    t.equal(digestOf(await run(pod(`${reg.host}/signed/moving:v1`), 'validate', svc)), second.digest, 'then the new digest');
+    t.equal(gated.tagReads, 2);
+  });
 });
