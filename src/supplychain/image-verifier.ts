@@ -190,7 +190,9 @@ export class ImageVerifier {
       if (Date.now() - known.at > this.#tagTtlMs * 0.8) this.#readTag(key, ref, scope.credentials).catch(() => undefined);
       return known.digest;
     }
-    return raceSignal(this.#readTag(key, ref, scope.credentials), scope.signal, () => new RegistryError('REGISTRY_UNAVAILABLE', `${ref.registry}: the request deadline passed`));
+    return raceAbort(this.#readTag(key, ref, scope.credentials), scope.signal, () => {
+      throw new RegistryError('REGISTRY_UNAVAILABLE', `${ref.registry}: the request deadline passed`);
+    });
   }
 
   /** One manifest read per tag at a time, under its own time bound (not one caller's deadline). */
@@ -294,24 +296,22 @@ export class ImageVerifier {
   }
 }
 
-/** The shared read, or the caller's own abort (its deadline) if that comes first. */
-function raceSignal<T>(pending: Promise<T>, signal: AbortSignal | undefined, onAborted: () => Error): Promise<T> {
+/**
+ * A shared look-up, or what the caller's abort (its deadline) makes of it if that comes first:
+ * onAborted's value, or its exception. The look-up itself goes on for the others.
+ */
+async function raceAbort<T>(pending: Promise<T>, signal: AbortSignal | undefined, onAborted: () => T): Promise<T> {
   if (!signal) return pending;
-  if (signal.aborted) return Promise.reject(onAborted());
+  if (signal.aborted) return onAborted();
   let onAbort!: () => void;
-  const aborted = new Promise<never>((_, reject) => {
-    onAbort = () => reject(onAborted());
-    signal.addEventListener('abort', onAbort, { once: true });
-  });
-  return Promise.race([pending, aborted]).finally(() => signal.removeEventListener('abort', onAbort));
-}
-
-async function raceDeadline(pending: Promise<Lookup>, signal: AbortSignal | undefined): Promise<Lookup> {
-  if (!signal) return pending;
-  if (signal.aborted) return failure('DEADLINE_EXCEEDED', 'the request deadline passed before the image could be verified', true);
-  let onAbort!: () => void;
-  const aborted = new Promise<Lookup>((resolve) => {
-    onAbort = () => resolve(failure('DEADLINE_EXCEEDED', 'the request deadline passed before the image could be verified', true));
+  const aborted = new Promise<T>((resolve, reject) => {
+    onAbort = () => {
+      try {
+        resolve(onAborted());
+      } catch (err) {
+        reject(err);
+      }
+    };
     signal.addEventListener('abort', onAbort, { once: true });
   });
   try {
@@ -320,3 +320,6 @@ async function raceDeadline(pending: Promise<Lookup>, signal: AbortSignal | unde
     signal.removeEventListener('abort', onAbort);
   }
 }
+
+const raceDeadline = (pending: Promise<Lookup>, signal: AbortSignal | undefined) =>
+  raceAbort(pending, signal, () => failure('DEADLINE_EXCEEDED', 'the request deadline passed before the image could be verified', true));

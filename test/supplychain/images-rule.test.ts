@@ -11,7 +11,7 @@ import type { KubeObject } from '../../src/admission/types.js';
 import { NullDecisionRecorder } from '../../src/audit/index.js';
 import { loadPolicySet, type PolicySet } from '../../src/policy/index.js';
 import { ImageVerifier } from '../../src/supplychain/image-verifier.js';
-import { RegistryClient } from '../../src/supplychain/oci/index.js';
+import { parseImageReference, RegistryClient } from '../../src/supplychain/oci/index.js';
 import { attachBundle, attachLegacySignatures } from '../helpers/cosign.js';
 import { startOciServer } from '../helpers/oci-server.js';
 import { policyDir } from '../helpers/policies.js';
@@ -425,5 +425,17 @@ spec:
     await new Promise((r) => setTimeout(r, 100));
     t.equal(digestOf(await run(pod(`${reg.host}/signed/moving:v1`), 'validate', svc)), second.digest, 'then the new digest');
     t.equal(gated.tagReads, 2);
+
+    // a caller whose deadline passes while the shared read hangs gets its own answer; the read goes on for the others
+    const fresh = new ImageVerifier(gated, { allowedRegistries: () => set.registries, tagTtlMs: 4000 });
+    const rule = set.policies.find((p) => p.name === 'signed-images')!.images[0]!;
+    const ref = parseImageReference(`${reg.host}/signed/moving:v1`);
+    gated.gate = new Promise((r) => (open = r));
+    const patient = fresh.verify(ref.normalized, ref, rule);
+    const hurried = await fresh.verify(ref.normalized, ref, rule, { signal: AbortSignal.timeout(50) });
+    t.match(hurried, { verified: false, code: 'REGISTRY_UNAVAILABLE', message: /the request deadline passed/ });
+    open();
+    t.match(await patient, { verified: true, digest: second.digest });
+    t.equal(gated.tagReads, 3, 'one read for both');
   });
 });
