@@ -4,6 +4,13 @@
 // bursts and reports whole milliseconds: it put the bare echo's p99 at 9-18 ms where this
 // client measures about 2 ms, so latency percentiles come from here, throughput from autocannon.
 import { Agent, request } from 'node:https';
+import { setFlagsFromString } from 'node:v8';
+
+// The load generator is a Node process too, and its own pauses land inside its timings. After a
+// heavy earlier phase (bench/images.ts verifies and admits in process first) V8 pretenured its
+// request objects, and the collections that followed added 3-5 ms to the measured p99; it runs
+// with pretenuring off, as `trustgate serve` does.
+setFlagsFromString('--no-allocation-site-pretenuring');
 
 export interface LatencySummary {
   requests: number;
