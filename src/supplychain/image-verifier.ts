@@ -107,7 +107,8 @@ export class ImageVerifier {
   constructor(readonly client: RegistryClient, readonly options: ImageVerifierOptions = {}) {
     this.#cache = new LRUCache({ max: options.cacheMaxEntries ?? 10_000, ttl: options.cacheTtlMs ?? 5 * 60_000 });
     this.#tagTtlMs = options.tagTtlMs ?? 15_000;
-    this.#tags = new LRUCache({ max: options.cacheMaxEntries ?? 10_000, ttl: Math.max(1, this.#tagTtlMs) });
+    // no ttl of its own: a resolution's age is its `at`, checked on every use
+    this.#tags = new LRUCache({ max: options.cacheMaxEntries ?? 10_000 });
     this.#lookupTimeoutMs = options.lookupTimeoutMs ?? 7_000;
   }
 
@@ -186,9 +187,10 @@ export class ImageVerifier {
     const key = `${ref.registry}/${ref.repository}:${ref.tag}`;
     if (this.#tagTtlMs <= 0) return (await this.client.getManifest(ref.registry, ref.repository, ref.tag!, scope)).digest;
     const known = this.#tags.get(key);
-    if (known) {
-      if (Date.now() - known.at > this.#tagTtlMs * 0.8) this.#readTag(key, ref, scope.credentials).catch(() => undefined);
-      return known.digest;
+    const age = known ? Date.now() - known.at : Number.POSITIVE_INFINITY;
+    if (age < this.#tagTtlMs) {
+      if (age > this.#tagTtlMs * 0.8) this.#readTag(key, ref, scope.credentials).catch(() => undefined);
+      return known!.digest;
     }
     return raceAbort(this.#readTag(key, ref, scope.credentials), scope.signal, () => {
       throw new RegistryError('REGISTRY_UNAVAILABLE', `${ref.registry}: the request deadline passed`);
@@ -203,7 +205,7 @@ export class ImageVerifier {
       reading = this.client.getManifest(ref.registry, ref.repository, ref.tag!, { credentials, signal: AbortSignal.timeout(this.#lookupTimeoutMs) })
         .then((m) => {
           // its age counts from when the read began: what was served is never older than tagTtlMs
-          this.#tags.set(key, { digest: m.digest, at }, { ttl: Math.max(1, this.#tagTtlMs - (Date.now() - at)) });
+          this.#tags.set(key, { digest: m.digest, at });
           return m.digest;
         })
         .finally(() => this.#tagReads.delete(key));

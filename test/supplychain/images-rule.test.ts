@@ -437,5 +437,13 @@ spec:
     open();
     t.match(await patient, { verified: true, digest: second.digest });
     t.equal(gated.tagReads, 3, 'one read for both');
+
+    // nothing older than the TTL is served: an expired resolution is not an answer while the registry is shut
+    const brief = new ImageVerifier(gated, { allowedRegistries: () => set.registries, tagTtlMs: 200 });
+    t.match(await brief.verify(ref.normalized, ref, rule), { verified: true, digest: second.digest });
+    await new Promise((r) => setTimeout(r, 250));
+    gated.gate = new Promise((r) => (open = r));
+    t.match(await brief.verify(ref.normalized, ref, rule, { signal: AbortSignal.timeout(100) }), { verified: false, code: 'REGISTRY_UNAVAILABLE' }, 'expired: the registry is asked, not the stale entry');
+    open();
   });
 });
