@@ -151,7 +151,11 @@ const NO_ALIASES: HostAliases = new Map();
 export function parseHostAliases(groups: readonly (readonly string[])[]): HostAliases {
   const aliases = new Map<string, string>();
   for (const group of groups) {
-    const hosts = group.map((h) => canonicalHost(h.trim(), h));
+    const hosts = group.map((h) => {
+      // a port is compared as it is, never aliased: names only
+      if (/:\d+$/.test(h) && !h.startsWith('[')) throw new SourceURLError(`host alias ${JSON.stringify(h)} has a port; give host names only (ports must match as they are)`);
+      return canonicalHost(h.trim(), h);
+    });
     for (const h of hosts) {
       if (aliases.has(h) && aliases.get(h) !== hosts[0]) throw new SourceURLError(`host ${h} is in two alias groups`);
       aliases.set(h, hosts[0]!);

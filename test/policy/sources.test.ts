@@ -103,4 +103,5 @@ t.test('host aliases are explicit: docker.io is registry-1.docker.io only when a
   t.equal(nearestEntry(D2, canonicaliseSource('oci://docker.io/bitnami/redis'), aliases)?.raw, 'oci://registry-1.docker.io/bitnamicharts/', 'the nearest entry sees through aliases');
   t.throws(() => parseHostAliases([['a.example', 'b.example'], ['b.example', 'c.example']]), { message: /host b\.example is in two alias groups/ });
   t.throws(() => parseHostAliases([['a.example', 'bad host']]), { message: /"bad host" is not an acceptable/ });
+  t.throws(() => parseHostAliases([['a.example', 'registry.example:5000']]), { message: /host alias "registry\.example:5000" has a port; give host names only/ });
 });

@@ -33,6 +33,9 @@ const UNSUPPORTED_NAMES: Record<string, string> = {
   authorizer: '`authorizer` is not supported: trustgate makes no authorization checks (SubjectAccessReview) from policies; decide on request.userInfo (username, groups) instead',
 };
 
+/** Why a name ValidatingAdmissionPolicy binds is refused here, if it is one of those */
+const refusalOf = (name: string): string | undefined => (Object.hasOwn(UNSUPPORTED_NAMES, name) ? UNSUPPORTED_NAMES[name] : undefined);
+
 /**
  * Load-time guard: the static estimate assumes every list has ASSUMED_LIST_LENGTH items, so two
  * nested loops fit and three do not. The runtime meter bounds what actually runs.
@@ -144,8 +147,7 @@ function callablesOf(env: Environment): ReadonlySet<string> {
 function typeErrorMessage(message: string, variables: readonly string[]): string {
   const unknownVariable = /^Unknown variable: (\w+)$/.exec(message)?.[1];
   if (unknownVariable === undefined) return `type error: ${message}`;
-  if (Object.hasOwn(UNSUPPORTED_NAMES, unknownVariable)) return UNSUPPORTED_NAMES[unknownVariable]!;
-  return `type error: ${message}${didYouMean(unknownVariable, variables)}`;
+  return refusalOf(unknownVariable) ?? `type error: ${message}${didYouMean(unknownVariable, variables)}`;
 }
 
 function messageOf(err: unknown): string {
@@ -191,8 +193,8 @@ function prepare(ast: Node, variables: ReadonlySet<string> | undefined, callable
   });
   if (unknownCall) {
     // `authorizer.group(…).check(…)` calls nothing we have, but the reason is the name it starts from
-    const unsupported = [...identifiers].find((name) => Object.hasOwn(UNSUPPORTED_NAMES, name));
-    if (unsupported !== undefined) throw new CelCompileError(UNSUPPORTED_NAMES[unsupported]!, unknownCall.start);
+    const refusal = [...identifiers].map(refusalOf).find((r) => r !== undefined);
+    if (refusal !== undefined) throw new CelCompileError(refusal, unknownCall.start);
     const name = unknownCall.args[0] as string;
     throw new CelCompileError(`unknown function ${name}()${didYouMean(name, callables!)}`, unknownCall.start);
   }
