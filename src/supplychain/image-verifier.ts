@@ -53,7 +53,8 @@ export interface Attempt {
 }
 
 export interface VerifierMetrics {
-  cache(result: 'hit' | 'miss' | 'coalesced'): void;
+  /** a 'refresh' is counted besides the 'hit' it was started by */
+  cache(result: 'hit' | 'miss' | 'coalesced' | 'refresh'): void;
   verification(result: string, ms: number): void;
 }
 
@@ -103,9 +104,11 @@ export class ImageVerifier {
   readonly #tagReads = new Map<string, Promise<string>>();
   readonly #lookupTimeoutMs: number;
   readonly #tagTtlMs: number;
+  readonly #cacheTtlMs: number;
 
   constructor(readonly client: RegistryClient, readonly options: ImageVerifierOptions = {}) {
-    this.#cache = new LRUCache({ max: options.cacheMaxEntries ?? 10_000, ttl: options.cacheTtlMs ?? 5 * 60_000 });
+    this.#cacheTtlMs = options.cacheTtlMs ?? 5 * 60_000;
+    this.#cache = new LRUCache({ max: options.cacheMaxEntries ?? 10_000, ttl: this.#cacheTtlMs });
     this.#tagTtlMs = options.tagTtlMs ?? 15_000;
     // no ttl of its own: a resolution's age is its `at`, checked on every use
     this.#tags = new LRUCache({ max: options.cacheMaxEntries ?? 10_000 });
@@ -132,27 +135,45 @@ export class ImageVerifier {
     const cached = this.#cache.get(key);
     if (cached) {
       this.options.metrics?.cache('hit');
+      if (this.#cache.getRemainingTTL(key) < this.#cacheTtlMs * 0.2 && !this.#inflight.has(key)) {
+        this.options.metrics?.cache('refresh');
+        void this.#share(key, ref, digest, rule, scope.credentials);
+      }
       return { ...base, resolvedTag, ...cached, cached: true };
     }
     let pending = this.#inflight.get(key);
     if (pending) this.options.metrics?.cache('coalesced');
     else {
       this.options.metrics?.cache('miss');
-      const started = performance.now();
-      // a shared look-up has its own bound, so one caller's short deadline cannot fail the others
-      pending = this.#lookup(ref, digest, rule, { credentials: scope.credentials, signal: AbortSignal.timeout(this.#lookupTimeoutMs) })
-        .then((result) => {
-          if (result.verified) this.#cache.set(key, verdictToKeep(result));
-          this.options.metrics?.verification(result.verified ? 'verified' : result.code ?? 'failed', performance.now() - started);
-          return result;
-        })
-        // a bug must not become an unhandled rejection nor a pass: it is an error failurePolicy decides
-        .catch((err: Error) => failure('INTERNAL_ERROR', `verification failed unexpectedly: ${err.message}`, true))
-        .finally(() => this.#inflight.delete(key));
-      this.#inflight.set(key, pending);
+      pending = this.#share(key, ref, digest, rule, scope.credentials);
     }
     const result = await raceDeadline(pending, scope.signal);
     return { ...base, resolvedTag, ...result };
+  }
+
+  /**
+   * The one look-up of a key that every caller shares (never rejects). A verified verdict is kept
+   * for cacheTtlMs; one past 80 % of that is verified again in the background while it still
+   * answers, so a busy image never has an admission wait for its full verification, and a verdict
+   * that no longer holds (the signature is gone, the identity no longer matches) is dropped at
+   * once rather than served to the end of its life. A registry failure during such a refresh
+   * leaves the verdict to expire as it would have.
+   */
+  #share(key: string, ref: ImageReference, digest: string, rule: CompiledImageRule, credentials: RequestScope['credentials']): Promise<Lookup> {
+    const started = performance.now();
+    // a shared look-up has its own bound, so one caller's short deadline cannot fail the others
+    const pending = this.#lookup(ref, digest, rule, { credentials, signal: AbortSignal.timeout(this.#lookupTimeoutMs) })
+      .then((result) => {
+        if (result.verified) this.#cache.set(key, verdictToKeep(result));
+        else if (!result.registryError) this.#cache.delete(key);
+        this.options.metrics?.verification(result.verified ? 'verified' : result.code ?? 'failed', performance.now() - started);
+        return result;
+      })
+      // a bug must not become an unhandled rejection nor a pass: it is an error failurePolicy decides
+      .catch((err: Error) => failure('INTERNAL_ERROR', `verification failed unexpectedly: ${err.message}`, true))
+      .finally(() => this.#inflight.delete(key));
+    this.#inflight.set(key, pending);
+    return pending;
   }
 
   /** Flux's semver resolution: the highest matching tag of the repository. */

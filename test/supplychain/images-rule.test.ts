@@ -11,7 +11,7 @@ import type { KubeObject } from '../../src/admission/types.js';
 import { NullDecisionRecorder } from '../../src/audit/index.js';
 import { loadPolicySet, type PolicySet } from '../../src/policy/index.js';
 import { ImageVerifier } from '../../src/supplychain/image-verifier.js';
-import { parseImageReference, RegistryClient } from '../../src/supplychain/oci/index.js';
+import { parseImageReference, RegistryClient, RegistryError } from '../../src/supplychain/oci/index.js';
 import { attachBundle, attachLegacySignatures } from '../helpers/cosign.js';
 import { startOciServer } from '../helpers/oci-server.js';
 import { policyDir } from '../helpers/policies.js';
@@ -262,6 +262,75 @@ spec:
     await run(pod(`${reg.host}/signed/unsigned:v1`));
     await run(pod(`${reg.host}/signed/unsigned:v1`));
     t.same(lookups, ['miss', 'miss'], 'failures are never cached as passes');
+  });
+
+  t.test('a verdict near the end of its life is verified again in the background; one that no longer holds is dropped', async (t) => {
+    const img = await pushSignedImage(reg, sigstore, 'signed/aging', 'v1', CI);
+    const sigTag = `${img.digest.replace(':', '-')}.sig`;
+    class FlakyClient extends RegistryClient {
+      gate?: Promise<void>;
+      answer: 'signature' | 'none' | 'down' = 'signature';
+      override async getManifest(...args: Parameters<RegistryClient['getManifest']>) {
+        if (args[1] === 'signed/aging' && args[2] === sigTag) {
+          await this.gate;
+          if (this.answer === 'none') throw new RegistryError('IMAGE_NOT_FOUND', 'no such tag');
+          if (this.answer === 'down') throw new RegistryError('REGISTRY_UNAVAILABLE', 'connection refused');
+        }
+        return super.getManifest(...args);
+      }
+    }
+    const flaky = new FlakyClient({ insecure: [reg.host] });
+    t.teardown(() => flaky.close());
+    const seen: string[] = [];
+    const svc = { ...services, images: new ImageVerifier(flaky, { allowedRegistries: () => set.registries, cacheTtlMs: 2000, metrics: { cache: (r) => seen.push(r), verification: () => {} } }) };
+    const admitted = () => run(pod(`${reg.host}/signed/aging@${img.digest}`), 'validate', svc);
+    const until = (at: number) => new Promise((r) => setTimeout(r, Math.max(0, at - Date.now())));
+
+    let verifiedAt = Date.now();
+    t.ok((await admitted()).decision.allowed);
+    t.same(seen, ['miss']);
+
+    // past 80 % of its life: answered from the cache at once (the registry held shut), one re-verification
+    await until(verifiedAt + 1700);
+    let open!: () => void;
+    flaky.gate = new Promise((r) => (open = r));
+    seen.length = 0;
+    const during = await Promise.all(Array.from({ length: 5 }, admitted));
+    t.ok(during.every((o) => o.decision.allowed));
+    t.same(seen.filter((r) => r === 'refresh').length, 1, 'five admissions, one re-verification');
+    t.same(seen.filter((r) => r === 'hit').length, 5);
+    verifiedAt = Date.now();
+    open();
+    await new Promise((r) => setTimeout(r, 150));
+    await until(verifiedAt - 1700 + 2300); // past the first verdict's end of life
+    seen.length = 0;
+    t.ok((await admitted()).decision.allowed);
+    t.same(seen, ['hit'], 'the re-verified verdict lives on');
+
+    // a registry failure during a refresh: the verdict stays until it expires
+    await until(verifiedAt + 1700);
+    flaky.answer = 'down';
+    seen.length = 0;
+    t.ok((await admitted()).decision.allowed);
+    await new Promise((r) => setTimeout(r, 150));
+    t.ok((await admitted()).decision.allowed, 'still answered from the verdict');
+    t.same(seen, ['hit', 'refresh', 'hit', 'refresh']);
+    await until(verifiedAt + 2100);
+    t.match(causes(await admitted()), ['REGISTRY_UNAVAILABLE'], 'expired: the registry is asked again');
+
+    // a refresh that finds the signature gone drops the verdict at once
+    flaky.answer = 'signature';
+    verifiedAt = Date.now();
+    t.ok((await admitted()).decision.allowed);
+    await until(verifiedAt + 1700);
+    flaky.answer = 'none';
+    t.ok((await admitted()).decision.allowed, 'the admission that starts the refresh is answered from the verdict');
+    await new Promise((r) => setTimeout(r, 150));
+    seen.length = 0;
+    const after = await admitted();
+    t.notOk(after.decision.allowed, 'the next one is judged afresh, before the verdict would have expired');
+    t.ok(Date.now() < verifiedAt + 2000);
+    t.same(seen, ['miss']);
   });
 
   t.test('a registry that refuses credentials, is down or hangs: failurePolicy decides, in time', async (t) => {
