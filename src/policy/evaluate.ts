@@ -4,6 +4,7 @@
 import type { ErrorObject } from 'ajv';
 import type { AdmissionRequest, KubeObject } from '../admission/types.js';
 import { CostLimitError, describeEvaluationError, fromCel, toCel, InputLimitError, type CompiledExpression } from './cel/index.js';
+import { clip } from '../admission/response.js';
 import { policyInScope, type NamespaceLookup } from './match.js';
 import { evaluateSourcesRule } from './sources-rule.js';
 import type { CompiledPolicy } from './types.js';
@@ -125,17 +126,33 @@ function makeResult(policy: CompiledPolicy, result: PolicyResult['result'], mess
   return { name: policy.name, revision: policy.revision, mode: policy.mode, failurePolicy: policy.failurePolicy, result, code, messages };
 }
 
+/**
+ * Which expression an evaluation error came from, by the error itself: the innermost run() that
+ * sees it names it, so an error of a variable read inside a validation is the variable's, also
+ * when the variable's cached error is thrown again to a later reader.
+ */
+const failedStep = new WeakMap<object, string>();
+
+/** How much of the expression an error message quotes: enough to find it in the policy. */
+const QUOTED_EXPRESSION = 120;
+
 function run(ctx: EvaluationContext, policy: CompiledPolicy, step: string, expr: CompiledExpression, activation: Record<string, unknown>): unknown {
   ctx.checkDeadline();
-  if (!ctx.explain) return expr.evaluate(activation, ctx.deadline);
   try {
     const value = expr.evaluate(activation, ctx.deadline);
-    ctx.explain.push({ policy: policy.name, step, expression: expr.source, value: fromCel(value) });
+    ctx.explain?.push({ policy: policy.name, step, expression: expr.source, value: fromCel(value) });
     return value;
   } catch (err) {
-    ctx.explain.push({ policy: policy.name, step, expression: expr.source, error: describeEvaluationError(err) });
+    ctx.explain?.push({ policy: policy.name, step, expression: expr.source, error: describeEvaluationError(err) });
+    if (typeof err === 'object' && err !== null && !failedStep.has(err)) failedStep.set(err, `${step} (${clip(expr.source, QUOTED_EXPRESSION)})`);
     throw err;
   }
+}
+
+/** "evaluation error in validations[0] (object.spec.x == 1): No such key: x" */
+function evaluationErrorMessage(err: unknown): string {
+  const step = typeof err === 'object' && err !== null ? failedStep.get(err) : undefined;
+  return `evaluation error${step ? ` in ${step}` : ''}: ${describeEvaluationError(err)}`;
 }
 
 /** What the getters of one policy's `variables` object need; kept on the object under a symbol. */
@@ -288,6 +305,6 @@ export function evaluatePolicy(policy: CompiledPolicy, ctx: EvaluationContext): 
     if (err instanceof CostLimitError || (err as { cause?: unknown }).cause instanceof CostLimitError) {
       return makeResult(policy, 'error', [`${(err as Error).message.split('\n')[0]}; the object is too large for this policy`], 'COST_LIMIT_EXCEEDED');
     }
-    return makeResult(policy, 'error', [`evaluation error: ${describeEvaluationError(err)}`], 'EVALUATION_ERROR');
+    return makeResult(policy, 'error', [evaluationErrorMessage(err)], 'EVALUATION_ERROR');
   }
 }

@@ -34,9 +34,33 @@ t.test('an evaluation error denies under failurePolicy Fail and warns under Igno
   );
   const out = await decide(set);
   t.equal(out.review.response.allowed, false);
-  t.match(out.review.response.status?.message, /\[strict\] evaluation error: /);
+  t.match(out.review.response.status?.message, /\[strict\] evaluation error in validations\[0\] \(object\.spec\.missing\.field == 1\): No such key: missing/, 'names the expression');
   t.match(out.review.response.warnings, [/\[lenient\] could not be evaluated and was ignored \(failurePolicy: Ignore\)/]);
   t.same(out.results.map((r) => [r.name, r.result, r.code]), [['strict', 'error', 'EVALUATION_ERROR'], ['lenient', 'error', 'EVALUATION_ERROR']]);
+});
+
+t.test('an evaluation error names the expression it came from, a variable read by another included', async (t) => {
+  const set = await setOf(policyYaml('named', `${POD_RULE}
+variables:
+  - name: broken
+    expression: "object.spec.nope.nope"
+validations:
+  - expression: "1 == 2"
+    messageExpression: "'not ' + variables.broken"
+  - expression: "object.spec.containers.all(c, c.name != '')"
+  - expression: "size(variables.broken) == 0"`), policyYaml('plain', `${POD_RULE}
+validations:
+  - expression: "1 == 2"
+    messageExpression: "'x' + object.spec.nothing"
+  - expression: "object.metadata.nothing == 'x'"`));
+  const out = await decide(set);
+  t.same(out.results.map((r) => [r.name, r.messages]), [
+    // the variable's error, met first by a messageExpression (which falls back) and thrown again
+    // from the variable's cache to the third validation, is still the variable's
+    ['named', ['evaluation error in variables.broken (object.spec.nope.nope): No such key: nope']],
+    // a messageExpression that failed before does not take the blame for a later validation's error
+    ['plain', ["evaluation error in validations[1] (object.metadata.nothing == 'x'): No such key: nothing"]],
+  ]);
 });
 
 t.test('variables are evaluated lazily and once: an unused failing variable harms nothing', async (t) => {
