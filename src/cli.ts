@@ -26,7 +26,7 @@ const USAGE = `trustgate — Kubernetes admission webhook for software-supply-ch
 
 usage:
   trustgate serve   [--policies DIR] [--listen HOST:PORT] [--tls-cert F --tls-key F] [--config FILE] …
-  trustgate lint    DIR|FILE...
+  trustgate lint    DIR|FILE... [--strict]     warnings (rules that can never match) fail too with --strict
   trustgate test    DIR...
   trustgate eval    --policies DIR (--review F | --object F [--old-object F] [--operation OP] [--namespace NS])
                     [--cluster-file F] [--mutate] [--explain]
@@ -75,16 +75,18 @@ async function loadOrFail(paths: string[]) {
     process.stderr.write(`${result.errors.length} error(s); nothing loaded\n`);
     return undefined;
   }
+  for (const w of result.set.warnings) process.stderr.write(`${w.position.file}:${w.position.line}:${w.position.col}: warning: ${w.detail}\n`);
   return result.set;
 }
 
 async function lint(argv: string[]): Promise<number> {
-  const { positionals } = parseFlags(argv, {});
+  const { positionals, values } = parseFlags(argv, { strict: 'bool' });
   if (!positionals.length) throw new UsageError('lint needs at least one policy directory or file');
   const set = await loadOrFail(positionals);
   if (!set) return 1;
-  process.stdout.write(`ok: ${set.policies.length} policies, ${set.trustRoots.length} trust roots, ${set.tests.length} test suites in ${set.files} files (revision ${set.revision})${set.skipped ? `; ${set.skipped} other documents (data, objects) left alone` : ''}\n`);
-  return 0;
+  const warned = set.warnings.length ? `, ${set.warnings.length} warning(s)` : '';
+  process.stdout.write(`ok: ${set.policies.length} policies, ${set.trustRoots.length} trust roots, ${set.tests.length} test suites in ${set.files} files (revision ${set.revision})${set.skipped ? `; ${set.skipped} other documents (data, objects) left alone` : ''}${warned}\n`);
+  return set.warnings.length && flagOn(values, 'strict') ? 1 : 0;
 }
 
 async function test(argv: string[]): Promise<number> {

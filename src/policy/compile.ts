@@ -6,6 +6,7 @@ import { dirname, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { CelCompileError, compileExpression, type CompileOptions, type CompiledExpression } from './cel/index.js';
 import type { LoadedDocument } from './documents.js';
+import { matchWarnings } from './known-resources.js';
 import { compileObjectSchema } from './object-schema.js';
 import { compileImageRule, ImageRuleError, type CompiledImageRule } from '../supplychain/image-rule.js';
 import type { CompiledTrustRoot } from '../supplychain/sigstore/index.js';
@@ -81,7 +82,7 @@ async function compileSourcesRule(spec: SourcesRuleSpec, loaded: LoadedDocument,
   };
 }
 
-export async function compilePolicy(loaded: LoadedDocument, trustRoots: (name: string) => CompiledTrustRoot | undefined = () => undefined): Promise<{ policy?: CompiledPolicy; errors: PolicyFileError[] }> {
+export async function compilePolicy(loaded: LoadedDocument, trustRoots: (name: string) => CompiledTrustRoot | undefined = () => undefined): Promise<{ policy?: CompiledPolicy; errors: PolicyFileError[]; warnings: PolicyFileError[] }> {
   const doc = loaded.value as unknown as Document<PolicySpec>;
   const spec = doc.spec;
   const errors: PolicyFileError[] = [];
@@ -161,10 +162,11 @@ export async function compilePolicy(loaded: LoadedDocument, trustRoots: (name: s
       fail(['spec', 'params', 'file'], `cannot read params file ${path}: ${(err as Error).message.split('\n')[0]}`);
     }
   }
-  if (errors.length) return { errors };
+  if (errors.length) return { errors, warnings: [] };
   const m = spec.match;
   return {
     errors,
+    warnings: matchWarnings(m).map((w) => new PolicyFileError(loaded.positionOf(w.path), w.message)),
     policy: {
       name: doc.metadata.name,
       revision: policyRevision(doc),

@@ -17,6 +17,8 @@ export interface PolicySet {
   /** registries named literally by some images[].match glob: the only ones verification contacts */
   registries: Set<string>;
   tests: LoadedDocument[];
+  /** what loads but is likely a mistake: resource rules that can never match what they name */
+  warnings: PolicyFileError[];
   files: number;
   /** documents that are not trustgate's (params data, test objects), left alone */
   skipped: number;
@@ -83,15 +85,17 @@ export async function loadPolicySet(paths: readonly string[]): Promise<LoadResul
     }
   }
   const rootByName = (name: string) => (name === PUBLIC_GOOD ? publicGoodTrustRoot() : trustRoots.find((r) => r.name === name));
+  const warnings: PolicyFileError[] = [];
   for (const doc of policyDocs) {
     const compiled = await compilePolicy(doc, rootByName);
     if (compiled.policy) policies.push(compiled.policy);
     errors.push(...compiled.errors);
+    warnings.push(...compiled.warnings);
   }
   if (errors.length) return { errors };
   const registries = new Set(policies.flatMap((p) => p.images.flatMap((r) => r.hosts)));
   const revision = createHash('sha256').update(policies.map((p) => `${p.name}@${p.revision}`).join('\n')).digest('hex').slice(0, 12);
-  return { set: { revision, policies, index: new PolicyIndex(policies), trustRoots, registries, tests, files: new Set(read.documents.map((d) => d.file)).size, skipped }, errors: [] };
+  return { set: { revision, policies, index: new PolicyIndex(policies), trustRoots, registries, tests, warnings, files: new Set(read.documents.map((d) => d.file)).size, skipped }, errors: [] };
 }
 
 /** The same set restricted to the named policies (for test suites that target some of them). */

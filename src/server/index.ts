@@ -48,6 +48,8 @@ export async function startServer(config: ServeConfig, logger: Logger = pino({ l
       metrics.policySetInfo.set({ revision: set.revision }, 1);
       metrics.lastReloadFailed.set(0);
       logger.info({ revision: set.revision, policies: set.policies.map((p) => `${p.name}@${p.revision}`), files: set.files }, 'policy set loaded');
+      // loaded all the same: a newer server may serve what trustgate's table lacks
+      if (set.warnings.length) logger.warn({ warnings: set.warnings.map((w) => w.message) }, 'policy resource rules that can never match what they name');
     },
     rejected(errors) {
       metrics.policyReloads.inc({ result: 'rejected' });

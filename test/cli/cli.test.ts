@@ -23,6 +23,23 @@ t.test('lint: ok on the shipped policies, file:line:col and exit 1 on a broken f
   t.match(bad.stderr, /1 error\(s\); nothing loaded/);
 });
 
+t.test('lint: a rule that can never match is a warning with its position; --strict fails on it', async (t) => {
+  const dir = await policyDir({ 'typo.yaml': policyYaml('typo', `match:
+  resources:
+    - apiGroups: [""]
+      resources: [pod]
+      operations: [CREATE]
+validations:
+  - expression: "true"`) });
+  const lint = await trustgate('lint', dir);
+  t.equal(lint.code, 0, 'a warning alone does not fail the lint');
+  t.match(lint.stderr, /typo\.yaml:9:21: warning: resource "pod" is not served by the core group \(""\) \(did you mean "pods"\?\), so this rule never matches it/);
+  t.match(lint.stdout, /ok: 1 policies, .*, 1 warning\(s\)$/m);
+  const strict = await trustgate('lint', '--strict', dir);
+  t.equal(strict.code, 1, '--strict fails on it');
+  t.equal((await trustgate('lint', '--strict', 'policies')).code, 0, 'the shipped policies have no warnings');
+});
+
 t.test('eval: a captured review in, the AdmissionReview response out; exit 1 when denied', async (t) => {
   const dir = await policyDir({ 'team.yaml': teamPolicy });
   const res = await trustgate('eval', '--policies', dir, '--review', fixture('admissionreviews/pod-create-with-init-container.review.json'));
