@@ -32,8 +32,9 @@ export function credentialsOfSecret(secret: { type?: string; data?: Record<strin
 
 export class PullSecretReader {
   readonly #core: CoreV1Api;
-  readonly #secrets = new LRUCache<string, { store?: CredentialStore }>({ max: 1000, ttl: 60_000 });
-  readonly #accounts = new LRUCache<string, { names: string[] }>({ max: 1000, ttl: 60_000 });
+  // ttlResolution 0: no debouncing timer per look-up (see the image verifier's cache)
+  readonly #secrets = new LRUCache<string, { store?: CredentialStore }>({ max: 1000, ttl: 60_000, ttlResolution: 0 });
+  readonly #accounts = new LRUCache<string, { names: string[] }>({ max: 1000, ttl: 60_000, ttlResolution: 0 });
 
   constructor(kc: KubeConfig, private readonly log: Logger) {
     this.#core = kc.makeApiClient(CoreV1Api);

@@ -1,6 +1,7 @@
 // A policy's images[] rules applied to one request: every image of the object that a rule
 // matches is verified (concurrently, within the request deadline); failures become one cause per
 // image with its stable code, and /mutate gets tag -> digest pins for what was verified.
+import { LRUCache } from 'lru-cache';
 import type { AdmissionRequest } from '../admission/types.js';
 import type { Endpoint } from '../admission/types.js';
 import { imagesOf, type ImageUse } from '../supplychain/images.js';
@@ -11,6 +12,28 @@ import type { PolicyResult } from './evaluate.js';
 import type { CompiledPolicy } from './types.js';
 
 /**
+ * References parsed before, by their text: a cluster names the same images again and again, and
+ * parsing one allocates its parts every time. Frozen, since every request shares them; bounded
+ * (2,000 of at most 512 characters: under 2 MB), since a client may send any strings. Invalid
+ * ones are not kept: they are rare, and their errors quote them whole.
+ */
+const PARSED = new LRUCache<string, ImageReference>({ max: 2_000 });
+const PARSED_MAX_LENGTH = 512;
+
+function parsedReference(image: string): ImageReference | ReferenceError {
+  let ref = PARSED.get(image);
+  if (ref) return ref;
+  try {
+    ref = Object.freeze(parseImageReference(image));
+  } catch (err) {
+    if (err instanceof ReferenceError) return err;
+    throw err;
+  }
+  if (image.length <= PARSED_MAX_LENGTH) PARSED.set(image, ref);
+  return ref;
+}
+
+/**
  * What every images policy of one request shares, so nothing is done twice: the images of the
  * object found once, each reference parsed once, each semver range resolved (a tag listing) once,
  * and each field pinned at most once on /mutate.
@@ -18,7 +41,6 @@ import type { CompiledPolicy } from './types.js';
 export class RequestImages {
   readonly uses: ImageUse[];
   readonly pinned = new Set<string>();
-  readonly #parsed = new Map<string, ImageReference | ReferenceError>();
   readonly #semver = new Map<string, Promise<string | Lookup>>();
 
   constructor(request: AdmissionRequest) {
@@ -27,17 +49,7 @@ export class RequestImages {
   }
 
   parse(image: string): ImageReference | ReferenceError {
-    let ref = this.#parsed.get(image);
-    if (!ref) {
-      try {
-        ref = parseImageReference(image);
-      } catch (err) {
-        if (!(err instanceof ReferenceError)) throw err;
-        ref = err;
-      }
-      this.#parsed.set(image, ref);
-    }
-    return ref;
+    return parsedReference(image);
   }
 
   resolveSemver(verifier: ImageVerifier, ref: ImageReference, range: string, scope: RequestScope): Promise<string | Lookup> {
@@ -93,7 +105,18 @@ class LazyScope implements RequestScope {
   }
 }
 
-async function verifyUse({ use, ref, applicable }: Target, rules: readonly CompiledImageRule[], ctx: ImageRuleContext): Promise<{ use: ImageUse; rule: CompiledImageRule; verdict: ImageVerdict }[]> {
+interface Checked {
+  use: ImageUse;
+  rule: CompiledImageRule;
+  verdict: ImageVerdict;
+}
+
+/**
+ * The verdicts of one image use under the rules that apply to it. Synchronous when every verdict
+ * is cached (the common case: busy images, warm cache), so a warm admission makes no promise per
+ * image; the rest go to the registry through verify().
+ */
+function verifyUse({ use, ref, applicable }: Target, rules: readonly CompiledImageRule[], ctx: ImageRuleContext, scope: LazyScope): Checked[] | Promise<Checked[]> {
   if (ref instanceof ReferenceError) {
     // an unparseable reference cannot be shown to be signed: it fails every images rule
     return [{ use, rule: rules[0]!, verdict: { image: use.image, ref: use.image, verified: false, code: 'INVALID_IMAGE_REFERENCE', message: ref.message } }];
@@ -104,14 +127,29 @@ async function verifyUse({ use, ref, applicable }: Target, rules: readonly Compi
     const verdict = { image: use.image, ref: ref.normalized, verified: false, registryError: true, code: 'IMAGE_VERIFICATION_UNAVAILABLE' as const, message: 'this trustgate has no image verifier configured (offline test run?)' };
     return applicable.map((rule) => ({ use, rule, verdict }));
   }
-  const scope = new LazyScope(ctx);
+  const checked: Checked[] = [];
+  if (!use.semver) {
+    for (let i = 0; i < applicable.length; i++) {
+      const rule = applicable[i]!;
+      const verdict = verifier.cachedVerdict(use.image, ref, rule, scope);
+      if (!verdict) return verifyUseAsync(use, ref, applicable.slice(i), ctx, verifier, scope, checked);
+      checked.push({ use, rule, verdict });
+    }
+    return checked;
+  }
+  return verifyUseAsync(use, ref, applicable, ctx, verifier, scope, checked);
+}
+
+/** The rules left after the cached ones (`done`), through the registry. */
+async function verifyUseAsync(use: ImageUse, ref: ImageReference, rules: readonly CompiledImageRule[], ctx: ImageRuleContext, verifier: ImageVerifier, scope: LazyScope, done: Checked[]): Promise<Checked[]> {
   let target = ref;
   if (use.semver) {
     const resolved = await ctx.images.resolveSemver(verifier, ref, use.semver, scope);
-    if (typeof resolved !== 'string') return applicable.map((rule) => ({ use, rule, verdict: { image: use.image, ref: ref.normalized, ...resolved } }));
+    if (typeof resolved !== 'string') return rules.map((rule) => ({ use, rule, verdict: { image: use.image, ref: ref.normalized, ...resolved } }));
     target = parseImageReference(`${ref.registry}/${ref.repository}:${resolved}`);
   }
-  return Promise.all(applicable.map(async (rule) => ({ use, rule, verdict: await verifier.verify(use.image, target, rule, scope) })));
+  const rest = await Promise.all(rules.map(async (rule) => ({ use, rule, verdict: await verifier.verify(use.image, target, rule, scope) })));
+  return done.length ? [...done, ...rest] : rest;
 }
 
 interface Cause {
@@ -155,7 +193,10 @@ export async function applyImageRules(policy: CompiledPolicy, result: PolicyResu
     addCauses(result, [{ code: 'TOO_MANY_IMAGES', message }], []);
     return;
   }
-  const checked = (await Promise.all(targets.map((target) => verifyUse(target, policy.images, ctx)))).flat();
+  const scope = new LazyScope(ctx);
+  const parts = targets.map((target) => verifyUse(target, policy.images, ctx, scope));
+  // a warm cache answers every image at once: no promise to wait for
+  const checked = (parts.some((p) => p instanceof Promise) ? await Promise.all(parts) : (parts as Checked[][])).flat();
   const failures: Cause[] = [];
   const errors: Cause[] = [];
   for (const { use, rule, verdict } of checked) {

@@ -135,9 +135,17 @@ export function compileImageRule(spec: ImageRuleSpec, index: number, policyRevis
     });
   }
   // a glob matches the repository alone or the whole reference with its tag/digest
+  // remembered per reference object: parsed references are shared across requests (images-rule.ts),
+  // and an RE2 match allocates on every call; a reference that is dropped drops its entry
+  const seen = new WeakMap<ImageReference, boolean>();
   const matches = (ref: ImageReference) => {
-    const repo = `${ref.registry}/${ref.repository}`;
-    return (include(repo) || include(ref.normalized)) && !(exclude(repo) || exclude(ref.normalized));
+    let matched = seen.get(ref);
+    if (matched === undefined) {
+      const repo = `${ref.registry}/${ref.repository}`;
+      matched = (include(repo) || include(ref.normalized)) && !(exclude(repo) || exclude(ref.normalized));
+      seen.set(ref, matched);
+    }
+    return matched;
   };
   return {
     label: `images[${index}]`,

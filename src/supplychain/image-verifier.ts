@@ -108,11 +108,41 @@ export class ImageVerifier {
 
   constructor(readonly client: RegistryClient, readonly options: ImageVerifierOptions = {}) {
     this.#cacheTtlMs = options.cacheTtlMs ?? 5 * 60_000;
-    this.#cache = new LRUCache({ max: options.cacheMaxEntries ?? 10_000, ttl: this.#cacheTtlMs });
+    // ttlResolution 0: lru-cache otherwise debounces its clock with a timer made on the first
+    // look-up of every millisecond, one timer per admission at 500 requests/s
+    this.#cache = new LRUCache({ max: options.cacheMaxEntries ?? 10_000, ttl: this.#cacheTtlMs, ttlResolution: 0 });
     this.#tagTtlMs = options.tagTtlMs ?? 15_000;
     // no ttl of its own: a resolution's age is its `at`, checked on every use
     this.#tags = new LRUCache({ max: options.cacheMaxEntries ?? 10_000 });
     this.#lookupTimeoutMs = options.lookupTimeoutMs ?? 7_000;
+  }
+
+  /**
+   * The verdict at once, when the registry is not needed: a pinned digest, or a tag resolved less
+   * than tagTtlMs ago, whose verdict is cached (a refresh ahead starts as in verify()). Admissions
+   * of busy images take this path without a promise; undefined sends the caller to verify().
+   */
+  cachedVerdict(image: string, ref: ImageReference, rule: CompiledImageRule, scope: RequestScope = {}): ImageVerdict | undefined {
+    if (this.#refuseUnnamed(ref)) return undefined;
+    let digest = ref.digest;
+    if (!digest) {
+      if (this.#tagTtlMs <= 0) return undefined;
+      digest = this.#freshTag(`${ref.registry}/${ref.repository}:${ref.tag}`, ref, scope);
+      if (!digest) return undefined;
+    }
+    return this.#cachedLookup(`${ref.registry}/${ref.repository}@${digest}|${rule.key}`, image, ref, digest, rule, scope);
+  }
+
+  /** A hit of the verdict cache (counted, and refreshed ahead past 80 % of its life), or undefined. */
+  #cachedLookup(key: string, image: string, ref: ImageReference, digest: string, rule: CompiledImageRule, scope: RequestScope): ImageVerdict | undefined {
+    const cached = this.#cache.get(key);
+    if (!cached) return undefined;
+    this.options.metrics?.cache('hit');
+    if (this.#cache.getRemainingTTL(key) < this.#cacheTtlMs * 0.2 && !this.#inflight.has(key)) {
+      this.options.metrics?.cache('refresh');
+      void this.#share(key, ref, digest, rule, scope.credentials);
+    }
+    return { image, ref: ref.normalized, resolvedTag: ref.digest ? undefined : ref.tag, ...cached, cached: true };
   }
 
   /** The verdict for one image under one rule; never throws for registry or signature trouble. */
@@ -132,15 +162,8 @@ export class ImageVerifier {
       throw err;
     }
     const key = `${ref.registry}/${ref.repository}@${digest}|${rule.key}`;
-    const cached = this.#cache.get(key);
-    if (cached) {
-      this.options.metrics?.cache('hit');
-      if (this.#cache.getRemainingTTL(key) < this.#cacheTtlMs * 0.2 && !this.#inflight.has(key)) {
-        this.options.metrics?.cache('refresh');
-        void this.#share(key, ref, digest, rule, scope.credentials);
-      }
-      return { ...base, resolvedTag, ...cached, cached: true };
-    }
+    const cached = this.#cachedLookup(key, image, ref, digest, rule, scope);
+    if (cached) return cached;
     let pending = this.#inflight.get(key);
     if (pending) this.options.metrics?.cache('coalesced');
     else {
@@ -207,15 +230,21 @@ export class ImageVerifier {
   async #resolveTag(ref: ImageReference, scope: RequestScope): Promise<string> {
     const key = `${ref.registry}/${ref.repository}:${ref.tag}`;
     if (this.#tagTtlMs <= 0) return (await this.client.getManifest(ref.registry, ref.repository, ref.tag!, scope)).digest;
-    const known = this.#tags.get(key);
-    const age = known ? Date.now() - known.at : Number.POSITIVE_INFINITY;
-    if (age < this.#tagTtlMs) {
-      if (age > this.#tagTtlMs * 0.8) this.#readTag(key, ref, scope.credentials).catch(() => undefined);
-      return known!.digest;
-    }
+    const fresh = this.#freshTag(key, ref, scope);
+    if (fresh) return fresh;
     return raceAbort(this.#readTag(key, ref, scope.credentials), scope.signal, () => {
       throw new RegistryError('REGISTRY_UNAVAILABLE', `${ref.registry}: the request deadline passed`);
     });
+  }
+
+  /** The digest of a resolution younger than tagTtlMs (re-read in the background past 80 % of it), or undefined. */
+  #freshTag(key: string, ref: ImageReference, scope: RequestScope): string | undefined {
+    const known = this.#tags.get(key);
+    if (!known) return undefined;
+    const age = Date.now() - known.at;
+    if (age >= this.#tagTtlMs) return undefined;
+    if (age > this.#tagTtlMs * 0.8) this.#readTag(key, ref, scope.credentials).catch(() => undefined);
+    return known.digest;
   }
 
   /** One manifest read per tag at a time, under its own time bound (not one caller's deadline). */

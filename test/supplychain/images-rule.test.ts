@@ -258,6 +258,12 @@ spec:
     t.equal(lookups.at(-1), 'hit');
     t.same(hit.record.images, outs[0]!.record.images, 'a cached verdict records what the first one did (the cache keeps less, not other)');
     t.match(hit.record.images[0], { verified: true, authority: String, identity: { issuer: String, subject: String } });
+    // the synchronous path a warm admission takes: a cached verdict at once, nothing for what is not cached
+    const rule = set.policies.find((p) => p.name === 'signed-images')!.images[0]!;
+    const cachedRef = parseImageReference(`${reg.host}/signed/cached@${img.digest}`);
+    t.match(verifier.cachedVerdict(cachedRef.normalized, cachedRef, rule), { verified: true, cached: true, digest: img.digest });
+    const unknownRef = parseImageReference(`${reg.host}/signed/cached:never-resolved`);
+    t.equal(verifier.cachedVerdict(unknownRef.normalized, unknownRef, rule), undefined, 'an unresolved tag is for verify()');
     lookups.length = 0;
     await run(pod(`${reg.host}/signed/unsigned:v1`));
     await run(pod(`${reg.host}/signed/unsigned:v1`));
