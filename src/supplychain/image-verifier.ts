@@ -97,6 +97,10 @@ function registryFailure(err: RegistryError): Lookup {
   }
 }
 
+/** a verdict is the digest's under one rule (its key holds the policy and trust-root revisions) */
+const verdictKey = (ref: ImageReference, digest: string, rule: CompiledImageRule) => `${ref.registry}/${ref.repository}@${digest}|${rule.key}`;
+const tagKey = (ref: ImageReference) => `${ref.registry}/${ref.repository}:${ref.tag}`;
+
 export class ImageVerifier {
   readonly #cache: LRUCache<string, Lookup>;
   readonly #tags: LRUCache<string, { digest: string; at: number }>;
@@ -127,10 +131,10 @@ export class ImageVerifier {
     let digest = ref.digest;
     if (!digest) {
       if (this.#tagTtlMs <= 0) return undefined;
-      digest = this.#freshTag(`${ref.registry}/${ref.repository}:${ref.tag}`, ref, scope);
+      digest = this.#freshTag(tagKey(ref), ref, scope);
       if (!digest) return undefined;
     }
-    return this.#cachedLookup(`${ref.registry}/${ref.repository}@${digest}|${rule.key}`, image, ref, digest, rule, scope);
+    return this.#cachedLookup(verdictKey(ref, digest, rule), image, ref, digest, rule, scope);
   }
 
   /** A hit of the verdict cache (counted, and refreshed ahead past 80 % of its life), or undefined. */
@@ -161,7 +165,7 @@ export class ImageVerifier {
       if (err instanceof RegistryError) return { ...base, resolvedTag, ...registryFailure(err) };
       throw err;
     }
-    const key = `${ref.registry}/${ref.repository}@${digest}|${rule.key}`;
+    const key = verdictKey(ref, digest, rule);
     const cached = this.#cachedLookup(key, image, ref, digest, rule, scope);
     if (cached) return cached;
     let pending = this.#inflight.get(key);
@@ -228,7 +232,7 @@ export class ImageVerifier {
    * older than tagTtlMs: an entry whose re-read has not landed by then expires as before.
    */
   async #resolveTag(ref: ImageReference, scope: RequestScope): Promise<string> {
-    const key = `${ref.registry}/${ref.repository}:${ref.tag}`;
+    const key = tagKey(ref);
     if (this.#tagTtlMs <= 0) return (await this.client.getManifest(ref.registry, ref.repository, ref.tag!, scope)).digest;
     const fresh = this.#freshTag(key, ref, scope);
     if (fresh) return fresh;
