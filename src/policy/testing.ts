@@ -25,7 +25,20 @@ export interface TestCase {
   messages?: string[];
 }
 
-export interface CaseOutcome { suite: string; name: string; passed: boolean; detail?: string }
+export interface CaseOutcome {
+  suite: string;
+  name: string;
+  passed: boolean;
+  detail?: string;
+  /** the policies this case made fail (their deny or warn path ran) */
+  failed?: string[];
+}
+
+/** Policies of the set that no case made fail: their deny (or warn) path is never exercised. */
+export function policiesNeverFailed(set: PolicySet, outcomes: readonly CaseOutcome[]): string[] {
+  const failed = new Set(outcomes.flatMap((o) => o.failed ?? []));
+  return set.policies.map((p) => p.name).filter((name) => !failed.has(name));
+}
 
 async function readData(base: string, file: string): Promise<unknown> {
   return parseYaml(await readFile(resolve(base, file), 'utf8'));
@@ -67,7 +80,7 @@ export async function runPolicyTests(set: PolicySet): Promise<CaseOutcome[]> {
         const problems: string[] = [];
         if (got !== c.expect) problems.push(`expected ${c.expect}, got ${got}${text ? `: ${text}` : ''}`);
         if (missing.length) problems.push(`missing message fragment(s) ${missing.map((m) => JSON.stringify(m)).join(', ')} in ${JSON.stringify(text)}`);
-        outcomes.push({ suite, name: c.name, passed: problems.length === 0, detail: problems.join('; ') || undefined });
+        outcomes.push({ suite, name: c.name, passed: problems.length === 0, detail: problems.join('; ') || undefined, failed: outcome.results.filter((p) => p.result === 'fail').map((p) => p.name) });
       } catch (err) {
         outcomes.push({ suite, name: c.name, passed: false, detail: `could not run: ${(err as Error).message}` });
       }

@@ -108,6 +108,30 @@ spec:
   t.match(res.stdout, /\n1 passed, 1 failed\n$/);
 });
 
+t.test('test: a policy no case makes fail is named, since its deny path is untested', async (t) => {
+  const dir = await policyDir({
+    'team.yaml': teamPolicy,
+    'limits.yaml': policyYaml('require-limits', `${POD_RULE}
+validations:
+  - expression: "object.spec.containers.all(c, has(c.resources))"`),
+    'team.test.yaml': `apiVersion: trustgate.dev/v1alpha1
+kind: PolicyTest
+metadata: {name: team}
+spec:
+  cases:
+    - name: a pod without a team is refused
+      expect: deny
+      object: {apiVersion: v1, kind: Pod, metadata: {name: p}, spec: {containers: []}}
+`,
+  });
+  const res = await trustgate('test', dir);
+  t.equal(res.code, 0, 'a note, not a failure');
+  t.match(res.stderr, /note: no case makes these policies fail, so their deny or warn path is untested: require-limits\n/);
+  t.notMatch(res.stderr, /require-team/);
+  t.match(res.stdout, /\n1 passed, 0 failed\n$/);
+  t.match((await trustgate('test', 'policies')).stderr, /images-only policies are not judged offline \(trustgate verify IMAGE checks them against a registry\): .*signed-images/);
+});
+
 t.test('usage errors are clear and exit 2', async (t) => {
   const cases: [string[], RegExp][] = [
     [['frobnicate'], /unknown command "frobnicate"/],
