@@ -5,7 +5,7 @@
 // serve (upper-case resources, lower-case kinds). Warnings, not errors: a newer server may
 // serve what this table lacks, and a policy must not stop loading because of it.
 import { didYouMean } from '../did-you-mean.js';
-import type { PolicySpec } from './types.js';
+import type { PolicySpec, PolicyWarning } from './types.js';
 
 /** group → resource → kind */
 const BUILT_IN: Record<string, Record<string, string>> = {
@@ -58,10 +58,6 @@ for (const [group, resources] of Object.entries(BUILT_IN)) {
   for (const [resource, kind] of Object.entries(resources)) KIND_OF.set(kind, [...(KIND_OF.get(kind) ?? []), { group, resource }]);
 }
 
-export interface MatchWarning {
-  path: (string | number)[];
-  message: string;
-}
 
 /** the plural a singular was meant as ("pod" → "pods", "gitrepository" → "gitrepositories"), else the nearest name */
 function meantResource(resource: string, resources: readonly string[]): string {
@@ -83,8 +79,8 @@ function groupMistake(group: string): string | undefined {
 }
 
 /** Warnings for one resource rule of match.resources. */
-function ruleWarnings(rule: PolicySpec['match']['resources'][number], at: (string | number)[]): MatchWarning[] {
-  const warnings: MatchWarning[] = [];
+function ruleWarnings(rule: PolicySpec['match']['resources'][number], at: (string | number)[]): PolicyWarning[] {
+  const warnings: PolicyWarning[] = [];
   const groups = rule.apiGroups ?? ['*'];
   for (const [i, g] of groups.entries()) {
     const mistake = groupMistake(g);
@@ -125,6 +121,6 @@ function ruleWarnings(rule: PolicySpec['match']['resources'][number], at: (strin
 }
 
 /** Resource rules of a policy's match that cannot match what they name. */
-export function matchWarnings(match: PolicySpec['match']): MatchWarning[] {
+export function matchWarnings(match: PolicySpec['match']): PolicyWarning[] {
   return match.resources.flatMap((rule, i) => ruleWarnings(rule, ['spec', 'match', 'resources', i]));
 }

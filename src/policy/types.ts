@@ -78,6 +78,12 @@ export type ParamsSource =
   | { kind: 'value'; value: unknown }
   | { kind: 'configMap'; namespace: string; name: string };
 
+/** Something that loads but is likely a mistake, at its path in the document. */
+export interface PolicyWarning {
+  path: (string | number)[];
+  message: string;
+}
+
 export interface CompiledVariable {
   name: string;
   label: string;
