@@ -26,7 +26,7 @@ const USAGE = `trustgate — Kubernetes admission webhook for software-supply-ch
 
 usage:
   trustgate serve   [--policies DIR] [--listen HOST:PORT] [--tls-cert F --tls-key F] [--config FILE] …
-  trustgate lint    DIR|FILE... [--strict]     warnings (rules that can never match) fail too with --strict
+  trustgate lint    DIR|FILE... [--strict]     warnings (rules that never match, reads of object on DELETE) fail too with --strict
   trustgate test    DIR...
   trustgate eval    --policies DIR (--review F | --object F [--old-object F] [--operation OP] [--namespace NS])
                     [--cluster-file F] [--mutate] [--explain]

@@ -17,7 +17,7 @@ export interface PolicySet {
   /** registries named literally by some images[].match glob: the only ones verification contacts */
   registries: Set<string>;
   tests: LoadedDocument[];
-  /** what loads but is likely a mistake: resource rules that can never match what they name */
+  /** what loads but is likely a mistake: resource rules that never match, validations that fail on every DELETE */
   warnings: PolicyFileError[];
   files: number;
   /** documents that are not trustgate's (params data, test objects), left alone */

@@ -49,7 +49,7 @@ export async function startServer(config: ServeConfig, logger: Logger = pino({ l
       metrics.lastReloadFailed.set(0);
       logger.info({ revision: set.revision, policies: set.policies.map((p) => `${p.name}@${p.revision}`), files: set.files }, 'policy set loaded');
       // loaded all the same: a newer server may serve what trustgate's table lacks
-      if (set.warnings.length) logger.warn({ warnings: set.warnings.map((w) => w.message) }, 'policy resource rules that can never match what they name');
+      if (set.warnings.length) logger.warn({ warnings: set.warnings.map((w) => w.message) }, 'policy files load with warnings: rules that never match, or validations that fail on every DELETE');
     },
     rejected(errors) {
       metrics.policyReloads.inc({ result: 'rejected' });
