@@ -44,6 +44,7 @@ export async function startServer(config: ServeConfig, logger: Logger = pino({ l
       }
       metrics.policyReloads.inc({ result: 'ok' });
       metrics.policiesLoaded.set(set.policies.length);
+      metrics.policyWarnings.set(set.warnings.length);
       metrics.policySetInfo.reset();
       metrics.policySetInfo.set({ revision: set.revision }, 1);
       metrics.lastReloadFailed.set(0);

@@ -43,6 +43,7 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
     badRequests: new Counter({ name: 'trustgate_bad_requests_total', help: 'Rejected admission bodies by error', labelNames: ['error'] as const, registers: [registry] }),
     policyReloads: new Counter({ name: 'trustgate_policy_reloads_total', help: 'Policy set loads by result (ok, rejected)', labelNames: ['result'] as const, registers: [registry] }),
     policiesLoaded: new Gauge({ name: 'trustgate_policies_loaded', help: 'Policies in the active set', registers: [registry] }),
+    policyWarnings: new Gauge({ name: 'trustgate_policy_warnings', help: 'Warnings of the active set: rules that never match, validations that fail on every DELETE (listed in the log at load)', registers: [registry] }),
     policySetInfo: new Gauge({ name: 'trustgate_policy_set_info', help: 'The active policy set revision (value 1)', labelNames: ['revision'] as const, registers: [registry] }),
     lastReloadFailed: new Gauge({ name: 'trustgate_policy_last_reload_failed', help: '1 while the newest policy files are rejected and the last good set is serving', registers: [registry] }),
     tlsReloads: new Counter({ name: 'trustgate_tls_reloads_total', help: 'Serving certificate reloads by result', labelNames: ['result'] as const, registers: [registry] }),

@@ -70,6 +70,12 @@ t.test('a broken policy edit is rejected whole and the last good set keeps decid
   const body = (await server.post('/validate', review)).json();
   t.equal(body.response.allowed, false);
   t.match(body.response.warnings, [/\[warn-all\] noted/]);
+  t.match((await server.get('/metrics')).text, /^trustgate_policy_warnings 0$/m);
+
+  // a set that loads with a warning: served all the same, and counted for alerts
+  await writeFile(join(dir, 'typo.yaml'), policyYaml('typo', `match:\n  resources:\n    - apiGroups: [""]\n      resources: [pod]\n      operations: [CREATE]\nvalidations:\n  - expression: "true"`));
+  await eventually(async () => /^trustgate_policy_warnings 1$/m.test((await server.get('/metrics')).text), 'the warning counted');
+  t.ok(server.store.current!.policies.some((p) => p.name === 'typo'), 'the policy is active');
 });
 
 t.test('the server refuses to start on policies that do not load', async (t) => {
