@@ -152,9 +152,10 @@ export function parseHostAliases(groups: readonly (readonly string[])[]): HostAl
   const aliases = new Map<string, string>();
   for (const group of groups) {
     const hosts = group.map((h) => {
-      // a port is compared as it is, never aliased: names only
-      if (/:\d+$/.test(h) && !h.startsWith('[')) throw new SourceURLError(`host alias ${JSON.stringify(h)} has a port; give host names only (ports must match as they are)`);
-      return canonicalHost(h.trim(), h);
+      const name = h.trim();
+      // a port is compared as it is, never aliased: names only (a name, or a bracketed IPv6 address, then :port)
+      if (/(?:^[^:]*|\]):\d+$/.test(name)) throw new SourceURLError(`host alias ${JSON.stringify(h)} has a port; give host names only (ports must match as they are)`);
+      return canonicalHost(name, h);
     });
     for (const h of hosts) {
       if (aliases.has(h) && aliases.get(h) !== hosts[0]) throw new SourceURLError(`host ${h} is in two alias groups`);

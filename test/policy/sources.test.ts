@@ -104,4 +104,7 @@ t.test('host aliases are explicit: docker.io is registry-1.docker.io only when a
   t.throws(() => parseHostAliases([['a.example', 'b.example'], ['b.example', 'c.example']]), { message: /host b\.example is in two alias groups/ });
   t.throws(() => parseHostAliases([['a.example', 'bad host']]), { message: /"bad host" is not an acceptable/ });
   t.throws(() => parseHostAliases([['a.example', 'registry.example:5000']]), { message: /host alias "registry\.example:5000" has a port; give host names only/ });
+  t.throws(() => parseHostAliases([['a.example', ' registry.example:5000 ']]), { message: /host alias " registry\.example:5000 " has a port/ }, 'padded');
+  t.throws(() => parseHostAliases([['a.example', '[::1]:5000']]), { message: /host alias "\[::1\]:5000" has a port/ }, 'an IPv6 address with a port');
+  t.same([...parseHostAliases([['a.example', '[::1]']]).keys()].length, 2, 'an IPv6 address without a port is a name like any other');
 });
