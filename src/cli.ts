@@ -99,13 +99,9 @@ async function test(argv: string[]): Promise<number> {
   const failed = outcomes.filter((o) => !o.passed).length;
   if (!outcomes.length) process.stdout.write('no PolicyTest suites found\n');
   if (outcomes.length) {
-    // images rules need a registry, which test suites do not have: named apart, with the tool that checks them
-    const imagesOnly = new Set(set.policies.filter((p) => p.images.length && !p.usesCel && !p.schema && !p.sources).map((p) => p.name));
-    const untested = policiesNeverFailed(set, outcomes);
-    const offline = untested.filter((n) => !imagesOnly.has(n));
-    const registry = untested.filter((n) => imagesOnly.has(n));
-    if (offline.length) process.stderr.write(`note: no case makes these policies fail, so their deny or warn path is untested: ${offline.join(', ')}\n`);
-    if (registry.length) process.stderr.write(`note: images-only policies are not judged offline (trustgate verify IMAGE checks them against a registry): ${registry.join(', ')}\n`);
+    const { untested, needRegistry } = policiesNeverFailed(set, outcomes);
+    if (untested.length) process.stderr.write(`note: no case makes these policies fail, so their deny or warn path is untested: ${untested.join(', ')}\n`);
+    if (needRegistry.length) process.stderr.write(`note: images-only policies are not judged offline (trustgate verify IMAGE checks them against a registry): ${needRegistry.join(', ')}\n`);
   }
   process.stdout.write(`${outcomes.length - failed} passed, ${failed} failed\n`);
   return failed || !outcomes.length ? 1 : 0;

@@ -34,10 +34,20 @@ export interface CaseOutcome {
   failed?: string[];
 }
 
-/** Policies of the set that no case made fail: their deny (or warn) path is never exercised. */
-export function policiesNeverFailed(set: PolicySet, outcomes: readonly CaseOutcome[]): string[] {
+/**
+ * Policies of the set that no case made fail: their deny (or warn) path is never exercised.
+ * Those whose only checks are images rules are apart: they need a registry, which suites lack.
+ */
+export function policiesNeverFailed(set: PolicySet, outcomes: readonly CaseOutcome[]): { untested: string[]; needRegistry: string[] } {
   const failed = new Set(outcomes.flatMap((o) => o.failed ?? []));
-  return set.policies.map((p) => p.name).filter((name) => !failed.has(name));
+  const untested: string[] = [];
+  const needRegistry: string[] = [];
+  for (const p of set.policies) {
+    if (failed.has(p.name)) continue;
+    const imagesOnly = p.images.length > 0 && !p.usesCel && !p.schema && !p.sources;
+    (imagesOnly ? needRegistry : untested).push(p.name);
+  }
+  return { untested, needRegistry };
 }
 
 async function readData(base: string, file: string): Promise<unknown> {
