@@ -20,7 +20,7 @@ import type { CompiledPolicy } from './types.js';
 const PARSED = new LRUCache<string, ImageReference>({ max: 2_000 });
 const PARSED_MAX_LENGTH = 512;
 
-function parsedReference(image: string): ImageReference | ReferenceError {
+export function parsedReference(image: string): ImageReference | ReferenceError {
   let ref = PARSED.get(image);
   if (ref) return ref;
   try {
@@ -35,8 +35,8 @@ function parsedReference(image: string): ImageReference | ReferenceError {
 
 /**
  * What every images policy of one request shares, so nothing is done twice: the images of the
- * object found once, each reference parsed once, each semver range resolved (a tag listing) once,
- * and each field pinned at most once on /mutate.
+ * object found once, each semver range resolved (a tag listing) once, and each field pinned at
+ * most once on /mutate. (References are parsed once for all requests: parsedReference.)
  */
 export class RequestImages {
   readonly uses: ImageUse[];
@@ -46,10 +46,6 @@ export class RequestImages {
   constructor(request: AdmissionRequest) {
     const object = request.object;
     this.uses = object && request.operation !== 'DELETE' && request.operation !== 'CONNECT' ? imagesOf(object) : [];
-  }
-
-  parse(image: string): ImageReference | ReferenceError {
-    return parsedReference(image);
   }
 
   resolveSemver(verifier: ImageVerifier, ref: ImageReference, range: string, scope: RequestScope): Promise<string | Lookup> {
@@ -183,7 +179,7 @@ export async function applyImageRules(policy: CompiledPolicy, result: PolicyResu
   const uses = ctx.images.uses;
   if (!uses.length) return;
   const targets = uses.map((use): Target => {
-    const ref = ctx.images.parse(use.image);
+    const ref = parsedReference(use.image);
     return { use, ref, applicable: ref instanceof ReferenceError ? [] : policy.images.filter((r) => r.matches(ref)) };
   });
   const matched = new Set<string>();

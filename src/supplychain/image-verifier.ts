@@ -130,7 +130,6 @@ export class ImageVerifier {
     if (this.#refuseUnnamed(ref)) return undefined;
     let digest = ref.digest;
     if (!digest) {
-      if (this.#tagTtlMs <= 0) return undefined;
       digest = this.#freshTag(tagKey(ref), ref, scope);
       if (!digest) return undefined;
     }
@@ -243,7 +242,7 @@ export class ImageVerifier {
 
   /** The digest of a resolution younger than tagTtlMs (re-read in the background past 80 % of it), or undefined. */
   #freshTag(key: string, ref: ImageReference, scope: RequestScope): string | undefined {
-    const known = this.#tags.get(key);
+    const known = this.#tagTtlMs > 0 ? this.#tags.get(key) : undefined;
     if (!known) return undefined;
     const age = Date.now() - known.at;
     if (age >= this.#tagTtlMs) return undefined;
