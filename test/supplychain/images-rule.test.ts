@@ -520,5 +520,13 @@ spec:
     gated.gate = new Promise((r) => (open = r));
     t.match(await brief.verify(ref.normalized, ref, rule, { signal: AbortSignal.timeout(100) }), { verified: false, code: 'REGISTRY_UNAVAILABLE' }, 'expired: the registry is asked, not the stale entry');
     open();
+
+    // tagTtlMs 0: a tag is read on every use, and only verify() (never the synchronous path) answers it
+    const never = new ImageVerifier(gated, { allowedRegistries: () => set.registries, tagTtlMs: 0 });
+    const reads = gated.tagReads;
+    t.match(await never.verify(ref.normalized, ref, rule), { verified: true, digest: second.digest });
+    t.match(await never.verify(ref.normalized, ref, rule), { verified: true, cached: true });
+    t.equal(gated.tagReads, reads + 2, 'read each time');
+    t.equal(never.cachedVerdict(ref.normalized, ref, rule), undefined, 'no resolution to answer from');
   });
 });
