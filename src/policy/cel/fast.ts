@@ -151,9 +151,10 @@ function split(s: string, separator: string): string[] {
   return s.split(separator);
 }
 
+/** ASCII letters only, as cel-go: toLowerCase would also fold 'K' (Kelvin sign) into 'k' */
 function caseMapped(s: string, upper: boolean): string {
-  chargeSize(ascii(s).length);
-  return upper ? s.toUpperCase() : s.toLowerCase();
+  chargeSize(s.length);
+  return upper ? s.replace(/[a-z]+/g, (m) => m.toUpperCase()) : s.replace(/[A-Z]+/g, (m) => m.toLowerCase());
 }
 
 interface Method {
@@ -185,12 +186,6 @@ const METHODS: Record<string, Method> = {
 };
 
 const quantity = (v: unknown): Quantity => (v instanceof Quantity ? v : miss());
-
-/** beyond ASCII, case mapping is cel-js's */
-function ascii(s: string): string {
-  for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) > 0x7f) return miss();
-  return s;
-}
 
 /** out-of-range indexes are cel-js's error to report; no end means the string's end */
 function substring(s: string, start: unknown, end: unknown = BigInt(s.length)): string {

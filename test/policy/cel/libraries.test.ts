@@ -36,6 +36,22 @@ t.test('strings library', async (t) => {
   for (const [src, want] of cases) t.same(run(src), want, src);
 });
 
+t.test('lowerAscii, upperAscii and trim follow cel-go, not JavaScript', async (t) => {
+  // JavaScript's toLowerCase folds the Kelvin sign into 'k': an allowlist compared through
+  // lowerAscii would take a look-alike for the real name
+  for (const object of [{ s: '\u212Aube-system' }, { s: 'TacoCÆt' }]) {
+    t.equal(run("object.s.lowerAscii() == 'kube-system'", { object }), false, `${object.s}: only ASCII letters fold`);
+  }
+  t.equal(run("'TacoCÆt'.lowerAscii()"), 'tacocÆt');
+  t.equal(run("dyn('tacoCαt').upperAscii()"), 'TACOCαT');
+  t.equal(run("object.s.lowerAscii()", { object: { s: 'ÆB' } }), 'Æb', 'the same through the closures');
+  t.equal(run("'\\u0085\\u00a0\\u2003text\\u3000'.trim()"), 'text', 'NEL and Unicode spaces are trimmed');
+  t.equal(run("'\\ufefftext\\u200b'.trim()"), '\ufefftext\u200b', 'the byte-order mark and zero-width space are not spaces');
+  const started = performance.now();
+  t.equal(run('size(object.s.trim())', { object: { s: `a${' '.repeat(200_000)}b` } }), 200_002n, 'an inner run of spaces is scanned once');
+  t.ok(performance.now() - started < 1000);
+});
+
 t.test('lists and sets libraries', async (t) => {
   t.equal(run('[1, 2, 3].sum()'), 6n);
   t.equal(run('[3, 1, 2].min() + [3, 1, 2].max()'), 4n);
