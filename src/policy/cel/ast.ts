@@ -14,8 +14,9 @@ export function children(n: Node): Node[] {
     case 'call': return a[1];
     case 'rcall': return [a[1], ...a[2]];
     case 'map': return a.flatMap((e: [Node, Node]) => e);
-    case '!_': case '-_': return Array.isArray(a) ? a : [a];
-    default: return Array.isArray(a) ? a.filter((x: unknown) => x && typeof x === 'object' && 'op' in (x as object)) : [];
+    case '!_': case '-_': case '?_': return Array.isArray(a) ? a : [a];
+    // anything else: its node arguments, so no future node hides a `matches` from the RE2 rewrite
+    default: return (Array.isArray(a) ? a : [a]).filter((x: unknown) => x && typeof x === 'object' && 'op' in (x as object));
   }
 }
 

@@ -118,6 +118,36 @@ t.test('optionals and cel.bind', async (t) => {
   t.equal(run('cel.bind(n, object.items.size(), n > 1)', { object: { items: [1, 2] } }), true);
 });
 
+t.test("the rest of cel-go's optional library, which Kubernetes policies may use", async (t) => {
+  const pod = { object: { metadata: { name: 'web', labels: { team: '' } }, spec: { containers: [{ name: 'a' }] } } };
+  // ofNonZeroValue: an empty string, list or map counts as absent
+  t.equal(run("optional.ofNonZeroValue(object.metadata.labels.team).orValue('unowned')", pod), 'unowned');
+  t.equal(run("optional.ofNonZeroValue(object.metadata.name).orValue('unnamed')", pod), 'web');
+  // optMap / optFlatMap
+  t.equal(run('object.?spec.?containers.optMap(cs, cs.size()).orValue(0)', pod), 1n);
+  t.equal(run('object.?spec.?volumes.optMap(vs, vs.size()).orValue(0)', pod), 0n);
+  t.equal(run("object.?metadata.optFlatMap(m, m.?labels.?team).orValue('x')", pod), '');
+  // optional entries in list and map literals
+  t.same(run("[?object.metadata.?labels.?team, ?object.metadata.?labels.?app, 'fixed']", pod), ['', 'fixed']);
+  t.same(run("{?'team': object.metadata.?labels.?team, ?'app': object.metadata.?labels.?app}", pod), { team: '' });
+  // selecting through an optional; equality of optionals
+  t.equal(run("object.?spec.containers[0].name.orValue('')", pod), 'a');
+  t.equal(run("has(object.?spec.volumes)", pod), false);
+  t.equal(run('object.?spec.?volumes == optional.none() && optional.of(1) != optional.of(2)', pod), true);
+  t.throws(() => run('object.?metadata.?name.?first.hasValue()', pod), { message: /No such key: first/ }, 'a string has no fields: an error, not none');
+  t.throws(() => compileExpression("[?'web']", { expect: 'any' }), { message: /optional entry must be optional/ });
+  t.throws(() => run('[?object.metadata.name]', pod), { message: /optional entry must be optional/ }, 'checked when it runs, for dyn');
+  // a regex inside an optional entry is still RE2's
+  t.same(run("[?optional.of(object.s.matches('^(a+)+$'))]", { object: { s: `${'a'.repeat(40)}!` } }), [false]);
+});
+
+t.test('list and map literals join dyn with other types, as cel-go does under homogeneous literals', async (t) => {
+  const object = { metadata: { name: 'web', namespace: 'shop' } };
+  t.equal(run("object.metadata.namespace in [object.metadata.name, 'kube-system']", { object }), false);
+  t.same(run("{'name': object.metadata.name, 'replicas': 3}", { object }), { name: 'web', replicas: 3n });
+  t.throws(() => compileExpression("['a', 1]", { expect: 'any' }), { message: /List elements must have the same type/ }, 'literals of two types still need dyn()');
+});
+
 t.test('broken expressions fail at load with a position and a reason', async (t) => {
   const bad: [string, RegExp][] = [
     ['object.spec.', /syntax error/],
