@@ -5,6 +5,7 @@
 // caller evaluates the expression with cel-js. A fast result is therefore only returned where
 // it is what cel-js returns; errors, unusual types and CEL's error absorption are cel-js's.
 // Expressions using anything not handled here (map literals, timestamps, URLs …) are not compiled.
+import { asciiCase } from '@marcbachmann/cel-js';
 import { isIdentifier, type Node } from './ast.js';
 import { regexMatches } from './regex.js';
 import { RE2_MATCHES } from './library/regex.js';
@@ -151,10 +152,10 @@ function split(s: string, separator: string): string[] {
   return s.split(separator);
 }
 
-/** ASCII letters only, as cel-go: toLowerCase would also fold 'K' (Kelvin sign) into 'k' */
+/** ASCII letters only, with cel-js's own mapping (toLowerCase would fold the Kelvin sign into 'k') */
 function caseMapped(s: string, upper: boolean): string {
   chargeSize(s.length);
-  return upper ? s.replace(/[a-z]+/g, (m) => m.toUpperCase()) : s.replace(/[A-Z]+/g, (m) => m.toLowerCase());
+  return asciiCase(s, upper);
 }
 
 interface Method {

@@ -104,6 +104,12 @@ t.test('ip and cidr libraries', async (t) => {
   t.equal(run("string(cidr('192.168.1.7/24').masked())"), '192.168.1.0/24');
   t.equal(run("isIP('010.0.0.1') || isIP('::ffff:1.2.3.4')"), false, 'leading zeros and IPv4-mapped addresses are refused');
   t.equal(run("ip.isCanonical('2001:db8::1') && !ip.isCanonical('2001:DB8::1')"), true);
+  t.equal(run("isIP('::ffff:c0a8:1') || isCIDR('::ffff:c0a8:0/120')"), false, 'IPv4-mapped in hex is refused too');
+  t.equal(run("isIP('::fffe:c0a8:1')"), true);
+  // equality, as Kubernetes' IP and CIDR types have it
+  t.equal(run("ip('2001:db8::1') == ip('2001:DB8::1') && ip('10.0.0.1') != ip('10.0.0.2')"), true);
+  t.equal(run("cidr('192.168.0.1/24').masked() == cidr('192.168.0.0/24') && cidr('10.0.0.0/8') != cidr('10.0.0.0/16')"), true);
+  t.equal(run("ip(object.addr) in [ip('10.0.0.1'), ip('10.0.0.2')]", { object: { addr: '10.0.0.2' } }), true);
 });
 
 t.test('semver library', async (t) => {
@@ -139,6 +145,15 @@ t.test("the rest of cel-go's optional library, which Kubernetes policies may use
   t.throws(() => run('[?object.metadata.name]', pod), { message: /optional entry must be optional/ }, 'checked when it runs, for dyn');
   // a regex inside an optional entry is still RE2's
   t.same(run("[?optional.of(object.s.matches('^(a+)+$'))]", { object: { s: `${'a'.repeat(40)}!` } }), [false]);
+});
+
+t.test('map literals: int and bool keys stay typed, found by numeric value, each once', async (t) => {
+  t.equal(run('{6: 1, 7: 2}.exists_one(k, k % 5 == 2)'), true, 'a comprehension over int keys gets ints');
+  t.same(run("{6: 'six'}.map(k, k + 1)"), [7n]);
+  t.equal(run("{1u: 'a', 2u: 'b'}[dyn(2)] == 'b' && dyn(2.0) in {1u: 1, 2u: 2}"), true, 'uint keys found by an int or a double of the same value');
+  t.throws(() => run("{'team': 'a', 'team': 'b'}"), { message: /repeated key: team/ }, 'a duplicated key is an error, not last-one-wins');
+  t.throws(() => run('{true: 1, false: 2, true: 3}'), { message: /repeated key: true/ });
+  t.throws(() => run('{1.5: 1}'), { message: /unsupported key type: double/ });
 });
 
 t.test('list and map literals join dyn with other types, as cel-go does under homogeneous literals', async (t) => {

@@ -27,7 +27,10 @@ function parseIP(s: string): IPAddress | undefined {
     if (/\d+\.\d+\.\d+\.\d+$/.test(s)) {
       if (/^::ffff:/i.test(s)) return undefined; // IPv4-mapped addresses are refused, as in Kubernetes
     }
-    return new IPAddress(6, expandIPv6(s));
+    const value = expandIPv6(s);
+    // IPv4-mapped addresses in hex too (::ffff:c0a8:1): Kubernetes refuses every form of them
+    if (value >> 32n === 0xffffn) return undefined;
+    return new IPAddress(6, value);
   }
   return undefined;
 }
@@ -85,6 +88,7 @@ function inRange(ip: IPAddress, cidr: string): boolean {
   return contains(parseCIDR(cidr)!, ip);
 }
 
+const sameIP = (a: IPAddress, b: IPAddress) => a.family === b.family && a.value === b.value;
 const ipOf = (s: string) => parseIP(s) ?? celError(`ip: ${JSON.stringify(s)} is not a valid IP address`);
 const cidrOf = (s: string) => parseCIDR(s) ?? celError(`cidr: ${JSON.stringify(s)} is not a valid CIDR`);
 
@@ -121,5 +125,8 @@ export function registerIP(env: Environment): void {
     .registerFunction('net.CIDR.ip(): net.IP', (c: CIDR) => c.ip)
     .registerFunction('net.CIDR.masked(): net.CIDR', (c: CIDR) => new CIDR(new IPAddress(c.ip.family, c.ip.value & mask(c)), c.prefix))
     .registerFunction('net.CIDR.prefixLength(): int', (c: CIDR) => BigInt(c.prefix))
-    .registerFunction('string(net.CIDR): string', (c: CIDR) => c.toString());
+    .registerFunction('string(net.CIDR): string', (c: CIDR) => c.toString())
+    // Kubernetes' IP and CIDR values compare with == (same address; same address and prefix)
+    .registerOperator('net.IP == net.IP', sameIP)
+    .registerOperator('net.CIDR == net.CIDR', (a: CIDR, b: CIDR) => a.prefix === b.prefix && sameIP(a.ip, b.ip));
 }
