@@ -151,6 +151,7 @@ t.test('map literals: int and bool keys stay typed, found by numeric value, each
   t.equal(run('{6: 1, 7: 2}.exists_one(k, k % 5 == 2)'), true, 'a comprehension over int keys gets ints');
   t.same(run("{6: 'six'}.map(k, k + 1)"), [7n]);
   t.equal(run("{1u: 'a', 2u: 'b'}[dyn(2)] == 'b' && dyn(2.0) in {1u: 1, 2u: 2}"), true, 'uint keys found by an int or a double of the same value');
+  t.equal(run("dyn({1: 'a', 2: 'b'}) == dyn({1u: 'a', 2u: 'b'}) && dyn({1: 'a'}) != dyn({'1': 'a'})"), true, 'maps compare keys by value, not by their text');
   t.throws(() => run("{'team': 'a', 'team': 'b'}"), { message: /repeated key: team/ }, 'a duplicated key is an error, not last-one-wins');
   t.throws(() => run('{true: 1, false: 2, true: 3}'), { message: /repeated key: true/ });
   t.throws(() => run('{1.5: 1}'), { message: /unsupported key type: double/ });
