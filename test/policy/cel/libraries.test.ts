@@ -36,6 +36,18 @@ t.test('strings library', async (t) => {
   for (const [src, want] of cases) t.same(run(src), want, src);
 });
 
+t.test('format prints as cel-go does', async (t) => {
+  const object = { images: ['nginx:1.27', 'redis'], labels: { team: 'a', app: 'web' } };
+  t.equal(run("'%s'.format([object.images])", { object }), '[nginx:1.27, redis]', 'strings inside lists are bare');
+  t.equal(run("'%s'.format([object.labels])", { object }), '{app: web, team: a}', 'map entries by key');
+  t.equal(run("'%s'.format([timestamp('2023-02-03T23:31:20Z')])"), '2023-02-03T23:31:20Z', 'RFC 3339 without a zero fraction');
+  t.equal(run("'%s'.format([timestamp('2023-02-03T23:31:20.5Z')])"), '2023-02-03T23:31:20.5Z');
+  t.equal(run("'%.0f %.0f %.2f %.2f'.format([2.5, 3.5, 0.125, 0.375])"), '2 4 0.12 0.38', 'exact ties go to the even digit');
+  t.equal(run("'%.1f'.format([0.35])"), '0.3', '0.35 is a little under in binary: not a tie');
+  t.equal(run("'%b %d %f'.format([dyn(true), dyn(double('NaN')), dyn(3u)])"), '1 NaN 3.000000');
+  t.equal(run("'%s'.format([type('x')])"), 'string');
+});
+
 t.test('lowerAscii, upperAscii and trim follow cel-go, not JavaScript', async (t) => {
   // JavaScript's toLowerCase folds the Kelvin sign into 'k': an allowlist compared through
   // lowerAscii would take a look-alike for the real name
