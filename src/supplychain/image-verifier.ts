@@ -70,6 +70,8 @@ export interface ImageVerifierOptions {
   metrics?: VerifierMetrics;
   /** the largest attestation read (bundle or envelope); default 32 MiB */
   maxAttestationBytes?: number;
+  /** what verdict and tag ages are measured by (milliseconds); tests move one by hand */
+  clock?: { now(): number };
 }
 
 export type Lookup = Omit<ImageVerdict, 'image' | 'ref' | 'resolvedTag' | 'cached'>;
@@ -109,12 +111,14 @@ export class ImageVerifier {
   readonly #lookupTimeoutMs: number;
   readonly #tagTtlMs: number;
   readonly #cacheTtlMs: number;
+  readonly #clock: { now(): number };
 
   constructor(readonly client: RegistryClient, readonly options: ImageVerifierOptions = {}) {
     this.#cacheTtlMs = options.cacheTtlMs ?? 5 * 60_000;
+    this.#clock = options.clock ?? performance;
     // ttlResolution 0: lru-cache otherwise debounces its clock with a timer made on the first
     // look-up of every millisecond, one timer per admission at 500 requests/s
-    this.#cache = new LRUCache({ max: options.cacheMaxEntries ?? 10_000, ttl: this.#cacheTtlMs, ttlResolution: 0 });
+    this.#cache = new LRUCache({ max: options.cacheMaxEntries ?? 10_000, ttl: this.#cacheTtlMs, ttlResolution: 0, perf: this.#clock });
     this.#tagTtlMs = options.tagTtlMs ?? 15_000;
     // no ttl of its own: a resolution's age is its `at`, checked on every use
     this.#tags = new LRUCache({ max: options.cacheMaxEntries ?? 10_000 });
@@ -244,7 +248,7 @@ export class ImageVerifier {
   #freshTag(key: string, ref: ImageReference, scope: RequestScope): string | undefined {
     const known = this.#tagTtlMs > 0 ? this.#tags.get(key) : undefined;
     if (!known) return undefined;
-    const age = Date.now() - known.at;
+    const age = this.#clock.now() - known.at;
     if (age >= this.#tagTtlMs) return undefined;
     if (age > this.#tagTtlMs * 0.8) this.#readTag(key, ref, scope.credentials).catch(() => undefined);
     return known.digest;
@@ -254,7 +258,7 @@ export class ImageVerifier {
   #readTag(key: string, ref: ImageReference, credentials: RequestScope['credentials']): Promise<string> {
     let reading = this.#tagReads.get(key);
     if (!reading) {
-      const at = Date.now();
+      const at = this.#clock.now();
       reading = this.client.getManifest(ref.registry, ref.repository, ref.tag!, { credentials, signal: AbortSignal.timeout(this.#lookupTimeoutMs) })
         .then((m) => {
           // its age counts from when the read began: what was served is never older than tagTtlMs

@@ -12,6 +12,7 @@ import { NullDecisionRecorder } from '../../src/audit/index.js';
 import { loadPolicySet, type PolicySet } from '../../src/policy/index.js';
 import { ImageVerifier } from '../../src/supplychain/image-verifier.js';
 import { parseImageReference, RegistryClient, RegistryError } from '../../src/supplychain/oci/index.js';
+import { eventually } from '../helpers/eventually.js';
 import { attachBundle, attachLegacySignatures } from '../helpers/cosign.js';
 import { startOciServer } from '../helpers/oci-server.js';
 import { policyDir } from '../helpers/policies.js';
@@ -288,16 +289,21 @@ spec:
     const flaky = new FlakyClient({ insecure: [reg.host] });
     t.teardown(() => flaky.close());
     const seen: string[] = [];
-    const svc = { ...services, images: new ImageVerifier(flaky, { allowedRegistries: () => set.registries, cacheTtlMs: 2000, metrics: { cache: (r) => seen.push(r), verification: () => {} } }) };
+    // verdict ages by a clock the test moves, so a slow machine cannot shift a step past its mark
+    // (lru-cache reads a start time of 0 as none: the clock starts later)
+    const T = 100_000;
+    const clock = { ms: T, now: () => clock.ms };
+    let verifications = 0;
+    const svc = { ...services, images: new ImageVerifier(flaky, { allowedRegistries: () => set.registries, cacheTtlMs: 2000, clock, metrics: { cache: (r) => seen.push(r), verification: () => verifications++ } }) };
     const admitted = () => run(pod(`${reg.host}/signed/aging@${img.digest}`), 'validate', svc);
-    const until = (at: number) => new Promise((r) => setTimeout(r, Math.max(0, at - Date.now())));
+    /** until the background verification started so far has landed in the cache */
+    const refreshed = async (count: number) => eventually(async () => verifications >= count, `${count} verifications`);
 
-    let verifiedAt = Date.now();
     t.ok((await admitted()).decision.allowed);
     t.same(seen, ['miss']);
 
     // past 80 % of its life: answered from the cache at once (the registry held shut), one re-verification
-    await until(verifiedAt + 1700);
+    clock.ms = T + 1700;
     let open!: () => void;
     flaky.gate = new Promise((r) => (open = r));
     seen.length = 0;
@@ -305,37 +311,37 @@ spec:
     t.ok(during.every((o) => o.decision.allowed));
     t.same(seen.filter((r) => r === 'refresh').length, 1, 'five admissions, one re-verification');
     t.same(seen.filter((r) => r === 'hit').length, 5);
-    verifiedAt = Date.now();
     open();
-    await new Promise((r) => setTimeout(r, 150));
-    await until(verifiedAt - 1700 + 2300); // past the first verdict's end of life
+    await refreshed(2); // re-verified at 1700: lives to 3700
+    clock.ms = T + 2300; // past the first verdict's end of life
     seen.length = 0;
     t.ok((await admitted()).decision.allowed);
     t.same(seen, ['hit'], 'the re-verified verdict lives on');
 
     // a registry failure during a refresh: the verdict stays until it expires
-    await until(verifiedAt + 1700);
+    clock.ms = T + 3400;
     flaky.answer = 'down';
     seen.length = 0;
     t.ok((await admitted()).decision.allowed);
-    await new Promise((r) => setTimeout(r, 150));
+    await refreshed(3);
     t.ok((await admitted()).decision.allowed, 'still answered from the verdict');
+    await refreshed(4);
     t.same(seen, ['hit', 'refresh', 'hit', 'refresh']);
-    await until(verifiedAt + 2100);
+    clock.ms = T + 3800;
     t.match(causes(await admitted()), ['REGISTRY_UNAVAILABLE'], 'expired: the registry is asked again');
 
     // a refresh that finds the signature gone drops the verdict at once
     flaky.answer = 'signature';
-    verifiedAt = Date.now();
+    clock.ms = T + 10_000;
     t.ok((await admitted()).decision.allowed);
-    await until(verifiedAt + 1700);
+    clock.ms = T + 11_700;
     flaky.answer = 'none';
+    const before = verifications;
     t.ok((await admitted()).decision.allowed, 'the admission that starts the refresh is answered from the verdict');
-    await new Promise((r) => setTimeout(r, 150));
+    await refreshed(before + 1);
     seen.length = 0;
     const after = await admitted();
     t.notOk(after.decision.allowed, 'the next one is judged afresh, before the verdict would have expired');
-    t.ok(Date.now() < verifiedAt + 2000);
     t.same(seen, ['miss']);
   });
 
