@@ -209,6 +209,32 @@ t.test('broken expressions fail at load with a position and a reason', async (t)
   }
 });
 
+t.test("cel-go's two-variable comprehensions (Kubernetes 1.33+)", async (t) => {
+  const object = { metadata: { labels: { team: 'a', 'app.kubernetes.io/name': 'web', tier: '' } }, spec: { containers: [{ name: 'a' }, { name: 'b' }] } };
+  t.equal(run("object.metadata.labels.all(k, v, v != '' || k == 'tier')", { object }), true);
+  t.equal(run("object.metadata.labels.exists(k, v, k.startsWith('app.') && v == 'web')", { object }), true);
+  t.equal(run("object.metadata.labels.existsOne(k, v, v == '')", { object }), true);
+  t.equal(run('object.spec.containers.exists(i, c, i > 0 && c.name == "a")', { object }), false, 'over a list: index and element');
+  t.same(run("object.spec.containers.transformList(i, c, c.name + '#' + string(i))", { object }), ['a#0', 'b#1']);
+  t.same(run("object.metadata.labels.transformMap(k, v, v != '', size(v))", { object }), { team: 1n, 'app.kubernetes.io/name': 3n });
+  t.same(run("object.metadata.labels.transformMapEntry(k, v, {k.replace('.', '-'): v})", { object }), { team: 'a', 'app-kubernetes-io/name': 'web', tier: '' });
+  t.throws(() => run("{'a': 'x', 'b': 'x'}.transformMapEntry(k, v, {v: k})"), { message: /key x is produced twice/ });
+  t.throws(() => compileExpression('[1].all(i, i, i > 0)', { expect: 'bool' }), { message: /duplicate variable name: i/ });
+  t.throws(() => compileExpression("[1].all(i, v, 'x')", { expect: 'bool' }), { message: /predicate must return bool/ });
+  // loops like the others: metered at runtime, estimated at load
+  const big = { a: Array.from({ length: 2000 }, (_, i) => i) };
+  for (const src of [
+    'object.a.all(i, x, object.a.all(j, y, x + y >= 0))',
+    'object.a.exists(i, x, object.a.all(j, y, x + y >= 0) && x < 0) || true',
+    // over a list made while evaluating, which only the loop itself can meter
+    'cel.bind(l, object.a.map(x, x), l.all(i, x, l.existsOne(j, y, x + y < 0) || true))',
+  ]) {
+    const c = compileExpression(src, { expect: 'bool' });
+    t.throws(() => c.evaluate(toCel({ object: big }) as Record<string, unknown>), { code: 'COST_LIMIT_EXCEEDED' }, src);
+  }
+  t.throws(() => compileExpression('object.a.transformList(i, x, object.a.transformMap(j, y, object.a.existsOne(k, z, x + y + z > 0))).size() > 0', { expect: 'bool' }), /estimated worst-case cost/);
+});
+
 t.test('two nested loops over input lists load; three do not', async (t) => {
   const c = compileExpression("object.spec.containers.all(c, c.ports.all(p, p.containerPort > 0 && p.containerPort < 65536))", { expect: 'bool' });
   t.ok(c.cost > 0);
