@@ -17,6 +17,7 @@ import { registerSemver } from './library/semver.js';
 import { registerMath } from './library/math.js';
 import { registerTime } from './library/time.js';
 import { registerSources } from './library/sources.js';
+import { registerNamedFormats } from './library/named-formats.js';
 
 export { toCel, fromCel, DEFAULT_INPUT_LIMITS, InputLimitError, type InputLimits } from './convert.js';
 export { CostLimitError, DEFAULT_RUNTIME_COST_LIMIT, DEFAULT_RUNTIME_TIME_LIMIT_MS } from './meter.js';
@@ -119,6 +120,7 @@ function buildEnvironment(variables: readonly string[], conformance = false): En
   registerMath(env);
   registerTime(env);
   registerSources(env);
+  registerNamedFormats(env);
   return env;
 }
 

@@ -124,6 +124,42 @@ t.test('ip and cidr libraries', async (t) => {
   t.equal(run("ip(object.addr) in [ip('10.0.0.1'), ip('10.0.0.2')]", { object: { addr: '10.0.0.2' } }), true);
 });
 
+t.test("Kubernetes' format library: named formats that validate with Kubernetes' own messages", async (t) => {
+  const none = (src: string, object = {}) => t.equal((run(src, { object }) as { hasValue(): boolean }).hasValue(), false, src);
+  const reasons = (src: string, object = {}) => (run(src, { object }) as { value(): string[] }).value();
+  none("format.dns1123Label().validate('my-label-name')");
+  none("format.dns1123Subdomain().validate('apiextensions.k8s.io')");
+  none("format.qualifiedName().validate('apiextensions.k8s.io/v1beta1')");
+  none("format.dns1123LabelPrefix().validate('my-label-prefix-')");
+  none("format.dns1123SubdomainPrefix().validate('mysubdomain.prefix.-')");
+  none("format.dns1035LabelPrefix().validate('my-label-prefix-')");
+  none("format.uri().validate('http://example.com')");
+  none("format.uuid().validate('123e4567-e89b-12d3-a456-426614174000')");
+  none("format.byte().validate('aGVsbG8=')");
+  none("format.date().validate('2024-02-29')");
+  none("format.datetime().validate('2021-01-01T00:00:00Z')");
+  none("format.labelValue().validate('my-cool-label-Value')");
+  none('format.dns1123Label().validate(object.metadata.name)', { metadata: { name: 'web-1' } });
+  t.same(reasons("format.dns1123Label().validate('contains a space')"), [
+    "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')",
+  ]);
+  t.same(reasons("format.dns1123Label().validate('a.b')"), ['must not contain dots']);
+  t.same(reasons(`format.dns1123Label().validate('${'a'.repeat(64)}')`), ['must be no more than 63 characters']);
+  t.same(reasons("format.qualifiedName().validate('/x')"), ['prefix part must be non-empty']);
+  t.same(reasons("format.qualifiedName().validate('contains a space')"), [
+    "name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')",
+  ]);
+  t.same(reasons("format.byte().validate('aGVsbG8')"), ['invalid base64']);
+  t.same(reasons("format.date().validate('2023-02-29')"), ['invalid date']);
+  t.same(reasons("format.datetime().validate('2020-01-32T00:00:00Z')"), ['invalid datetime']);
+  t.equal(run("format.named('dns1123Label').value() == format.dns1123Label() && format.uuid() != format.byte() && !format.named('unknown').hasValue()"), true);
+  t.equal(run("format.dns1123Label().validate(object.name).orValue([]).join('; ')", { object: { name: 'Web' } }).startsWith('a lowercase RFC 1123 label'), true, 'as a messageExpression would use it');
+  // checked character by character: a long hostile string is as quick as a short one
+  const started = performance.now();
+  t.equal((run('format.dns1123Subdomain().validate(object.s)', { object: { s: `${'a-'.repeat(200_000)}!` } }) as { hasValue(): boolean }).hasValue(), true);
+  t.ok(performance.now() - started < 500);
+});
+
 t.test('semver library', async (t) => {
   t.equal(run("semver('1.10.0').isGreaterThan(semver('1.9.9'))"), true);
   t.equal(run("semver('1.0.0-rc.1').isLessThan(semver('1.0.0'))"), true);
