@@ -153,7 +153,7 @@ t.test("Kubernetes' format library: named formats that validate with Kubernetes'
   t.same(reasons("format.date().validate('2023-02-29')"), ['invalid date']);
   t.same(reasons("format.datetime().validate('2020-01-32T00:00:00Z')"), ['invalid datetime']);
   t.equal(run("format.named('dns1123Label').value() == format.dns1123Label() && format.uuid() != format.byte() && !format.named('unknown').hasValue()"), true);
-  t.equal(run("format.dns1123Label().validate(object.name).orValue([]).join('; ')", { object: { name: 'Web' } }).startsWith('a lowercase RFC 1123 label'), true, 'as a messageExpression would use it');
+  t.equal((run("format.dns1123Label().validate(object.name).orValue([]).join('; ')", { object: { name: 'Web' } }) as string).startsWith('a lowercase RFC 1123 label'), true, 'as a messageExpression would use it');
   // checked character by character: a long hostile string is as quick as a short one
   const started = performance.now();
   t.equal((run('format.dns1123Subdomain().validate(object.s)', { object: { s: `${'a-'.repeat(200_000)}!` } }) as { hasValue(): boolean }).hasValue(), true);
