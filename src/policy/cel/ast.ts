@@ -4,7 +4,7 @@ import type { ASTNode } from '@marcbachmann/cel-js';
 export type Node = ASTNode & { args: any; op: string; start: number; end: number };
 
 /** the macros that loop: one-variable, and cel-go's two-variable ones (Kubernetes 1.33+) */
-export const COMPREHENSIONS = new Set(['all', 'exists', 'exists_one', 'map', 'filter', 'existsOne', 'transformList', 'transformMap', 'transformMapEntry']);
+export const COMPREHENSIONS = new Set(['all', 'exists', 'exists_one', 'map', 'filter', 'existsOne', 'transformList', 'transformMap', 'transformMapEntry', 'sortBy']);
 
 /** The direct child expressions of a node, in source order. */
 export function children(n: Node): Node[] {

@@ -74,6 +74,23 @@ t.test('lists and sets libraries', async (t) => {
   t.equal(run('sets.equivalent([1, 2, 2], [2, 1]) && sets.intersects([1, 2], [2, 9])'), true);
 });
 
+t.test("cel-go's lists extension at version 3 (Kubernetes 1.34)", async (t) => {
+  const object = { containers: [{ name: 'b', prio: 2 }, { name: 'a', prio: 1 }, { name: 'c', prio: 2 }], nested: [[1, 2], [3, [4]]] };
+  t.same(run('object.containers.sortBy(c, c.prio).map(c, c.name)', { object }), ['a', 'b', 'c'], 'stable for equal keys');
+  t.same(run('object.containers.map(c, c.name).sort()', { object }), ['a', 'b', 'c']);
+  t.same(run('object.containers.map(c, c.name).reverse()', { object }), ['c', 'a', 'b']);
+  t.same(run('object.nested.flatten()', { object }), [1n, 2n, 3n, [4n]]);
+  t.same(run('object.nested.flatten(2)', { object }), [1n, 2n, 3n, 4n]);
+  t.same(run('lists.range(3)'), [0n, 1n, 2n]);
+  t.equal(run("object.containers.first().value().name + object.containers.last().value().name + string([].first().hasValue())", { object }), 'bcfalse');
+  t.throws(() => run("[dyn(1), dyn('a')].sort()"), { message: /different types/ });
+  t.throws(() => run('object.nested.flatten(-1)', { object }), { message: /non-negative/ });
+  // what they build is charged before it exists, and sortBy loops like map
+  t.throws(() => run('lists.range(1000000000).size() > 0'), { code: 'COST_LIMIT_EXCEEDED' });
+  t.throws(() => compileExpression('object.a.sortBy(x, object.a.sortBy(y, object.a.sortBy(z, z).size()).size())', { expect: 'any' }), /estimated worst-case cost/);
+  t.throws(() => compileExpression("object.a.sortBy(x, x.matches('(unclosed'))", { expect: 'any' }), /invalid regular expression/, 'regexes in the key are checked and run on RE2');
+});
+
 t.test('regex: RE2 syntax, find and findAll', async (t) => {
   t.equal(run("'ABC'.matches('(?i)^abc$')"), true, '(?i) is RE2 syntax that JS rejects');
   t.equal(run("'az'.matches('^a\\\\z')"), false, '\\z is end of text, not a literal z');

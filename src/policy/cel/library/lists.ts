@@ -1,5 +1,5 @@
 // Kubernetes lists and sets libraries.
-import type { Environment } from '@marcbachmann/cel-js';
+import { Optional, type Environment } from '@marcbachmann/cel-js';
 import { celError, toIndex } from './fail.js';
 import { chargeSize, chargeWork } from '../meter.js';
 
@@ -76,6 +76,31 @@ function compare(a: unknown, b: unknown): number {
 }
 
 class SetsNamespace {}
+class ListsNamespace {}
+
+/** one kind of comparable value throughout, as cel-go's sort requires */
+function sortedBy<T>(items: readonly T[], keys: readonly unknown[]): T[] {
+  if (keys.length > 1) {
+    const kind = (v: unknown) => (typeof v === 'number' ? 'bigint' : typeof v);
+    const first = kind(keys[0]);
+    if (keys.some((k) => kind(k) !== first)) celError('sort: the list holds values of different types');
+  }
+  chargeSize(items.length);
+  chargeWork(items.length * Math.ceil(Math.log2(items.length + 1)));
+  const order = items.map((_, i) => i).sort((a, b) => compare(keys[a], keys[b]) || a - b);
+  return order.map((i) => items[i]!);
+}
+
+/** lists nested in `l` spliced in, `depth` levels down */
+function flatten(l: readonly unknown[], depth: number): unknown[] {
+  if (depth < 0) celError('flatten: the depth must be non-negative');
+  let out = l as unknown[];
+  for (let level = 0; level < depth && out.some(Array.isArray); level++) {
+    chargeSize(out.reduce((n: number, x) => n + (Array.isArray(x) ? x.length : 1), 0));
+    out = out.flatMap((x) => (Array.isArray(x) ? x : [x]));
+  }
+  return out;
+}
 
 export function registerLists(env: Environment): void {
   env
@@ -108,6 +133,25 @@ export function registerLists(env: Environment): void {
       chargeSize(l.length);
       return distinct(l);
     })
+    // cel-go's lists extension at version 3, as Kubernetes 1.34 has it
+    .registerFunction('list<A>.reverse(): list<A>', (l: unknown[]) => {
+      chargeSize(l.length);
+      return [...l].reverse();
+    })
+    .registerFunction('list<A>.sort(): list<A>', (l: unknown[]) => sortedBy(l, l))
+    .registerFunction('list.flatten(): list<dyn>', (l: unknown[]) => flatten(l, 1))
+    .registerFunction('list.flatten(int): list<dyn>', (l: unknown[], depth: bigint) => flatten(l, Number(depth < 0n ? -1n : depth > 64n ? 64n : depth)))
+    .registerFunction('list<A>.first(): optional<A>', (l: unknown[]) => (l.length ? Optional.of(l[0]) : Optional.none()))
+    .registerFunction('list<A>.last(): optional<A>', (l: unknown[]) => (l.length ? Optional.of(l.at(-1)) : Optional.none()))
+    .registerType('ListsNamespace', ListsNamespace)
+    .registerConstant('lists', 'ListsNamespace', new ListsNamespace())
+    .registerFunction('ListsNamespace.range(int): list<int>', (_: unknown, n: bigint) => {
+      const size = n > 0n ? n : 0n;
+      chargeSize(size > 100_000_000n ? Number.MAX_SAFE_INTEGER : Number(size)); // charged before it exists
+      return Array.from({ length: Number(size) }, (_v, i) => BigInt(i));
+    })
+    // sortBy(e, key) is a macro that cel-js expands into this, with the keys from map(e, key)
+    .registerFunction('ListsNamespace.sortByAssociatedKeys(list<A>, list<B>): list<A>', (_: unknown, l: unknown[], keys: unknown[]) => sortedBy(l, keys))
     .registerType('SetsNamespace', SetsNamespace)
     .registerConstant('sets', 'SetsNamespace', new SetsNamespace())
     .registerFunction('SetsNamespace.contains(list<A>, list<A>): bool', (_: unknown, a: unknown[], b: unknown[]) => inSet(b, a, 'every'))
