@@ -272,6 +272,7 @@ t.test("cel-go's two-variable comprehensions (Kubernetes 1.33+)", async (t) => {
   t.same(run("object.metadata.labels.transformMap(k, v, v != '', size(v))", { object }), { team: 1n, 'app.kubernetes.io/name': 3n });
   t.same(run("object.metadata.labels.transformMapEntry(k, v, {k.replace('.', '-'): v})", { object }), { team: 'a', 'app-kubernetes-io/name': 'web', tier: '' });
   t.throws(() => run("{'a': 'x', 'b': 'x'}.transformMapEntry(k, v, {v: k})"), { message: /key x is produced twice/ });
+  t.throws(() => run('object.metadata.labels.transformMapEntry(k, v, dyn(null))', { object }), { message: /must return a map, got 'null'/ }, 'a CEL error, not a TypeError');
   t.throws(() => compileExpression('[1].all(i, i, i > 0)', { expect: 'bool' }), { message: /duplicate variable name: i/ });
   t.throws(() => compileExpression("[1].all(i, v, 'x')", { expect: 'bool' }), { message: /predicate must return bool/ });
   // loops like the others: metered at runtime, estimated at load
