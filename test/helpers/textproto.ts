@@ -41,7 +41,9 @@ class Reader {
     while (this.peek() === '"' || this.peek() === "'") {
       const quote = this.text[this.pos++]!;
       for (;;) {
-        const c = this.text[this.pos++]!;
+        // by code point: an emoji is two UTF-16 units, and each alone encodes as U+FFFD
+        const c = String.fromCodePoint(this.text.codePointAt(this.pos)!);
+        this.pos += c.length;
         if (c === quote) break;
         if (c !== '\\') {
           bytes.push(...Buffer.from(c, 'utf8'));
