@@ -139,7 +139,7 @@ t.test('the closures charge what they build as cel-js does, so both stop at the 
     }
   };
   const seen = { limit: 0, value: 0 };
-  // strings of every length around the limit, some of them not ASCII (left to cel-js for case mapping)
+  // strings of every length around the limit, some of them not ASCII
   const text = (max: number) => fc.tuple(fc.string({ minLength: 1, maxLength: 3 }), fc.integer({ min: 0, max })).map(([s, n]) => s.repeat(n));
   fc.assert(fc.property(text(120), fc.array(text(20), { maxLength: 12, size: 'max' }), (name, items) => {
     const act = toCel({ object: { name, items } }) as Record<string, unknown>;
