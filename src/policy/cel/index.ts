@@ -157,6 +157,34 @@ function messageOf(err: unknown): string {
   return msg.split('\n')[0]!;
 }
 
+/**
+ * The macros' forms, by argument count: called with another count, a macro is parsed as an
+ * ordinary call and its variable reported as unknown ("Unknown variable: k"), which hides the
+ * mistake, so the count is checked first.
+ */
+const MACRO_FORMS: Record<string, Record<number, string>> = {
+  all: { 2: '(e, predicate)', 3: '(k, v, predicate)' },
+  exists: { 2: '(e, predicate)', 3: '(k, v, predicate)' },
+  exists_one: { 2: '(e, predicate)', 3: '(k, v, predicate)' },
+  existsOne: { 3: '(k, v, predicate)' },
+  map: { 2: '(e, expr)', 3: '(e, filter, expr)' },
+  filter: { 2: '(e, predicate)' },
+  transformList: { 3: '(i, v, expr)', 4: '(i, v, filter, expr)' },
+  transformMap: { 3: '(k, v, expr)', 4: '(k, v, filter, expr)' },
+  transformMapEntry: { 3: '(k, v, {key: value})', 4: '(k, v, filter, {key: value})' },
+  sortBy: { 2: '(e, key)' },
+  optMap: { 2: '(v, expr)' },
+  optFlatMap: { 2: '(v, optionalExpr)' },
+};
+
+function macroArityError(n: Node): CelCompileError | undefined {
+  if (n.op !== 'rcall' || !Object.hasOwn(MACRO_FORMS, n.args[0])) return undefined;
+  const forms = MACRO_FORMS[n.args[0] as string]!;
+  const count = (n.args[2] as Node[]).length;
+  if (Object.hasOwn(forms, count)) return undefined;
+  return new CelCompileError(`${n.args[0]}() takes ${Object.values(forms).join(' or ')}, not ${count} argument${count === 1 ? '' : 's'}`, n.start);
+}
+
 /** Rewrites `matches` onto RE2 and checks regex literals (for callers with their own environment). */
 export function useRe2(ast: unknown): void {
   prepare(ast as Node, undefined);
@@ -176,6 +204,8 @@ function prepare(ast: Node, variables: ReadonlySet<string> | undefined, callable
     const variable = variableReference(n);
     if (variable !== undefined) variableRefs.add(variable);
     if (callables && !unknownCall && (n.op === 'rcall' || n.op === 'call') && !callables.has(n.args[0])) unknownCall = n;
+    const arity = macroArityError(n);
+    if (arity) throw arity;
     if ((n.op === 'rcall' || n.op === 'call') && ['matches', 'find', 'findAll'].includes(n.args[0])) {
       const patternNode: Node | undefined = n.op === 'rcall' ? n.args[2][0] : n.args[1][1];
       if (patternNode?.op === 'value' && typeof patternNode.args === 'string') {

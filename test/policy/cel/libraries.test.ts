@@ -248,6 +248,9 @@ t.test('broken expressions fail at load with a position and a reason', async (t)
     // a misspelt macro is its own name, not "Unknown variable: c" as the type checker has it
     ['object.items.exist(c, c > 1)', /^unknown function exist\(\) \(did you mean "exists"\?\)$/],
     ["object.name.frobnicate() == ''", /^unknown function frobnicate\(\)$/],
+    // a macro with a wrong argument count says so, not "Unknown variable: k"
+    ['object.labels.transformList(k, v).size() > 0', /^transformList\(\) takes \(i, v, expr\) or \(i, v, filter, expr\), not 2 arguments$/],
+    ['object.items.sortBy(x).size() > 0', /^sortBy\(\) takes \(e, key\), not 1 argument$/],
     ['object.a.all(x, object.b.all(y, object.c.all(z, z)))', /estimated worst-case cost \d+ exceeds the limit/],
   ];
   for (const [src, message] of bad) {
