@@ -172,6 +172,14 @@ t.test("Kubernetes' format library: named formats that validate with Kubernetes'
     "name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')",
   ]);
   t.same(reasons("format.byte().validate('aGVsbG8')"), ['invalid base64']);
+  t.match(reasons("format.qualifiedName().validate('a/b/c')")[0], /^a qualified name must consist of .* with an optional DNS subdomain prefix and '\/'/);
+  t.same(reasons("format.qualifiedName().validate('Not_A.Host/name')"), [
+    "prefix part a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')",
+  ]);
+  t.same(reasons("format.uri().validate('http://a/\\u0001')"), ['parse "http://a/\\u0001": net/url: invalid control character in URL']);
+  t.same(reasons("format.uri().validate('example.com/x')"), ['parse "example.com/x": invalid URI for request']);
+  t.equal(reasons("format.dns1123LabelPrefix().validate('-')").length, 1, 'a lone dash is not masked');
+  t.same(reasons("format.labelValue().validate('-x')").length, 1);
   t.same(reasons("format.date().validate('2023-02-29')"), ['invalid date']);
   t.same(reasons("format.datetime().validate('2020-01-32T00:00:00Z')"), ['invalid datetime']);
   t.equal(run("format.named('dns1123Label').value() == format.dns1123Label() && format.uuid() != format.byte() && !format.named('unknown').hasValue()"), true);

@@ -25,25 +25,23 @@ function describeEntries(entries: [unknown, unknown][]): string {
 /** RFC 3339 as Go prints it: no fraction when it is zero, no trailing zeros when it is not */
 const rfc3339 = (d: Date): string => d.toISOString().replace(/\.?0+Z$/, 'Z');
 
-function integer(v: unknown, verb: string): bigint {
+/** an int, or a uint (cel-js's UnsignedInt, whose valueOf is a bigint); else undefined */
+function integerValue(v: unknown): bigint | undefined {
   if (typeof v === 'bigint') return v;
-  if (typeof v === 'object' && v !== null && 'valueOf' in v && typeof (v as { valueOf(): unknown }).valueOf() === 'bigint') {
-    return (v as { valueOf(): bigint }).valueOf();
-  }
-  return celError(`format: %${verb} needs an integer, got ${describe(v)}`);
+  const inner = typeof v === 'object' && v !== null ? (v as { valueOf(): unknown }).valueOf() : undefined;
+  return typeof inner === 'bigint' ? inner : undefined;
 }
+
+const integer = (v: unknown, verb: string): bigint => integerValue(v) ?? celError(`format: %${verb} needs an integer, got ${describe(v)}`);
 
 const nonFinite = (n: number): string => (Number.isNaN(n) ? 'NaN' : n > 0 ? 'Infinity' : '-Infinity');
 
 function fixed(v: unknown, precision: number, verb: string): string {
-  const n = typeof v === 'number' ? v : typeof v === 'bigint' ? Number(v)
-    : unsignedValue(v) ?? celError(`format: %${verb} needs a number, got ${describe(v)}`);
+  const whole = integerValue(v);
+  const n = typeof v === 'number' ? v : whole !== undefined ? Number(whole) : celError(`format: %${verb} needs a number, got ${describe(v)}`);
   if (!Number.isFinite(n)) return nonFinite(n);
   return verb === 'e' ? n.toExponential(precision).replace(/e([+-])(\d)$/, 'e$10$2') : toFixedEven(n, precision);
 }
-
-const unsignedValue = (v: unknown): number | undefined =>
-  typeof v === 'object' && v !== null && typeof (v as { valueOf(): unknown }).valueOf() === 'bigint' ? Number((v as { valueOf(): bigint }).valueOf()) : undefined;
 
 /**
  * toFixed, but an exact tie goes to the even digit as Go's %f does ("%.0f" of 2.5 is "2", of

@@ -38,30 +38,21 @@ const DNS1035_LABEL_FMT = '[a-z]([-a-z0-9]*[a-z0-9])?';
 const QUALIFIED_NAME_FMT = '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]';
 const QUALIFIED_NAME_MSG = "must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character";
 
-function dns1123Label(s: string): string[] {
-  const errs = s.length > 63 ? [maxLenError(63)] : [];
-  if (!isDNS1123Label(s)) {
-    errs.push(isDNS1123Subdomain(s) ? 'must not contain dots'
-      : regexError("a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character", DNS1123_LABEL_FMT, 'my-name', '123-abc'));
-  }
+/** apimachinery's shape of a check: too long, and (separately) not of the right form */
+const checked = (max: number, ok: (s: string) => boolean, reason: (s: string) => string) => (s: string): string[] => {
+  const errs = s.length > max ? [maxLenError(max)] : [];
+  if (!ok(s)) errs.push(reason(s));
   return errs;
-}
+};
 
-function dns1123Subdomain(s: string): string[] {
-  const errs = s.length > 253 ? [maxLenError(253)] : [];
-  if (!isDNS1123Subdomain(s)) {
-    errs.push(regexError("a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character", DNS1123_SUBDOMAIN_FMT, 'example.com'));
-  }
-  return errs;
-}
+const dns1123Label = checked(63, isDNS1123Label, (s) => (isDNS1123Subdomain(s) ? 'must not contain dots'
+  : regexError("a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character", DNS1123_LABEL_FMT, 'my-name', '123-abc')));
 
-function dns1035Label(s: string): string[] {
-  const errs = s.length > 63 ? [maxLenError(63)] : [];
-  if (!isDNS1035Label(s)) {
-    errs.push(regexError("a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with an alphabetic character, and end with an alphanumeric character", DNS1035_LABEL_FMT, 'my-name', 'abc-123'));
-  }
-  return errs;
-}
+const dns1123Subdomain = checked(253, isDNS1123Subdomain, () =>
+  regexError("a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character", DNS1123_SUBDOMAIN_FMT, 'example.com'));
+
+const dns1035Label = checked(63, isDNS1035Label, () =>
+  regexError("a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with an alphabetic character, and end with an alphanumeric character", DNS1035_LABEL_FMT, 'my-name', 'abc-123'));
 
 function qualifiedName(s: string): string[] {
   const errs: string[] = [];
@@ -80,13 +71,8 @@ function qualifiedName(s: string): string[] {
   return errs;
 }
 
-function labelValue(s: string): string[] {
-  const errs = s.length > 63 ? [maxLenError(63)] : [];
-  if (s !== '' && !isQualifiedNamePart(s)) {
-    errs.push(regexError("a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character", `(${QUALIFIED_NAME_FMT})?`, 'MyValue', 'my_value', '12345'));
-  }
-  return errs;
-}
+const labelValue = checked(63, (s) => s === '' || isQualifiedNamePart(s), () =>
+  regexError("a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character", `(${QUALIFIED_NAME_FMT})?`, 'MyValue', 'my_value', '12345'));
 
 /** a generated name's prefix may end in '-': Kubernetes masks it (its last two characters become 'a') */
 const asPrefix = (check: (s: string) => string[]) => (s: string) => check(s.length > 1 && s.endsWith('-') ? `${s.slice(0, -2)}a` : s);
