@@ -85,6 +85,9 @@ t.test("cel-go's lists extension at version 3 (Kubernetes 1.34)", async (t) => {
   t.equal(run("object.containers.first().value().name + object.containers.last().value().name + string([].first().hasValue())", { object }), 'bcfalse');
   t.throws(() => run("[dyn(1), dyn('a')].sort()"), { message: /different types/ });
   t.throws(() => run('object.nested.flatten(-1)', { object }), { message: /non-negative/ });
+  let deep: unknown = [1];
+  for (let i = 0; i < 80; i++) deep = [deep];
+  t.same(run('object.deep.flatten(100)', { object: { deep } }), [1n], 'a depth is honoured however deep');
   // what they build is charged before it exists, and sortBy loops like map
   t.throws(() => run('lists.range(1000000000).size() > 0'), { code: 'COST_LIMIT_EXCEEDED' });
   // a count from the object: each item is a heap BigInt, charged one unit apiece (600,000 would
