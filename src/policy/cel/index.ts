@@ -175,6 +175,8 @@ const MACRO_FORMS: Record<string, Record<number, string>> = {
   sortBy: { 2: '(e, key)' },
   optMap: { 2: '(v, expr)' },
   optFlatMap: { 2: '(v, optionalExpr)' },
+  or: { 1: '(otherOptional)' },
+  orValue: { 1: '(defaultValue)' },
 };
 
 function macroArityError(n: Node): CelCompileError | undefined {

@@ -2,7 +2,7 @@
 import { isDeepStrictEqual } from 'node:util';
 import fc from 'fast-check';
 import t from 'tap';
-import { compileExpression, toCel, CelCompileError, InputLimitError } from '../../../src/policy/cel/index.js';
+import { compileExpression, createCelEnvironment, toCel, CelCompileError, InputLimitError } from '../../../src/policy/cel/index.js';
 
 const run = (src: string, activation: Record<string, unknown> = {}) => compileExpression(src, { expect: 'any' }).evaluate(toCel(activation) as Record<string, unknown>);
 
@@ -307,6 +307,31 @@ t.test("cel-go's two-variable comprehensions (Kubernetes 1.33+)", async (t) => {
     t.throws(() => c.evaluate(toCel({ object: big }) as Record<string, unknown>), { code: 'COST_LIMIT_EXCEEDED' }, src);
   }
   t.throws(() => compileExpression('object.a.transformList(i, x, object.a.transformMap(j, y, object.a.existsOne(k, z, x + y + z > 0))).size() > 0', { expect: 'bool' }), /estimated worst-case cost/);
+});
+
+t.test('the macro argument counts trustgate names are the ones the environment has', async (t) => {
+  // every macro with a receiver (its parameters are syntax): a count it lacks gets the
+  // "takes" message, every count it has gets none, so the wording cannot drift from cel-js
+  const counts = new Map<string, Set<number>>();
+  for (const f of createCelEnvironment().getDefinitions().functions as { name: string; receiverType?: string; params: { type: string }[] }[]) {
+    if (!f.receiverType || !f.params.length || !f.params.every((p) => p.type === 'ast')) continue;
+    counts.set(f.name, (counts.get(f.name) ?? new Set()).add(f.params.length));
+  }
+  t.ok(counts.has('transformMapEntry') && counts.has('optMap'), 'the macros are found');
+  const message = (src: string) => {
+    try {
+      compileExpression(src, { expect: 'any' });
+      return '';
+    } catch (err) {
+      return (err as Error).message;
+    }
+  };
+  for (const [name, have] of counts) {
+    const args = (n: number) => ['a', 'b', 'c', 'd', 'e'].slice(0, n).join(', ');
+    for (const n of have) t.notMatch(message(`[1].${name}(${args(n)})`), /takes/, `${name} with ${n}`);
+    const missing = [1, 2, 3, 4, 5].find((n) => !have.has(n))!;
+    t.match(message(`[1].${name}(${args(missing)})`), new RegExp(`^${name}\\(\\) takes \\(`), `${name} with ${missing}`);
+  }
 });
 
 t.test('two nested loops over input lists load; three do not', async (t) => {
