@@ -85,7 +85,7 @@ async function lint(argv: string[]): Promise<number> {
   const set = await loadOrFail(positionals);
   if (!set) return 1;
   const warned = set.warnings.length ? `, ${set.warnings.length} warning(s)` : '';
-  process.stdout.write(`ok: ${set.policies.length} policies, ${set.trustRoots.length} trust roots, ${set.tests.length} test suites in ${set.files} files (revision ${set.revision})${set.skipped ? `; ${set.skipped} other documents (data, objects) left alone` : ''}${warned}\n`);
+  process.stdout.write(`ok: ${set.policies.length} policies, ${set.trustRoots.length} trust roots, ${set.tests.length} test suites in ${set.files} files (revision ${set.revision})${set.skipped ? `; ${set.skipped} other documents (params, data, objects) not run as policies` : ''}${warned}\n`);
   return set.warnings.length && flagOn(values, 'strict') ? 1 : 0;
 }
 

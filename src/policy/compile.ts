@@ -25,6 +25,7 @@ function compileRule(r: PolicySpec['match']['resources'][number]): CompiledRule 
     versions: new Set(r.apiVersions ?? ['*']),
     resources: r.resources ?? [],
     kinds: new Set(r.kinds ?? []),
+    names: r.resourceNames?.length ? new Set(r.resourceNames) : undefined,
     operations: new Set(r.operations),
     scope: r.scope ?? '*',
   };
@@ -113,9 +114,11 @@ export async function compilePolicy(loaded: LoadedDocument, trustRoots: (name: s
     }
   }
 
-  for (const [i, r] of spec.match.resources.entries()) {
-    if (!r.resources?.length && !r.kinds?.length) fail(['spec', 'match', 'resources', i], 'a resource rule needs resources or kinds');
-    if (r.resources?.length && r.kinds?.length) fail(['spec', 'match', 'resources', i], 'give either resources or kinds, not both');
+  for (const key of ['resources', 'excludeResources', 'bindingResources'] as const) {
+    for (const [i, r] of (spec.match[key] ?? []).entries()) {
+      if (!r.resources?.length && !r.kinds?.length) fail(['spec', 'match', key, i], 'a resource rule needs resources or kinds');
+      if (r.resources?.length && r.kinds?.length) fail(['spec', 'match', key, i], 'give either resources or kinds, not both');
+    }
   }
   const seenVariables = new Set<string>();
   const variables: CompiledPolicy['variables'] = [];
@@ -175,6 +178,9 @@ export async function compilePolicy(loaded: LoadedDocument, trustRoots: (name: s
       mode: spec.mode ?? 'enforce',
       failurePolicy: spec.failurePolicy ?? 'Fail',
       rules: m.resources.map(compileRule),
+      namedRules: m.resources.some((r) => r.resourceNames?.length),
+      excludeRules: (m.excludeResources ?? []).map(compileRule),
+      bindingRules: m.bindingResources?.length ? m.bindingResources.map(compileRule) : undefined,
       namespaces: m.namespaces ? new Set(m.namespaces) : undefined,
       excludeNamespaces: new Set(m.excludeNamespaces ?? []),
       namespaceSelector: m.namespaceSelector,

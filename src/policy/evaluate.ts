@@ -269,7 +269,11 @@ export function evaluatePolicy(policy: CompiledPolicy, ctx: EvaluationContext): 
     if (policy.usesCel) {
       const params = paramsFor(policy, ctx);
       if (params === undefined) {
-        const ref = policy.params as { namespace: string; name: string };
+        const ref = policy.params as { namespace: string; name: string; allowMissing?: boolean };
+        if (ref.allowMissing) {
+          ctx.explain?.push({ policy: policy.name, step: 'params', value: `ConfigMap ${ref.namespace}/${ref.name} not found: passes (parameterNotFoundAction: Allow)` });
+          return result;
+        }
         return makeResult(policy, 'error', [`params ConfigMap ${ref.namespace}/${ref.name} not found`], 'PARAMS_NOT_FOUND');
       }
       const namespaceObject = ctx.cel(scope.namespaceObject);

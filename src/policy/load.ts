@@ -5,6 +5,7 @@ import { readPolicyDocuments, type LoadedDocument } from './documents.js';
 import { PolicyIndex } from './match.js';
 import { schemaErrors } from './schema.js';
 import { PolicyFileError, type CompiledPolicy } from './types.js';
+import { paramObjectsOf, translateVaps, VAP_API_GROUP, VAP_KINDS } from './vap.js';
 import { compileTrustRoot, publicGoodTrustRoot, PUBLIC_GOOD, TrustRootError, type CompiledTrustRoot, type TrustRootSpec } from '../supplychain/sigstore/index.js';
 
 export interface PolicySet {
@@ -31,6 +32,11 @@ function isTrustgateDocument(value: Record<string, unknown>): boolean {
   return (typeof value.apiVersion === 'string' && value.apiVersion.startsWith('trustgate.dev/')) || OUR_KINDS.has(value.kind as string);
 }
 
+/** A Kubernetes ValidatingAdmissionPolicy or binding, which trustgate runs as written. */
+function isVapDocument(value: Record<string, unknown>): boolean {
+  return VAP_KINDS.has(value.kind as string) && typeof value.apiVersion === 'string' && value.apiVersion.startsWith(VAP_API_GROUP);
+}
+
 export type LoadResult = { set: PolicySet; errors: [] } | { set?: undefined; errors: PolicyFileError[] };
 
 export async function loadPolicySet(paths: readonly string[]): Promise<LoadResult> {
@@ -45,14 +51,17 @@ export async function loadPolicySet(paths: readonly string[]): Promise<LoadResul
   const trustRootDocs: LoadedDocument[] = [];
   const policyDocs: LoadedDocument[] = [];
   const tests: LoadedDocument[] = [];
+  const vaps: LoadedDocument[] = [];
+  const bindings: LoadedDocument[] = [];
+  const others: LoadedDocument[] = [];
   const names = new Map<string, string>();
-  let skipped = 0;
   for (const doc of read.documents) {
-    if (!isTrustgateDocument(doc.value)) {
-      skipped++;
+    const vap = isVapDocument(doc.value);
+    if (!vap && !isTrustgateDocument(doc.value)) {
+      others.push(doc);
       continue;
     }
-    const docErrors = schemaErrors(doc);
+    const docErrors = schemaErrors(doc, vap ? 'vap' : 'trustgate');
     if (docErrors.length) {
       errors.push(...docErrors);
       continue;
@@ -71,8 +80,14 @@ export async function loadPolicySet(paths: readonly string[]): Promise<LoadResul
     }
     names.set(key, `${pos.file}:${pos.line}:${pos.col}`);
     if (kind === 'TrustRoot') trustRootDocs.push(doc);
+    else if (kind === 'ValidatingAdmissionPolicy') vaps.push(doc);
+    else if (kind === 'ValidatingAdmissionPolicyBinding') bindings.push(doc);
     else policyDocs.push(doc);
   }
+  // params objects of the ValidatingAdmissionPolicies are looked up among the other documents
+  const translated = translateVaps(vaps, bindings, paramObjectsOf(others));
+  errors.push(...translated.errors);
+  policyDocs.push(...translated.policies);
   // trust roots first, so a policy may name one defined later in the files
   const trustRoots: CompiledTrustRoot[] = [];
   for (const doc of trustRootDocs) {
@@ -85,24 +100,26 @@ export async function loadPolicySet(paths: readonly string[]): Promise<LoadResul
     }
   }
   const rootByName = (name: string) => (name === PUBLIC_GOOD ? publicGoodTrustRoot() : trustRoots.find((r) => r.name === name));
-  const warnings: PolicyFileError[] = [];
+  const warnings: PolicyFileError[] = [...translated.warnings];
   for (const doc of policyDocs) {
     const compiled = await compilePolicy(doc, rootByName);
     if (compiled.policy) policies.push(compiled.policy);
     errors.push(...compiled.errors);
     warnings.push(...compiled.warnings);
   }
+  for (const doc of translated.unbound) errors.push(...(await compilePolicy(doc, rootByName)).errors);
   if (errors.length) return { errors };
   const registries = new Set(policies.flatMap((p) => p.images.flatMap((r) => r.hosts)));
   const revision = createHash('sha256').update(policies.map((p) => `${p.name}@${p.revision}`).join('\n')).digest('hex').slice(0, 12);
-  return { set: { revision, policies, index: new PolicyIndex(policies), trustRoots, registries, tests, warnings, files: new Set(read.documents.map((d) => d.file)).size, skipped }, errors: [] };
+  return { set: { revision, policies, index: new PolicyIndex(policies), trustRoots, registries, tests, warnings, files: new Set(read.documents.map((d) => d.file)).size, skipped: others.length }, errors: [] };
 }
 
 /** The same set restricted to the named policies (for test suites that target some of them). */
 export function subsetPolicySet(set: PolicySet, names: readonly string[]): PolicySet {
-  const unknown = names.filter((n) => !set.policies.some((p) => p.name === n));
+  const unknown = names.filter((n) => !set.policies.some((p) => p.name === n || p.name.startsWith(`${n}/`)));
   if (unknown.length) throw new Error(`unknown policy name(s): ${unknown.join(', ')}`);
-  const policies = set.policies.filter((p) => names.includes(p.name));
+  // a ValidatingAdmissionPolicy's name selects it under each of its bindings (policy/binding)
+  const policies = set.policies.filter((p) => names.includes(p.name) || names.includes(p.name.split('/')[0]!));
   return { ...set, policies, index: new PolicyIndex(policies) };
 }
 

@@ -25,7 +25,8 @@ function resourceMatches(patterns: readonly string[], resource: string, sub: str
 
 const any = (s: ReadonlySet<string>, v: string) => s.has('*') || s.has(v);
 
-export function ruleMatches(rule: CompiledRule, req: AdmissionRequest): boolean {
+/** Whether the rule matches the request's shape (operation, group, version, resource, kind, scope): names aside. */
+function ruleMatchesShape(rule: CompiledRule, req: AdmissionRequest): boolean {
   if (!any(rule.operations, req.operation)) return false;
   if (!any(rule.groups, req.resource.group)) return false;
   if (!any(rule.versions, req.resource.version)) return false;
@@ -38,6 +39,10 @@ export function ruleMatches(rule: CompiledRule, req: AdmissionRequest): boolean 
   }
   if (rule.scope !== '*' && (rule.scope === 'Namespaced') !== Boolean(req.namespace)) return false;
   return true;
+}
+
+export function ruleMatches(rule: CompiledRule, req: AdmissionRequest): boolean {
+  return ruleMatchesShape(rule, req) && (!rule.names || rule.names.has(req.name ?? ''));
 }
 
 /** Distinct request shapes remembered per policy set; more (a client sending junk kinds) starts over. */
@@ -87,7 +92,7 @@ export class PolicyIndex {
       }
     }
     // keep load order, so decisions and messages are stable
-    return this.policies.filter((p) => found.has(p) && p.rules.some((r) => ruleMatches(r, req)));
+    return this.policies.filter((p) => found.has(p) && p.rules.some((r) => ruleMatchesShape(r, req)));
   }
 }
 
@@ -100,6 +105,9 @@ function labelsOf(o: KubeObject | null | undefined): Record<string, string> | un
 /** Namespace, selector and terminating-object checks, after the resource rules matched. */
 export function policyInScope(policy: CompiledPolicy, req: AdmissionRequest, namespaces: NamespaceLookup | undefined): ScopeResult {
   const ns = req.namespace ?? '';
+  if (policy.namedRules && !policy.rules.some((r) => ruleMatches(r, req))) return { applies: false, reason: 'resourceNames do not list the object' };
+  for (const r of policy.excludeRules) if (ruleMatches(r, req)) return { applies: false, reason: 'excluded by excludeResources' };
+  if (policy.bindingRules && !policy.bindingRules.some((r) => ruleMatches(r, req))) return { applies: false, reason: "the binding's resource rules do not match" };
   if (ns && policy.excludeNamespaces.has(ns)) return { applies: false, reason: 'namespace excluded' };
   if (policy.namespaces && !policy.namespaces.has(ns)) return { applies: false, reason: 'namespace not listed' };
   if (!policy.includeTerminating && req.operation === 'UPDATE' && req.oldObject?.metadata?.deletionTimestamp) {

@@ -6,10 +6,13 @@ import type { LoadedDocument } from './documents.js';
 import { PolicyFileError } from './types.js';
 
 export const POLICY_SCHEMA_PATH = new URL('../../schema/policy.schema.json', import.meta.url);
+/** ValidatingAdmissionPolicy and its binding: the fields trustgate reads (it refers to the policy schema's definitions) */
+export const VAP_SCHEMA_PATH = new URL('../../schema/vap.schema.json', import.meta.url);
 
 // verbose: an error carries the schema it failed, whose properties name what a misspelt field meant
 const ajv = new Ajv({ allErrors: true, strict: false, verbose: true });
 const validateDocument = ajv.compile(JSON.parse(readFileSync(POLICY_SCHEMA_PATH, 'utf8')));
+const validateVapDocument = ajv.compile(JSON.parse(readFileSync(VAP_SCHEMA_PATH, 'utf8')));
 
 function pathOf(instancePath: string): string[] {
   return instancePath.split('/').slice(1).map((p) => p.replace(/~1/g, '/').replace(/~0/g, '~'));
@@ -29,10 +32,11 @@ function describe(e: ErrorObject): string {
   }
 }
 
-/** Schema errors of one document, each at the position of the offending node. */
-export function schemaErrors(doc: LoadedDocument): PolicyFileError[] {
-  if (validateDocument(doc.value)) return [];
-  const errors = (validateDocument.errors ?? []).filter((e) => e.keyword !== 'if');
+/** Schema errors of one document (trustgate's own, or a ValidatingAdmissionPolicy or binding), each at the position of the offending node. */
+export function schemaErrors(doc: LoadedDocument, which: 'trustgate' | 'vap' = 'trustgate'): PolicyFileError[] {
+  const validate = which === 'vap' ? validateVapDocument : validateDocument;
+  if (validate(doc.value)) return [];
+  const errors = (validate.errors ?? []).filter((e) => e.keyword !== 'if');
   const seen = new Set<string>();
   const out: PolicyFileError[] = [];
   for (const e of errors) {

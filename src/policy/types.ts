@@ -18,6 +18,8 @@ export interface ResourceRule {
   apiVersions?: string[];
   resources?: string[];
   kinds?: string[];
+  /** only objects of these names (as in Kubernetes rules: an object created with generateName has none yet) */
+  resourceNames?: string[];
   operations: (Operation | '*')[];
   scope?: 'Cluster' | 'Namespaced' | '*';
 }
@@ -28,6 +30,10 @@ export interface PolicySpec {
   failurePolicy?: FailurePolicy;
   match: {
     resources: ResourceRule[];
+    /** requests these match are left alone even when `resources` match them */
+    excludeResources?: ResourceRule[];
+    /** a ValidatingAdmissionPolicyBinding's own resource rules: a request must match these too */
+    bindingResources?: ResourceRule[];
     namespaces?: string[];
     excludeNamespaces?: string[];
     namespaceSelector?: LabelSelector;
@@ -35,7 +41,7 @@ export interface PolicySpec {
     includeTerminating?: boolean;
     conditions?: { name: string; expression: string }[];
   };
-  params?: { inline?: unknown; file?: string; configMap?: { namespace: string; name: string } };
+  params?: { inline?: unknown; file?: string; configMap?: { namespace: string; name: string; allowMissing?: boolean } };
   variables?: { name: string; expression: string }[];
   validations?: { expression: string; message?: string; messageExpression?: string; reason?: string }[];
   schema?: Record<string, unknown>;
@@ -76,7 +82,7 @@ export interface CompiledValidation {
 export type ParamsSource =
   | { kind: 'none' }
   | { kind: 'value'; value: unknown }
-  | { kind: 'configMap'; namespace: string; name: string };
+  | { kind: 'configMap'; namespace: string; name: string; /** a missing ConfigMap passes the policy (a binding's parameterNotFoundAction: Allow) */ allowMissing?: boolean };
 
 /** Something that loads but is likely a mistake, at its path in the document. */
 export interface PolicyWarning {
@@ -101,6 +107,8 @@ export interface CompiledRule {
   /** resource[/subresource] patterns */
   resources: string[];
   kinds: Set<string>;
+  /** object names, when the rule lists resourceNames */
+  names?: Set<string>;
   operations: Set<string>;
   scope: 'Cluster' | 'Namespaced' | '*';
 }
@@ -113,6 +121,11 @@ export interface CompiledPolicy {
   mode: Mode;
   failurePolicy: FailurePolicy;
   rules: CompiledRule[];
+  /** true when some rule lists resourceNames: the index, which knows only request shapes, cannot decide alone */
+  namedRules: boolean;
+  excludeRules: CompiledRule[];
+  /** a binding's resource rules, which a request must match as well */
+  bindingRules?: CompiledRule[];
   namespaces?: Set<string>;
   excludeNamespaces: Set<string>;
   namespaceSelector?: LabelSelector;

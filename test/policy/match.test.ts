@@ -87,3 +87,16 @@ t.test('the index leaves unrelated policies untouched', async (t) => {
   const set = await setOf(many);
   t.same(names(set, request()), ['pods']);
 });
+
+t.test('resourceNames and excludeResources narrow a rule past the index, which knows only request shapes', async (t) => {
+  const set = await setOf({
+    named: 'match:\n  resources:\n    - { apiGroups: [""], resources: [pods], resourceNames: [p, q], operations: [CREATE] }',
+    'all-but-debug': 'match:\n  resources:\n    - { apiGroups: [""], resources: ["*"], operations: ["*"] }\n  excludeResources:\n    - { apiGroups: [""], resources: [pods], operations: [CREATE], resourceNames: [debug] }',
+  });
+  const applied = (req: AdmissionRequest) => set.index.candidates(req).filter((p) => evaluatePolicy(p, new EvaluationContext(req, Date.now() + 1000))).map((p) => p.name);
+  t.same(applied(request({ name: 'p' })), ['named', 'all-but-debug']);
+  t.same(applied(request({ name: 'other' })), ['all-but-debug'], 'a name the rule does not list; the same shape as before');
+  t.same(applied(request({ name: undefined })), ['all-but-debug'], 'an object with generateName has no name yet');
+  t.same(applied(request({ name: 'debug' })), [], 'excluded by name');
+  t.same(applied(request({ name: 'debug', operation: 'UPDATE' })), ['all-but-debug'], 'the exclusion names CREATE only');
+});

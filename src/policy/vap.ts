@@ -1,0 +1,209 @@
+// Kubernetes ValidatingAdmissionPolicies run unchanged: each (policy, binding) pair becomes one
+// trustgate policy, compiled by the same path as our own documents, with every position still
+// pointing into the ValidatingAdmissionPolicy or binding file the user wrote.
+import type { LoadedDocument } from './documents.js';
+import { PolicyFileError, type LabelSelector, type Mode, type PolicySpec, type ResourceRule } from './types.js';
+
+export const VAP_API_GROUP = 'admissionregistration.k8s.io/';
+export const VAP_KINDS = new Set(['ValidatingAdmissionPolicy', 'ValidatingAdmissionPolicyBinding']);
+
+type Path = readonly (string | number)[];
+
+interface MatchResources {
+  resourceRules?: ResourceRule[];
+  excludeResourceRules?: ResourceRule[];
+  namespaceSelector?: LabelSelector;
+  objectSelector?: LabelSelector;
+}
+
+interface VapSpec {
+  paramKind?: { apiVersion: string; kind: string };
+  matchConstraints: MatchResources & { resourceRules: ResourceRule[] };
+  validations?: PolicySpec['validations'];
+  auditAnnotations?: { key: string; valueExpression: string }[];
+  matchConditions?: { name: string; expression: string }[];
+  variables?: { name: string; expression: string }[];
+  failurePolicy?: 'Fail' | 'Ignore';
+}
+
+interface BindingSpec {
+  policyName: string;
+  paramRef?: { name?: string; namespace?: string; selector?: LabelSelector; parameterNotFoundAction?: 'Allow' | 'Deny' };
+  matchResources?: MatchResources;
+  validationActions: ('Deny' | 'Warn' | 'Audit')[];
+}
+
+const nameOf = (doc: LoadedDocument) => (doc.value.metadata as { name: string }).name;
+const specOf = <S>(doc: LoadedDocument) => doc.value.spec as S;
+
+/** Deny wins, then Warn; Audit alone only records (trustgate records every decision anyway). */
+function modeOf(actions: BindingSpec['validationActions']): Mode {
+  return actions.includes('Deny') ? 'enforce' : actions.includes('Warn') ? 'warn' : 'audit';
+}
+
+const isEmpty = (s: LabelSelector | undefined) => !s || (!Object.keys(s.matchLabels ?? {}).length && !s.matchExpressions?.length);
+
+/** Both selectors must hold: one selector with the requirements of each (an empty one selects everything). */
+function bothSelectors(a: LabelSelector | undefined, b: LabelSelector | undefined): LabelSelector | undefined {
+  if (isEmpty(a)) return isEmpty(b) ? undefined : b;
+  if (isEmpty(b)) return a;
+  const requirements = (s: LabelSelector) => [
+    ...Object.entries(s.matchLabels ?? {}).map(([key, value]) => ({ key, operator: 'In' as const, values: [value] })),
+    ...(s.matchExpressions ?? []),
+  ];
+  return { matchExpressions: [...requirements(a!), ...requirements(b!)] };
+}
+
+/** Where a path of the translated policy came from, in the policy or binding document. */
+function sourcePath(path: Path): { in: 'policy' | 'binding'; path: Path } {
+  const [spec, section, key, ...rest] = path;
+  if (spec !== 'spec') return { in: 'policy', path: [] };
+  switch (section) {
+    case 'match':
+      if (key === 'resources') return { in: 'policy', path: ['spec', 'matchConstraints', 'resourceRules', ...rest] };
+      if (key === 'excludeResources') return { in: 'policy', path: ['spec', 'matchConstraints', 'excludeResourceRules', ...rest] };
+      if (key === 'bindingResources') return { in: 'binding', path: ['spec', 'matchResources', 'resourceRules', ...rest] };
+      if (key === 'conditions') return { in: 'policy', path: ['spec', 'matchConditions', ...rest] };
+      return { in: 'policy', path: ['spec', 'matchConstraints', ...(key === undefined ? [] : [key])] };
+    case 'params': return { in: 'binding', path: ['spec', 'paramRef'] };
+    case 'mode': return { in: 'binding', path: ['spec', 'validationActions'] };
+    case undefined: return { in: 'policy', path: ['spec'] };
+    default: return { in: 'policy', path: path.slice() };
+  }
+}
+
+function translatedDocument(policy: LoadedDocument, binding: LoadedDocument, value: Record<string, unknown>): LoadedDocument {
+  const docOf = (p: Path) => {
+    const s = sourcePath(p);
+    return { doc: s.in === 'policy' ? policy : binding, path: s.path };
+  };
+  return {
+    file: policy.file,
+    value,
+    positionOf(path, options) {
+      const s = docOf(path);
+      return s.doc.positionOf(s.path, options);
+    },
+    positionInScalar(path, offset) {
+      const s = docOf(path);
+      return s.doc.positionInScalar(s.path, offset);
+    },
+  };
+}
+
+export interface ParamObjects {
+  /** a document of the policy files with this apiVersion, kind and name (and namespace, when it has one) */
+  find(apiVersion: string, kind: string, name: string, namespace: string | undefined): Record<string, unknown> | undefined;
+}
+
+/** Params objects among the other documents of the policy files, indexed once. */
+export function paramObjectsOf(documents: readonly LoadedDocument[]): ParamObjects {
+  const byKey = new Map<string, Record<string, unknown>[]>();
+  for (const d of documents) {
+    const meta = d.value.metadata as { name?: unknown } | undefined;
+    if (typeof meta?.name !== 'string') continue;
+    const key = `${String(d.value.apiVersion)}|${String(d.value.kind)}|${meta.name}`;
+    byKey.set(key, [...(byKey.get(key) ?? []), d.value]);
+  }
+  return {
+    find(apiVersion, kind, name, namespace) {
+      // one written without a namespace is taken for any: `kubectl apply` would put it where you apply it
+      return byKey.get(`${apiVersion}|${kind}|${name}`)?.find((o) => {
+        const ns = (o.metadata as { namespace?: string }).namespace;
+        return ns === undefined || namespace === undefined || ns === namespace;
+      });
+    },
+  };
+}
+
+/** The trustgate params of one binding, or a reason it cannot be honoured. */
+function paramsOf(vap: VapSpec, binding: BindingSpec, objects: ParamObjects): PolicySpec['params'] | string {
+  const ref = binding.paramRef;
+  if (!vap.paramKind) return ref ? 'paramRef is set but the policy declares no paramKind' : undefined;
+  if (!ref) return undefined; // Kubernetes binds params to null
+  if (ref.selector) return 'paramRef.selector (one evaluation per matching params object) is not supported: name one object with paramRef.name';
+  if (!ref.name) return 'paramRef needs a name';
+  const { apiVersion, kind } = vap.paramKind;
+  const found = objects.find(apiVersion, kind, ref.name, ref.namespace);
+  if (found) return { inline: found };
+  const allowMissing = ref.parameterNotFoundAction === 'Allow';
+  if (apiVersion === 'v1' && kind === 'ConfigMap') {
+    // the params of the request's own namespace would need every namespace's ConfigMaps watched
+    if (!ref.namespace) return 'paramRef.namespace is required for ConfigMap params (params from the namespace of each request are not supported)';
+    return { configMap: { namespace: ref.namespace, name: ref.name, allowMissing } };
+  }
+  const where = ref.namespace ? `${ref.namespace}/${ref.name}` : ref.name;
+  return `no ${kind} ${where} (${apiVersion}) in the policy files: params of kinds other than ConfigMap are read from the policy files; add the object beside the policy`;
+}
+
+/** A policy without a binding, compiled for its errors only */
+const UNBOUND: BindingSpec = { policyName: '', validationActions: ['Deny'] };
+
+/** The trustgate Policy document of one (policy, binding) pair. */
+function policyValue(policy: LoadedDocument, b: LoadedDocument | undefined, vap: VapSpec, binding: BindingSpec, params: PolicySpec['params']): Record<string, unknown> {
+  const constraints = vap.matchConstraints;
+  const scope = binding.matchResources ?? {};
+  const spec: PolicySpec = {
+    mode: modeOf(binding.validationActions),
+    failurePolicy: vap.failurePolicy ?? 'Fail',
+    match: {
+      resources: constraints.resourceRules,
+      excludeResources: [...(constraints.excludeResourceRules ?? []), ...(scope.excludeResourceRules ?? [])],
+      ...(scope.resourceRules?.length ? { bindingResources: scope.resourceRules } : {}),
+      namespaceSelector: bothSelectors(constraints.namespaceSelector, scope.namespaceSelector),
+      objectSelector: bothSelectors(constraints.objectSelector, scope.objectSelector),
+      conditions: vap.matchConditions,
+    },
+    params,
+    variables: vap.variables,
+    validations: vap.validations,
+  };
+  // through JSON: no undefined members, and nothing shared with the documents
+  return { apiVersion: 'trustgate.dev/v1alpha1', kind: 'Policy', metadata: { name: b ? `${nameOf(policy)}/${nameOf(b)}` : nameOf(policy) }, spec: JSON.parse(JSON.stringify(spec)) };
+}
+
+export interface TranslatedVaps {
+  /** one Policy-shaped document per (policy, binding) pair, named policy/binding */
+  policies: LoadedDocument[];
+  /** policies no binding names: compiled for their errors, never evaluated */
+  unbound: LoadedDocument[];
+  errors: PolicyFileError[];
+  warnings: PolicyFileError[];
+}
+
+/** Pairs every binding with its policy and writes the pair as a trustgate policy. */
+export function translateVaps(policies: readonly LoadedDocument[], bindings: readonly LoadedDocument[], objects: ParamObjects): TranslatedVaps {
+  const out: TranslatedVaps = { policies: [], unbound: [], errors: [], warnings: [] };
+  const byName = new Map(policies.map((p) => [nameOf(p), p]));
+  const bound = new Set<string>();
+  for (const b of bindings) {
+    const binding = specOf<BindingSpec>(b);
+    const policy = byName.get(binding.policyName);
+    if (!policy) {
+      out.errors.push(new PolicyFileError(b.positionOf(['spec', 'policyName']), `binding ${nameOf(b)} names ValidatingAdmissionPolicy ${binding.policyName}, which is not in the policy files`));
+      continue;
+    }
+    bound.add(binding.policyName);
+    const vap = specOf<VapSpec>(policy);
+    if (binding.validationActions.includes('Deny') && binding.validationActions.includes('Warn')) {
+      out.errors.push(new PolicyFileError(b.positionOf(['spec', 'validationActions']), 'validationActions: Deny and Warn may not be used together (as in Kubernetes)'));
+      continue;
+    }
+    const params = paramsOf(vap, binding, objects);
+    if (typeof params === 'string') {
+      out.errors.push(new PolicyFileError(b.positionOf(['spec', 'paramRef']), params));
+      continue;
+    }
+    out.policies.push(translatedDocument(policy, b, policyValue(policy, b, vap, binding, params)));
+  }
+  for (const p of policies) {
+    if (specOf<VapSpec>(p).auditAnnotations?.length) {
+      out.warnings.push(new PolicyFileError(p.positionOf(['spec', 'auditAnnotations']), 'auditAnnotations are not evaluated: trustgate records every decision with its policies\' results instead'));
+    }
+    if (bound.has(nameOf(p))) continue;
+    out.warnings.push(new PolicyFileError(p.positionOf(['metadata', 'name']), `ValidatingAdmissionPolicy ${nameOf(p)} has no binding, so it checks nothing (as in Kubernetes): add a ValidatingAdmissionPolicyBinding`));
+    // compiled all the same, so lint reports its errors before a binding puts it to work
+    out.unbound.push(translatedDocument(p, p, policyValue(p, undefined, specOf<VapSpec>(p), UNBOUND, undefined)));
+  }
+  return out;
+}
