@@ -261,3 +261,33 @@ t.test('a CEL error in a ValidatingAdmissionPolicy points into its own file', as
   t.equal(broken.set, undefined);
   t.match(broken.errors.map((e) => e.message), [/^.*p\.yaml:11:\d+: /]);
 });
+
+t.test('lint and test suites take ValidatingAdmissionPolicies from the command line', async (t) => {
+  const { trustgate } = await import('../helpers/cli.js');
+  const dir = await policyDir({
+    'replicas.yaml': REPLICAS_VAP + binding('b', 'validationActions: [Deny]\nmatchResources: { namespaceSelector: { matchLabels: { environment: prod } } }'),
+    'replicas.test.yaml': `apiVersion: trustgate.dev/v1alpha1
+kind: PolicyTest
+metadata: { name: replicas }
+spec:
+  policies: [replicas.example.com]
+  namespaces: { shop: { environment: prod }, testing: { environment: test } }
+  cases:
+    - name: too many in prod
+      expect: deny
+      messages: ["[replicas.example.com/b] at most 5 replicas"]
+      namespace: shop
+      object: { apiVersion: apps/v1, kind: Deployment, metadata: { name: web }, spec: { replicas: 9 } }
+    - name: anything goes in test
+      expect: allow
+      namespace: testing
+      object: { apiVersion: apps/v1, kind: Deployment, metadata: { name: web }, spec: { replicas: 9 } }
+`,
+  });
+  const lint = await trustgate('lint', dir);
+  t.equal(lint.code, 0, lint.stderr);
+  t.match(lint.stdout, /^ok: 1 policies, 0 trust roots, 1 test suites in 2 files/);
+  const tested = await trustgate('test', dir);
+  t.equal(tested.code, 0, tested.stdout + tested.stderr);
+  t.match(tested.stdout, /2 passed, 0 failed/);
+});
