@@ -15,6 +15,8 @@ export interface Decision {
   warnings: string[];
   /** the same denials, machine-readable, for status.details.causes */
   causes?: DenialCause[];
+  /** audit annotations of the policies that set them (ValidatingAdmissionPolicies): the first policy to use a key has it */
+  auditAnnotations?: Record<string, string>;
 }
 
 function line(r: PolicyResult): string {
@@ -25,7 +27,9 @@ export function decide(results: readonly PolicyResult[]): Decision {
   const denials: string[] = [];
   const warnings: string[] = [];
   const causes: DenialCause[] = [];
+  let auditAnnotations: Record<string, string> | undefined;
   for (const r of results) {
+    if (r.annotations) for (const [k, v] of Object.entries(r.annotations)) if (!auditAnnotations?.[k]) (auditAnnotations ??= {})[k] = v;
     for (const note of r.notes ?? []) warnings.push(`[${r.name}] ${note}`);
     if (r.result === 'pass') continue;
     // an evaluation error counts as a failure unless the policy says failurePolicy: Ignore
@@ -41,5 +45,5 @@ export function decide(results: readonly PolicyResult[]): Decision {
       warnings.push(line(r));
     }
   }
-  return { allowed: denials.length === 0, denials, warnings, causes };
+  return { allowed: denials.length === 0, denials, warnings, causes, auditAnnotations };
 }

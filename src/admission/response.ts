@@ -24,7 +24,8 @@ export function buildResponse(uid: string, decision: Decision, decisionId: strin
   const response: AdmissionReviewResponse['response'] = {
     uid,
     allowed: decision.allowed,
-    auditAnnotations: { [DECISION_ID_ANNOTATION]: decisionId },
+    // the decision id last: no policy's annotation can take its key
+    auditAnnotations: decision.auditAnnotations ? { ...decision.auditAnnotations, [DECISION_ID_ANNOTATION]: decisionId } : { [DECISION_ID_ANNOTATION]: decisionId },
   };
   if (!decision.allowed) {
     response.status = {

@@ -82,7 +82,7 @@ export interface DecisionRecord {
   /** parts of the duration: policy evaluation (image verification joins with image rules) */
   timings: { evaluationMs: number; imagesMs?: number };
   policySetRevision: string;
-  policies: { name: string; revision: string; mode: string; result: string; code?: string; messages: string[] }[];
+  policies: { name: string; revision: string; mode: string; result: string; code?: string; messages: string[]; annotations?: Record<string, string> }[];
   images: ImageRecord[];
   patch: JsonPatchOperation[];
   labels: { cluster: string; version: string };
@@ -123,7 +123,7 @@ export function buildDecisionRecord(input: {
     images: imageRecords(input.results),
     labels: input.labels ?? { cluster: '', version: TRUSTGATE_VERSION },
     patch: input.patch,
-    policies: input.results.map((p) => ({ code: p.code, messages: recordedMessages(p.messages), mode: p.mode, name: p.name, result: p.result, revision: p.revision })),
+    policies: input.results.map((p) => ({ annotations: p.annotations, code: p.code, messages: recordedMessages(p.messages), mode: p.mode, name: p.name, result: p.result, revision: p.revision })),
     policySetRevision: input.policySetRevision,
     replica: input.replica,
     request: {

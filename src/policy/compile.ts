@@ -142,6 +142,12 @@ export async function compilePolicy(loaded: LoadedDocument, trustRoots: (name: s
       : undefined;
     if (expression) validations.push({ label: `validations[${i}]`, expression, message: v.message, messageExpression, reason: v.reason });
   }
+  const auditAnnotations: CompiledPolicy['auditAnnotations'] = [];
+  for (const [i, a] of (spec.auditAnnotations ?? []).entries()) {
+    // a string or null: the type checker cannot say "either", so the value is checked when evaluated
+    const expression = compile(['spec', 'auditAnnotations', i, 'valueExpression'], a.valueExpression, { expect: 'any', variables: variableNames });
+    if (expression) auditAnnotations.push({ key: a.key, label: `auditAnnotations[${i}]`, expression });
+  }
   let schema: CompiledPolicy['schema'];
   if (spec.schema) {
     try {
@@ -152,7 +158,7 @@ export async function compilePolicy(loaded: LoadedDocument, trustRoots: (name: s
   }
   let sources: CompiledSourcesRule | undefined;
   if (spec.sources) sources = await compileSourcesRule(spec.sources, loaded, fail);
-  if (!validations.length && !schema && !spec.images?.length && !spec.sources && !errors.length) {
+  if (!validations.length && !auditAnnotations.length && !schema && !spec.images?.length && !spec.sources && !errors.length) {
     fail(['spec'], 'the policy checks nothing: add validations or a schema');
   }
   let params: ParamsSource = { kind: 'none' };
@@ -190,10 +196,11 @@ export async function compilePolicy(loaded: LoadedDocument, trustRoots: (name: s
       params,
       variables,
       validations,
+      auditAnnotations,
       schema,
       sources,
       images,
-      usesCel: conditions.length + variables.length + validations.length > 0,
+      usesCel: conditions.length + variables.length + validations.length + auditAnnotations.length > 0,
     },
   };
 }

@@ -39,6 +39,8 @@ export interface PolicyResult {
   causes?: { code: string; message: string }[];
   /** what images rules found, for the decision record */
   images?: ImageVerdict[];
+  /** a ValidatingAdmissionPolicy's audit annotations, by key */
+  annotations?: Record<string, string>;
   /** tag -> digest pins for /mutate */
   patch?: { op: 'replace'; path: string; value: string }[];
 }
@@ -252,6 +254,13 @@ function celValidations(policy: CompiledPolicy, ctx: EvaluationContext, activati
       }
     }
     fail(result, 'VALIDATION_FAILED', [message ?? v.message ?? `failed expression: ${v.expression.source}`]);
+  }
+  for (const a of policy.auditAnnotations) {
+    const value = run(ctx, policy, a.label, a.expression, activation);
+    if (value === null) continue;
+    // as in Kubernetes, any other type is an error, which the failurePolicy decides
+    if (typeof value !== 'string') throw new Error(`${a.label} (${a.key}) must be a string or null, not ${typeof value}`);
+    (result.annotations ??= {})[a.key] = value;
   }
   return true;
 }

@@ -44,6 +44,8 @@ export interface PolicySpec {
   params?: { inline?: unknown; file?: string; configMap?: { namespace: string; name: string; allowMissing?: boolean } };
   variables?: { name: string; expression: string }[];
   validations?: { expression: string; message?: string; messageExpression?: string; reason?: string }[];
+  /** a ValidatingAdmissionPolicy's: a string value is recorded under its key, null records nothing */
+  auditAnnotations?: { key: string; valueExpression: string }[];
   schema?: Record<string, unknown>;
   sources?: SourcesRuleSpec;
   images?: ImageRuleSpec[];
@@ -135,6 +137,7 @@ export interface CompiledPolicy {
   params: ParamsSource;
   variables: CompiledVariable[];
   validations: CompiledValidation[];
+  auditAnnotations: { key: string; label: string; expression: CompiledExpression }[];
   schema?: ValidateFunction;
   sources?: CompiledSourcesRule;
   images: CompiledImageRule[];

@@ -157,6 +157,7 @@ function policyValue(policy: LoadedDocument, b: LoadedDocument | undefined, vap:
     params,
     variables: vap.variables,
     validations: vap.validations,
+    auditAnnotations: vap.auditAnnotations,
   };
   // through JSON: no undefined members, and nothing shared with the documents
   return { apiVersion: 'trustgate.dev/v1alpha1', kind: 'Policy', metadata: { name: b ? `${nameOf(policy)}/${nameOf(b)}` : nameOf(policy) }, spec: JSON.parse(JSON.stringify(spec)) };
@@ -197,9 +198,6 @@ export function translateVaps(policies: readonly LoadedDocument[], bindings: rea
     out.policies.push(translatedDocument(policy, b, policyValue(policy, b, vap, binding, params)));
   }
   for (const p of policies) {
-    if (specOf<VapSpec>(p).auditAnnotations?.length) {
-      out.warnings.push(new PolicyFileError(p.positionOf(['spec', 'auditAnnotations']), 'auditAnnotations are not evaluated: trustgate records every decision with its policies\' results instead'));
-    }
     if (bound.has(nameOf(p))) continue;
     out.warnings.push(new PolicyFileError(p.positionOf(['metadata', 'name']), `ValidatingAdmissionPolicy ${nameOf(p)} has no binding, so it checks nothing (as in Kubernetes): add a ValidatingAdmissionPolicyBinding`));
     // compiled all the same, so lint reports its errors before a binding puts it to work

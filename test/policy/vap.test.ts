@@ -112,10 +112,40 @@ t.test('what cannot run is refused at load with its file, line and column', asyn
   t.match(beta2.errors.map((e) => e.message).join('\n'), /p\.yaml:1:13: apiVersion: must be one of "admissionregistration\.k8s\.io\/v1"/);
 });
 
-t.test('auditAnnotations and a policy without a binding load with warnings', async (t) => {
+t.test('a policy without a binding loads with a warning and checks nothing', async (t) => {
   const set = await setOf({}, ['access/validating-admission-policy-audit-annotation.yaml']);
   t.equal(set.policies.length, 0);
-  t.match(set.warnings.map((w) => w.message), [/auditAnnotations are not evaluated/, /demo-policy\.example\.com has no binding, so it checks nothing/]);
+  t.match(set.warnings.map((w) => w.message), [/demo-policy\.example\.com has no binding, so it checks nothing/]);
+});
+
+t.test('auditAnnotations reach the response and the decision record; null sets none, another type is an error', async (t) => {
+  const extra = `    - key: small
+      valueExpression: "object.spec.replicas < 100 ? dyn('small') : null"
+    - key: decision-id
+      valueExpression: "'forged'"
+`;
+  const docs = (await import('node:fs')).readFileSync(join(WEBSITE, 'access/validating-admission-policy-audit-annotation.yaml'), 'utf8');
+  const set = await setOf({
+    'policy.json.yaml': docs,
+    'extra.yaml': REPLICAS_VAP.replace('      message: at most 5 replicas\n', '      message: at most 5 replicas\n  auditAnnotations:\n' + extra) + binding('a', 'validationActions: [Audit]'),
+    'binding.yaml': 'apiVersion: admissionregistration.k8s.io/v1\nkind: ValidatingAdmissionPolicyBinding\nmetadata: { name: b }\nspec: { policyName: demo-policy.example.com, validationActions: [Deny] }\n',
+  });
+  const out = await decide(set, deployment('shop', 60));
+  t.equal(out.review.response.allowed, true);
+  const annotations = out.review.response.auditAnnotations as Record<string, string>;
+  t.equal(annotations['high-replica-count'], 'Deployment spec.replicas set to 60');
+  t.equal(annotations.small, 'small');
+  t.not(annotations['decision-id'], 'forged', 'no policy can take the decision id\'s key');
+  t.same(out.record.policies.map((p) => [p.name, p.annotations]), [
+    ['demo-policy.example.com/b', { 'high-replica-count': 'Deployment spec.replicas set to 60' }],
+    ['replicas.example.com/a', { small: 'small', 'decision-id': 'forged' }],
+  ]);
+  const big = await decide(set, deployment('shop', 150));
+  t.same(big.record.policies.find((p) => p.name === 'replicas.example.com/a')?.annotations, { 'decision-id': 'forged' }, 'a null value sets nothing');
+  const typed = await setOf({ 'p.yaml': REPLICAS_VAP.replace('      message: at most 5 replicas\n', '      message: at most 5 replicas\n  auditAnnotations:\n    - { key: count, valueExpression: object.spec.replicas }\n') + binding('b', 'validationActions: [Deny]') });
+  const wrong = await decide(typed, deployment('shop', 1));
+  t.equal(wrong.review.response.allowed, false, 'failurePolicy Fail');
+  t.match(wrong.review.response.status?.message, /auditAnnotations\[0\] \(count\) must be a string or null/);
 });
 
 // A source allowlist as Flux D2 writes it (our own text; D2's files are AGPL): a VAP with a
