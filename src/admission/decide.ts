@@ -15,6 +15,8 @@ export interface Decision {
   warnings: string[];
   /** the same denials, machine-readable, for status.details.causes */
   causes?: DenialCause[];
+  /** the status reason of the first denying policy's failing validation that gives one; Forbidden when none does */
+  reason?: string;
   /** audit annotations of the policies that set them (ValidatingAdmissionPolicies): the first policy to use a key has it */
   auditAnnotations?: Record<string, string>;
 }
@@ -28,6 +30,7 @@ export function decide(results: readonly PolicyResult[]): Decision {
   const warnings: string[] = [];
   const causes: DenialCause[] = [];
   let auditAnnotations: Record<string, string> | undefined;
+  let reason: string | undefined;
   for (const r of results) {
     if (r.annotations) for (const [k, v] of Object.entries(r.annotations)) if (!auditAnnotations?.[k]) (auditAnnotations ??= {})[k] = v;
     for (const note of r.notes ?? []) warnings.push(`[${r.name}] ${note}`);
@@ -39,11 +42,12 @@ export function decide(results: readonly PolicyResult[]): Decision {
       warnings.push(`[${r.name}] could not be evaluated and was ignored (failurePolicy: Ignore): ${r.messages.join('; ')}`);
     } else if (r.mode === 'enforce') {
       denials.push(line(r));
+      if (r.result === 'fail') reason ??= r.reason;
       if (r.causes?.length) for (const c of r.causes) causes.push({ policy: r.name, code: c.code, message: c.message });
       else causes.push({ policy: r.name, code: r.code ?? 'POLICY_FAILED', message: r.messages.join('; ') });
     } else {
       warnings.push(line(r));
     }
   }
-  return { allowed: denials.length === 0, denials, warnings, causes, auditAnnotations };
+  return { allowed: denials.length === 0, denials, warnings, causes, reason, auditAnnotations };
 }

@@ -15,6 +15,9 @@ export interface JsonPatchOperation {
   value?: unknown;
 }
 
+/** The HTTP status of each reason a validation may give, as the API server maps a ValidatingAdmissionPolicy's. */
+export const STATUS_REASONS: Readonly<Record<string, number>> = { Forbidden: 403, Invalid: 422, Unauthorized: 401, RequestEntityTooLarge: 413 };
+
 /** s cut to at most n characters, an ellipsis marking the cut */
 export const clip = (s: string, n: number) => (s.length > n ? `${s.slice(0, n - 1)}…` : s);
 
@@ -28,9 +31,10 @@ export function buildResponse(uid: string, decision: Decision, decisionId: strin
     auditAnnotations: decision.auditAnnotations ? { ...decision.auditAnnotations, [DECISION_ID_ANNOTATION]: decisionId } : { [DECISION_ID_ANNOTATION]: decisionId },
   };
   if (!decision.allowed) {
+    const reason = decision.reason && STATUS_REASONS[decision.reason] ? decision.reason : 'Forbidden';
     response.status = {
-      code: 403,
-      reason: 'Forbidden',
+      code: STATUS_REASONS[reason]!,
+      reason,
       status: 'Failure',
       message: clip(`trustgate denied the request: ${decision.denials.join(' ')}`, MAX_MESSAGE),
     };

@@ -39,6 +39,8 @@ export interface PolicyResult {
   causes?: { code: string; message: string }[];
   /** what images rules found, for the decision record */
   images?: ImageVerdict[];
+  /** the Kubernetes status reason of the first failing validation that gives one (Invalid, Forbidden …) */
+  reason?: string;
   /** a ValidatingAdmissionPolicy's audit annotations, by key */
   annotations?: Record<string, string>;
   /** tag -> digest pins for /mutate */
@@ -254,6 +256,7 @@ function celValidations(policy: CompiledPolicy, ctx: EvaluationContext, activati
       }
     }
     fail(result, 'VALIDATION_FAILED', [message ?? v.message ?? `failed expression: ${v.expression.source}`]);
+    result.reason ??= v.reason;
   }
   for (const a of policy.auditAnnotations) {
     const value = run(ctx, policy, a.label, a.expression, activation);

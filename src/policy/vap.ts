@@ -156,7 +156,8 @@ function policyValue(policy: LoadedDocument, b: LoadedDocument | undefined, vap:
     },
     params,
     variables: vap.variables,
-    validations: vap.validations,
+    // the API server answers a failed validation without a reason as Invalid (422)
+    validations: vap.validations?.map((v) => ({ ...v, reason: v.reason ?? 'Invalid' })),
     auditAnnotations: vap.auditAnnotations,
   };
   // through JSON: no undefined members, and nothing shared with the documents

@@ -52,6 +52,7 @@ t.test('the documentation\'s basic example: a Deployment over 5 replicas in a te
   const denied = await decide(set, deployment('testing', 6));
   t.equal(denied.review.response.allowed, false);
   t.match(denied.review.response.status?.message, '[demo-policy.example.com/demo-binding-test.example.com] failed expression: object.spec.replicas <= 5');
+  t.match(denied.review.response.status, { code: 422, reason: 'Invalid' }, 'as the API server answers a validation without a reason');
   t.equal((await decide(set, deployment('testing', 5))).review.response.allowed, true);
   t.equal((await decide(set, deployment('shop', 6))).review.response.allowed, true, 'the binding selects only environment: test');
 });
@@ -320,4 +321,19 @@ spec:
   const tested = await trustgate('test', dir);
   t.equal(tested.code, 0, tested.stdout + tested.stderr);
   t.match(tested.stdout, /2 passed, 0 failed/);
+});
+
+t.test('a validation\'s reason sets the denial\'s status, for trustgate\'s own policies too; an unknown reason is refused', async (t) => {
+  const own = (reason: string) => `apiVersion: trustgate.dev/v1alpha1
+kind: Policy
+metadata: { name: p }
+spec:
+  match: { resources: [{ apiGroups: [apps], resources: [deployments], operations: [CREATE] }] }
+  validations:
+    - expression: object.spec.replicas <= 5
+${reason ? `      reason: ${reason}\n` : ''}`;
+  t.match((await decide(await setOf({ 'p.yaml': own('') }), deployment('shop', 9))).review.response.status, { code: 403, reason: 'Forbidden' });
+  t.match((await decide(await setOf({ 'p.yaml': own('Unauthorized') }), deployment('shop', 9))).review.response.status, { code: 401, reason: 'Unauthorized' });
+  const bad = await load({ 'p.yaml': own('Teapot') });
+  t.match(bad.errors.map((e) => e.message), [/p\.yaml:8:15: spec\.validations\.0\.reason: must be one of "Forbidden", "Invalid", "Unauthorized", "RequestEntityTooLarge"/]);
 });
