@@ -337,3 +337,41 @@ ${reason ? `      reason: ${reason}\n` : ''}`;
   const bad = await load({ 'p.yaml': own('Teapot') });
   t.match(bad.errors.map((e) => e.message), [/p\.yaml:8:15: spec\.validations\.0\.reason: must be one of "Forbidden", "Invalid", "Unauthorized", "RequestEntityTooLarge"/]);
 });
+
+t.test('a policy as `kubectl get -o yaml` prints it (server defaults, status, managed fields) loads and decides the same', async (t) => {
+  const exported = `apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingAdmissionPolicy
+metadata:
+  creationTimestamp: "2026-11-01T10:00:00Z"
+  generation: 1
+  managedFields: [{ apiVersion: admissionregistration.k8s.io/v1, fieldsType: FieldsV1, manager: kubectl, operation: Update }]
+  name: replicas.example.com
+  resourceVersion: "4242"
+  uid: 0b3c1a5e-0000-4000-8000-000000000001
+spec:
+  failurePolicy: Fail
+  matchConstraints:
+    matchPolicy: Equivalent
+    namespaceSelector: {}
+    objectSelector: {}
+    resourceRules:
+      - { apiGroups: [apps], apiVersions: [v1], operations: [CREATE, UPDATE], resources: [deployments], scope: "*" }
+  validations:
+    - expression: object.spec.replicas <= 5
+status:
+  observedGeneration: 1
+  typeChecking: {}
+---
+apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingAdmissionPolicyBinding
+metadata: { name: b, generation: 1, resourceVersion: "4243" }
+spec:
+  policyName: replicas.example.com
+  validationActions: [Deny]
+  matchResources: { matchPolicy: Equivalent, namespaceSelector: {}, objectSelector: {} }
+`;
+  const set = await setOf({ 'exported.yaml': exported });
+  const unknownNamespace = new StaticCluster([]);
+  t.equal((await decide(set, deployment('nowhere', 9), { cluster: unknownNamespace })).review.response.allowed, false, 'an empty selector selects everything, even a namespace nobody described');
+  t.equal((await decide(set, deployment('nowhere', 2), { cluster: unknownNamespace })).review.response.allowed, true);
+});
