@@ -250,7 +250,8 @@ function celValidations(policy: CompiledPolicy, ctx: EvaluationContext, activati
     if (v.messageExpression) {
       try {
         const m = run(ctx, policy, `${v.label}.messageExpression`, v.messageExpression, activation);
-        if (typeof m === 'string' && m.trim()) message = m;
+        // as in Kubernetes: an empty or blank message, or one with a line break, falls back too
+        if (typeof m === 'string' && m.trim() && !/[\r\n]/.test(m)) message = m;
       } catch {
         // as in Kubernetes: a failing messageExpression falls back to the static message
       }

@@ -375,3 +375,13 @@ spec:
   t.equal((await decide(set, deployment('nowhere', 9), { cluster: unknownNamespace })).review.response.allowed, false, 'an empty selector selects everything, even a namespace nobody described');
   t.equal((await decide(set, deployment('nowhere', 2), { cluster: unknownNamespace })).review.response.allowed, true);
 });
+
+t.test('a messageExpression that is blank or breaks the line falls back to the message, as in Kubernetes', async (t) => {
+  const withMessage = (expr: string) => REPLICAS_VAP.replace('      message: at most 5 replicas\n', `      message: at most 5 replicas\n      messageExpression: ${JSON.stringify(expr)}\n`) + binding('b', 'validationActions: [Deny]');
+  for (const expr of ["'two\\nlines'", "'   '", "string(object.spec.nothing)"]) {
+    const out = await decide(await setOf({ 'p.yaml': withMessage(expr) }), deployment('shop', 9));
+    t.match(out.review.response.status?.message, /\] at most 5 replicas$/, expr);
+  }
+  const out = await decide(await setOf({ 'p.yaml': withMessage("'replicas: ' + string(object.spec.replicas)") }), deployment('shop', 9));
+  t.match(out.review.response.status?.message, /\] replicas: 9$/);
+});
