@@ -385,3 +385,28 @@ t.test('a messageExpression that is blank or breaks the line falls back to the m
   const out = await decide(await setOf({ 'p.yaml': withMessage("'replicas: ' + string(object.spec.replicas)") }), deployment('shop', 9));
   t.match(out.review.response.status?.message, /\] replicas: 9$/);
 });
+
+t.test('random damage to a policy and its binding is a load error with a position, never a crash', async (t) => {
+  const fc = (await import('fast-check')).default;
+  const { parse } = await import('yaml');
+  const docs = (REPLICAS_VAP + binding('b', 'validationActions: [Deny]\nparamRef: { name: p, namespace: default }')).split(/^---$/m).map((d) => parse(d) as Record<string, unknown>);
+  (docs[0]!.spec as Record<string, unknown>).paramKind = { apiVersion: 'v1', kind: 'ConfigMap' };
+  // a path into one of the two documents, and the JSON value put there
+  const damage = fc.tuple(fc.nat(1), fc.array(fc.constantFrom('spec', 'metadata', 'matchConstraints', 'resourceRules', 'matchResources', 'paramRef', 'paramKind', 'validations', 'validationActions', 'name', 'namespace', 'expression', 0, 1), { minLength: 1, maxLength: 4 }), fc.jsonValue({ maxDepth: 2 }));
+  let loaded = 0;
+  let refused = 0;
+  await fc.assert(fc.asyncProperty(damage, async ([which, path, value]) => {
+    const copy = structuredClone(docs);
+    let node: unknown = copy[which];
+    for (const key of path.slice(0, -1)) node = node && typeof node === 'object' ? (node as Record<string | number, unknown>)[key] : undefined;
+    if (!node || typeof node !== 'object') return;
+    (node as Record<string | number, unknown>)[path.at(-1)!] = value;
+    const result = await load({ 'p.yaml': copy.map((d) => JSON.stringify(d)).join('\n---\n') });
+    if (result.set) loaded++;
+    else {
+      refused++;
+      for (const e of result.errors) if (!/p\.yaml:\d+:\d+: /.test(e.message)) throw new Error(`no position: ${e.message}`);
+    }
+  }), { numRuns: Number(process.env.VAP_DAMAGE_RUNS ?? 400) });
+  t.ok(refused > 0, `${refused} refused with positions, ${loaded} still loadable`);
+});
