@@ -1,0 +1,37 @@
+// The README's policy examples that say so (a marker comment before the block) load as
+// written, so the documentation cannot drift from what trustgate accepts.
+import { readFile } from 'node:fs/promises';
+import t from 'tap';
+import { loadPolicySet } from '../../src/policy/index.js';
+import { parseImageReference } from '../../src/supplychain/oci/index.js';
+import { policyDir } from '../helpers/policies.js';
+
+const MARKER = '<!-- test/policy/readme-examples.test.ts loads this block -->';
+
+async function markedBlocks(): Promise<string[]> {
+  const readme = await readFile(new URL('../../README.md', import.meta.url), 'utf8');
+  return readme.split(MARKER).slice(1).map((after) => {
+    const block = /^\s*```yaml\n([\s\S]*?)\n```/.exec(after);
+    if (!block) throw new Error(`a marker is not followed by a yaml block: ${after.slice(0, 80)}`);
+    return block[1]!;
+  });
+}
+
+t.test('every marked README example loads, without warnings', async (t) => {
+  const blocks = await markedBlocks();
+  t.ok(blocks.length >= 1, 'the README marks its examples');
+  for (const [i, yaml] of blocks.entries()) {
+    const result = await loadPolicySet([await policyDir({ 'example.yaml': yaml })]);
+    t.same(result.errors.map((e) => e.message), [], `block ${i + 1} loads`);
+    t.same(result.set?.warnings.map((w) => w.message), [], `block ${i + 1} has no warnings`);
+  }
+});
+
+t.test('the policy-controller example selects what its glob says', async (t) => {
+  const [yaml] = await markedBlocks();
+  const set = (await loadPolicySet([await policyDir({ 'example.yaml': yaml! })])).set!;
+  const rule = set.policies[0]!.images[0]!;
+  t.ok(rule.matches(parseImageReference('registry.example.com/team/demo-app:1.0')));
+  t.notOk(rule.matches(parseImageReference('ghcr.io/team/demo-app:1.0')), 'another registry');
+  t.same([...set.registries], ['registry.example.com'], 'the only registry it may contact');
+});
