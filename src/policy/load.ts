@@ -37,6 +37,23 @@ function isVapDocument(value: Record<string, unknown>): boolean {
   return VAP_KINDS.has(value.kind as string) && typeof value.apiVersion === 'string' && value.apiVersion.startsWith(VAP_API_GROUP);
 }
 
+/** Policy documents of other engines, which would otherwise be taken for data and silently not enforced. */
+const FOREIGN_POLICY_GROUPS: Record<string, string> = {
+  'policy.sigstore.dev': "Sigstore policy-controller's",
+  'kyverno.io': "Kyverno's",
+  'policies.kyverno.io': "Kyverno's",
+  'templates.gatekeeper.sh': "Gatekeeper's",
+  'constraints.gatekeeper.sh': "Gatekeeper's",
+};
+
+function foreignPolicyWarning(doc: LoadedDocument): PolicyFileError | undefined {
+  const { apiVersion, kind } = doc.value;
+  if (typeof apiVersion !== 'string' || typeof kind !== 'string') return undefined;
+  const engine = FOREIGN_POLICY_GROUPS[apiVersion.split('/')[0]!];
+  if (!engine) return undefined;
+  return new PolicyFileError(doc.positionOf(['kind']), `${kind} is ${engine}, which trustgate does not run: nothing here enforces it (see "Coming from Sigstore policy-controller or Kyverno" in the README)`);
+}
+
 export type LoadResult = { set: PolicySet; errors: [] } | { set?: undefined; errors: PolicyFileError[] };
 
 export async function loadPolicySet(paths: readonly string[]): Promise<LoadResult> {
@@ -100,7 +117,7 @@ export async function loadPolicySet(paths: readonly string[]): Promise<LoadResul
     }
   }
   const rootByName = (name: string) => (name === PUBLIC_GOOD ? publicGoodTrustRoot() : trustRoots.find((r) => r.name === name));
-  const warnings: PolicyFileError[] = [...translated.warnings];
+  const warnings: PolicyFileError[] = [...translated.warnings, ...others.flatMap((d) => foreignPolicyWarning(d) ?? [])];
   for (const doc of policyDocs) {
     const compiled = await compilePolicy(doc, rootByName);
     if (compiled.policy) policies.push(compiled.policy);

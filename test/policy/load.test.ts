@@ -131,6 +131,21 @@ t.test("documents that are not trustgate's are left alone, a misspelt kind is no
   t.match(result.errors.map((e) => e.message), [/kind: must be one of/]);
 });
 
+t.test('another engine\'s policy is not taken for data in silence: it loads with a warning that nothing enforces it', async (t) => {
+  const dir = await policyDir({
+    'cip.yaml': 'apiVersion: policy.sigstore.dev/v1beta1\nkind: ClusterImagePolicy\nmetadata: {name: c}\nspec: {images: [{glob: "**"}]}\n',
+    'kyverno.yaml': 'apiVersion: kyverno.io/v1\nkind: ClusterPolicy\nmetadata: {name: k}\nspec: {rules: []}\n',
+    'params.yaml': 'apiVersion: v1\nkind: ConfigMap\nmetadata: {name: params}\n',
+    'p.yaml': policyYaml('p', `${POD_RULE}\nvalidations:\n  - expression: "true"`),
+  });
+  const set = (await loadPolicySet([dir])).set!;
+  t.equal(set.policies.length, 1);
+  t.match(set.warnings.map((w) => w.message), [
+    /cip\.yaml:2:7: ClusterImagePolicy is Sigstore policy-controller's, which trustgate does not run/,
+    /kyverno\.yaml:2:7: ClusterPolicy is Kyverno's, which trustgate does not run/,
+  ]);
+});
+
 t.test('a missing directory is a clear error', async (t) => {
   const result = await loadPolicySet(['/nonexistent/policies']);
   t.match(result.errors[0]?.message, /\/nonexistent\/policies: no such file or directory/);
