@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // trustgate's one entry point. Every command fails with a clear message and a non-zero exit.
-import { readFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { setFlagsFromString } from 'node:v8';
 import { pino } from 'pino';
 import { parse as parseYaml } from 'yaml';
@@ -14,7 +14,7 @@ import { readPostgresRecords, redactedURL } from './audit/sinks/postgres.js';
 import { ConfigError, flagOn, parseFlags, resolveServeConfig, SERVE_OPTIONS, serveFlagKinds } from './config.js';
 import { didYouMean } from './did-you-mean.js';
 import { readClusterFile } from './kube/cluster-file.js';
-import { loadPolicySet, policiesNeverFailed, runPolicyTests } from './policy/index.js';
+import { junitReport, loadPolicySet, policiesNeverFailed, runPolicyTests } from './policy/index.js';
 import { renderManifests } from './kube/manifests.js';
 import { stringify as toYaml } from 'yaml';
 import { generateCertificates, startServer } from './server/index.js';
@@ -27,7 +27,7 @@ const USAGE = `trustgate — Kubernetes admission webhook for software-supply-ch
 usage:
   trustgate serve   [--policies DIR] [--listen HOST:PORT] [--tls-cert F --tls-key F] [--config FILE] …
   trustgate lint    DIR|FILE... [--strict]     warnings (rules that never match, reads of object on DELETE) fail too with --strict
-  trustgate test    DIR...
+  trustgate test    DIR... [--junit FILE]     FILE: the outcomes as JUnit XML, for CI test reports
   trustgate eval    --policies DIR (--review F | --object F [--old-object F] [--operation OP] [--namespace NS])
                     [--cluster-file F] [--mutate] [--explain]
   trustgate verify  IMAGE --policies DIR [--registry-config F] [--insecure-registry HOST:PORT]... [--registry-ca F]... [--json]
@@ -90,11 +90,19 @@ async function lint(argv: string[]): Promise<number> {
 }
 
 async function test(argv: string[]): Promise<number> {
-  const { positionals } = parseFlags(argv, {});
+  const { positionals, values } = parseFlags(argv, { junit: 'value' });
   if (!positionals.length) throw new UsageError('test needs at least one directory with policies and PolicyTest suites');
   const set = await loadOrFail(positionals);
   if (!set) return 1;
   const outcomes = await runPolicyTests(set);
+  const junit = values.get('junit')?.at(-1) as string | undefined;
+  if (junit) {
+    try {
+      await writeFile(junit, junitReport(outcomes));
+    } catch (err) {
+      throw new UsageError(`cannot write the JUnit report ${junit}: ${(err as Error).message}`);
+    }
+  }
   for (const o of outcomes) process.stdout.write(`${o.passed ? 'ok' : 'not ok'} - ${o.suite}: ${o.name}${o.detail ? `\n    ${o.detail}` : ''}\n`);
   const failed = outcomes.filter((o) => !o.passed).length;
   if (!outcomes.length) process.stdout.write('no PolicyTest suites found\n');

@@ -1,5 +1,5 @@
 // The CLI as a user runs it: exit codes, messages, and the JSON it prints.
-import { writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import t from 'tap';
 import { trustgate } from '../helpers/cli.js';
@@ -101,11 +101,28 @@ spec:
       object: {apiVersion: v1, kind: Pod, metadata: {name: p}, spec: {containers: []}}
 `,
   });
-  const res = await trustgate('test', dir);
+  const junit = join(dir, 'report.xml');
+  const res = await trustgate('test', dir, '--junit', junit);
   t.equal(res.code, 1);
   t.match(res.stdout, /not ok - team: wrongly expects allow\n\s+expected allow, got deny: trustgate denied the request: \[require-team\] pod p needs a team label/);
   t.match(res.stdout, /ok - team: expects deny with the right message/);
   t.match(res.stdout, /\n1 passed, 1 failed\n$/);
+  // the same outcomes for a CI system's test report
+  const xml = await readFile(junit, 'utf8');
+  t.match(xml, /^<\?xml version="1\.0" encoding="UTF-8"\?>\n<testsuites name="trustgate" tests="2" failures="1">\n  <testsuite name="team" tests="2" failures="1">\n/);
+  t.match(xml, /<testcase classname="team" name="wrongly expects allow">\n\s+<failure message="expected allow, got deny: trustgate denied the request: \[require-team\] pod p needs a team label">/);
+  t.match(xml, /<testcase classname="team" name="expects deny with the right message"\/>/);
+  const unwritable = await trustgate('test', dir, '--junit', join(dir, 'missing', 'report.xml'));
+  t.equal(unwritable.code, 2);
+  t.match(unwritable.stderr, /cannot write the JUnit report .*missing\/report\.xml/);
+});
+
+t.test('the JUnit report escapes what XML cannot hold as is', async (t) => {
+  const { junitReport } = await import('../../src/policy/index.js');
+  const xml = junitReport([{ suite: 'a&b', name: '<x> "q" \'s\'\u0001\ud800', passed: false, detail: 'got <deny> & more\nsecond line' }]);
+  t.match(xml, /<testsuite name="a&amp;b" tests="1" failures="1">/);
+  t.match(xml, /name="&lt;x&gt; &quot;q&quot; &apos;s&apos;"/);
+  t.match(xml, /<failure message="got &lt;deny&gt; &amp; more">got &lt;deny&gt; &amp; more\nsecond line<\/failure>/);
 });
 
 t.test('test: a policy no case makes fail is named, since its deny path is untested', async (t) => {
