@@ -19,6 +19,19 @@ t.before(async () => {
 t.teardown(() => db?.close());
 
 const policies = policyYaml('team-label', `${POD_RULE}\nvalidations:\n  - expression: "has(object.metadata.labels) && 'team' in object.metadata.labels"\n    message: pods need a team label`);
+// a ValidatingAdmissionPolicy beside it, recorded as vap.example.com/b, so a query can name it without its binding
+const vap = `apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingAdmissionPolicy
+metadata: { name: vap.example.com }
+spec:
+  matchConstraints: { resourceRules: [{ apiGroups: [""], apiVersions: ["*"], operations: [CREATE], resources: [pods] }] }
+  validations: [{ expression: "true" }]
+---
+apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingAdmissionPolicyBinding
+metadata: { name: b }
+spec: { policyName: vap.example.com, validationActions: [Deny] }
+`;
 
 async function review(i: number, team?: string) {
   const r = await readFixture('admissionreviews/pod-create-with-init-container.review.json');
@@ -29,7 +42,7 @@ async function review(i: number, team?: string) {
 
 t.test('decisions land as rows; audit verify and query read the database', async (t) => {
   if (!db) return;
-  const server = await startTestServer({ policies: [await policyDir({ 'p.yaml': policies })], audit: [db.url] });
+  const server = await startTestServer({ policies: [await policyDir({ 'p.yaml': policies, 'vap.yaml': vap })], audit: [db.url] });
   t.teardown(() => server.close());
   for (let i = 0; i < 10; i++) await server.post('/validate', await review(i, i % 3 ? 'web' : undefined));
   t.ok(await server.audit.drained(20_000), 'all acknowledged by PostgreSQL');
@@ -39,13 +52,19 @@ t.test('decisions land as rows; audit verify and query read the database', async
   t.teardown(() => client.end());
   const { rows } = await client.query('SELECT seq, allowed, namespace, username, policies FROM trustgate_decisions ORDER BY seq');
   t.equal(rows.length, 10);
-  t.same(rows[0].policies, ['team-label']);
+  t.same(rows[0].policies, ['team-label', 'vap.example.com/b']);
 
   const ok = await trustgate('audit', 'verify', db.url);
   t.match(ok.stdout, /verified: 10 records, every chain intact/);
   const denied = await trustgate('audit', 'query', db.url, '--denied', '--format', 'table');
   t.equal(denied.stdout.trim().split('\n').length, 4, 'seq 1, 4, 7, 10 were denied');
   t.match(denied.stdout, /DENY\s+CREATE/);
+  const url = db.url;
+  const count = async (...filter: string[]) => (await trustgate('audit', 'query', url, ...filter)).stdout.trim().split('\n').filter(Boolean).length;
+  t.equal(await count('--policy', 'team-label'), 10);
+  t.equal(await count('--policy', 'vap.example.com'), 10, 'a VAP by its name, whatever the binding');
+  t.equal(await count('--policy', 'vap.example'), 0, 'not a part of a name');
+  t.equal(await count('--policy', 'team'), 0);
 
   const secret = await review(99, 'web');
   secret.request.object.spec.containers[0].env = [{ name: 'PASSWORD', value: 'pg-s3cr3t-value' }];

@@ -95,13 +95,14 @@ export async function readPostgresRecords(url: string, filter: {
     const args: unknown[] = [];
     const add = (sql: string, v: unknown) => {
       args.push(v);
-      where.push(sql.replace('?', `$${args.length}`));
+      where.push(sql.replaceAll('?', `$${args.length}`));
     };
     if (filter.since) add('time >= ?', filter.since);
     if (filter.until) add('time <= ?', filter.until);
     if (filter.namespace !== undefined) add('namespace = ?', filter.namespace);
     if (filter.user !== undefined) add('username = ?', filter.user);
-    if (filter.policy !== undefined) add('policies @> ARRAY[?]::text[]', filter.policy);
+    // a ValidatingAdmissionPolicy's name finds it under each of its bindings (policy/binding)
+    if (filter.policy !== undefined) add("(policies @> ARRAY[?]::text[] OR EXISTS (SELECT 1 FROM unnest(policies) AS p WHERE starts_with(p, ? || '/')))", filter.policy);
     if (filter.allowed !== undefined) add('allowed = ?', filter.allowed);
     if (filter.image !== undefined) add('images @> ARRAY[?]::text[]', filter.image);
     const sql = `SELECT record FROM ${DECISIONS_TABLE}${where.length ? ` WHERE ${where.join(' AND ')}` : ''} ORDER BY replica, seq`;
