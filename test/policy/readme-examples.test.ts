@@ -28,10 +28,28 @@ t.test('every marked README example loads, without warnings', async (t) => {
 });
 
 t.test('the policy-controller example selects what its glob says', async (t) => {
-  const [yaml] = await markedBlocks();
+  const yaml = (await markedBlocks()).find((b) => b.includes('image-policy-keyless-with-identities'));
   const set = (await loadPolicySet([await policyDir({ 'example.yaml': yaml! })])).set!;
   const rule = set.policies[0]!.images[0]!;
   t.ok(rule.matches(parseImageReference('registry.example.com/team/demo-app:1.0')));
   t.notOk(rule.matches(parseImageReference('ghcr.io/team/demo-app:1.0')), 'another registry');
   t.same([...set.registries], ['registry.example.com'], 'the only registry it may contact');
+});
+
+t.test('the ValidatingAdmissionPolicy example decides as its text says', async (t) => {
+  const { admit } = await import('../../src/admission/index.js');
+  const { reviewForObject } = await import('../../src/admission/synthesize.js');
+  const { NullDecisionRecorder } = await import('../../src/audit/index.js');
+  const { StaticCluster } = await import('../../src/kube/index.js');
+  const yaml = (await markedBlocks()).find((b) => b.includes('max-replicas.example.com'));
+  const set = (await loadPolicySet([await policyDir({ 'example.yaml': yaml! })])).set!;
+  t.same(set.policies.map((p) => p.name), ['max-replicas.example.com/tenants']);
+  const cluster = StaticCluster.fromLabels({ shop: { role: 'tenant' }, ops: {} });
+  const decide = (namespace: string, replicas: number) => admit(
+    reviewForObject({ apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: 'web', namespace }, spec: { replicas } }),
+    'validate', { policies: () => set, recorder: new NullDecisionRecorder(), namespaces: cluster, params: cluster, replica: 't', deadlineMs: 8000 });
+  const denied = (await decide('shop', 6)).review.response;
+  t.match(denied, { allowed: false, status: { code: 422, reason: 'Invalid', message: /\[max-replicas\.example\.com\/tenants\] at most 5 replicas here/ } });
+  t.equal((await decide('shop', 5)).review.response.allowed, true);
+  t.equal((await decide('ops', 6)).review.response.allowed, true, 'not a tenant namespace');
 });
