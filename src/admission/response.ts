@@ -31,7 +31,8 @@ export function buildResponse(uid: string, decision: Decision, decisionId: strin
     auditAnnotations: decision.auditAnnotations ? { ...decision.auditAnnotations, [DECISION_ID_ANNOTATION]: decisionId } : { [DECISION_ID_ANNOTATION]: decisionId },
   };
   if (!decision.allowed) {
-    const reason = decision.reason && STATUS_REASONS[decision.reason] ? decision.reason : 'Forbidden';
+    // own keys only: a reason named like an Object.prototype member must not become the status code
+    const reason = decision.reason && Object.hasOwn(STATUS_REASONS, decision.reason) ? decision.reason : 'Forbidden';
     response.status = {
       code: STATUS_REASONS[reason]!,
       reason,

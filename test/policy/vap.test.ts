@@ -410,3 +410,12 @@ t.test('random damage to a policy and its binding is a load error with a positio
   }), { numRuns: Number(process.env.VAP_DAMAGE_RUNS ?? 400) });
   t.ok(refused > 0, `${refused} refused with positions, ${loaded} still loadable`);
 });
+
+t.test('a status reason is looked up among the four, never through the object prototype', async (t) => {
+  const { buildResponse } = await import('../../src/admission/index.js');
+  for (const reason of ['toString', '__proto__', 'constructor', 'Teapot', undefined]) {
+    const r = buildResponse('u', { allowed: false, denials: ['[p] no'], warnings: [], reason }, 'd').response;
+    t.match(r.status, { code: 403, reason: 'Forbidden' }, String(reason));
+  }
+  t.match(buildResponse('u', { allowed: false, denials: ['[p] no'], warnings: [], reason: 'RequestEntityTooLarge' }, 'd').response.status, { code: 413 });
+});
