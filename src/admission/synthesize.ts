@@ -7,7 +7,7 @@ const IRREGULAR: Record<string, string> = { Endpoints: 'endpoints', PodSecurityP
 const CLUSTER_SCOPED = new Set(['Namespace', 'Node', 'PersistentVolume', 'ClusterRole', 'ClusterRoleBinding', 'CustomResourceDefinition', 'StorageClass', 'ValidatingWebhookConfiguration', 'MutatingWebhookConfiguration', 'ValidatingAdmissionPolicy', 'PriorityClass']);
 
 export function pluralOf(kind: string): string {
-  if (IRREGULAR[kind]) return IRREGULAR[kind]!;
+  if (Object.hasOwn(IRREGULAR, kind)) return IRREGULAR[kind]!;
   const k = kind.toLowerCase();
   if (/[^aeiou]y$/.test(k)) return `${k.slice(0, -1)}ies`;
   if (/(s|x|z|ch|sh)$/.test(k)) return `${k}es`;

@@ -49,7 +49,8 @@ const FOREIGN_POLICY_GROUPS: Record<string, string> = {
 function foreignPolicyWarning(doc: LoadedDocument): PolicyFileError | undefined {
   const { apiVersion, kind } = doc.value;
   if (typeof apiVersion !== 'string' || typeof kind !== 'string') return undefined;
-  const engine = FOREIGN_POLICY_GROUPS[apiVersion.split('/')[0]!];
+  const group = apiVersion.split('/')[0]!;
+  const engine = Object.hasOwn(FOREIGN_POLICY_GROUPS, group) ? FOREIGN_POLICY_GROUPS[group] : undefined;
   if (!engine) return undefined;
   return new PolicyFileError(doc.positionOf(['kind']), `${kind} is ${engine}, which trustgate does not run: nothing here enforces it (see "Coming from Sigstore policy-controller or Kyverno" in the README)`);
 }

@@ -25,3 +25,10 @@ t.test('stops once past the limit, without recursion', async (t) => {
   t.equal(nestingDepth(nest(200_000), 200_000), 200_000);
   t.equal(nestingDepth(nest(200_000), MAX_OBJECT_DEPTH), MAX_OBJECT_DEPTH + 1, 'the answer comes at the limit');
 });
+
+t.test('a kind named like an Object.prototype member gets a plural, not a function', async (t) => {
+  const { pluralOf } = await import('../../src/admission/synthesize.js');
+  t.equal(pluralOf('constructor'), 'constructors');
+  t.equal(pluralOf('toString'), 'tostrings');
+  t.equal(pluralOf('Ingress'), 'ingresses');
+});

@@ -152,6 +152,8 @@ spec:
 t.test('usage errors are clear and exit 2', async (t) => {
   const cases: [string[], RegExp][] = [
     [['frobnicate'], /unknown command "frobnicate"/],
+    [['constructor'], /unknown command "constructor"/],
+    [['toString'], /unknown command "toString"/],
     [['lint', '--fast', 'policies'], /unknown flag --fast; see --help/],
     [['lnt', 'policies'], /unknown command "lnt" \(did you mean "lint"\?\)/],
     [['eval', '--polices', 'policies'], /unknown flag --polices \(did you mean "policies"\?\)/],

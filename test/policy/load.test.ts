@@ -136,6 +136,7 @@ t.test('another engine\'s policy is not taken for data in silence: it loads with
     'cip.yaml': 'apiVersion: policy.sigstore.dev/v1beta1\nkind: ClusterImagePolicy\nmetadata: {name: c}\nspec: {images: [{glob: "**"}]}\n',
     'kyverno.yaml': 'apiVersion: kyverno.io/v1\nkind: ClusterPolicy\nmetadata: {name: k}\nspec: {rules: []}\n',
     'params.yaml': 'apiVersion: v1\nkind: ConfigMap\nmetadata: {name: params}\n',
+    'odd.yaml': 'apiVersion: constructor/v1\nkind: Thing\nmetadata: {name: t}\n',
     'p.yaml': policyYaml('p', `${POD_RULE}\nvalidations:\n  - expression: "true"`),
   });
   const set = (await loadPolicySet([dir])).set!;

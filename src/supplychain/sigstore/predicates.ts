@@ -23,7 +23,7 @@ export class PredicateTypeError extends Error {}
 export function compilePredicateTypes(spec: string | string[]): { matches(type: string): boolean; describe: string } {
   const uris = new Set<string>();
   for (const t of Array.isArray(spec) ? spec : [spec]) {
-    const alias = PREDICATE_ALIASES[t.toLowerCase()];
+    const alias = Object.hasOwn(PREDICATE_ALIASES, t.toLowerCase()) ? PREDICATE_ALIASES[t.toLowerCase()] : undefined;
     if (alias) alias.forEach((u) => uris.add(u));
     else if (/^[a-z][a-z0-9+.-]*:\S+$/i.test(t)) uris.add(t);
     else throw new PredicateTypeError(`predicateType ${JSON.stringify(t)} is neither a URI nor one of ${Object.keys(PREDICATE_ALIASES).join(', ')}`);

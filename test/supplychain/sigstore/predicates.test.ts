@@ -51,6 +51,7 @@ t.test('predicate types: aliases, versioned families, exact URIs', async (t) => 
   t.ok(custom.matches('https://example.com/scan/v1'));
   t.notOk(custom.matches('https://example.com/scan/v1/extra'));
   t.throws(() => compilePredicateTypes('slsa'), /neither a URI nor one of/);
+  for (const inherited of ['constructor', 'toString', '__proto__']) t.throws(() => compilePredicateTypes(inherited), /neither a URI nor one of/, `${inherited} is no alias`);
 });
 
 t.test('real SLSA provenance from GitHub Actions (npm provenance) verifies offline, then yields its facts', async (t) => {
