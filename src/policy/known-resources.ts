@@ -70,7 +70,7 @@ const groupsName = (groups: readonly string[]) => groups.map(groupName).join(', 
 
 /** An apiGroups entry that is certainly a mistake, and what was meant. */
 function groupMistake(group: string): string | undefined {
-  if (group === '*' || group in BUILT_IN) return undefined;
+  if (group === '*' || Object.hasOwn(BUILT_IN, group)) return undefined;
   if (group === 'core' || group === 'v1') return `"${group}" is not an API group: the core group (pods, services …) is ""`;
   if (group.includes('/')) return `apiGroups name groups without their versions ("${group.split('/')[0]}"; versions go in apiVersions)`;
   const near = didYouMean(group, ALL_GROUPS);
@@ -87,8 +87,9 @@ function ruleWarnings(rule: PolicySpec['match']['resources'][number], at: (strin
     if (mistake) warnings.push({ path: [...at, 'apiGroups', i], message: mistake });
   }
   // the rule's resources are checked against its groups only when every group is one we know
-  const known = groups.every((g) => g in BUILT_IN) ? groups : undefined;
-  const servedBy = (resource: string) => known?.some((g) => resource in BUILT_IN[g]!);
+  // own keys only: a custom group named like an Object.prototype member is not a built-in one
+  const known = groups.every((g) => Object.hasOwn(BUILT_IN, g)) ? groups : undefined;
+  const servedBy = (resource: string) => known?.some((g) => Object.hasOwn(BUILT_IN[g]!, resource));
   const resourcesOf = () => known!.flatMap((g) => Object.keys(BUILT_IN[g]!));
   for (const [i, pattern] of (rule.resources ?? []).entries()) {
     const [resource = '', sub] = pattern.split('/');

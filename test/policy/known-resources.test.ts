@@ -34,6 +34,8 @@ t.test('an unknown group (a CRD) is checked only for what no group can serve', a
   t.same(messages({ apiGroups: ['example.com'], resources: ['widgets'] }), []);
   t.match(messages({ apiGroups: ['example.com'], resources: ['Widgets'] }), [/resources are lower-case plurals$/]);
   t.same(messages({ apiGroups: ['', 'example.com'], resources: ['widgets'] }), [], 'one unknown group among known ones: it may serve it');
+  t.same(messages({ apiGroups: ['constructor'], resources: ['widgets'] }), [], 'a group named like an Object.prototype member is a CRD group too');
+  t.match(messages({ apiGroups: [''], resources: ['constructor'] }), [/resource "constructor" is not served by the core group/], 'and no core resource');
 });
 
 t.test('groups that are certainly mistakes', async (t) => {
