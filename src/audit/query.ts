@@ -1,4 +1,6 @@
 // Filters decision records, de-duplicated by decisionId (at-least-once sinks may repeat one).
+// from vap.ts itself: policy/index would import the audit module back (testing's NullDecisionRecorder)
+import { namesPolicy } from '../policy/vap.js';
 import type { DecisionRecord } from './record.js';
 
 export interface QueryFilter {
@@ -18,8 +20,7 @@ export function matchesFilter(r: DecisionRecord, f: QueryFilter): boolean {
   if (f.namespace !== undefined && r.request.namespace !== f.namespace) return false;
   if (f.user !== undefined && r.request.userInfo.username !== f.user) return false;
   if (f.allowed !== undefined && r.allowed !== f.allowed) return false;
-  // a ValidatingAdmissionPolicy's name finds it under each of its bindings (policy/binding)
-  if (f.policy !== undefined && !r.policies.some((p) => p.name === f.policy || p.name.startsWith(`${f.policy}/`))) return false;
+  if (f.policy !== undefined && !r.policies.some((p) => namesPolicy(p.name, f.policy!))) return false;
   if (f.image !== undefined && !(r.images as { ref?: string; digest?: string }[]).some((i) => i.ref?.includes(f.image!) || i.digest === f.image)) return false;
   return true;
 }

@@ -5,7 +5,7 @@ import { readPolicyDocuments, type LoadedDocument } from './documents.js';
 import { PolicyIndex } from './match.js';
 import { schemaErrors } from './schema.js';
 import { PolicyFileError, type CompiledPolicy } from './types.js';
-import { paramObjectsOf, translateVaps, VAP_API_GROUP, VAP_KINDS } from './vap.js';
+import { namesPolicy, paramObjectsOf, translateVaps, VAP_API_GROUP, VAP_KINDS } from './vap.js';
 import { compileTrustRoot, publicGoodTrustRoot, PUBLIC_GOOD, TrustRootError, type CompiledTrustRoot, type TrustRootSpec } from '../supplychain/sigstore/index.js';
 
 export interface PolicySet {
@@ -134,10 +134,9 @@ export async function loadPolicySet(paths: readonly string[]): Promise<LoadResul
 
 /** The same set restricted to the named policies (for test suites that target some of them). */
 export function subsetPolicySet(set: PolicySet, names: readonly string[]): PolicySet {
-  const unknown = names.filter((n) => !set.policies.some((p) => p.name === n || p.name.startsWith(`${n}/`)));
+  const unknown = names.filter((n) => !set.policies.some((p) => namesPolicy(p.name, n)));
   if (unknown.length) throw new Error(`unknown policy name(s): ${unknown.join(', ')}`);
-  // a ValidatingAdmissionPolicy's name selects it under each of its bindings (policy/binding)
-  const policies = set.policies.filter((p) => names.includes(p.name) || names.includes(p.name.split('/')[0]!));
+  const policies = set.policies.filter((p) => names.some((n) => namesPolicy(p.name, n)));
   return { ...set, policies, index: new PolicyIndex(policies) };
 }
 

@@ -33,6 +33,11 @@ interface BindingSpec {
   validationActions: ('Deny' | 'Warn' | 'Audit')[];
 }
 
+/** Whether `wanted` names the policy: its whole name, or a ValidatingAdmissionPolicy's name under any binding. */
+export function namesPolicy(name: string, wanted: string): boolean {
+  return name === wanted || name.startsWith(`${wanted}/`);
+}
+
 const nameOf = (doc: LoadedDocument) => (doc.value.metadata as { name: string }).name;
 const specOf = <S>(doc: LoadedDocument) => doc.value.spec as S;
 
