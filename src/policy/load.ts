@@ -72,6 +72,8 @@ export async function loadPolicySet(paths: readonly string[]): Promise<LoadResul
   const vaps: LoadedDocument[] = [];
   const bindings: LoadedDocument[] = [];
   const others: LoadedDocument[] = [];
+  /** ValidatingAdmissionPolicies refused by the schema: their own errors explain a binding's missing policy */
+  const refusedVaps = new Set<string>();
   const names = new Map<string, string>();
   for (const doc of read.documents) {
     const vap = isVapDocument(doc.value);
@@ -82,6 +84,8 @@ export async function loadPolicySet(paths: readonly string[]): Promise<LoadResul
     const docErrors = schemaErrors(doc, vap ? 'vap' : 'trustgate');
     if (docErrors.length) {
       errors.push(...docErrors);
+      const name = (doc.value.metadata as { name?: unknown } | undefined)?.name;
+      if (doc.value.kind === 'ValidatingAdmissionPolicy' && typeof name === 'string') refusedVaps.add(name);
       continue;
     }
     const kind = doc.value.kind as string;
@@ -103,7 +107,7 @@ export async function loadPolicySet(paths: readonly string[]): Promise<LoadResul
     else policyDocs.push(doc);
   }
   // params objects of the ValidatingAdmissionPolicies are looked up among the other documents
-  const translated = translateVaps(vaps, bindings, paramObjectsOf(others));
+  const translated = translateVaps(vaps, bindings.filter((b) => !refusedVaps.has((b.value.spec as { policyName: string }).policyName)), paramObjectsOf(others));
   errors.push(...translated.errors);
   policyDocs.push(...translated.policies);
   // trust roots first, so a policy may name one defined later in the files

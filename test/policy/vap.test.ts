@@ -283,6 +283,9 @@ t.test('params: parameterNotFoundAction Allow passes without its ConfigMap, and 
   t.match(own.errors.map((e) => e.message), [/paramRef\.namespace is required for ConfigMap params/]);
   const custom = await load({ 'sources.yaml': SOURCE_VAP.replace('{ apiVersion: v1, kind: ConfigMap }', '{ apiVersion: example.com/v1, kind: SourceList }') });
   t.match(custom.errors.map((e) => e.message), [/no SourceList flux-system\/source-list \(example\.com\/v1\) in the policy files/]);
+  const misspelt = await load({ 'p.yaml': REPLICAS_VAP.replace('    - expression: object.spec.replicas <= 5', '    - expresion: object.spec.replicas <= 5') + binding('b', 'validationActions: [Deny]') });
+  t.match(misspelt.errors.map((e) => e.message), [/missing required field "expression"/, /unknown field "expresion"/]);
+  t.notMatch(misspelt.errors.map((e) => e.message).join('\n'), /not in the policy files/, 'a binding of a policy the schema refused adds no "not in the policy files"');
   const orphan = await load({ 'b.yaml': binding('b', 'validationActions: [Deny]') });
   t.match(orphan.errors.map((e) => e.message), [/b\.yaml:5:\d+: binding b names ValidatingAdmissionPolicy replicas\.example\.com, which is not in the policy files/]);
 });
