@@ -145,6 +145,7 @@ t.test('another engine\'s policy is not taken for data in silence: it loads with
     /cip\.yaml:2:7: ClusterImagePolicy is Sigstore policy-controller's, which trustgate does not run/,
     /kyverno\.yaml:2:7: ClusterPolicy is Kyverno's, which trustgate does not run/,
   ]);
+  t.equal(set.warnings.length, 2, 'an apiVersion group named constructor is no engine: no third warning');
 });
 
 t.test('a missing directory is a clear error', async (t) => {
