@@ -32,7 +32,10 @@ export function decide(results: readonly PolicyResult[]): Decision {
   let auditAnnotations: Record<string, string> | undefined;
   let reason: string | undefined;
   for (const r of results) {
-    if (r.annotations) for (const [k, v] of Object.entries(r.annotations)) if (!auditAnnotations?.[k]) (auditAnnotations ??= {})[k] = v;
+    if (r.annotations) {
+      // own keys only: a key named like an Object.prototype member (constructor) is a key like any other
+      for (const [k, v] of Object.entries(r.annotations)) if (!auditAnnotations || !Object.hasOwn(auditAnnotations, k)) (auditAnnotations ??= {})[k] = v;
+    }
     for (const note of r.notes ?? []) warnings.push(`[${r.name}] ${note}`);
     if (r.result === 'pass') continue;
     // an evaluation error counts as a failure unless the policy says failurePolicy: Ignore

@@ -204,6 +204,12 @@ export function translateVaps(policies: readonly LoadedDocument[], bindings: rea
     out.policies.push(translatedDocument(policy, b, policyValue(policy, b, vap, binding, params)));
   }
   for (const p of policies) {
+    const keys = new Set<string>();
+    for (const [i, a] of (specOf<VapSpec>(p).auditAnnotations ?? []).entries()) {
+      // one value per key and request, as Kubernetes requires of a policy
+      if (keys.has(a.key)) out.errors.push(new PolicyFileError(p.positionOf(['spec', 'auditAnnotations', i, 'key']), `auditAnnotations key ${a.key} is used twice`));
+      keys.add(a.key);
+    }
     if (bound.has(nameOf(p))) continue;
     out.warnings.push(new PolicyFileError(p.positionOf(['metadata', 'name']), `ValidatingAdmissionPolicy ${nameOf(p)} has no binding, so it checks nothing (as in Kubernetes): add a ValidatingAdmissionPolicyBinding`));
     // compiled all the same, so lint reports its errors before a binding puts it to work

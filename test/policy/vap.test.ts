@@ -143,6 +143,13 @@ t.test('auditAnnotations reach the response and the decision record; null sets n
   ]);
   const big = await decide(set, deployment('shop', 150));
   t.same(big.record.policies.find((p) => p.name === 'replicas.example.com/a')?.annotations, { 'decision-id': 'forged' }, 'a null value sets nothing');
+  // a key named like an Object.prototype member, set by the second policy, is still a key
+  const proto = await setOf({ 'p.yaml': REPLICAS_VAP.replace('      message: at most 5 replicas\n', '      message: at most 5 replicas\n  auditAnnotations:\n    - { key: first, valueExpression: "\'1\'" }\n') + binding('a', 'validationActions: [Audit]') + '---\n'
+    + REPLICAS_VAP.replace('replicas.example.com', 'other.example.com').replace('      message: at most 5 replicas\n', '      message: at most 5 replicas\n  auditAnnotations:\n    - { key: constructor, valueExpression: "\'c\'" }\n') + binding('b', 'validationActions: [Audit]').replace('policyName: replicas.example.com', 'policyName: other.example.com') });
+  t.match((await decide(proto, deployment('shop', 1))).review.response.auditAnnotations, { first: '1', constructor: 'c' });
+  const withKeys = (keys: string[]) => load({ 'p.yaml': REPLICAS_VAP.replace('      message: at most 5 replicas\n', `      message: at most 5 replicas\n  auditAnnotations:\n${keys.map((k) => `    - { key: ${k}, valueExpression: "'x'" }\n`).join('')}`) + binding('b', 'validationActions: [Deny]') });
+  t.match((await withKeys(['__proto__'])).errors.map((e) => e.message), [/auditAnnotations\.0\.key: must match pattern/], 'a key Kubernetes would refuse');
+  t.match((await withKeys(['twice', 'twice'])).errors.map((e) => e.message), [/p\.yaml:15:\d+: auditAnnotations key twice is used twice/], "at the repeated key");
   const typed = await setOf({ 'p.yaml': REPLICAS_VAP.replace('      message: at most 5 replicas\n', '      message: at most 5 replicas\n  auditAnnotations:\n    - { key: count, valueExpression: object.spec.replicas }\n') + binding('b', 'validationActions: [Deny]') });
   const wrong = await decide(typed, deployment('shop', 1));
   t.equal(wrong.review.response.allowed, false, 'failurePolicy Fail');
