@@ -5,7 +5,6 @@ import type { CaseOutcome } from './testing.js';
 /** Text safe in XML: the five entities escaped, characters XML 1.0 cannot hold dropped. */
 function xml(text: string): string {
   return text
-    // eslint-disable-next-line no-control-regex
     .replace(/[\u0000-\u0008\u000b\u000c\u000e-\u001f\ufffe\uffff]/g, '')
     .replace(/[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g, '')
     .replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;').replace(/'/g, '&apos;');
@@ -13,7 +12,11 @@ function xml(text: string): string {
 
 export function junitReport(outcomes: readonly CaseOutcome[]): string {
   const suites = new Map<string, CaseOutcome[]>();
-  for (const o of outcomes) suites.set(o.suite, [...(suites.get(o.suite) ?? []), o]);
+  for (const o of outcomes) {
+    const cases = suites.get(o.suite);
+    if (cases) cases.push(o);
+    else suites.set(o.suite, [o]);
+  }
   const failures = (list: readonly CaseOutcome[]) => list.filter((o) => !o.passed).length;
   const lines = ['<?xml version="1.0" encoding="UTF-8"?>', `<testsuites name="trustgate" tests="${outcomes.length}" failures="${failures(outcomes)}">`];
   for (const [suite, cases] of suites) {

@@ -123,5 +123,7 @@ function ruleWarnings(rule: PolicySpec['match']['resources'][number], at: (strin
 
 /** Resource rules of a policy's match that cannot match what they name. */
 export function matchWarnings(match: PolicySpec['match']): PolicyWarning[] {
-  return match.resources.flatMap((rule, i) => ruleWarnings(rule, ['spec', 'match', 'resources', i]));
+  // an exclusion that never matches excludes nothing; a binding's rule that never matches enforces nothing
+  return (['resources', 'excludeResources', 'bindingResources'] as const).flatMap((list) =>
+    (match[list] ?? []).flatMap((rule, i) => ruleWarnings(rule, ['spec', 'match', list, i])));
 }

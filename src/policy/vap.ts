@@ -59,27 +59,35 @@ function bothSelectors(a: LabelSelector | undefined, b: LabelSelector | undefine
   return { matchExpressions: [...requirements(a!), ...requirements(b!)] };
 }
 
-/** Where a path of the translated policy came from, in the policy or binding document. */
-function sourcePath(path: Path): { in: 'policy' | 'binding'; path: Path } {
+/**
+ * Where a path of the translated policy came from, in the policy or binding document. The
+ * policy's own excludeResourceRules come first in excludeResources, then the binding's.
+ */
+function sourcePath(path: Path, policyExcludes: number): { in: 'policy' | 'binding'; path: Path } {
   const [spec, section, key, ...rest] = path;
   if (spec !== 'spec') return { in: 'policy', path: [] };
   switch (section) {
     case 'match':
       if (key === 'resources') return { in: 'policy', path: ['spec', 'matchConstraints', 'resourceRules', ...rest] };
-      if (key === 'excludeResources') return { in: 'policy', path: ['spec', 'matchConstraints', 'excludeResourceRules', ...rest] };
+      if (key === 'excludeResources') {
+        const [i, ...inside] = rest;
+        return typeof i === 'number' && i >= policyExcludes
+          ? { in: 'binding', path: ['spec', 'matchResources', 'excludeResourceRules', i - policyExcludes, ...inside] }
+          : { in: 'policy', path: ['spec', 'matchConstraints', 'excludeResourceRules', ...rest] };
+      }
       if (key === 'bindingResources') return { in: 'binding', path: ['spec', 'matchResources', 'resourceRules', ...rest] };
       if (key === 'conditions') return { in: 'policy', path: ['spec', 'matchConditions', ...rest] };
       return { in: 'policy', path: ['spec', 'matchConstraints', ...(key === undefined ? [] : [key])] };
     case 'params': return { in: 'binding', path: ['spec', 'paramRef'] };
-    case 'mode': return { in: 'binding', path: ['spec', 'validationActions'] };
-    case undefined: return { in: 'policy', path: ['spec'] };
+    // variables, validations, auditAnnotations, failurePolicy: where they are in the policy
     default: return { in: 'policy', path: path.slice() };
   }
 }
 
 function translatedDocument(policy: LoadedDocument, binding: LoadedDocument, value: Record<string, unknown>): LoadedDocument {
+  const policyExcludes = specOf<VapSpec>(policy).matchConstraints.excludeResourceRules?.length ?? 0;
   const docOf = (p: Path) => {
-    const s = sourcePath(p);
+    const s = sourcePath(p, policyExcludes);
     return { doc: s.in === 'policy' ? policy : binding, path: s.path };
   };
   return {
@@ -108,7 +116,9 @@ export function paramObjectsOf(documents: readonly LoadedDocument[]): ParamObjec
     const meta = d.value.metadata as { name?: unknown } | undefined;
     if (typeof meta?.name !== 'string') continue;
     const key = `${String(d.value.apiVersion)}|${String(d.value.kind)}|${meta.name}`;
-    byKey.set(key, [...(byKey.get(key) ?? []), d.value]);
+    const same = byKey.get(key);
+    if (same) same.push(d.value);
+    else byKey.set(key, [d.value]);
   }
   return {
     find(apiVersion, kind, name, namespace) {

@@ -58,3 +58,9 @@ t.test('each warning points at its entry', async (t) => {
     ['spec', 'match', 'resources', 2, 'resources', 1],
   ]);
 });
+
+t.test('an exclusion that can never match is warned about too: it would exclude nothing', async (t) => {
+  const warnings = matchWarnings({ resources: [{ apiGroups: ['apps'], resources: ['deployments'], operations: ['CREATE'] }], excludeResources: [{ apiGroups: ['apps'], resources: ['deployment'], operations: ['CREATE'] }] });
+  t.same(warnings.map((w) => w.path), [['spec', 'match', 'excludeResources', 0, 'resources', 0]]);
+  t.match(warnings[0]?.message, /did you mean "deployments"/);
+});

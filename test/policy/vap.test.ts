@@ -429,3 +429,16 @@ t.test('a status reason is looked up among the four, never through the object pr
   }
   t.match(buildResponse('u', { allowed: false, denials: ['[p] no'], warnings: [], reason: 'RequestEntityTooLarge' }, 'd').response.status, { code: 413 });
 });
+
+t.test('a rule that can never match is warned about where it was written: the policy\'s, or its binding\'s', async (t) => {
+  const set = await setOf({ 'p.yaml': REPLICAS_VAP + binding('b', `validationActions: [Deny]
+matchResources:
+  resourceRules:
+    - { apiGroups: [apps], apiVersions: [v1], operations: [CREATE], resources: [statefulset] }
+  excludeResourceRules:
+    - { apiGroups: [apps], apiVersions: [v1], operations: [CREATE], resources: [deploymnets] }`) });
+  t.same(set.warnings.map((w) => w.message.replace(/^.*p\.yaml/, 'p.yaml')), [
+    'p.yaml:24:83: resource "deploymnets" is not served by group "apps" (did you mean "deployments"?), so this rule never matches it (trustgate knows the groups of Kubernetes 1.34 and Flux; ignore this if your server serves it)',
+    'p.yaml:22:83: resource "statefulset" is not served by group "apps" (did you mean "statefulsets"?), so this rule never matches it (trustgate knows the groups of Kubernetes 1.34 and Flux; ignore this if your server serves it)',
+  ], 'the binding\'s exclusion comes after the policy\'s one, and is found in the binding');
+});
