@@ -95,14 +95,6 @@ async function test(argv: string[]): Promise<number> {
   const set = await loadOrFail(positionals);
   if (!set) return 1;
   const outcomes = await runPolicyTests(set);
-  const junit = values.get('junit')?.at(-1) as string | undefined;
-  if (junit) {
-    try {
-      await writeFile(junit, junitReport(outcomes));
-    } catch (err) {
-      throw new UsageError(`cannot write the JUnit report ${junit}: ${(err as Error).message}`);
-    }
-  }
   for (const o of outcomes) process.stdout.write(`${o.passed ? 'ok' : 'not ok'} - ${o.suite}: ${o.name}${o.detail ? `\n    ${o.detail}` : ''}\n`);
   const failed = outcomes.filter((o) => !o.passed).length;
   if (!outcomes.length) process.stdout.write('no PolicyTest suites found\n');
@@ -112,6 +104,15 @@ async function test(argv: string[]): Promise<number> {
     if (needRegistry.length) process.stderr.write(`note: images-only policies are not judged offline (trustgate verify IMAGE checks them against a registry): ${needRegistry.join(', ')}\n`);
   }
   process.stdout.write(`${outcomes.length - failed} passed, ${failed} failed\n`);
+  // after the results are printed, so a report that cannot be written loses none of them
+  const junit = values.get('junit')?.at(-1) as string | undefined;
+  if (junit) {
+    try {
+      await writeFile(junit, junitReport(outcomes));
+    } catch (err) {
+      throw new UsageError(`cannot write the JUnit report ${junit}: ${(err as Error).message}`);
+    }
+  }
   return failed || !outcomes.length ? 1 : 0;
 }
 

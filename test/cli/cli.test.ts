@@ -115,6 +115,7 @@ spec:
   const unwritable = await trustgate('test', dir, '--junit', join(dir, 'missing', 'report.xml'));
   t.equal(unwritable.code, 2);
   t.match(unwritable.stderr, /cannot write the JUnit report .*missing\/report\.xml/);
+  t.match(unwritable.stdout, /\n1 passed, 1 failed\n$/, 'the results are printed all the same');
 });
 
 t.test('the JUnit report escapes what XML cannot hold as is', async (t) => {
