@@ -3,18 +3,23 @@
 import { readFileSync } from 'node:fs';
 import { parseAllDocuments } from 'yaml';
 import type { KubeObject } from '../admission/types.js';
-import type { NamespaceLookup, ParamsLookup } from '../policy/index.js';
+import { selectConfigMaps, type LabelSelector, type NamespaceLookup, type ParamsLookup } from '../policy/index.js';
 
 export class StaticCluster implements NamespaceLookup, ParamsLookup {
   readonly #namespaces = new Map<string, KubeObject>();
-  readonly #configMaps = new Map<string, KubeObject>();
+  /** by namespace, then name */
+  readonly #configMaps = new Map<string, Map<string, KubeObject>>();
 
   constructor(objects: Iterable<KubeObject>) {
     for (const o of objects) {
       const name = o?.metadata?.name;
       if (!name) continue;
       if (o.kind === 'Namespace') this.#namespaces.set(name, o);
-      if (o.kind === 'ConfigMap') this.#configMaps.set(`${o.metadata?.namespace ?? 'default'}/${name}`, o);
+      if (o.kind !== 'ConfigMap') continue;
+      const namespace = o.metadata?.namespace ?? 'default';
+      let inNamespace = this.#configMaps.get(namespace);
+      if (!inNamespace) this.#configMaps.set(namespace, (inNamespace = new Map()));
+      inNamespace.set(name, o);
     }
   }
 
@@ -23,7 +28,11 @@ export class StaticCluster implements NamespaceLookup, ParamsLookup {
   }
 
   configMap(namespace: string, name: string): KubeObject | undefined {
-    return this.#configMaps.get(`${namespace}/${name}`);
+    return this.#configMaps.get(namespace)?.get(name);
+  }
+
+  configMaps(namespace: string, selector: LabelSelector): KubeObject[] {
+    return selectConfigMaps(this.#configMaps.get(namespace), selector);
   }
 
   /** from a name -> labels map, as policy test suites write them, plus ConfigMap objects */

@@ -7,7 +7,8 @@ import { CostLimitError, describeEvaluationError, fromCel, toCel, InputLimitErro
 import { clip } from '../admission/response.js';
 import { policyInScope, type NamespaceLookup } from './match.js';
 import { evaluateSourcesRule } from './sources-rule.js';
-import type { CompiledPolicy } from './types.js';
+import { selectorString } from './selector.js';
+import type { CompiledPolicy, LabelSelector, ParamsSource } from './types.js';
 import type { ImageVerdict } from '../supplychain/image-verifier.js';
 import type { VerificationCode } from '../supplychain/sigstore/index.js';
 
@@ -57,6 +58,8 @@ export interface ExplainStep {
 
 export interface ParamsLookup {
   configMap(namespace: string, name: string): KubeObject | undefined;
+  /** the ConfigMaps of the namespace whose labels the selector selects, in name order */
+  configMaps(namespace: string, selector: LabelSelector): KubeObject[];
 }
 
 export class DeadlineExceededError extends Error {
@@ -213,17 +216,6 @@ function lazyVariables(ctx: EvaluationContext, policy: CompiledPolicy, activatio
   return variables as unknown as Record<string, unknown>;
 }
 
-function paramsFor(policy: CompiledPolicy, ctx: EvaluationContext): unknown {
-  switch (policy.params.kind) {
-    case 'value': return ctx.cel(policy.params.value);
-    case 'configMap': {
-      const cm = ctx.params?.configMap(policy.params.namespace, policy.params.name);
-      return cm ? ctx.cel(cm) : undefined;
-    }
-    default: return null;
-  }
-}
-
 /** Marks the result failed for these messages; the first kind of failure gives the code. */
 function fail(result: PolicyResult, code: ReasonCode, messages: readonly string[]): void {
   if (!messages.length) return;
@@ -269,6 +261,50 @@ function celValidations(policy: CompiledPolicy, ctx: EvaluationContext, activati
   return true;
 }
 
+function celWithParams(policy: CompiledPolicy, ctx: EvaluationContext, params: unknown, namespaceObject: unknown, result: PolicyResult): boolean {
+  let activation: Record<string, unknown>;
+  if (policy.variables.length) {
+    activation = { ...ctx.activation(params, namespaceObject) };
+    activation.variables = lazyVariables(ctx, policy, activation);
+  } else {
+    activation = ctx.activation(params, namespaceObject);
+  }
+  return celValidations(policy, ctx, activation, result);
+}
+
+type ConfigMapParams = Extract<ParamsSource, { kind: 'configMap' | 'configMaps' }>;
+
+/**
+ * The CEL part with params from ConfigMaps: once with the named one, or once per ConfigMap the
+ * selector selects (as a binding's paramRef.selector; the policy fails if any evaluation fails).
+ * true when the policy applies; otherwise its result, or undefined when no condition held.
+ */
+function celWithConfigMaps(policy: CompiledPolicy, p: ConfigMapParams, ctx: EvaluationContext, namespaceObject: unknown, result: PolicyResult): true | PolicyResult | undefined {
+  const namespace = p.namespace ?? ctx.request.namespace;
+  if (!namespace) {
+    // as in Kubernetes, an error rather than "not found": the binding should not match cluster-scoped objects
+    return makeResult(policy, 'error', [`params are read from the namespace of each request, and this ${ctx.request.kind.kind} is cluster-scoped: name the params' namespace or exclude cluster-scoped resources`], 'PARAMS_NOT_FOUND');
+  }
+  const found = p.kind === 'configMap' ? ctx.params?.configMap(namespace, p.name) : ctx.params?.configMaps(namespace, p.selector);
+  if (found === undefined || (Array.isArray(found) && !found.length)) {
+    const what = p.kind === 'configMap' ? `params ConfigMap ${namespace}/${p.name}` : `no params ConfigMap in ${namespace} matches the selector ${JSON.stringify(selectorString(p.selector))}`;
+    if (p.allowMissing) {
+      ctx.explain?.push({ policy: policy.name, step: 'params', value: `${what}${p.kind === 'configMap' ? ' not found' : ''}: passes (parameterNotFoundAction: Allow)` });
+      return result;
+    }
+    return makeResult(policy, 'error', [p.kind === 'configMap' ? `${what} not found` : what], 'PARAMS_NOT_FOUND');
+  }
+  if (!Array.isArray(found)) return celWithParams(policy, ctx, ctx.cel(found), namespaceObject, result) || undefined;
+  let applies = false;
+  for (const cm of found) {
+    ctx.explain?.push({ policy: policy.name, step: 'params', value: `ConfigMap ${namespace}/${cm.metadata?.name ?? ''}` });
+    if (celWithParams(policy, ctx, ctx.cel(cm), namespaceObject, result)) applies = true;
+  }
+  // the same message from several ConfigMaps is said once
+  if (found.length > 1) result.messages = [...new Set(result.messages)];
+  return applies || undefined;
+}
+
 export function evaluatePolicy(policy: CompiledPolicy, ctx: EvaluationContext): PolicyResult | undefined {
   const scope = policyInScope(policy, ctx.request, ctx.namespaces);
   if ('error' in scope) return makeResult(policy, 'error', [scope.error], 'NAMESPACE_UNKNOWN');
@@ -280,24 +316,14 @@ export function evaluatePolicy(policy: CompiledPolicy, ctx: EvaluationContext): 
     // every part of the policy is judged, so one denial lists everything that must change
     const result = makeResult(policy, 'pass', []);
     if (policy.usesCel) {
-      const params = paramsFor(policy, ctx);
-      if (params === undefined) {
-        const ref = policy.params as { namespace: string; name: string; allowMissing?: boolean };
-        if (ref.allowMissing) {
-          ctx.explain?.push({ policy: policy.name, step: 'params', value: `ConfigMap ${ref.namespace}/${ref.name} not found: passes (parameterNotFoundAction: Allow)` });
-          return result;
-        }
-        return makeResult(policy, 'error', [`params ConfigMap ${ref.namespace}/${ref.name} not found`], 'PARAMS_NOT_FOUND');
-      }
       const namespaceObject = ctx.cel(scope.namespaceObject);
-      let activation: Record<string, unknown>;
-      if (policy.variables.length) {
-        activation = { ...ctx.activation(params, namespaceObject) };
-        activation.variables = lazyVariables(ctx, policy, activation);
+      const p = policy.params;
+      if (p.kind === 'none' || p.kind === 'value') {
+        if (!celWithParams(policy, ctx, p.kind === 'value' ? ctx.cel(p.value) : null, namespaceObject, result)) return undefined;
       } else {
-        activation = ctx.activation(params, namespaceObject);
+        const failed = celWithConfigMaps(policy, p, ctx, namespaceObject, result);
+        if (failed !== true) return failed;
       }
-      if (!celValidations(policy, ctx, activation, result)) return undefined;
     }
     if (policy.sources) {
       ctx.checkDeadline();

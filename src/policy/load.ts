@@ -4,7 +4,8 @@ import { compilePolicy } from './compile.js';
 import { readPolicyDocuments, type LoadedDocument } from './documents.js';
 import { PolicyIndex } from './match.js';
 import { schemaErrors } from './schema.js';
-import { PolicyFileError, type CompiledPolicy } from './types.js';
+import { selectorString } from './selector.js';
+import { PolicyFileError, type CompiledPolicy, type LabelSelector } from './types.js';
 import { namesPolicy, paramObjectsOf, translateVaps, VAP_API_GROUP, VAP_KINDS } from './vap.js';
 import { compileTrustRoot, publicGoodTrustRoot, PUBLIC_GOOD, TrustRootError, type CompiledTrustRoot, type TrustRootSpec } from '../supplychain/sigstore/index.js';
 
@@ -144,12 +145,33 @@ export function subsetPolicySet(set: PolicySet, names: readonly string[]): Polic
   return { ...set, policies, index: new PolicyIndex(policies) };
 }
 
-/** Namespaces whose ConfigMaps the policies read (params and sources allowlists). */
-export function configMapNamespaces(set: PolicySet): string[] {
-  const ns = new Set<string>();
+/** The ConfigMaps the policies read (params and sources allowlists), as cluster caches watch them. */
+export interface ConfigMapWatches {
+  /** namespaces whose ConfigMaps policies name with their namespace (watched whole, one Role each) */
+  namespaces: string[];
+  /** ConfigMap names read from the namespace of each request (watched cluster-wide by name) */
+  names: string[];
+  /** label selectors over the ConfigMaps of each request's namespace (watched cluster-wide by selector) */
+  selectors: LabelSelector[];
+}
+
+export function configMapWatches(set: PolicySet): ConfigMapWatches {
+  const namespaces = new Set<string>();
+  const names = new Set<string>();
+  const selectors = new Map<string, LabelSelector>();
   for (const p of set.policies) {
-    if (p.params.kind === 'configMap') ns.add(p.params.namespace);
-    if (p.sources?.configMap) ns.add(p.sources.configMap.namespace);
+    const params = p.params;
+    if (params.kind === 'configMap' || params.kind === 'configMaps') {
+      if (params.namespace !== undefined) namespaces.add(params.namespace);
+      else if (params.kind === 'configMap') names.add(params.name);
+      else selectors.set(selectorString(params.selector), params.selector);
+    }
+    if (p.sources?.configMap) namespaces.add(p.sources.configMap.namespace);
   }
-  return [...ns].sort();
+  return { namespaces: [...namespaces].sort(), names: [...names].sort(), selectors: [...selectors.keys()].sort().map((k) => selectors.get(k)!) };
+}
+
+/** Whether any policy reads a ConfigMap: then a cluster (or a cluster file) must be given. */
+export function readsConfigMaps(w: ConfigMapWatches): boolean {
+  return w.namespaces.length + w.names.length + w.selectors.length > 0;
 }

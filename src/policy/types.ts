@@ -41,7 +41,7 @@ export interface PolicySpec {
     includeTerminating?: boolean;
     conditions?: { name: string; expression: string }[];
   };
-  params?: { inline?: unknown; file?: string; configMap?: { namespace: string; name: string; allowMissing?: boolean } };
+  params?: { inline?: unknown; file?: string; configMap?: ConfigMapParamsSpec };
   variables?: { name: string; expression: string }[];
   validations?: { expression: string; message?: string; messageExpression?: string; reason?: string }[];
   /** a ValidatingAdmissionPolicy's: a string value is recorded under its key, null records nothing */
@@ -80,11 +80,28 @@ export interface CompiledValidation {
   reason?: string;
 }
 
-/** Where `params` comes from: a value known at load, or a ConfigMap looked up per request. */
+/**
+ * A ConfigMap (by name) or ConfigMaps (by label selector) that `params` is taken from. Without a
+ * namespace, from the namespace of each request, as a ValidatingAdmissionPolicyBinding's paramRef.
+ */
+export interface ConfigMapParamsSpec {
+  namespace?: string;
+  name?: string;
+  selector?: LabelSelector;
+  /** Allow: no ConfigMap found passes the policy; Deny (default): it is an error the failurePolicy decides */
+  parameterNotFoundAction?: 'Allow' | 'Deny';
+}
+
+/**
+ * Where `params` comes from: a value known at load, or ConfigMaps looked up per request. A
+ * namespace left undefined means the request's own.
+ */
 export type ParamsSource =
   | { kind: 'none' }
   | { kind: 'value'; value: unknown }
-  | { kind: 'configMap'; namespace: string; name: string; /** a missing ConfigMap passes the policy (a binding's parameterNotFoundAction: Allow) */ allowMissing?: boolean };
+  | { kind: 'configMap'; namespace?: string; name: string; /** a missing ConfigMap passes the policy (parameterNotFoundAction: Allow) */ allowMissing?: boolean }
+  /** one evaluation per selected ConfigMap, as a binding's paramRef.selector */
+  | { kind: 'configMaps'; namespace?: string; selector: LabelSelector; allowMissing?: boolean };
 
 /** Something that loads but is likely a mistake, at its path in the document. */
 export interface PolicyWarning {

@@ -136,19 +136,34 @@ function paramsOf(vap: VapSpec, binding: BindingSpec, objects: ParamObjects): Po
   const ref = binding.paramRef;
   if (!vap.paramKind) return ref ? 'paramRef is set but the policy declares no paramKind' : undefined;
   if (!ref) return undefined; // Kubernetes binds params to null
-  if (ref.selector) return 'paramRef.selector (one evaluation per matching params object) is not supported: name one object with paramRef.name';
-  if (!ref.name) return 'paramRef needs a name';
+  if ((ref.name === undefined) === (ref.selector === undefined)) return 'paramRef needs exactly one of name and selector';
   const { apiVersion, kind } = vap.paramKind;
-  const found = objects.find(apiVersion, kind, ref.name, ref.namespace);
-  if (found) return { inline: found };
-  const allowMissing = ref.parameterNotFoundAction === 'Allow';
-  if (apiVersion === 'v1' && kind === 'ConfigMap') {
-    // the params of the request's own namespace would need every namespace's ConfigMaps watched
-    if (!ref.namespace) return 'paramRef.namespace is required for ConfigMap params (params from the namespace of each request are not supported)';
-    return { configMap: { namespace: ref.namespace, name: ref.name, allowMissing } };
+  const parameterNotFoundAction = ref.parameterNotFoundAction ?? 'Deny';
+  if (isConfigMapKind(vap.paramKind)) {
+    // without a namespace, from the namespace of each request, in the cluster (or a cluster file)
+    const namespace = ref.namespace === undefined ? {} : { namespace: ref.namespace };
+    if (ref.selector) return { configMap: { ...namespace, selector: ref.selector, parameterNotFoundAction } };
+    const found = ref.namespace === undefined ? undefined : objects.find(apiVersion, kind, ref.name!, ref.namespace);
+    return found ? { inline: found } : { configMap: { ...namespace, name: ref.name!, parameterNotFoundAction } };
   }
+  if (ref.selector) return `paramRef.selector is supported for ConfigMap params only: name one ${kind} with paramRef.name`;
+  const found = objects.find(apiVersion, kind, ref.name!, ref.namespace);
+  if (found) return { inline: found };
   const where = ref.namespace ? `${ref.namespace}/${ref.name}` : ref.name;
   return `no ${kind} ${where} (${apiVersion}) in the policy files: params of kinds other than ConfigMap are read from the policy files; add the object beside the policy`;
+}
+
+const isConfigMapKind = (k: { apiVersion: string; kind: string }) => k.apiVersion === 'v1' && k.kind === 'ConfigMap';
+
+/**
+ * A ConfigMap in the policy files that a binding reading params from each request's namespace
+ * would leave unused: say so, as a file with a namespace stands for one namespace only.
+ */
+function unusedParamsFile(vap: VapSpec, binding: BindingSpec, objects: ParamObjects): string | undefined {
+  const ref = binding.paramRef;
+  if (!vap.paramKind || !isConfigMapKind(vap.paramKind) || !ref?.name || ref.namespace !== undefined) return undefined;
+  if (!objects.find('v1', 'ConfigMap', ref.name, undefined)) return undefined;
+  return `ConfigMap ${ref.name} in the policy files is not used: paramRef has no namespace, so params come from the namespace of each request, in the cluster (offline: a PolicyTest's configMaps or --cluster-file)`;
 }
 
 /** A policy without a binding, compiled for its errors only */
@@ -211,6 +226,8 @@ export function translateVaps(policies: readonly LoadedDocument[], bindings: rea
       out.errors.push(new PolicyFileError(b.positionOf(['spec', 'paramRef']), params));
       continue;
     }
+    const unused = unusedParamsFile(vap, binding, objects);
+    if (unused) out.warnings.push(new PolicyFileError(b.positionOf(['spec', 'paramRef', 'name']), unused));
     out.policies.push(translatedDocument(policy, b, policyValue(policy, b, vap, binding, params)));
   }
   for (const p of policies) {

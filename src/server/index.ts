@@ -8,7 +8,7 @@ import { AuditPipeline, createSink } from '../audit/index.js';
 import { TRUSTGATE_VERSION } from '../audit/record.js';
 import { readClusterFile } from '../kube/cluster-file.js';
 import type { SelfManagedCertificates } from '../kube/index.js';
-import { configMapNamespaces, PolicyStore } from '../policy/index.js';
+import { configMapWatches, PolicyStore, readsConfigMaps } from '../policy/index.js';
 import { buildApp } from './app.js';
 import { ensureDevelopmentCertificates } from './certs.js';
 import { auditMetrics, createMetrics } from './metrics.js';
@@ -36,10 +36,11 @@ export async function startServer(config: ServeConfig, logger: Logger = pino({ l
   const pullSecrets = kube && kubeConfig && config.pullSecrets ? new kube.PullSecretReader(kubeConfig, logger) : undefined;
   const store = new PolicyStore(config.policies, {
     loaded(set) {
-      cluster?.watchConfigMapNamespaces(configMapNamespaces(set));
-      if (!cluster && !config.clusterFile && configMapNamespaces(set).length) {
+      const configMaps = configMapWatches(set);
+      cluster?.watchConfigMaps(configMaps);
+      if (!cluster && !config.clusterFile && readsConfigMaps(configMaps)) {
         // fail closed, loudly: these policies deny (failurePolicy Fail) until cluster data is given
-        logger.error({ policies: set.policies.filter((p) => p.params.kind === 'configMap' || p.sources?.configMap).map((p) => p.name) },
+        logger.error({ policies: set.policies.filter((p) => p.params.kind === 'configMap' || p.params.kind === 'configMaps' || p.sources?.configMap).map((p) => p.name) },
           'policies read ConfigMaps but no cluster is configured (--kubeconfig, --in-cluster or --cluster-file): they fail with PARAMS_NOT_FOUND');
       }
       metrics.policyReloads.inc({ result: 'ok' });

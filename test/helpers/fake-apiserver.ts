@@ -13,6 +13,8 @@ export interface FakeApiServer {
   url: string;
   kubeconfig: string;
   requests: string[];
+  /** every request with its query string (selectors included) */
+  queries: string[];
   put(collection: string, object: Obj): void;
   remove(collection: string, name: string): void;
   /** the object as stored, for assertions */
@@ -29,11 +31,37 @@ export interface FakeApiServer {
   close(): Promise<void>;
 }
 
+/** A list or watch's fieldSelector (metadata.name, metadata.namespace) and labelSelector, as the API server applies them. */
+function selects(params: URLSearchParams): (o: Obj) => boolean {
+  const fields = (params.get('fieldSelector') ?? '').split(',').filter(Boolean).map((f) => f.split('=') as [string, string]);
+  const terms = (params.get('labelSelector') ?? '').match(/[^,(]+(\([^)]*\))?/g) ?? [];
+  const labelTests = terms.map((term) => {
+    const m = /^\s*(!?)([^\s=!]+)\s*(?:(=|==|!=)\s*(\S*)|\s+(in|notin)\s*\(([^)]*)\))?\s*$/.exec(term);
+    if (!m) throw new Error(`unparsable label selector term ${term}`);
+    const [, not, key, eq, value, set, values] = m;
+    const list = (values ?? '').split(',').map((v) => v.trim());
+    return (labels: Record<string, string>) => {
+      const has = Object.hasOwn(labels, key!);
+      if (eq) return eq === '!=' ? labels[key!] !== value : labels[key!] === value;
+      if (set) return set === 'in' ? has && list.includes(labels[key!]!) : !has || !list.includes(labels[key!]!);
+      return not ? !has : has;
+    };
+  });
+  return (o) => fields.every(([f, v]) => (f === 'metadata.name' ? o.metadata.name === v : f === 'metadata.namespace' ? o.metadata.namespace === v : false))
+    && labelTests.every((test) => test((o.metadata.labels ?? {}) as Record<string, string>));
+}
+
+/** /api/v1/configmaps is every /api/v1/namespaces/NS/configmaps, as a cluster-wide list or watch */
+const clusterWide = (path: string) => /^\/api\/v1\/(?!namespaces$)[a-z]+$/.test(path);
+const resourceOf = (path: string) => path.slice(path.lastIndexOf('/') + 1);
+const namespacedOf = (path: string) => /^\/api\/v1\/namespaces\/[^/]+\/([a-z]+)$/.exec(path)?.[1];
+
 export async function startFakeApiServer(dir: string, seed: Record<string, Obj[]>): Promise<FakeApiServer> {
   let rv = 100;
   const collections = new Map<string, Map<string, Obj>>();
-  const watchers = new Map<string, Set<ServerResponse>>();
+  const watchers = new Map<string, Set<{ res: ServerResponse; selects: (o: Obj) => boolean }>>();
   const requests: string[] = [];
+  const queries: string[] = [];
   const stamp = (o: Obj): Obj => ({ ...o, metadata: { ...o.metadata, resourceVersion: String(++rv) } });
   for (const [path, items] of Object.entries(seed)) collections.set(path, new Map(items.map((o) => [o.metadata.name, stamp(o)])));
 
@@ -41,7 +69,18 @@ export async function startFakeApiServer(dir: string, seed: Record<string, Obj[]
   const history = new Map<string, { type: string; object: Obj }[]>();
   const emit = (path: string, type: string, object: Obj) => {
     history.set(path, [...(history.get(path) ?? []), { type, object }]);
-    for (const w of watchers.get(path) ?? []) if (!w.writableEnded) w.write(`${JSON.stringify({ type, object })}\n`);
+    const resource = namespacedOf(path);
+    const all = resource ? `/api/v1/${resource}` : undefined;
+    if (all) history.set(all, [...(history.get(all) ?? []), { type, object }]);
+    for (const w of [...(watchers.get(path) ?? []), ...(all ? watchers.get(all) ?? [] : [])]) {
+      if (!w.res.writableEnded && w.selects(object)) w.res.write(`${JSON.stringify({ type, object })}\n`);
+    }
+  };
+  const itemsOf = (path: string): Map<string, Obj> | undefined => {
+    if (!clusterWide(path)) return collections.get(path);
+    const all = new Map<string, Obj>();
+    for (const [p, items] of collections) if (namespacedOf(p) === resourceOf(path)) for (const o of items.values()) all.set(`${o.metadata.namespace}/${o.metadata.name}`, o);
+    return all;
   };
   const certs = await generateCertificates(join(dir, 'apiserver-certs'), ['127.0.0.1', 'localhost']);
   const ca = await readFile(certs.caCert);
@@ -54,6 +93,7 @@ export async function startFakeApiServer(dir: string, seed: Record<string, Obj[]
   const server = createServer({ cert: await readFile(certs.cert), key: await readFile(certs.key) }, async (req, res) => {
     const url = new URL(req.url ?? '/', 'http://x');
     requests.push(`${req.method} ${url.pathname}${url.searchParams.get('watch') ? '?watch' : ''}`);
+    queries.push(`${req.method} ${url.pathname}${url.search}`);
     const chunks: Buffer[] = [];
     for await (const c of req) chunks.push(c as Buffer);
     const body = chunks.length ? JSON.parse(Buffer.concat(chunks).toString('utf8')) : undefined;
@@ -62,7 +102,7 @@ export async function startFakeApiServer(dir: string, seed: Record<string, Obj[]
       failures.delete(`${req.method} ${url.pathname}`);
       return status(res, injected, injected === 409 ? 'Conflict' : 'InternalError');
     }
-    const items = collections.get(url.pathname);
+    const items = itemsOf(url.pathname);
     if (req.method === 'POST') {
       const target = items ?? new Map<string, Obj>();
       collections.set(url.pathname, target);
@@ -119,18 +159,19 @@ export async function startFakeApiServer(dir: string, seed: Record<string, Obj[]
         res.end(`${JSON.stringify({ type: 'ERROR', object: { kind: 'Status', apiVersion: 'v1', status: 'Failure', message: 'too old resource version', reason: 'Expired', code: 410 } })}\n`);
         return;
       }
+      const watcher = { res, selects: selects(url.searchParams) };
       const since = Number(url.searchParams.get('resourceVersion') ?? NaN);
       if (Number.isFinite(since)) {
-        for (const e of history.get(url.pathname) ?? []) if (Number(e.object.metadata.resourceVersion) > since) res.write(`${JSON.stringify(e)}\n`);
+        for (const e of history.get(url.pathname) ?? []) if (Number(e.object.metadata.resourceVersion) > since && watcher.selects(e.object)) res.write(`${JSON.stringify(e)}\n`);
       }
       let set = watchers.get(url.pathname);
       if (!set) watchers.set(url.pathname, (set = new Set()));
-      set.add(res);
-      req.on('close', () => set!.delete(res));
+      set.add(watcher);
+      req.on('close', () => set!.delete(watcher));
       return;
     }
     const kind = `${[...items.values()][0]?.kind ?? 'Object'}List`;
-    res.end(JSON.stringify({ apiVersion: 'v1', kind, metadata: { resourceVersion: String(rv) }, items: [...items.values()] }));
+    res.end(JSON.stringify({ apiVersion: 'v1', kind, metadata: { resourceVersion: String(rv) }, items: [...items.values()].filter(selects(url.searchParams)) }));
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const url = `https://127.0.0.1:${(server.address() as AddressInfo).port}`;
@@ -143,7 +184,7 @@ contexts: [{name: fake, context: {cluster: fake, user: fake}}]
 current-context: fake
 `);
   return {
-    url, kubeconfig, requests,
+    url, kubeconfig, requests, queries,
     put(path, object) {
       const items = collections.get(path) ?? new Map<string, Obj>();
       collections.set(path, items);
@@ -160,7 +201,7 @@ current-context: fake
     },
     disconnectWatches() {
       for (const set of watchers.values()) {
-        for (const w of set) w.end();
+        for (const w of set) w.res.end();
         set.clear();
       }
     },
@@ -179,7 +220,7 @@ current-context: fake
       failures.set(`${method} ${path}`, code);
     },
     async close() {
-      for (const set of watchers.values()) for (const w of set) w.end();
+      for (const set of watchers.values()) for (const w of set) w.res.end();
       server.closeAllConnections();
       await new Promise<void>((r) => server.close(() => r()));
     },

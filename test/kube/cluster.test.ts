@@ -99,3 +99,45 @@ t.test('without cluster data, policies that need it fail closed', async (t) => {
   t.equal(response.allowed, false);
   t.match(response.status.message, /\[known-team\] namespace shop is unknown/);
 });
+
+// Params from each request's namespace: the ConfigMaps are watched cluster-wide, but no wider than
+// the policies read them (by name with a field selector, which RBAC can limit by resourceNames,
+// or by label selector), and each request reads its own namespace's.
+t.test('params from the namespace of each request follow the cluster through narrowed cluster-wide watches', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'trustgate-kube-'));
+  const tenantCm = (namespace: string, name: string, allowed: string, labels: Record<string, string> = {}) =>
+    ({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name, namespace, labels }, data: { allowed } });
+  const api = await startFakeApiServer(dir, {
+    '/api/v1/namespaces': [ns('shop', { role: 'tenant' }), ns('ops', { role: 'tenant' })],
+    '/api/v1/namespaces/shop/configmaps': [tenantCm('shop', 'teams', 'web'), tenantCm('shop', 'extra', 'web', { 'trustgate.dev/teams': 'extra' }), tenantCm('shop', 'unrelated', 'x')],
+    '/api/v1/namespaces/ops/configmaps': [tenantCm('ops', 'teams', 'sre')],
+  });
+  t.teardown(() => api.close());
+  const perNamespace = policy.replace('name: known-team', 'name: own-teams').replace('configMap: { namespace: trustgate, name: teams }', 'configMap: { name: teams }');
+  const selected = policy.replace('name: known-team', 'name: selected-teams')
+    .replace('configMap: { namespace: trustgate, name: teams }', 'configMap: { selector: { matchExpressions: [{ key: trustgate.dev/teams, operator: Exists }] }, parameterNotFoundAction: Allow }');
+  const server = await startTestServer({ policies: [await policyDir({ 'a.yaml': perNamespace, 'b.yaml': selected })], kubeconfig: api.kubeconfig });
+  t.teardown(() => server.close());
+  await eventually(async () => (await server.get('/readyz')).status === 200, 'caches to sync');
+
+  const decide = async (namespace: string, team: string) => (await server.post('/validate', review(namespace, team))).json().response;
+  t.equal((await decide('shop', 'web')).allowed, true, "shop's own list, and its selected ConfigMap");
+  t.equal((await decide('ops', 'sre')).allowed, true, "ops's own list; no selected ConfigMap in ops, which Allow passes");
+  const crossed = await decide('ops', 'web');
+  t.equal(crossed.allowed, false);
+  t.match(crossed.status.message, /\[own-teams\] team web is not in sre/);
+
+  const cw = api.queries.filter((q) => q.startsWith('GET /api/v1/configmaps'));
+  t.ok(cw.some((q) => /fieldSelector=metadata\.name%3Dteams/.test(q) && /watch=true/.test(q)), 'watched by name');
+  t.ok(cw.some((q) => /labelSelector=trustgate\.dev%2Fteams/.test(q) && /watch=true/.test(q)), 'watched by label selector');
+  t.notOk(api.queries.some((q) => /^GET \/api\/v1\/namespaces\/[^/]+\/configmaps/.test(q)), 'no namespace is watched whole');
+  t.ok(cw.every((q) => /fieldSelector|labelSelector/.test(q)), 'never every ConfigMap of the cluster');
+
+  api.put('/api/v1/namespaces/ops/configmaps', tenantCm('ops', 'teams', 'sre web'));
+  await eventually(async () => (await decide('ops', 'web')).allowed === true, 'the ConfigMap update in ops');
+  api.put('/api/v1/namespaces/ops/configmaps', tenantCm('ops', 'gate', 'sre', { 'trustgate.dev/teams': 'gate' }));
+  await eventually(async () => /\[selected-teams\] team web is not in sre/.test((await decide('ops', 'web')).status?.message ?? ''), 'a newly labelled ConfigMap is selected');
+  api.remove('/api/v1/namespaces/shop/configmaps', 'teams');
+  await eventually(async () => /params ConfigMap shop\/teams not found/.test((await decide('shop', 'web')).status?.message ?? ''), 'the deletion in shop');
+  t.equal((await decide('ops', 'sre')).allowed, true, 'ops is untouched by the change in shop');
+});

@@ -284,10 +284,10 @@ t.test('params: parameterNotFoundAction Allow passes without its ConfigMap, and 
   const out = await decide(set, ociRepo('oci://ghcr.io/attacker/app'), { cluster: withList(undefined) });
   t.equal(out.review.response.allowed, true);
   t.same(out.results.map((r) => r.result), ['pass']);
-  const selector = await load({ 'sources.yaml': SOURCE_VAP.replace('{ name: source-list, namespace: flux-system, parameterNotFoundAction: Deny }', '{ selector: { matchLabels: { a: b } } }') });
-  t.match(selector.errors.map((e) => e.message), [/paramRef\.selector .* is not supported/]);
-  const own = await load({ 'sources.yaml': SOURCE_VAP.replace('namespace: flux-system, ', '') });
-  t.match(own.errors.map((e) => e.message), [/paramRef\.namespace is required for ConfigMap params/]);
+  const both = await load({ 'sources.yaml': SOURCE_VAP.replace('{ name: source-list,', '{ name: source-list, selector: {},') });
+  t.match(both.errors.map((e) => e.message), [/sources\.yaml:\d+:\d+: paramRef needs exactly one of name and selector/]);
+  const customSelector = await load({ 'sources.yaml': SOURCE_VAP.replace('{ apiVersion: v1, kind: ConfigMap }', '{ apiVersion: example.com/v1, kind: SourceList }').replace('name: source-list,', 'selector: { matchLabels: { a: b } },') });
+  t.match(customSelector.errors.map((e) => e.message), [/paramRef\.selector is supported for ConfigMap params only/]);
   const custom = await load({ 'sources.yaml': SOURCE_VAP.replace('{ apiVersion: v1, kind: ConfigMap }', '{ apiVersion: example.com/v1, kind: SourceList }') });
   t.match(custom.errors.map((e) => e.message), [/no SourceList flux-system\/source-list \(example\.com\/v1\) in the policy files/]);
   const misspelt = await load({ 'p.yaml': REPLICAS_VAP.replace('    - expression: object.spec.replicas <= 5', '    - expresion: object.spec.replicas <= 5') + binding('b', 'validationActions: [Deny]') });
@@ -295,6 +295,69 @@ t.test('params: parameterNotFoundAction Allow passes without its ConfigMap, and 
   t.notMatch(misspelt.errors.map((e) => e.message).join('\n'), /not in the policy files/, 'a binding of a policy the schema refused adds no "not in the policy files"');
   const orphan = await load({ 'b.yaml': binding('b', 'validationActions: [Deny]') });
   t.match(orphan.errors.map((e) => e.message), [/b\.yaml:5:\d+: binding b names ValidatingAdmissionPolicy replicas\.example\.com, which is not in the policy files/]);
+});
+
+// Per-tenant params, as Kubernetes documents paramRef: without a namespace, the ConfigMap of the
+// request's own namespace; with a selector, one evaluation per ConfigMap it selects.
+const tenantList = (namespace: string, name: string, sources: string, labels: Record<string, string> = {}) =>
+  ({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name, namespace, labels }, data: { sources } }) as KubeObject;
+const tenants = (...configMaps: KubeObject[]) => new StaticCluster([
+  { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'frontend', labels: { 'toolkit.fluxcd.io/role': 'tenant' } } },
+  { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'backend', labels: { 'toolkit.fluxcd.io/role': 'tenant' } } },
+  ...configMaps,
+]);
+
+t.test('params from the namespace of each request: a paramRef without a namespace reads each tenant its own ConfigMap', async (t) => {
+  const set = await setOf({ 'sources.yaml': SOURCE_VAP.replace('namespace: flux-system, ', '') });
+  t.same(set.warnings, [], 'no warning: nothing in the files is left unused');
+  const cluster = tenants(tenantList('frontend', 'source-list', 'oci://ghcr.io/frontend/'), tenantList('backend', 'source-list', 'oci://ghcr.io/backend/'));
+  t.equal((await decide(set, ociRepo('oci://ghcr.io/frontend/app', 'frontend'), { cluster })).review.response.allowed, true, "frontend's own list");
+  const crossed = await decide(set, ociRepo('oci://ghcr.io/frontend/app', 'backend'), { cluster });
+  t.equal(crossed.review.response.allowed, false, "backend may not use frontend's prefix");
+  t.match(crossed.review.response.status?.message, 'is not on the list: oci://ghcr.io/backend/');
+  const missing = await decide(set, ociRepo('oci://ghcr.io/frontend/app', 'backend'), { cluster: tenants(tenantList('frontend', 'source-list', 'oci://ghcr.io/frontend/')) });
+  t.equal(missing.review.response.allowed, false, 'parameterNotFoundAction Deny: a tenant without its list is an error, and failurePolicy Fail denies');
+  t.match(missing.results[0], { result: 'error', code: 'PARAMS_NOT_FOUND', messages: ['params ConfigMap backend/source-list not found'] });
+
+  const allow = await setOf({ 'sources.yaml': SOURCE_VAP.replace('namespace: flux-system, parameterNotFoundAction: Deny', 'parameterNotFoundAction: Allow') });
+  t.equal((await decide(allow, ociRepo('oci://ghcr.io/anything', 'backend'), { cluster: tenants() })).review.response.allowed, true, 'Allow: no list, no check');
+
+  // a binding that also matches a cluster-scoped kind has no request namespace to read from
+  const clusterScoped = await setOf({ 'sources.yaml': SOURCE_VAP.replace('namespace: flux-system, ', '').replace('resources: [gitrepositories, ocirepositories, helmrepositories]', 'resources: [gitrepositories, ocirepositories, helmrepositories, clustersources]')
+    .replace(/  matchResources:\n    namespaceSelector:\n.*\n/, '') });
+  const object = { ...ociRepo('oci://ghcr.io/frontend/app'), kind: 'ClusterSource', metadata: { name: 'c' } } as KubeObject;
+  const review = reviewForObject(object, { operation: 'CREATE' }) as { request: { namespace?: string; resource: { resource: string } } };
+  delete review.request.namespace;
+  review.request.resource.resource = 'clustersources';
+  const out = await admit(review, 'validate', { policies: () => clusterScoped, recorder: new NullDecisionRecorder(), replica: 't', deadlineMs: 8000, namespaces: cluster, params: cluster });
+  t.match(out.results[0], { result: 'error', code: 'PARAMS_NOT_FOUND', messages: [/read from the namespace of each request, and this ClusterSource is cluster-scoped/] });
+  t.equal(out.review.response.allowed, false, 'an error, decided by failurePolicy (Fail), not a pass: parameterNotFoundAction does not cover it');
+
+  const shadowed = await load({ 'sources.yaml': SOURCE_VAP.replace('namespace: flux-system, ', ''), 'list.yaml': 'apiVersion: v1\nkind: ConfigMap\nmetadata: { name: source-list, namespace: flux-system }\ndata: { sources: "oci://" }\n' });
+  t.same(shadowed.errors, []);
+  t.match(shadowed.set?.warnings.map((w) => w.message), [/sources\.yaml:\d+:\d+: ConfigMap source-list in the policy files is not used: paramRef has no namespace/]);
+});
+
+t.test('params by selector: one evaluation per selected ConfigMap; the policy fails if any evaluation fails', async (t) => {
+  const set = await setOf({ 'sources.yaml': SOURCE_VAP.replace('name: source-list, namespace: flux-system, parameterNotFoundAction: Deny', 'selector: { matchLabels: { trustgate.dev/sources: "true" } }') });
+  const labelled = { 'trustgate.dev/sources': 'true' };
+  const cluster = tenants(
+    tenantList('frontend', 'a-ghcr', 'oci://ghcr.io/frontend/', labelled),
+    tenantList('frontend', 'b-github', 'https://github.com/frontend/ oci://ghcr.io/frontend/', labelled),
+    tenantList('frontend', 'unlabelled', 'oci://ghcr.io/'),
+    tenantList('backend', 'backend', 'oci://ghcr.io/', labelled),
+  );
+  t.equal((await decide(set, ociRepo('oci://ghcr.io/frontend/app'), { cluster })).review.response.allowed, true, 'on both selected lists');
+  const out = await decide(set, ociRepo('https://github.com/frontend/app'), { cluster });
+  t.equal(out.review.response.allowed, false, 'on one list only: the other evaluation fails');
+  t.same(out.results[0]!.messages, ['source https://github.com/frontend/app is not on the list: oci://ghcr.io/frontend/'], 'the failing evaluation speaks, once');
+  const two = await decide(set, ociRepo('oci://quay.io/x'), { cluster });
+  t.equal(two.results[0]!.messages.length, 2, 'one message per failing ConfigMap, in name order');
+  t.match(two.results[0]!.messages[0], /oci:\/\/ghcr\.io\/frontend\/$/);
+  const none = await decide(set, ociRepo('oci://ghcr.io/x', 'frontend'), { cluster: tenants(tenantList('frontend', 'unlabelled', 'oci://ghcr.io/')) });
+  t.match(none.results[0], { result: 'error', code: 'PARAMS_NOT_FOUND', messages: ['no params ConfigMap in frontend matches the selector "trustgate.dev/sources=true"'] });
+  const pinned = await setOf({ 'sources.yaml': SOURCE_VAP.replace('name: source-list, namespace: flux-system, parameterNotFoundAction: Deny', 'namespace: backend, selector: { matchLabels: { trustgate.dev/sources: "true" } }') });
+  t.equal((await decide(pinned, ociRepo('oci://ghcr.io/anyone/app'), { cluster })).review.response.allowed, true, 'with a namespace: the ConfigMaps of that namespace, for every request');
 });
 
 t.test('a CEL error in a ValidatingAdmissionPolicy points into its own file', async (t) => {

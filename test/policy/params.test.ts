@@ -1,0 +1,71 @@
+// trustgate's own policies take ConfigMap params as a ValidatingAdmissionPolicyBinding's paramRef
+// does: by name in a fixed namespace, by name from the namespace of each request, or one
+// evaluation per ConfigMap a label selector selects; and a team tests them offline.
+import t from 'tap';
+import { loadPolicySet } from '../../src/policy/index.js';
+import { trustgate } from '../helpers/cli.js';
+import { policyDir, policyYaml } from '../helpers/policies.js';
+
+const REPLICAS = `match:
+  resources:
+    - { apiGroups: [apps], resources: [deployments], operations: [CREATE, UPDATE] }
+validations:
+  - expression: object.spec.replicas <= int(params.data.maxReplicas)
+    messageExpression: "'at most ' + params.data.maxReplicas + ' replicas (' + params.metadata.name + ')'"
+`;
+const limits = (namespace: string, name: string, max: number, labels = '{}') =>
+  `{ apiVersion: v1, kind: ConfigMap, metadata: { name: ${name}, namespace: ${namespace}, labels: ${labels} }, data: { maxReplicas: "${max}" } }`;
+const deployment = (replicas: number) => `{ apiVersion: apps/v1, kind: Deployment, metadata: { name: web }, spec: { replicas: ${replicas} } }`;
+
+t.test('params.configMap without a namespace, or with a selector, tested offline with a PolicyTest', async (t) => {
+  const dir = await policyDir({
+    'per-namespace.yaml': policyYaml('per-namespace', `${REPLICAS}params:\n  configMap: { name: limits }\n`),
+    'selected.yaml': policyYaml('selected', `${REPLICAS}params:\n  configMap: { selector: { matchExpressions: [{ key: limits, operator: Exists }] }, parameterNotFoundAction: Allow }\n`),
+    'limits.test.yaml': `apiVersion: trustgate.dev/v1alpha1
+kind: PolicyTest
+metadata: { name: limits }
+spec:
+  configMaps:
+    - ${limits('shop', 'limits', 3)}
+    - ${limits('batch', 'limits', 50)}
+    - ${limits('shop', 'hard', 5, '{ limits: "yes" }')}
+    - ${limits('shop', 'soft', 10, '{ limits: "yes" }')}
+  cases:
+    - { name: within the shop's limits, expect: allow, namespace: shop, object: ${deployment(3)} }
+    - name: over the shop's own limit only
+      expect: deny
+      namespace: shop
+      object: ${deployment(4)}
+      messages: ["[per-namespace] at most 3 replicas (limits)"]
+    - { name: batch has a limit of its own, expect: allow, namespace: batch, object: ${deployment(40)} }
+    - name: over one selected ConfigMap, and the per-namespace one
+      expect: deny
+      namespace: shop
+      object: ${deployment(7)}
+      messages: ["[selected] at most 5 replicas (hard)", "[per-namespace] at most 3 replicas (limits)"]
+    - name: a namespace without params
+      expect: deny
+      namespace: empty
+      object: ${deployment(1)}
+      messages: ["[per-namespace] params ConfigMap empty/limits not found"]
+`,
+  });
+  const lint = await trustgate('lint', '--strict', dir);
+  t.equal(lint.code, 0, lint.stdout + lint.stderr);
+  const tested = await trustgate('test', dir);
+  t.equal(tested.code, 0, tested.stdout + tested.stderr);
+  t.match(tested.stdout, /5 passed, 0 failed/);
+  const loaded = await loadPolicySet([dir]);
+  t.match(loaded.set?.policies.map((p) => p.params), [{ kind: 'configMap', name: 'limits' }, { kind: 'configMaps', selector: {}, allowMissing: true }]);
+  t.notOk('namespace' in loaded.set!.policies[0]!.params, 'no namespace: the request\'s');
+});
+
+t.test('params.configMap takes exactly one of name and selector', async (t) => {
+  for (const configMap of ['{}', '{ namespace: shop }', '{ name: limits, selector: {} }']) {
+    const dir = await policyDir({ 'p.yaml': policyYaml('p', `${REPLICAS}params:\n  configMap: ${configMap}\n`) });
+    const result = await loadPolicySet([dir]);
+    t.match(result.errors.map((e) => e.message), [/p\.yaml:\d+:\d+: params\.configMap needs exactly one of name \(one ConfigMap\) and selector/], configMap);
+  }
+  const dir = await policyDir({ 'p.yaml': policyYaml('p', `${REPLICAS}params:\n  configMap: { name: limits, parameterNotFoundAction: Ignore }\n`) });
+  t.match((await loadPolicySet([dir])).errors.map((e) => e.message), [/parameterNotFoundAction: must be one of "Allow", "Deny"/]);
+});
