@@ -6,7 +6,7 @@
 import { CoreV1Api, KubeConfig, ListWatch, Watch, type KubernetesObject, type V1ConfigMap, type V1Namespace } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import type { KubeObject } from '../admission/types.js';
-import { selectConfigMaps, selectorString, type ConfigMapWatches, type LabelSelector, type NamespaceLookup, type ParamsLookup } from '../policy/index.js';
+import { ParamsUnavailableError, selectConfigMaps, selectorString, type ConfigMapWatches, type LabelSelector, type NamespaceLookup, type ParamsLookup } from '../policy/index.js';
 
 export function loadKubeConfig(options: { kubeconfig?: string; inCluster?: boolean }): KubeConfig {
   const kc = new KubeConfig();
@@ -21,6 +21,18 @@ interface Cache<T extends KubernetesObject> {
   synced: boolean;
   /** the objects as plain JSON (client-node's model classes carry Date objects), by namespace ('' if none), then name */
   plain: Map<string, Map<string, KubeObject>>;
+  /** the delay before the next start after a failure; 0 once a list succeeds */
+  retryMs: number;
+  retry?: NodeJS.Timeout;
+}
+
+const RETRY_FIRST_MS = 500;
+const RETRY_MAX_MS = 30_000;
+
+/** A cache's objects, once it has listed: before that, what is not in it may exist all the same. */
+function listed(cache: Cache<V1ConfigMap> | undefined, what: string): Map<string, Map<string, KubeObject>> {
+  if (cache?.synced) return cache.plain;
+  throw new ParamsUnavailableError(`${what} cannot be read yet: ${cache ? 'its cluster cache has not listed ConfigMaps (see the log for the reason)' : 'no cluster cache covers it yet'}`);
 }
 
 /** A list-watch's scope: a path, and the selectors that narrow a cluster-wide one. */
@@ -36,6 +48,8 @@ export class ClusterState implements NamespaceLookup, ParamsLookup {
   #namespaces?: Cache<V1Namespace>;
   /** by scope: namespace:NS, name:NAME or selector:SELECTOR */
   readonly #configMaps = new Map<string, Cache<V1ConfigMap>>();
+  #ready = false;
+  #stopped = false;
   /** a policy's selector is the same object on every request: its key is built once */
   readonly #selectorKeys = new WeakMap<LabelSelector, string>();
 
@@ -45,10 +59,11 @@ export class ClusterState implements NamespaceLookup, ParamsLookup {
   }
 
   #start<T extends KubernetesObject>(what: string, scope: WatchScope, list: () => Promise<{ items: T[]; metadata?: { resourceVersion?: string } }>): Cache<T> {
-    const cache = { synced: false, plain: new Map() } as Cache<T>;
+    const cache = { synced: false, plain: new Map(), retryMs: 0 } as unknown as Cache<T>;
     // synced means a list succeeded and its items are cached, not merely that start() returned
     const listed = async () => {
       const result = await list();
+      cache.retryMs = 0;
       setImmediate(() => {
         if (!cache.synced) this.log.info({ what, objects: result.items.length }, 'cluster cache synced');
         cache.synced = true;
@@ -71,9 +86,20 @@ export class ClusterState implements NamespaceLookup, ParamsLookup {
       inNamespace?.delete(o.metadata?.name ?? '');
       if (inNamespace?.size === 0) cache.plain.delete(o.metadata?.namespace ?? '');
     });
-    watch.on('error', (err) => this.log.warn({ what, reason: (err as Error)?.message ?? String(err) }, 'cluster watch failed; the cache keeps its last state and reconnects'));
+    // client-node's ListWatch gives up after a failed list or a watch that ends in an error (a
+    // 403, an API server restart mid-list): started again here, with backoff, or the cache
+    // would keep a stale state for good
+    watch.on('error', (err) => {
+      const reason = (err as { body?: { message?: string } })?.body?.message ?? (err as Error)?.message ?? String(err);
+      cache.retryMs = Math.min(cache.retryMs ? cache.retryMs * 2 : RETRY_FIRST_MS, RETRY_MAX_MS);
+      this.log.warn({ what, reason, retryInMs: cache.retryMs }, 'cluster list or watch failed; the cache keeps its last state and starts again');
+      if (this.#stopped) return;
+      cache.retry = setTimeout(() => void watch.start().catch(() => undefined), cache.retryMs);
+      cache.retry.unref();
+    });
     watch.on('connect', () => this.log.debug({ what }, 'cluster watch connected'));
-    watch.start().catch((err) => this.log.warn({ what, reason: (err as Error).message }, 'cluster list failed; retrying'));
+    // errors reach the handler above
+    void watch.start().catch(() => undefined);
     return cache;
   }
 
@@ -109,23 +135,32 @@ export class ClusterState implements NamespaceLookup, ParamsLookup {
   }
 
   configMap(namespace: string, name: string): KubeObject | undefined {
-    return this.#configMaps.get(`namespace:${namespace}`)?.plain.get(namespace)?.get(name)
-      ?? this.#configMaps.get(`name:${name}`)?.plain.get(namespace)?.get(name);
+    const cache = this.#configMaps.get(`namespace:${namespace}`) ?? this.#configMaps.get(`name:${name}`);
+    return listed(cache, `ConfigMap ${namespace}/${name}`).get(namespace)?.get(name);
   }
 
   configMaps(namespace: string, selector: LabelSelector): KubeObject[] {
     let key = this.#selectorKeys.get(selector);
     if (key === undefined) this.#selectorKeys.set(selector, (key = `selector:${selectorString(selector)}`));
     const cache = this.#configMaps.get(`namespace:${namespace}`) ?? this.#configMaps.get(key);
-    return selectConfigMaps(cache?.plain.get(namespace), selector);
+    return selectConfigMaps(listed(cache, `the ConfigMaps in ${namespace} labelled ${key.slice('selector:'.length)}`).get(namespace), selector);
   }
 
-  /** true once every cache has listed at least once: before that, readiness says no */
+  /**
+   * For readiness: true once every cache has listed at least once, and from then on. A cache a
+   * policy reload adds later (and cannot list, say for lack of RBAC) fails the policies that read
+   * it, by their failurePolicy, instead of taking the whole webhook out of its Service.
+   */
   synced(): boolean {
-    return (this.#namespaces?.synced ?? true) && [...this.#configMaps.values()].every((c) => c.synced);
+    if (this.#ready) return true;
+    this.#ready = (this.#namespaces?.synced ?? true) && [...this.#configMaps.values()].every((c) => c.synced);
+    return this.#ready;
   }
 
   async stop(): Promise<void> {
-    await Promise.all([this.#namespaces?.watch.stop(), ...[...this.#configMaps.values()].map((c) => c.watch.stop())]);
+    this.#stopped = true;
+    const caches = [...(this.#namespaces ? [this.#namespaces] : []), ...this.#configMaps.values()];
+    for (const c of caches) clearTimeout(c.retry);
+    await Promise.all(caches.map((c) => c.watch.stop()));
   }
 }

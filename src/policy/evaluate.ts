@@ -19,6 +19,7 @@ export type ReasonCode =
   | 'EVALUATION_ERROR'
   | 'DEADLINE_EXCEEDED'
   | 'PARAMS_NOT_FOUND'
+  | 'PARAMS_UNAVAILABLE'
   | 'NAMESPACE_UNKNOWN'
   | 'INPUT_TOO_LARGE'
   | 'COST_LIMIT_EXCEEDED'
@@ -60,6 +61,14 @@ export interface ParamsLookup {
   configMap(namespace: string, name: string): KubeObject | undefined;
   /** the ConfigMaps of the namespace whose labels the selector selects, in name order */
   configMaps(namespace: string, selector: LabelSelector): KubeObject[];
+}
+
+/**
+ * Cluster data a lookup needs is not known yet (its cache has not listed, e.g. for lack of RBAC):
+ * an error the failurePolicy decides, never "not found", which parameterNotFoundAction: Allow passes.
+ */
+export class ParamsUnavailableError extends Error {
+  readonly code = 'PARAMS_UNAVAILABLE';
 }
 
 export class DeadlineExceededError extends Error {
@@ -344,6 +353,7 @@ export function evaluatePolicy(policy: CompiledPolicy, ctx: EvaluationContext): 
     return result;
   } catch (err) {
     if (err instanceof DeadlineExceededError) return makeResult(policy, 'error', [err.message], 'DEADLINE_EXCEEDED');
+    if (err instanceof ParamsUnavailableError) return makeResult(policy, 'error', [err.message], 'PARAMS_UNAVAILABLE');
     if (err instanceof InputLimitError) return makeResult(policy, 'error', [err.message], 'INPUT_TOO_LARGE');
     if (err instanceof CostLimitError || (err as { cause?: unknown }).cause instanceof CostLimitError) {
       return makeResult(policy, 'error', [`${(err as Error).message.split('\n')[0]}; the object is too large for this policy`], 'COST_LIMIT_EXCEEDED');

@@ -2,7 +2,7 @@ export { loadPolicySet, subsetPolicySet, configMapWatches, readsConfigMaps, type
 export { policiesNeverFailed, runPolicyTests, type CaseOutcome, type TestCase } from './testing.js';
 export { junitReport } from './junit.js';
 export { PolicyStore, type ReloadListener } from './store.js';
-export { evaluatePolicy, EvaluationContext, type PolicyResult, type ReasonCode, type ExplainStep, type ParamsLookup } from './evaluate.js';
+export { evaluatePolicy, EvaluationContext, ParamsUnavailableError, type PolicyResult, type ReasonCode, type ExplainStep, type ParamsLookup } from './evaluate.js';
 export { PolicyIndex, type NamespaceLookup } from './match.js';
 export { PolicyFileError, type CompiledPolicy, type Mode, type FailurePolicy, type LabelSelector } from './types.js';
 export { selectConfigMaps, selectorMatches, selectorString } from './selector.js';

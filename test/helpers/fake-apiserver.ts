@@ -28,6 +28,8 @@ export interface FakeApiServer {
   putSilently(collection: string, object: Obj): void;
   /** the next request with this method to this path answers this status (e.g. a 409 race) */
   failNext(method: string, path: string, status: number): void;
+  /** every request to this path answers 403 Forbidden until allowed again (RBAC that lacks a rule) */
+  forbid(path: string, forbidden?: boolean): void;
   close(): Promise<void>;
 }
 
@@ -85,6 +87,7 @@ export async function startFakeApiServer(dir: string, seed: Record<string, Obj[]
   const certs = await generateCertificates(join(dir, 'apiserver-certs'), ['127.0.0.1', 'localhost']);
   const ca = await readFile(certs.caCert);
   const failures = new Map<string, number>();
+  const forbidden = new Set<string>();
   const expired = new Set<string>();
   const status = (res: ServerResponse, code: number, reason: string) => {
     res.writeHead(code, { 'content-type': 'application/json' });
@@ -97,6 +100,7 @@ export async function startFakeApiServer(dir: string, seed: Record<string, Obj[]
     const chunks: Buffer[] = [];
     for await (const c of req) chunks.push(c as Buffer);
     const body = chunks.length ? JSON.parse(Buffer.concat(chunks).toString('utf8')) : undefined;
+    if (forbidden.has(url.pathname)) return status(res, 403, 'Forbidden');
     const injected = failures.get(`${req.method} ${url.pathname}`);
     if (injected) {
       failures.delete(`${req.method} ${url.pathname}`);
@@ -215,6 +219,10 @@ current-context: fake
     },
     get(path, name) {
       return collections.get(path)?.get(name);
+    },
+    forbid(path, on = true) {
+      if (on) forbidden.add(path);
+      else forbidden.delete(path);
     },
     failNext(method, path, code) {
       failures.set(`${method} ${path}`, code);

@@ -141,3 +141,40 @@ t.test('params from the namespace of each request follow the cluster through nar
   await eventually(async () => /params ConfigMap shop\/teams not found/.test((await decide('shop', 'web')).status?.message ?? ''), 'the deletion in shop');
   t.equal((await decide('ops', 'sre')).allowed, true, 'ops is untouched by the change in shop');
 });
+
+// A ConfigMap that cannot be read is not a ConfigMap that does not exist: parameterNotFoundAction
+// Allow passes a missing one, but a cache that has not listed (RBAC lacking, API down) is an
+// error its failurePolicy decides. And a cache a reload adds later cannot unready the webhook.
+t.test('params that cannot be read are an error, never "not found"; a later cache that cannot list fails its policy, not readiness', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'trustgate-kube-'));
+  const api = await startFakeApiServer(dir, {
+    '/api/v1/namespaces': [ns('shop', { role: 'tenant' })],
+    '/api/v1/namespaces/shop/configmaps': [{ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'teams', namespace: 'shop' }, data: { allowed: 'web' } }],
+  });
+  t.teardown(() => api.close());
+  api.forbid('/api/v1/configmaps');
+  const optional = policy.replace('name: known-team', 'name: optional-teams').replace('configMap: { namespace: trustgate, name: teams }', 'configMap: { name: teams, parameterNotFoundAction: Allow }');
+  const policies = await policyDir({ 'a.yaml': optional });
+  const server = await startTestServer({ policies: [policies], kubeconfig: api.kubeconfig });
+  t.teardown(() => server.close());
+  const decide = async (team: string) => (await server.post('/validate', review('shop', team))).json().response;
+
+  await new Promise((r) => setTimeout(r, 300));
+  t.equal((await server.get('/readyz')).status, 503, 'not ready while the cache cannot list');
+  const unreadable = await decide('ghosts');
+  t.equal(unreadable.allowed, false, 'failurePolicy Fail: an unreadable ConfigMap does not pass as a missing one would');
+  t.match(unreadable.status.message, /\[optional-teams\] ConfigMap shop\/teams cannot be read yet: its cluster cache has not listed ConfigMaps/);
+
+  api.forbid('/api/v1/configmaps', false);
+  await eventually(async () => (await server.get('/readyz')).status === 200, 'the cache to list once allowed', 20_000);
+  t.match((await decide('ghosts')).status?.message, /team ghosts is not in web/);
+
+  // a reload adds a policy whose ConfigMaps the (unchanged) RBAC does not let trustgate read
+  api.forbid('/api/v1/configmaps');
+  const { writeFile } = await import('node:fs/promises');
+  await writeFile(join(policies, 'b.yaml'), policy.replace('name: known-team', 'name: selected-teams')
+    .replace('configMap: { namespace: trustgate, name: teams }', 'configMap: { selector: { matchLabels: { teams: "yes" } }, parameterNotFoundAction: Allow }'));
+  await eventually(async () => /\[selected-teams\] the ConfigMaps in shop labelled teams=yes cannot be read yet/.test((await decide('web')).status?.message ?? ''), 'the reload');
+  t.equal((await server.get('/readyz')).status, 200, 'still ready: only the policy that reads the new cache fails');
+  t.notMatch((await decide('web')).status.message, /optional-teams/, 'the policy with a listed cache decides as before');
+});
