@@ -1,24 +1,33 @@
-// Cluster objects from a file (Namespaces and ConfigMaps), so namespaceSelector, params and
-// allowlists work offline: trustgate eval, policy tests, a serve without cluster access.
+// Cluster objects from a file (Namespaces, ConfigMaps and other params objects), so
+// namespaceSelector, params and allowlists work offline: trustgate eval, policy tests, a serve
+// without cluster access.
 import { readFileSync } from 'node:fs';
 import { parseAllDocuments } from 'yaml';
 import type { KubeObject } from '../admission/types.js';
-import { selectConfigMaps, type LabelSelector, type NamespaceLookup, type ParamsLookup } from '../policy/index.js';
+import { isConfigMap, selectObjects, type LabelSelector, type NamespaceLookup, type ParamKind, type ParamsLookup } from '../policy/index.js';
+
+const typeKey = (t: ParamKind) => `${t.apiVersion}|${t.kind}`;
 
 export class StaticCluster implements NamespaceLookup, ParamsLookup {
   readonly #namespaces = new Map<string, KubeObject>();
-  /** by namespace, then name */
-  readonly #configMaps = new Map<string, Map<string, KubeObject>>();
+  /** by apiVersion|kind, then namespace ('' for none), then name */
+  readonly #objects = new Map<string, Map<string, Map<string, KubeObject>>>();
 
   constructor(objects: Iterable<KubeObject>) {
     for (const o of objects) {
       const name = o?.metadata?.name;
-      if (!name) continue;
-      if (o.kind === 'Namespace') this.#namespaces.set(name, o);
-      if (o.kind !== 'ConfigMap') continue;
-      const namespace = o.metadata?.namespace ?? 'default';
-      let inNamespace = this.#configMaps.get(namespace);
-      if (!inNamespace) this.#configMaps.set(namespace, (inNamespace = new Map()));
+      if (!name || typeof o.apiVersion !== 'string' || typeof o.kind !== 'string') continue;
+      if (o.kind === 'Namespace' && o.apiVersion === 'v1') {
+        this.#namespaces.set(name, o);
+        continue;
+      }
+      const type = { apiVersion: o.apiVersion, kind: o.kind };
+      // a ConfigMap written without a namespace is where `kubectl apply` would put it by default
+      const namespace = o.metadata?.namespace ?? (isConfigMap(type) ? 'default' : '');
+      let ofType = this.#objects.get(typeKey(type));
+      if (!ofType) this.#objects.set(typeKey(type), (ofType = new Map()));
+      let inNamespace = ofType.get(namespace);
+      if (!inNamespace) ofType.set(namespace, (inNamespace = new Map()));
       inNamespace.set(name, o);
     }
   }
@@ -27,33 +36,40 @@ export class StaticCluster implements NamespaceLookup, ParamsLookup {
     return this.#namespaces.get(name);
   }
 
-  configMap(namespace: string, name: string): KubeObject | undefined {
-    return this.#configMaps.get(namespace)?.get(name);
+  /** ConfigMaps live in namespaces; another kind does when the file puts its objects in one */
+  namespaced(type: ParamKind): boolean {
+    if (isConfigMap(type)) return true;
+    const ofType = this.#objects.get(typeKey(type));
+    return [...(ofType?.keys() ?? [])].some((ns) => ns !== '');
   }
 
-  configMaps(namespace: string, selector: LabelSelector): KubeObject[] {
-    return selectConfigMaps(this.#configMaps.get(namespace), selector);
+  object(type: ParamKind, namespace: string, name: string): KubeObject | undefined {
+    return this.#objects.get(typeKey(type))?.get(namespace)?.get(name);
   }
 
-  /** from a name -> labels map, as policy test suites write them, plus ConfigMap objects */
-  static fromLabels(map: Record<string, Record<string, string>>, configMaps: KubeObject[] = []): StaticCluster {
+  objects(type: ParamKind, namespace: string, selector: LabelSelector): KubeObject[] {
+    return selectObjects(this.#objects.get(typeKey(type))?.get(namespace), selector);
+  }
+
+  /** from a name -> labels map, as policy test suites write them, plus ConfigMaps and other params objects */
+  static fromLabels(map: Record<string, Record<string, string>>, objects: KubeObject[] = []): StaticCluster {
     return new StaticCluster([
       ...Object.entries(map).map(([name, labels]) => ({
         apiVersion: 'v1', kind: 'Namespace', metadata: { name, labels: { 'kubernetes.io/metadata.name': name, ...labels } },
       })),
-      ...configMaps,
+      ...objects,
     ]);
   }
 }
 
-/** Reads Namespace and ConfigMap objects: YAML documents, v1 Lists, or plain lists. */
+/** Reads cluster objects: YAML documents, v1 Lists, or plain lists. */
 export function readClusterFile(path: string): StaticCluster {
   const objects: KubeObject[] = [];
   for (const doc of parseAllDocuments(readFileSync(path, 'utf8'))) {
     if (!('toJS' in doc)) continue;
     const v = doc.toJS() as unknown;
     const items = Array.isArray(v) ? v : (v as { kind?: string; items?: unknown[] })?.kind?.endsWith('List') ? (v as { items: unknown[] }).items : [v];
-    objects.push(...(items as KubeObject[]).filter((o) => o?.kind === 'Namespace' || o?.kind === 'ConfigMap'));
+    objects.push(...(items as KubeObject[]).filter((o) => typeof o?.kind === 'string'));
   }
   return new StaticCluster(objects);
 }

@@ -3,10 +3,11 @@
 // reconnecting with backoff), so no API call happens on the admission path. ConfigMaps are
 // watched no wider than the policies read them: whole namespaces the policies name, or, for
 // params from each request's namespace, cluster-wide but narrowed by name or label selector.
-import { CoreV1Api, KubeConfig, ListWatch, Watch, type KubernetesObject, type V1ConfigMap, type V1Namespace } from '@kubernetes/client-node';
+// Params of other kinds (a binding's custom resources) are found by discovery and watched whole.
+import { CoreV1Api, KubeConfig, KubernetesObjectApi, ListWatch, Watch, type KubernetesObject, type V1APIResource, type V1Namespace } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import type { KubeObject } from '../admission/types.js';
-import { ParamsUnavailableError, selectConfigMaps, selectorString, type ConfigMapWatches, type LabelSelector, type NamespaceLookup, type ParamsLookup } from '../policy/index.js';
+import { isConfigMap, ParamsUnavailableError, selectObjects, selectorString, type LabelSelector, type NamespaceLookup, type ParamKind, type ParamsLookup, type ParamWatches } from '../policy/index.js';
 
 export function loadKubeConfig(options: { kubeconfig?: string; inCluster?: boolean }): KubeConfig {
   const kc = new KubeConfig();
@@ -30,10 +31,28 @@ const RETRY_FIRST_MS = 500;
 const RETRY_MAX_MS = 30_000;
 
 /** A cache's objects, once it has listed: before that, what is not in it may exist all the same. */
-function listed(cache: Cache<V1ConfigMap> | undefined, what: string): Map<string, Map<string, KubeObject>> {
+function listed(cache: Cache<KubernetesObject> | undefined, what: string): Map<string, Map<string, KubeObject>> {
   if (cache?.synced) return cache.plain;
-  throw new ParamsUnavailableError(`${what} cannot be read yet: ${cache ? 'its cluster cache has not listed ConfigMaps (see the log for the reason)' : 'no cluster cache covers it yet'}`);
+  throw new ParamsUnavailableError(`${what} cannot be read yet: ${cache ? 'its cluster cache has not listed them (see the log for the reason)' : 'no cluster cache covers it yet'}`);
 }
+
+/** client-node's discovery (protected there): the resource that serves a kind, cached per apiVersion. */
+class Discovery extends KubernetesObjectApi {
+  find(apiVersion: string, kind: string): Promise<V1APIResource | undefined> {
+    return this.resource(apiVersion, kind);
+  }
+}
+
+/** A params kind other than ConfigMap: where the cluster serves it, and its cache once known. */
+interface KindState {
+  resource?: { plural: string; namespaced: boolean };
+  cache?: Cache<KubernetesObject>;
+  retryMs: number;
+  retry?: NodeJS.Timeout;
+}
+
+const typeKey = (t: ParamKind) => `${t.apiVersion}|${t.kind}`;
+const where = (namespace: string, name: string) => (namespace ? `${namespace}/${name}` : name);
 
 /** A list-watch's scope: a path, and the selectors that narrow a cluster-wide one. */
 interface WatchScope {
@@ -47,7 +66,9 @@ export class ClusterState implements NamespaceLookup, ParamsLookup {
   readonly #watch: Watch;
   #namespaces?: Cache<V1Namespace>;
   /** by scope: namespace:NS, name:NAME or selector:SELECTOR */
-  readonly #configMaps = new Map<string, Cache<V1ConfigMap>>();
+  readonly #configMaps = new Map<string, Cache<KubernetesObject>>();
+  readonly #kinds = new Map<string, KindState>();
+  readonly #discovery: Discovery;
   #ready = false;
   #stopped = false;
   /** a policy's selector is the same object on every request: its key is built once */
@@ -56,6 +77,7 @@ export class ClusterState implements NamespaceLookup, ParamsLookup {
   constructor(kc: KubeConfig, private readonly log: Logger) {
     this.#core = kc.makeApiClient(CoreV1Api);
     this.#watch = new Watch(kc);
+    this.#discovery = kc.makeApiClient(Discovery);
   }
 
   #start<T extends KubernetesObject>(what: string, scope: WatchScope, list: () => Promise<{ items: T[]; metadata?: { resourceVersion?: string } }>): Cache<T> {
@@ -108,10 +130,10 @@ export class ClusterState implements NamespaceLookup, ParamsLookup {
     this.#namespaces ??= this.#start<V1Namespace>('namespaces', { path: '/api/v1/namespaces' }, () => this.#core.listNamespace());
   }
 
-  /** Watches the ConfigMaps the policies read; caches already running are kept. */
-  watchConfigMaps(w: ConfigMapWatches): void {
-    const start = (key: string, what: string, scope: WatchScope, list: () => Promise<{ items: V1ConfigMap[] }>) => {
-      if (!this.#configMaps.has(key)) this.#configMaps.set(key, this.#start<V1ConfigMap>(what, scope, list));
+  /** Watches the params objects the policies read; caches already running are kept. */
+  watchParams(w: ParamWatches): void {
+    const start = (key: string, what: string, scope: WatchScope, list: () => Promise<{ items: KubernetesObject[] }>) => {
+      if (!this.#configMaps.has(key)) this.#configMaps.set(key, this.#start(what, scope, list));
     };
     for (const namespace of w.namespaces) {
       start(`namespace:${namespace}`, `configmaps in ${namespace}`, { path: `/api/v1/namespaces/${encodeURIComponent(namespace)}/configmaps` },
@@ -128,22 +150,62 @@ export class ClusterState implements NamespaceLookup, ParamsLookup {
       start(`selector:${labelSelector}`, `configmaps labelled ${labelSelector} in every namespace`, { path: '/api/v1/configmaps', labelSelector },
         () => this.#core.listConfigMapForAllNamespaces({ labelSelector }));
     }
+    for (const type of w.kinds) this.#watchKind(type);
+  }
+
+  /** Discovery first (the plural and scope come from the cluster, which may install the CRD later), then a cluster-wide watch. */
+  #watchKind(type: ParamKind): void {
+    if (this.#kinds.has(typeKey(type))) return;
+    const state: KindState = { retryMs: 0 };
+    this.#kinds.set(typeKey(type), state);
+    const what = `${type.kind} (${type.apiVersion})`;
+    const discover = async () => {
+      try {
+        const resource = await this.#discovery.find(type.apiVersion, type.kind);
+        if (!resource) throw new Error(`the cluster serves no ${type.kind} in ${type.apiVersion} (is its CustomResourceDefinition installed?)`);
+        state.resource = { plural: resource.name, namespaced: resource.namespaced };
+        const base = type.apiVersion.includes('/') ? `/apis/${type.apiVersion}` : `/api/${type.apiVersion}`;
+        state.cache = this.#start(`${resource.name} (${type.apiVersion})`, { path: `${base}/${resource.name}` }, () => this.#discovery.list(type.apiVersion, type.kind));
+      } catch (err) {
+        state.retryMs = Math.min(state.retryMs ? state.retryMs * 2 : RETRY_FIRST_MS, RETRY_MAX_MS);
+        this.log.warn({ what, reason: (err as Error).message, retryInMs: state.retryMs }, 'params kind not found in the cluster; looking again');
+        if (this.#stopped) return;
+        state.retry = setTimeout(() => void discover(), state.retryMs);
+        state.retry.unref();
+      }
+    };
+    void discover();
   }
 
   get(name: string): KubeObject | undefined {
     return this.#namespaces?.plain.get('')?.get(name);
   }
 
-  configMap(namespace: string, name: string): KubeObject | undefined {
-    const cache = this.#configMaps.get(`namespace:${namespace}`) ?? this.#configMaps.get(`name:${name}`);
-    return listed(cache, `ConfigMap ${namespace}/${name}`).get(namespace)?.get(name);
+  namespaced(type: ParamKind): boolean {
+    if (isConfigMap(type)) return true;
+    const resource = this.#kinds.get(typeKey(type))?.resource;
+    if (!resource) throw new ParamsUnavailableError(`${type.kind} (${type.apiVersion}) params cannot be read yet: the cluster has not said where it serves them (see the log for the reason)`);
+    return resource.namespaced;
   }
 
-  configMaps(namespace: string, selector: LabelSelector): KubeObject[] {
-    let key = this.#selectorKeys.get(selector);
-    if (key === undefined) this.#selectorKeys.set(selector, (key = `selector:${selectorString(selector)}`));
-    const cache = this.#configMaps.get(`namespace:${namespace}`) ?? this.#configMaps.get(key);
-    return selectConfigMaps(listed(cache, `the ConfigMaps in ${namespace} labelled ${key.slice('selector:'.length)}`).get(namespace), selector);
+  object(type: ParamKind, namespace: string, name: string): KubeObject | undefined {
+    const cache = isConfigMap(type)
+      ? this.#configMaps.get(`namespace:${namespace}`) ?? this.#configMaps.get(`name:${name}`)
+      : this.#kinds.get(typeKey(type))?.cache;
+    return listed(cache, `${type.kind} ${where(namespace, name)}`).get(namespace)?.get(name);
+  }
+
+  objects(type: ParamKind, namespace: string, selector: LabelSelector): KubeObject[] {
+    let cache: Cache<KubernetesObject> | undefined;
+    if (isConfigMap(type)) {
+      let key = this.#selectorKeys.get(selector);
+      if (key === undefined) this.#selectorKeys.set(selector, (key = `selector:${selectorString(selector)}`));
+      cache = this.#configMaps.get(`namespace:${namespace}`) ?? this.#configMaps.get(key);
+    } else {
+      cache = this.#kinds.get(typeKey(type))?.cache;
+    }
+    const what = `the ${type.kind} objects ${namespace ? `in ${namespace} ` : ''}labelled ${selectorString(selector)}`;
+    return selectObjects(listed(cache, what).get(namespace), selector);
   }
 
   /**
@@ -153,13 +215,15 @@ export class ClusterState implements NamespaceLookup, ParamsLookup {
    */
   synced(): boolean {
     if (this.#ready) return true;
-    this.#ready = (this.#namespaces?.synced ?? true) && [...this.#configMaps.values()].every((c) => c.synced);
+    this.#ready = (this.#namespaces?.synced ?? true) && [...this.#configMaps.values()].every((c) => c.synced)
+      && [...this.#kinds.values()].every((k) => k.cache?.synced);
     return this.#ready;
   }
 
   async stop(): Promise<void> {
     this.#stopped = true;
-    const caches = [...(this.#namespaces ? [this.#namespaces] : []), ...this.#configMaps.values()];
+    for (const k of this.#kinds.values()) clearTimeout(k.retry);
+    const caches = [...(this.#namespaces ? [this.#namespaces] : []), ...this.#configMaps.values(), ...[...this.#kinds.values()].flatMap((k) => (k.cache ? [k.cache] : []))];
     for (const c of caches) clearTimeout(c.retry);
     await Promise.all(caches.map((c) => c.watch.stop()));
   }

@@ -1,7 +1,7 @@
 // `trustgate manifests`: the whole install as Kubernetes objects, derived from flags and from
 // the loaded policies (webhook rules, the ConfigMap namespaces RBAC must cover).
 import { pluralOf } from '../admission/synthesize.js';
-import { configMapWatches, type PolicySet } from '../policy/index.js';
+import { paramWatches, type PolicySet } from '../policy/index.js';
 
 /** V8 flags of the rendered Deployment (the benchmarks run trustgate with them too). */
 // A bounded old space (384 MiB) puts V8 in its small-heap regime: it grows the heap by ~1.35x
@@ -65,7 +65,7 @@ export function renderManifests(set: PolicySet, o: ManifestOptions): Obj[] {
     name, clientConfig: clientConfig(path), rules, failurePolicy: 'Fail', matchPolicy: 'Equivalent', sideEffects: 'NoneOnDryRun',
     timeoutSeconds: o.timeoutSeconds, admissionReviewVersions: ['v1'], namespaceSelector, ...extra,
   });
-  const configMaps = configMapWatches(set);
+  const watches = paramWatches(set);
   const objects: Obj[] = [
     { apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns, labels: { ...LABELS, 'pod-security.kubernetes.io/enforce': 'restricted' } } },
     { apiVersion: 'v1', kind: 'ServiceAccount', metadata: meta('trustgate'), automountServiceAccountToken: true },
@@ -78,15 +78,18 @@ export function renderManifests(set: PolicySet, o: ManifestOptions): Obj[] {
         ...(o.pullSecrets ? [{ apiGroups: [''], resources: ['secrets', 'serviceaccounts'], verbs: ['get'] }] : []),
         // params from each request's namespace: only ConfigMaps of these names (trustgate lists
         // and watches them with a metadata.name field selector, which RBAC can limit by name)
-        ...(configMaps.names.length ? [{ apiGroups: [''], resources: ['configmaps'], resourceNames: configMaps.names, verbs: ['get', 'list', 'watch'] }] : []),
+        ...(watches.names.length ? [{ apiGroups: [''], resources: ['configmaps'], resourceNames: watches.names, verbs: ['get', 'list', 'watch'] }] : []),
         // params by label selector from each request's namespace: RBAC cannot limit a label
         // selector, so this reads every ConfigMap in the cluster (trustgate watches only the selected)
-        ...(configMaps.selectors.length ? [{ apiGroups: [''], resources: ['configmaps'], verbs: ['get', 'list', 'watch'] }] : []),
+        ...(watches.selectors.length ? [{ apiGroups: [''], resources: ['configmaps'], verbs: ['get', 'list', 'watch'] }] : []),
+        // params of other kinds (a binding's custom resources), watched whole; the plural is the
+        // conventional one of the kind (trustgate itself finds the served one by discovery)
+        ...watches.kinds.map((k) => ({ apiGroups: [k.apiVersion.includes('/') ? k.apiVersion.split('/')[0]! : ''], resources: [pluralOf(k.kind)], verbs: ['get', 'list', 'watch'] })),
       ],
     },
     { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRoleBinding', metadata: meta('trustgate', false), roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'trustgate' }, subjects: [{ kind: 'ServiceAccount', name: 'trustgate', namespace: ns }] },
     // ConfigMaps only in the namespaces policies name, read-only
-    ...configMaps.namespaces.flatMap((n) => [
+    ...watches.namespaces.flatMap((n) => [
       { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'Role', metadata: { name: 'trustgate-configmaps', namespace: n, labels: LABELS }, rules: [{ apiGroups: [''], resources: ['configmaps'], verbs: ['get', 'list', 'watch'] }] },
       { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'RoleBinding', metadata: { name: 'trustgate-configmaps', namespace: n, labels: LABELS }, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'trustgate-configmaps' }, subjects: [{ kind: 'ServiceAccount', name: 'trustgate', namespace: ns }] },
     ]),

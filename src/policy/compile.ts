@@ -13,7 +13,7 @@ import { compileImageRule, ImageRuleError, type CompiledImageRule } from '../sup
 import type { CompiledTrustRoot } from '../supplychain/sigstore/index.js';
 import type { CompiledSourcesRule, SourcesRuleSpec } from './sources-rule.js';
 import { parseAllowEntry, parseHostAliases, splitAllowlist, type AllowEntry, type HostAliases } from './sources.js';
-import { PolicyFileError, type CompiledPolicy, type CompiledRule, type CompiledVariable, type ConfigMapParamsSpec, type Document, type ParamsSource, type PolicySpec } from './types.js';
+import { CONFIG_MAP, PolicyFileError, type CompiledPolicy, type CompiledRule, type CompiledVariable, type ConfigMapParamsSpec, type Document, type ParamKind, type ParamsSource, type PolicySpec } from './types.js';
 
 export function policyRevision(doc: Document): string {
   return createHash('sha256').update(JSON.stringify({ name: doc.metadata.name, spec: doc.spec })).digest('hex').slice(0, 12);
@@ -45,17 +45,16 @@ function shareKeyOf(expression: CompiledExpression, earlier: readonly CompiledVa
   return `${expression.source}\u0000${deps.join('\u0000')}`;
 }
 
-/** `params.configMap` as the evaluator reads it: one ConfigMap by name, or all a selector selects. */
-function configMapParams(spec: ConfigMapParamsSpec, fail: (path: (string | number)[], message: string) => void): ParamsSource | undefined {
-  const at = ['spec', 'params', 'configMap'];
+/** `params.configMap` (or a binding's params of another kind) as the evaluator reads it: one object by name, or all a selector selects. */
+function clusterParams(spec: ConfigMapParamsSpec, type: ParamKind, fail: (path: (string | number)[], message: string) => void): ParamsSource | undefined {
   const allowMissing = spec.parameterNotFoundAction === 'Allow';
   const namespace = spec.namespace === undefined ? {} : { namespace: spec.namespace };
   if ((spec.name === undefined) === (spec.selector === undefined)) {
-    fail(at, 'params.configMap needs exactly one of name (one ConfigMap) and selector (one evaluation per ConfigMap it selects)');
+    fail(['spec', 'params', 'configMap'], 'params.configMap needs exactly one of name (one ConfigMap) and selector (one evaluation per ConfigMap it selects)');
     return undefined;
   }
-  if (spec.selector) return { kind: 'configMaps', ...namespace, selector: spec.selector, allowMissing };
-  return { kind: 'configMap', ...namespace, name: spec.name!, allowMissing };
+  if (spec.selector) return { kind: 'objects', type, ...namespace, selector: spec.selector, allowMissing };
+  return { kind: 'object', type, ...namespace, name: spec.name!, allowMissing };
 }
 
 async function compileSourcesRule(spec: SourcesRuleSpec, loaded: LoadedDocument, fail: (path: (string | number)[], message: string) => void): Promise<CompiledSourcesRule> {
@@ -176,7 +175,8 @@ export async function compilePolicy(loaded: LoadedDocument, trustRoots: (name: s
   }
   let params: ParamsSource = { kind: 'none' };
   if (spec.params?.inline !== undefined) params = { kind: 'value', value: spec.params.inline };
-  else if (spec.params?.configMap) params = configMapParams(spec.params.configMap, fail) ?? params;
+  else if (spec.params?.configMap) params = clusterParams(spec.params.configMap, CONFIG_MAP, fail) ?? params;
+  else if (spec.params?.object) params = clusterParams(spec.params.object, { apiVersion: spec.params.object.apiVersion, kind: spec.params.object.kind }, fail) ?? params;
   else if (spec.params?.file) {
     const path = resolve(dirname(loaded.file), spec.params.file);
     try {

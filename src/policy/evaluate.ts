@@ -8,7 +8,7 @@ import { clip } from '../admission/response.js';
 import { policyInScope, type NamespaceLookup } from './match.js';
 import { evaluateSourcesRule } from './sources-rule.js';
 import { selectorString } from './selector.js';
-import type { CompiledPolicy, LabelSelector, ParamsSource } from './types.js';
+import { isConfigMap, type CompiledPolicy, type LabelSelector, type ParamKind, type ParamsSource } from './types.js';
 import type { ImageVerdict } from '../supplychain/image-verifier.js';
 import type { VerificationCode } from '../supplychain/sigstore/index.js';
 
@@ -57,10 +57,14 @@ export interface ExplainStep {
   error?: string;
 }
 
+/** Params objects in the cluster. Each method throws ParamsUnavailableError while it cannot know. */
 export interface ParamsLookup {
-  configMap(namespace: string, name: string): KubeObject | undefined;
-  /** the ConfigMaps of the namespace whose labels the selector selects, in name order */
-  configMaps(namespace: string, selector: LabelSelector): KubeObject[];
+  /** whether objects of this kind live in namespaces */
+  namespaced(type: ParamKind): boolean;
+  /** one object by namespace ('' for cluster-scoped kinds) and name */
+  object(type: ParamKind, namespace: string, name: string): KubeObject | undefined;
+  /** the objects of the namespace ('' for cluster-scoped kinds) whose labels the selector selects, in name order */
+  objects(type: ParamKind, namespace: string, selector: LabelSelector): KubeObject[];
 }
 
 /**
@@ -281,35 +285,43 @@ function celWithParams(policy: CompiledPolicy, ctx: EvaluationContext, params: u
   return celValidations(policy, ctx, activation, result);
 }
 
-type ConfigMapParams = Extract<ParamsSource, { kind: 'configMap' | 'configMaps' }>;
+type ClusterParams = Extract<ParamsSource, { kind: 'object' | 'objects' }>;
 
 /**
- * The CEL part with params from ConfigMaps: once with the named one, or once per ConfigMap the
+ * The CEL part with params from cluster objects: once with the named one, or once per object the
  * selector selects (as a binding's paramRef.selector; the policy fails if any evaluation fails).
  * true when the policy applies; otherwise its result, or undefined when no condition held.
  */
-function celWithConfigMaps(policy: CompiledPolicy, p: ConfigMapParams, ctx: EvaluationContext, namespaceObject: unknown, result: PolicyResult): true | PolicyResult | undefined {
-  const namespace = p.namespace ?? ctx.request.namespace;
-  if (!namespace) {
+function celWithClusterParams(policy: CompiledPolicy, p: ClusterParams, ctx: EvaluationContext, namespaceObject: unknown, result: PolicyResult): true | PolicyResult | undefined {
+  const kind = p.type.kind;
+  // without cluster data, a kind is taken to live in namespaces when the params name one (or are ConfigMaps)
+  const namespaced = ctx.params ? ctx.params.namespaced(p.type) : p.namespace !== undefined || isConfigMap(p.type);
+  if (!namespaced && p.namespace !== undefined) {
+    return makeResult(policy, 'error', [`params name namespace ${p.namespace}, but ${kind} (${p.type.apiVersion}) is cluster-scoped`], 'EVALUATION_ERROR');
+  }
+  const namespace = namespaced ? p.namespace ?? ctx.request.namespace : '';
+  if (namespace === undefined || (namespaced && !namespace)) {
     // as in Kubernetes, an error rather than "not found": the binding should not match cluster-scoped objects
     return makeResult(policy, 'error', [`params are read from the namespace of each request, and this ${ctx.request.kind.kind} is cluster-scoped: name the params' namespace or exclude cluster-scoped resources`], 'PARAMS_NOT_FOUND');
   }
-  const found = p.kind === 'configMap' ? ctx.params?.configMap(namespace, p.name) : ctx.params?.configMaps(namespace, p.selector);
+  const found = p.kind === 'object' ? ctx.params?.object(p.type, namespace, p.name) : ctx.params?.objects(p.type, namespace, p.selector);
   if (found === undefined || (Array.isArray(found) && !found.length)) {
-    const what = p.kind === 'configMap' ? `params ConfigMap ${namespace}/${p.name}` : `no params ConfigMap in ${namespace} matches the selector ${JSON.stringify(selectorString(p.selector))}`;
+    const what = p.kind === 'object'
+      ? `params ${kind} ${namespace ? `${namespace}/` : ''}${p.name} not found`
+      : `no params ${kind} ${namespace ? `in ${namespace} ` : ''}matches the selector ${JSON.stringify(selectorString(p.selector))}`;
     if (p.allowMissing) {
-      ctx.explain?.push({ policy: policy.name, step: 'params', value: `${what}${p.kind === 'configMap' ? ' not found' : ''}: passes (parameterNotFoundAction: Allow)` });
+      ctx.explain?.push({ policy: policy.name, step: 'params', value: `${what}: passes (parameterNotFoundAction: Allow)` });
       return result;
     }
-    return makeResult(policy, 'error', [p.kind === 'configMap' ? `${what} not found` : what], 'PARAMS_NOT_FOUND');
+    return makeResult(policy, 'error', [what], 'PARAMS_NOT_FOUND');
   }
   if (!Array.isArray(found)) return celWithParams(policy, ctx, ctx.cel(found), namespaceObject, result) || undefined;
   let applies = false;
-  for (const cm of found) {
-    ctx.explain?.push({ policy: policy.name, step: 'params', value: `ConfigMap ${namespace}/${cm.metadata?.name ?? ''}` });
-    if (celWithParams(policy, ctx, ctx.cel(cm), namespaceObject, result)) applies = true;
+  for (const o of found) {
+    ctx.explain?.push({ policy: policy.name, step: 'params', value: `${kind} ${namespace ? `${namespace}/` : ''}${o.metadata?.name ?? ''}` });
+    if (celWithParams(policy, ctx, ctx.cel(o), namespaceObject, result)) applies = true;
   }
-  // the same message from several ConfigMaps is said once
+  // the same message from several objects is said once
   if (found.length > 1) result.messages = [...new Set(result.messages)];
   return applies || undefined;
 }
@@ -330,7 +342,7 @@ export function evaluatePolicy(policy: CompiledPolicy, ctx: EvaluationContext): 
       if (p.kind === 'none' || p.kind === 'value') {
         if (!celWithParams(policy, ctx, p.kind === 'value' ? ctx.cel(p.value) : null, namespaceObject, result)) return undefined;
       } else {
-        const failed = celWithConfigMaps(policy, p, ctx, namespaceObject, result);
+        const failed = celWithClusterParams(policy, p, ctx, namespaceObject, result);
         if (failed !== true) return failed;
       }
     }

@@ -1,10 +1,10 @@
-export { loadPolicySet, subsetPolicySet, configMapWatches, readsConfigMaps, type ConfigMapWatches, type PolicySet, type LoadResult } from './load.js';
+export { loadPolicySet, subsetPolicySet, paramWatches, readsClusterData, type ParamWatches, type PolicySet, type LoadResult } from './load.js';
 export { policiesNeverFailed, runPolicyTests, type CaseOutcome, type TestCase } from './testing.js';
 export { junitReport } from './junit.js';
 export { PolicyStore, type ReloadListener } from './store.js';
 export { evaluatePolicy, EvaluationContext, ParamsUnavailableError, type PolicyResult, type ReasonCode, type ExplainStep, type ParamsLookup } from './evaluate.js';
 export { PolicyIndex, type NamespaceLookup } from './match.js';
-export { PolicyFileError, type CompiledPolicy, type Mode, type FailurePolicy, type LabelSelector } from './types.js';
-export { selectConfigMaps, selectorMatches, selectorString } from './selector.js';
+export { CONFIG_MAP, isConfigMap, PolicyFileError, type CompiledPolicy, type Mode, type FailurePolicy, type LabelSelector, type ParamKind } from './types.js';
+export { selectObjects, selectorMatches, selectorString } from './selector.js';
 export { POLICY_SCHEMA_PATH } from './schema.js';
 export { parseYamlDocuments } from './documents.js';

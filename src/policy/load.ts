@@ -5,7 +5,7 @@ import { readPolicyDocuments, type LoadedDocument } from './documents.js';
 import { PolicyIndex } from './match.js';
 import { schemaErrors } from './schema.js';
 import { selectorString } from './selector.js';
-import { PolicyFileError, type CompiledPolicy, type LabelSelector } from './types.js';
+import { isConfigMap, PolicyFileError, type CompiledPolicy, type LabelSelector, type ParamKind } from './types.js';
 import { namesPolicy, paramObjectsOf, translateVaps, VAP_API_GROUP, VAP_KINDS } from './vap.js';
 import { compileTrustRoot, publicGoodTrustRoot, PUBLIC_GOOD, TrustRootError, type CompiledTrustRoot, type TrustRootSpec } from '../supplychain/sigstore/index.js';
 
@@ -145,33 +145,38 @@ export function subsetPolicySet(set: PolicySet, names: readonly string[]): Polic
   return { ...set, policies, index: new PolicyIndex(policies) };
 }
 
-/** The ConfigMaps the policies read (params and sources allowlists), as cluster caches watch them. */
-export interface ConfigMapWatches {
+/** The cluster objects the policies read (params and sources allowlists), as cluster caches watch them. */
+export interface ParamWatches {
   /** namespaces whose ConfigMaps policies name with their namespace (watched whole, one Role each) */
   namespaces: string[];
   /** ConfigMap names read from the namespace of each request (watched cluster-wide by name) */
   names: string[];
   /** label selectors over the ConfigMaps of each request's namespace (watched cluster-wide by selector) */
   selectors: LabelSelector[];
+  /** params kinds other than ConfigMap (a binding's custom resources): each watched whole, cluster-wide */
+  kinds: ParamKind[];
 }
 
-export function configMapWatches(set: PolicySet): ConfigMapWatches {
+export function paramWatches(set: PolicySet): ParamWatches {
   const namespaces = new Set<string>();
   const names = new Set<string>();
   const selectors = new Map<string, LabelSelector>();
+  const kinds = new Map<string, ParamKind>();
   for (const p of set.policies) {
     const params = p.params;
-    if (params.kind === 'configMap' || params.kind === 'configMaps') {
-      if (params.namespace !== undefined) namespaces.add(params.namespace);
-      else if (params.kind === 'configMap') names.add(params.name);
+    if (params.kind === 'object' || params.kind === 'objects') {
+      if (!isConfigMap(params.type)) kinds.set(`${params.type.apiVersion}|${params.type.kind}`, params.type);
+      else if (params.namespace !== undefined) namespaces.add(params.namespace);
+      else if (params.kind === 'object') names.add(params.name);
       else selectors.set(selectorString(params.selector), params.selector);
     }
     if (p.sources?.configMap) namespaces.add(p.sources.configMap.namespace);
   }
-  return { namespaces: [...namespaces].sort(), names: [...names].sort(), selectors: [...selectors.keys()].sort().map((k) => selectors.get(k)!) };
+  const sorted = <T>(m: Map<string, T>) => [...m.keys()].sort().map((k) => m.get(k)!);
+  return { namespaces: [...namespaces].sort(), names: [...names].sort(), selectors: sorted(selectors), kinds: sorted(kinds) };
 }
 
-/** Whether any policy reads a ConfigMap: then a cluster (or a cluster file) must be given. */
-export function readsConfigMaps(w: ConfigMapWatches): boolean {
-  return w.namespaces.length + w.names.length + w.selectors.length > 0;
+/** Whether any policy reads cluster objects: then a cluster (or a cluster file) must be given. */
+export function readsClusterData(w: ParamWatches): boolean {
+  return w.namespaces.length + w.names.length + w.selectors.length + w.kinds.length > 0;
 }

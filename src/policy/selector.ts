@@ -33,7 +33,7 @@ export function selectorString(selector: LabelSelector): string {
 }
 
 /** The objects (of one namespace, by name) whose labels the selector selects, in name order. */
-export function selectConfigMaps(byName: ReadonlyMap<string, KubeObject> | undefined, selector: LabelSelector): KubeObject[] {
+export function selectObjects(byName: ReadonlyMap<string, KubeObject> | undefined, selector: LabelSelector): KubeObject[] {
   if (!byName) return [];
   const names = [...byName.keys()].sort();
   const out: KubeObject[] = [];

@@ -1,6 +1,7 @@
 // The `sources` rule of a policy: which source URLs an object may name.
 import type { AdmissionRequest } from '../admission/types.js';
 import type { ParamsLookup } from './evaluate.js';
+import { CONFIG_MAP } from './types.js';
 import { crossNamespaceReferences, sourceReferences, type CustomSourceFields } from './source-fields.js';
 import { canonicaliseSource, entryAllows, formatSource, nearestEntry, parseAllowEntry, splitAllowlist, SourceURLError, type AllowEntry, type HostAliases } from './sources.js';
 
@@ -55,7 +56,7 @@ function parseAllowlistText(text: string, where: string): ParsedAllowlist {
 function allowlistOf(rule: CompiledSourcesRule, params: ParamsLookup | undefined): ParsedAllowlist | string {
   if (!rule.configMap) return { entries: rule.entries, notes: [] };
   const { namespace, name, key } = rule.configMap;
-  const cm = params?.configMap(namespace, name);
+  const cm = params?.object(CONFIG_MAP, namespace, name);
   if (!cm) return `allowlist ConfigMap ${namespace}/${name} not found`;
   const text = (cm.data as Record<string, unknown> | undefined)?.[key];
   if (typeof text !== 'string') return `allowlist ConfigMap ${namespace}/${name} has no key ${JSON.stringify(key)}`;

@@ -41,7 +41,7 @@ export interface PolicySpec {
     includeTerminating?: boolean;
     conditions?: { name: string; expression: string }[];
   };
-  params?: { inline?: unknown; file?: string; configMap?: ConfigMapParamsSpec };
+  params?: { inline?: unknown; file?: string; configMap?: ConfigMapParamsSpec; /** a binding's params of another kind (not in the policy schema) */ object?: ConfigMapParamsSpec & ParamKind };
   variables?: { name: string; expression: string }[];
   validations?: { expression: string; message?: string; messageExpression?: string; reason?: string }[];
   /** a ValidatingAdmissionPolicy's: a string value is recorded under its key, null records nothing */
@@ -92,16 +92,25 @@ export interface ConfigMapParamsSpec {
   parameterNotFoundAction?: 'Allow' | 'Deny';
 }
 
+/** The apiVersion and kind of params objects read from the cluster (a binding's paramKind). */
+export interface ParamKind {
+  apiVersion: string;
+  kind: string;
+}
+
+export const CONFIG_MAP: ParamKind = Object.freeze({ apiVersion: 'v1', kind: 'ConfigMap' });
+export const isConfigMap = (t: ParamKind): boolean => t.apiVersion === 'v1' && t.kind === 'ConfigMap';
+
 /**
- * Where `params` comes from: a value known at load, or ConfigMaps looked up per request. A
- * namespace left undefined means the request's own.
+ * Where `params` comes from: a value known at load, or cluster objects looked up per request.
+ * A namespace left undefined means the request's own (for kinds that live in namespaces).
  */
 export type ParamsSource =
   | { kind: 'none' }
   | { kind: 'value'; value: unknown }
-  | { kind: 'configMap'; namespace?: string; name: string; /** a missing ConfigMap passes the policy (parameterNotFoundAction: Allow) */ allowMissing?: boolean }
-  /** one evaluation per selected ConfigMap, as a binding's paramRef.selector */
-  | { kind: 'configMaps'; namespace?: string; selector: LabelSelector; allowMissing?: boolean };
+  | { kind: 'object'; type: ParamKind; namespace?: string; name: string; /** none found passes the policy (parameterNotFoundAction: Allow) */ allowMissing?: boolean }
+  /** one evaluation per selected object, as a binding's paramRef.selector */
+  | { kind: 'objects'; type: ParamKind; namespace?: string; selector: LabelSelector; allowMissing?: boolean };
 
 /** Something that loads but is likely a mistake, at its path in the document. */
 export interface PolicyWarning {

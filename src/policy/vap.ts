@@ -2,7 +2,7 @@
 // trustgate policy, compiled by the same path as our own documents, with every position still
 // pointing into the ValidatingAdmissionPolicy or binding file the user wrote.
 import type { LoadedDocument } from './documents.js';
-import { PolicyFileError, type LabelSelector, type Mode, type PolicySpec, type ResourceRule } from './types.js';
+import { isConfigMap, PolicyFileError, type LabelSelector, type Mode, type PolicySpec, type ResourceRule } from './types.js';
 
 export const VAP_API_GROUP = 'admissionregistration.k8s.io/';
 export const VAP_KINDS = new Set(['ValidatingAdmissionPolicy', 'ValidatingAdmissionPolicyBinding']);
@@ -138,22 +138,19 @@ function paramsOf(vap: VapSpec, binding: BindingSpec, objects: ParamObjects): Po
   if (!ref) return undefined; // Kubernetes binds params to null
   if ((ref.name === undefined) === (ref.selector === undefined)) return 'paramRef needs exactly one of name and selector';
   const { apiVersion, kind } = vap.paramKind;
-  const parameterNotFoundAction = ref.parameterNotFoundAction ?? 'Deny';
-  if (isConfigMapKind(vap.paramKind)) {
-    // without a namespace, from the namespace of each request, in the cluster (or a cluster file)
-    const namespace = ref.namespace === undefined ? {} : { namespace: ref.namespace };
-    if (ref.selector) return { configMap: { ...namespace, selector: ref.selector, parameterNotFoundAction } };
-    const found = ref.namespace === undefined ? undefined : objects.find(apiVersion, kind, ref.name!, ref.namespace);
-    return found ? { inline: found } : { configMap: { ...namespace, name: ref.name!, parameterNotFoundAction } };
-  }
-  if (ref.selector) return `paramRef.selector is supported for ConfigMap params only: name one ${kind} with paramRef.name`;
-  const found = objects.find(apiVersion, kind, ref.name!, ref.namespace);
+  const configMap = isConfigMap(vap.paramKind);
+  // an object in the policy files is bound as written; a ConfigMap there stands for its own
+  // namespace only, so params from each request's namespace always come from the cluster
+  const fromFiles = ref.name !== undefined && (!configMap || ref.namespace !== undefined);
+  const found = fromFiles ? objects.find(apiVersion, kind, ref.name!, ref.namespace) : undefined;
   if (found) return { inline: found };
-  const where = ref.namespace ? `${ref.namespace}/${ref.name}` : ref.name;
-  return `no ${kind} ${where} (${apiVersion}) in the policy files: params of kinds other than ConfigMap are read from the policy files; add the object beside the policy`;
+  const spec = {
+    ...(ref.namespace === undefined ? {} : { namespace: ref.namespace }),
+    ...(ref.selector ? { selector: ref.selector } : { name: ref.name! }),
+    parameterNotFoundAction: ref.parameterNotFoundAction ?? 'Deny',
+  };
+  return configMap ? { configMap: spec } : { object: { apiVersion, kind, ...spec } };
 }
-
-const isConfigMapKind = (k: { apiVersion: string; kind: string }) => k.apiVersion === 'v1' && k.kind === 'ConfigMap';
 
 /**
  * A ConfigMap in the policy files that a binding reading params from each request's namespace
@@ -161,7 +158,7 @@ const isConfigMapKind = (k: { apiVersion: string; kind: string }) => k.apiVersio
  */
 function unusedParamsFile(vap: VapSpec, binding: BindingSpec, objects: ParamObjects): string | undefined {
   const ref = binding.paramRef;
-  if (!vap.paramKind || !isConfigMapKind(vap.paramKind) || !ref?.name || ref.namespace !== undefined) return undefined;
+  if (!vap.paramKind || !isConfigMap(vap.paramKind) || !ref?.name || ref.namespace !== undefined) return undefined;
   if (!objects.find('v1', 'ConfigMap', ref.name, undefined)) return undefined;
   return `ConfigMap ${ref.name} in the policy files is not used: paramRef has no namespace, so params come from the namespace of each request, in the cluster (offline: a PolicyTest's configMaps or --cluster-file)`;
 }

@@ -8,7 +8,7 @@ import { AuditPipeline, createSink } from '../audit/index.js';
 import { TRUSTGATE_VERSION } from '../audit/record.js';
 import { readClusterFile } from '../kube/cluster-file.js';
 import type { SelfManagedCertificates } from '../kube/index.js';
-import { configMapWatches, PolicyStore, readsConfigMaps } from '../policy/index.js';
+import { paramWatches, PolicyStore, readsClusterData } from '../policy/index.js';
 import { buildApp } from './app.js';
 import { ensureDevelopmentCertificates } from './certs.js';
 import { auditMetrics, createMetrics } from './metrics.js';
@@ -36,12 +36,12 @@ export async function startServer(config: ServeConfig, logger: Logger = pino({ l
   const pullSecrets = kube && kubeConfig && config.pullSecrets ? new kube.PullSecretReader(kubeConfig, logger) : undefined;
   const store = new PolicyStore(config.policies, {
     loaded(set) {
-      const configMaps = configMapWatches(set);
-      cluster?.watchConfigMaps(configMaps);
-      if (!cluster && !config.clusterFile && readsConfigMaps(configMaps)) {
+      const watches = paramWatches(set);
+      cluster?.watchParams(watches);
+      if (!cluster && !config.clusterFile && readsClusterData(watches)) {
         // fail closed, loudly: these policies deny (failurePolicy Fail) until cluster data is given
-        logger.error({ policies: set.policies.filter((p) => p.params.kind === 'configMap' || p.params.kind === 'configMaps' || p.sources?.configMap).map((p) => p.name) },
-          'policies read ConfigMaps but no cluster is configured (--kubeconfig, --in-cluster or --cluster-file): they fail with PARAMS_NOT_FOUND');
+        logger.error({ policies: set.policies.filter((p) => p.params.kind === 'object' || p.params.kind === 'objects' || p.sources?.configMap).map((p) => p.name) },
+          'policies read ConfigMaps or other cluster objects but no cluster is configured (--kubeconfig, --in-cluster or --cluster-file): they fail with PARAMS_NOT_FOUND');
       }
       metrics.policyReloads.inc({ result: 'ok' });
       metrics.policiesLoaded.set(set.policies.length);

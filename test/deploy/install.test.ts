@@ -121,4 +121,19 @@ t.test('manifests: ConfigMap params from each request\'s namespace are readable 
   t.equal(named.find((o) => o.kind === 'Role' && o.metadata.name === 'trustgate-configmaps').metadata.namespace, 'shop');
   const selected = await render({ 'a.yaml': policy('a', '{ selector: { matchLabels: { tier: params } } }') });
   t.same(configMapRules(selected), [{ kind: 'ClusterRole', apiGroups: [''], resources: ['configmaps'], verbs: ['get', 'list', 'watch'] }], 'RBAC cannot narrow a label selector');
+  const custom = await render({ 'vap.yaml': `apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingAdmissionPolicy
+metadata: { name: replicas }
+spec:
+  paramKind: { apiVersion: rules.example.com/v1, kind: ReplicaLimit }
+  matchConstraints: { resourceRules: [{ apiGroups: [apps], apiVersions: [v1], operations: [CREATE], resources: [deployments] }] }
+  validations: [{ expression: object.spec.replicas <= params.maxReplicas }]
+---
+apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingAdmissionPolicyBinding
+metadata: { name: b }
+spec: { policyName: replicas, validationActions: [Deny], paramRef: { name: standard } }
+` });
+  const clusterRole = custom.find((o) => o.kind === 'ClusterRole');
+  t.same(clusterRole.rules.filter((r: any) => r.apiGroups.includes('rules.example.com')), [{ apiGroups: ['rules.example.com'], resources: ['replicalimits'], verbs: ['get', 'list', 'watch'] }], 'a custom params kind: read-only, its own resource only');
 });

@@ -30,6 +30,8 @@ export interface FakeApiServer {
   failNext(method: string, path: string, status: number): void;
   /** every request to this path answers 403 Forbidden until allowed again (RBAC that lacks a rule) */
   forbid(path: string, forbidden?: boolean): void;
+  /** discovery: the API server starts serving a resource (a CustomResourceDefinition is installed) */
+  serveResource(apiVersion: string, resource: { name: string; kind: string; namespaced: boolean }): void;
   close(): Promise<void>;
 }
 
@@ -88,6 +90,8 @@ export async function startFakeApiServer(dir: string, seed: Record<string, Obj[]
   const ca = await readFile(certs.caCert);
   const failures = new Map<string, number>();
   const forbidden = new Set<string>();
+  /** discovery documents by path (/apis/GROUP/VERSION) */
+  const discovery = new Map<string, { name: string; kind: string; namespaced: boolean }[]>();
   const expired = new Set<string>();
   const status = (res: ServerResponse, code: number, reason: string) => {
     res.writeHead(code, { 'content-type': 'application/json' });
@@ -101,6 +105,12 @@ export async function startFakeApiServer(dir: string, seed: Record<string, Obj[]
     for await (const c of req) chunks.push(c as Buffer);
     const body = chunks.length ? JSON.parse(Buffer.concat(chunks).toString('utf8')) : undefined;
     if (forbidden.has(url.pathname)) return status(res, 403, 'Forbidden');
+    const served = discovery.get(url.pathname);
+    if (served && req.method === 'GET') {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      const groupVersion = url.pathname.replace(/^\/apis?\//, '');
+      return res.end(JSON.stringify({ kind: 'APIResourceList', apiVersion: 'v1', groupVersion, resources: served.map((r) => ({ ...r, singularName: '', verbs: ['get', 'list', 'watch'] })) }));
+    }
     const injected = failures.get(`${req.method} ${url.pathname}`);
     if (injected) {
       failures.delete(`${req.method} ${url.pathname}`);
@@ -219,6 +229,10 @@ current-context: fake
     },
     get(path, name) {
       return collections.get(path)?.get(name);
+    },
+    serveResource(apiVersion, resource) {
+      const path = `/${apiVersion.includes('/') ? 'apis' : 'api'}/${apiVersion}`;
+      discovery.set(path, [...(discovery.get(path) ?? []), resource]);
     },
     forbid(path, on = true) {
       if (on) forbidden.add(path);

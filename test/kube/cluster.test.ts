@@ -163,7 +163,7 @@ t.test('params that cannot be read are an error, never "not found"; a later cach
   t.equal((await server.get('/readyz')).status, 503, 'not ready while the cache cannot list');
   const unreadable = await decide('ghosts');
   t.equal(unreadable.allowed, false, 'failurePolicy Fail: an unreadable ConfigMap does not pass as a missing one would');
-  t.match(unreadable.status.message, /\[optional-teams\] ConfigMap shop\/teams cannot be read yet: its cluster cache has not listed ConfigMaps/);
+  t.match(unreadable.status.message, /\[optional-teams\] ConfigMap shop\/teams cannot be read yet: its cluster cache has not listed them/);
 
   api.forbid('/api/v1/configmaps', false);
   await eventually(async () => (await server.get('/readyz')).status === 200, 'the cache to list once allowed', 20_000);
@@ -174,7 +174,60 @@ t.test('params that cannot be read are an error, never "not found"; a later cach
   const { writeFile } = await import('node:fs/promises');
   await writeFile(join(policies, 'b.yaml'), policy.replace('name: known-team', 'name: selected-teams')
     .replace('configMap: { namespace: trustgate, name: teams }', 'configMap: { selector: { matchLabels: { teams: "yes" } }, parameterNotFoundAction: Allow }'));
-  await eventually(async () => /\[selected-teams\] the ConfigMaps in shop labelled teams=yes cannot be read yet/.test((await decide('web')).status?.message ?? ''), 'the reload');
+  await eventually(async () => /\[selected-teams\] the ConfigMap objects in shop labelled teams=yes cannot be read yet/.test((await decide('web')).status?.message ?? ''), 'the reload');
   t.equal((await server.get('/readyz')).status, 200, 'still ready: only the policy that reads the new cache fails');
   t.notMatch((await decide('web')).status.message, /optional-teams/, 'the policy with a listed cache decides as before');
+});
+
+// A ValidatingAdmissionPolicy whose params are a custom resource (the documentation's
+// ReplicaLimit): found by discovery once its CRD is installed, then watched like the rest.
+t.test('params of a custom kind: discovered when the cluster serves it, then watched', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'trustgate-kube-'));
+  const limit = (max: number) => ({ apiVersion: 'rules.example.com/v1', kind: 'ReplicaLimit', metadata: { name: 'standard' }, maxReplicas: max });
+  const api = await startFakeApiServer(dir, {
+    '/api/v1/namespaces': [ns('shop', {})],
+    '/apis/rules.example.com/v1/replicalimits': [limit(3)],
+  });
+  t.teardown(() => api.close());
+  const vap = `apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingAdmissionPolicy
+metadata: { name: replicas }
+spec:
+  paramKind: { apiVersion: rules.example.com/v1, kind: ReplicaLimit }
+  matchConstraints:
+    resourceRules: [{ apiGroups: [apps], apiVersions: [v1], operations: [CREATE], resources: [deployments] }]
+  validations:
+    - expression: object.spec.replicas <= params.maxReplicas
+      messageExpression: "'at most ' + string(params.maxReplicas) + ' replicas'"
+---
+apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingAdmissionPolicyBinding
+metadata: { name: standard }
+spec:
+  policyName: replicas
+  validationActions: [Deny]
+  paramRef: { name: standard, parameterNotFoundAction: Deny }
+`;
+  const server = await startTestServer({ policies: [await policyDir({ 'replicas.yaml': vap })], kubeconfig: api.kubeconfig });
+  t.teardown(() => server.close());
+  const decide = async (replicas: number) => (await server.post('/validate', {
+    apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview',
+    request: {
+      uid: `u-${replicas}-${Math.random()}`, kind: { group: 'apps', version: 'v1', kind: 'Deployment' }, resource: { group: 'apps', version: 'v1', resource: 'deployments' },
+      namespace: 'shop', operation: 'CREATE', userInfo: { username: 'alice' },
+      object: { apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: 'web', namespace: 'shop' }, spec: { replicas } },
+    },
+  })).json().response;
+
+  await new Promise((r) => setTimeout(r, 300));
+  t.equal((await server.get('/readyz')).status, 503, 'not ready while the kind is not served');
+  t.match((await decide(1)).status.message, /\[replicas\/standard\] ReplicaLimit \(rules\.example\.com\/v1\) params cannot be read yet/, 'an error for failurePolicy, never a pass');
+
+  api.serveResource('rules.example.com/v1', { name: 'replicalimits', kind: 'ReplicaLimit', namespaced: false });
+  await eventually(async () => (await server.get('/readyz')).status === 200, 'discovery once the CRD is installed', 20_000);
+  t.equal((await decide(3)).allowed, true);
+  t.match((await decide(4)).status.message, /\[replicas\/standard\] at most 3 replicas/);
+  api.put('/apis/rules.example.com/v1/replicalimits', limit(5));
+  await eventually(async () => (await decide(4)).allowed === true, 'the ReplicaLimit update');
+  t.ok(api.queries.some((q) => q.startsWith('GET /apis/rules.example.com/v1/replicalimits?') && q.includes('watch=true')), 'watched cluster-wide at the discovered plural');
 });

@@ -56,7 +56,7 @@ spec:
   t.equal(tested.code, 0, tested.stdout + tested.stderr);
   t.match(tested.stdout, /5 passed, 0 failed/);
   const loaded = await loadPolicySet([dir]);
-  t.match(loaded.set?.policies.map((p) => p.params), [{ kind: 'configMap', name: 'limits' }, { kind: 'configMaps', selector: {}, allowMissing: true }]);
+  t.match(loaded.set?.policies.map((p) => p.params), [{ kind: 'object', type: { apiVersion: 'v1', kind: 'ConfigMap' }, name: 'limits' }, { kind: 'objects', type: { kind: 'ConfigMap' }, selector: {}, allowMissing: true }]);
   t.notOk('namespace' in loaded.set!.policies[0]!.params, 'no namespace: the request\'s');
 });
 

@@ -286,10 +286,6 @@ t.test('params: parameterNotFoundAction Allow passes without its ConfigMap, and 
   t.same(out.results.map((r) => r.result), ['pass']);
   const both = await load({ 'sources.yaml': SOURCE_VAP.replace('{ name: source-list,', '{ name: source-list, selector: {},') });
   t.match(both.errors.map((e) => e.message), [/sources\.yaml:\d+:\d+: paramRef needs exactly one of name and selector/]);
-  const customSelector = await load({ 'sources.yaml': SOURCE_VAP.replace('{ apiVersion: v1, kind: ConfigMap }', '{ apiVersion: example.com/v1, kind: SourceList }').replace('name: source-list,', 'selector: { matchLabels: { a: b } },') });
-  t.match(customSelector.errors.map((e) => e.message), [/paramRef\.selector is supported for ConfigMap params only/]);
-  const custom = await load({ 'sources.yaml': SOURCE_VAP.replace('{ apiVersion: v1, kind: ConfigMap }', '{ apiVersion: example.com/v1, kind: SourceList }') });
-  t.match(custom.errors.map((e) => e.message), [/no SourceList flux-system\/source-list \(example\.com\/v1\) in the policy files/]);
   const misspelt = await load({ 'p.yaml': REPLICAS_VAP.replace('    - expression: object.spec.replicas <= 5', '    - expresion: object.spec.replicas <= 5') + binding('b', 'validationActions: [Deny]') });
   t.match(misspelt.errors.map((e) => e.message), [/missing required field "expression"/, /unknown field "expresion"/]);
   t.notMatch(misspelt.errors.map((e) => e.message).join('\n'), /not in the policy files/, 'a binding of a policy the schema refused adds no "not in the policy files"');
@@ -358,6 +354,37 @@ t.test('params by selector: one evaluation per selected ConfigMap; the policy fa
   t.match(none.results[0], { result: 'error', code: 'PARAMS_NOT_FOUND', messages: ['no params ConfigMap in frontend matches the selector "trustgate.dev/sources=true"'] });
   const pinned = await setOf({ 'sources.yaml': SOURCE_VAP.replace('name: source-list, namespace: flux-system, parameterNotFoundAction: Deny', 'namespace: backend, selector: { matchLabels: { trustgate.dev/sources: "true" } }') });
   t.equal((await decide(pinned, ociRepo('oci://ghcr.io/anyone/app'), { cluster })).review.response.allowed, true, 'with a namespace: the ConfigMaps of that namespace, for every request');
+});
+
+// The documentation's ReplicaLimit is a custom resource: in the policy files it is bound as
+// written; otherwise it is read from the cluster, in the scope the cluster serves the kind in.
+t.test('params of a custom kind not in the policy files come from the cluster, in the kind\'s own scope', async (t) => {
+  const limitVap = REPLICAS_VAP.replace('  matchConstraints:', '  paramKind: { apiVersion: rules.example.com/v1, kind: ReplicaLimit }\n  matchConstraints:')
+    .replace('object.spec.replicas <= 5', 'object.spec.replicas <= params.maxReplicas');
+  const limit = (name: string, max: number, namespace?: string, labels: Record<string, string> = {}) =>
+    ({ apiVersion: 'rules.example.com/v1', kind: 'ReplicaLimit', metadata: { name, labels, ...(namespace ? { namespace } : {}) }, maxReplicas: max }) as KubeObject;
+  const named = await setOf({ 'p.yaml': limitVap + binding('b', 'validationActions: [Deny]\nparamRef: { name: standard, parameterNotFoundAction: Deny }') });
+  t.match(named.policies[0]!.params, { kind: 'object', type: { apiVersion: 'rules.example.com/v1', kind: 'ReplicaLimit' }, name: 'standard' });
+  const clusterScoped = new StaticCluster([limit('standard', 3)]);
+  t.equal((await decide(named, deployment('shop', 3), { cluster: clusterScoped })).review.response.allowed, true);
+  t.equal((await decide(named, deployment('shop', 4), { cluster: clusterScoped })).review.response.allowed, false, 'the cluster-scoped object serves every namespace');
+  const none = await decide(named, deployment('shop', 1), { cluster: new StaticCluster([]) });
+  t.match(none.results[0], { result: 'error', code: 'PARAMS_NOT_FOUND', messages: ['params ReplicaLimit standard not found'] });
+
+  const perNamespace = new StaticCluster([limit('standard', 3, 'shop'), limit('standard', 9, 'batch')]);
+  t.equal((await decide(named, deployment('batch', 9), { cluster: perNamespace })).review.response.allowed, true, "a namespaced kind: the request's namespace's own");
+  t.equal((await decide(named, deployment('shop', 9), { cluster: perNamespace })).review.response.allowed, false);
+
+  const pinned = await setOf({ 'p.yaml': limitVap + binding('b', 'validationActions: [Deny]\nparamRef: { name: standard, namespace: shop }') });
+  t.match((await decide(pinned, deployment('shop', 1), { cluster: clusterScoped })).results[0], { result: 'error', messages: ['params name namespace shop, but ReplicaLimit (rules.example.com/v1) is cluster-scoped'] }, 'a configuration error, as in Kubernetes');
+
+  const selected = await setOf({ 'p.yaml': limitVap + binding('b', 'validationActions: [Deny]\nparamRef: { selector: { matchLabels: { tier: gold } } }') });
+  const tiers = new StaticCluster([limit('a', 5, undefined, { tier: 'gold' }), limit('b', 7, undefined, { tier: 'gold' }), limit('c', 1)]);
+  t.equal((await decide(selected, deployment('shop', 5), { cluster: tiers })).review.response.allowed, true, 'within every selected limit');
+  t.equal((await decide(selected, deployment('shop', 6), { cluster: tiers })).review.response.allowed, false, 'over one of them');
+
+  const inFiles = await setOf({ 'p.yaml': limitVap + binding('b', 'validationActions: [Deny]\nparamRef: { name: standard }'), 'limit.yaml': 'apiVersion: rules.example.com/v1\nkind: ReplicaLimit\nmetadata: { name: standard }\nmaxReplicas: 2\n' });
+  t.match(inFiles.policies[0]!.params, { kind: 'value' }, 'an object in the policy files is bound as written');
 });
 
 t.test('a CEL error in a ValidatingAdmissionPolicy points into its own file', async (t) => {
