@@ -7,7 +7,7 @@ import { parse as parseYaml } from 'yaml';
 import { CelCompileError, compileExpression, type CompileOptions, type CompiledExpression } from './cel/index.js';
 import type { LoadedDocument } from './documents.js';
 import { deleteObjectWarnings } from './delete-object.js';
-import { matchWarnings } from './known-resources.js';
+import { matchWarnings, paramsScopeWarnings } from './known-resources.js';
 import { compileObjectSchema } from './object-schema.js';
 import { compileImageRule, ImageRuleError, type CompiledImageRule } from '../supplychain/image-rule.js';
 import type { CompiledTrustRoot } from '../supplychain/sigstore/index.js';
@@ -189,7 +189,7 @@ export async function compilePolicy(loaded: LoadedDocument, trustRoots: (name: s
   const m = spec.match;
   return {
     errors,
-    warnings: [...matchWarnings(m), ...deleteObjectWarnings(spec, { variables, conditions, validations })].map((w) => new PolicyFileError(loaded.positionOf(w.path), w.message)),
+    warnings: [...matchWarnings(m), ...paramsScopeWarnings(spec), ...deleteObjectWarnings(spec, { variables, conditions, validations })].map((w) => new PolicyFileError(loaded.positionOf(w.path), w.message)),
     policy: {
       name: doc.metadata.name,
       revision: policyRevision(doc),

@@ -5,7 +5,7 @@
 // serve (upper-case resources, lower-case kinds). Warnings, not errors: a newer server may
 // serve what this table lacks, and a policy must not stop loading because of it.
 import { didYouMean } from '../did-you-mean.js';
-import type { PolicySpec, PolicyWarning } from './types.js';
+import type { PolicySpec, PolicyWarning, ResourceRule } from './types.js';
 
 /** group → resource → kind */
 const BUILT_IN: Record<string, Record<string, string>> = {
@@ -126,4 +126,44 @@ export function matchWarnings(match: PolicySpec['match']): PolicyWarning[] {
   // an exclusion that never matches excludes nothing; a binding's rule that never matches enforces nothing
   return (['resources', 'excludeResources', 'bindingResources'] as const).flatMap((list) =>
     (match[list] ?? []).flatMap((rule, i) => ruleWarnings(rule, ['spec', 'match', list, i])));
+}
+
+/** Built-in resources that live outside namespaces: their requests carry no namespace. */
+const CLUSTER_SCOPED = new Set([
+  'namespaces', 'nodes', 'persistentvolumes', 'componentstatuses', 'clusterroles', 'clusterrolebindings', 'storageclasses', 'csidrivers',
+  'csinodes', 'volumeattachments', 'volumeattributesclasses', 'mutatingwebhookconfigurations', 'validatingwebhookconfigurations',
+  'validatingadmissionpolicies', 'validatingadmissionpolicybindings', 'mutatingadmissionpolicies', 'mutatingadmissionpolicybindings',
+  'customresourcedefinitions', 'apiservices', 'certificatesigningrequests', 'clustertrustbundles', 'flowschemas',
+  'prioritylevelconfigurations', 'runtimeclasses', 'priorityclasses', 'deviceclasses', 'resourceslices', 'ingressclasses', 'ipaddresses', 'servicecidrs',
+]);
+const CLUSTER_SCOPED_KINDS = new Set(Object.values(BUILT_IN).flatMap((resources) => Object.entries(resources).filter(([r]) => CLUSTER_SCOPED.has(r)).map(([, k]) => k)));
+
+/** What cluster-scoped objects a rule can match ('*' and scope: Cluster included), or undefined for none trustgate knows of. */
+function clusterScopedMatch(rule: ResourceRule): string | undefined {
+  if (rule.scope === 'Namespaced') return undefined;
+  if (rule.scope === 'Cluster') return 'scope: Cluster';
+  const names = [...(rule.resources ?? []).map((r) => r.split('/')[0]!), ...(rule.kinds ?? []).map((k) => k.split('/')[0]!)];
+  if (names.includes('*')) return 'every resource, cluster-scoped ones included';
+  const found = names.filter((n) => CLUSTER_SCOPED.has(n) || CLUSTER_SCOPED_KINDS.has(n));
+  return found.length ? found.join(', ') : undefined;
+}
+
+/**
+ * Params read from the namespace of each request (a ConfigMap named without a namespace) and a
+ * rule that matches cluster-scoped objects: those requests have no namespace to read from, and
+ * fail by failurePolicy (Kubernetes warns of the same).
+ */
+export function paramsScopeWarnings(spec: PolicySpec): PolicyWarning[] {
+  const cm = spec.params?.configMap;
+  if (!cm || cm.namespace !== undefined) return [];
+  // a binding's rules narrow the policy's: only when both can match cluster-scoped objects
+  const binding = spec.match.bindingResources;
+  if (binding?.length && !binding.some(clusterScopedMatch)) return [];
+  return spec.match.resources.flatMap((rule, i) => {
+    const what = clusterScopedMatch(rule);
+    return what ? [{
+      path: ['spec', 'match', 'resources', i],
+      message: `params are read from the namespace of each request, but this rule matches ${what}, whose requests have no namespace: they fail by failurePolicy (add scope: Namespaced, or name the params' namespace)`,
+    }] : [];
+  });
 }

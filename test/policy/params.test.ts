@@ -1,6 +1,8 @@
 // trustgate's own policies take ConfigMap params as a ValidatingAdmissionPolicyBinding's paramRef
 // does: by name in a fixed namespace, by name from the namespace of each request, or one
 // evaluation per ConfigMap a label selector selects; and a team tests them offline.
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import t from 'tap';
 import { loadPolicySet } from '../../src/policy/index.js';
 import { trustgate } from '../helpers/cli.js';
@@ -68,4 +70,40 @@ t.test('params.configMap takes exactly one of name and selector', async (t) => {
   }
   const dir = await policyDir({ 'p.yaml': policyYaml('p', `${REPLICAS}params:\n  configMap: { name: limits, parameterNotFoundAction: Ignore }\n`) });
   t.match((await loadPolicySet([dir])).errors.map((e) => e.message), [/parameterNotFoundAction: must be one of "Allow", "Deny"/]);
+});
+
+t.test('params from each request\'s namespace on a rule that matches cluster-scoped objects: a warning where the rule is', async (t) => {
+  const warningsOf = async (rules: string, configMap = '{ name: limits }') => {
+    const dir = await policyDir({ 'p.yaml': policyYaml('p', `match:\n  resources:\n${rules}\nparams:\n  configMap: ${configMap}\nvalidations:\n  - expression: "params.data.x == 'y'"\n`) });
+    const result = await loadPolicySet([dir]);
+    t.same(result.errors, []);
+    return result.set!.warnings.map((w) => w.message.replaceAll(`${dir}/`, ''));
+  };
+  t.match(await warningsOf('    - { apiGroups: [""], resources: [pods, namespaces], operations: [CREATE] }'), [/^p\.yaml:8:9: params are read from the namespace of each request, but this rule matches namespaces, whose requests have no namespace/]);
+  t.match(await warningsOf('    - { apiGroups: ["*"], resources: ["*"], operations: [CREATE] }'), [/matches every resource, cluster-scoped ones included/]);
+  t.match(await warningsOf('    - { apiGroups: [example.com], resources: [widgets], operations: [CREATE], scope: Cluster }'), [/matches scope: Cluster/]);
+  t.same(await warningsOf('    - { apiGroups: ["*"], resources: ["*"], operations: [CREATE], scope: Namespaced }'), [], 'scope: Namespaced');
+  t.same(await warningsOf('    - { apiGroups: [""], resources: [pods], operations: [CREATE] }'), [], 'namespaced resources only');
+  t.same(await warningsOf('    - { apiGroups: [""], resources: [namespaces], operations: [CREATE] }', '{ namespace: trustgate, name: limits }'), [], 'params in a named namespace');
+
+  const vap = await policyDir({ 'vap.yaml': `apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingAdmissionPolicy
+metadata: { name: limits }
+spec:
+  paramKind: { apiVersion: v1, kind: ConfigMap }
+  matchConstraints:
+    resourceRules:
+      - { apiGroups: ["*"], apiVersions: ["*"], operations: [CREATE], resources: ["*"] }
+  validations: [{ expression: "params.data.x == 'y'" }]
+---
+apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingAdmissionPolicyBinding
+metadata: { name: per-namespace }
+spec: { policyName: limits, validationActions: [Deny], paramRef: { name: limits } }
+` });
+  const loaded = await loadPolicySet([vap]);
+  t.match(loaded.set?.warnings.map((w) => w.message.replaceAll(`${vap}/`, '')), [/^vap\.yaml:8:9: params are read from the namespace of each request, but this rule matches every resource/], 'as Kubernetes warns, in the policy file');
+  const narrowed = await loadPolicySet([await policyDir({ 'vap.yaml': (await readFile(join(vap, 'vap.yaml'), 'utf8')).replace('paramRef: { name: limits } }', 'paramRef: { name: limits }, matchResources: { resourceRules: [{ apiGroups: [""], apiVersions: [v1], operations: [CREATE], resources: [pods] }] } }') })]);
+  t.same(narrowed.errors, []);
+  t.same(narrowed.set?.warnings, [], "a binding's namespaced rules narrow it");
 });
