@@ -1,5 +1,5 @@
 // `trustgate manifests`: the whole install as Kubernetes objects, derived from flags and from
-// the loaded policies (webhook rules, the ConfigMap namespaces RBAC must cover).
+// the loaded policies (webhook rules, the params objects RBAC must let trustgate read).
 import { pluralOf } from '../admission/synthesize.js';
 import { paramWatches, type PolicySet } from '../policy/index.js';
 
