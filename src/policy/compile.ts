@@ -4,7 +4,7 @@ import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
-import { CelCompileError, compileExpression, type CompileOptions, type CompiledExpression } from './cel/index.js';
+import { CelCompileError, compileExpression, dns1123Subdomain, labelValue, qualifiedName, type CompileOptions, type CompiledExpression } from './cel/index.js';
 import type { LoadedDocument } from './documents.js';
 import { deleteObjectWarnings } from './delete-object.js';
 import { matchWarnings, paramsScopeWarnings } from './known-resources.js';
@@ -13,7 +13,7 @@ import { compileImageRule, ImageRuleError, type CompiledImageRule } from '../sup
 import type { CompiledTrustRoot } from '../supplychain/sigstore/index.js';
 import type { CompiledSourcesRule, SourcesRuleSpec } from './sources-rule.js';
 import { parseAllowEntry, parseHostAliases, splitAllowlist, type AllowEntry, type HostAliases } from './sources.js';
-import { CONFIG_MAP, PolicyFileError, type CompiledPolicy, type CompiledRule, type CompiledVariable, type ConfigMapParamsSpec, type Document, type ParamKind, type ParamsSource, type PolicySpec } from './types.js';
+import { CONFIG_MAP, PolicyFileError, type CompiledPolicy, type CompiledRule, type CompiledVariable, type ConfigMapParamsSpec, type Document, type LabelSelector, type ParamKind, type ParamsSource, type PolicySpec } from './types.js';
 
 export function policyRevision(doc: Document): string {
   return createHash('sha256').update(JSON.stringify({ name: doc.metadata.name, spec: doc.spec })).digest('hex').slice(0, 12);
@@ -46,15 +46,38 @@ function shareKeyOf(expression: CompiledExpression, earlier: readonly CompiledVa
 }
 
 /** `params.configMap` (or a binding's params of another kind) as the evaluator reads it: one object by name, or all a selector selects. */
-function clusterParams(spec: ConfigMapParamsSpec, type: ParamKind, fail: (path: (string | number)[], message: string) => void): ParamsSource | undefined {
+function clusterParams(spec: ConfigMapParamsSpec, type: ParamKind, field: 'configMap' | 'object', fail: (path: (string | number)[], message: string) => void): ParamsSource | undefined {
+  const at = ['spec', 'params', field];
   const allowMissing = spec.parameterNotFoundAction === 'Allow';
   const namespace = spec.namespace === undefined ? {} : { namespace: spec.namespace };
   if ((spec.name === undefined) === (spec.selector === undefined)) {
-    fail(['spec', 'params', 'configMap'], 'params.configMap needs exactly one of name (one ConfigMap) and selector (one evaluation per ConfigMap it selects)');
+    fail(at, 'params.configMap needs exactly one of name (one ConfigMap) and selector (one evaluation per ConfigMap it selects)');
     return undefined;
   }
+  // both go to the API server in list and watch calls, which refuse what Kubernetes would
+  const problems = spec.name === undefined ? selectorProblems(spec.selector!, [...at, 'selector']) : dns1123Subdomain(spec.name).map((m) => ({ path: [...at, 'name'], message: `name ${m}` }));
+  for (const p of problems) fail(p.path, p.message);
+  if (problems.length) return undefined;
   if (spec.selector) return { kind: 'objects', type, ...namespace, selector: spec.selector, allowMissing };
   return { kind: 'object', type, ...namespace, name: spec.name!, allowMissing };
+}
+
+/** A label selector's keys and values as the API server validates them. */
+function selectorProblems(selector: LabelSelector, at: (string | number)[]): { path: (string | number)[]; message: string }[] {
+  const problems: { path: (string | number)[]; message: string }[] = [];
+  for (const [key, value] of Object.entries(selector.matchLabels ?? {})) {
+    for (const m of qualifiedName(key)) problems.push({ path: [...at, 'matchLabels', key], message: `label key ${JSON.stringify(key)}: ${m}` });
+    for (const m of labelValue(value)) problems.push({ path: [...at, 'matchLabels', key], message: `label value ${JSON.stringify(value)}: ${m}` });
+  }
+  for (const [i, e] of (selector.matchExpressions ?? []).entries()) {
+    for (const m of qualifiedName(e.key)) problems.push({ path: [...at, 'matchExpressions', i, 'key'], message: `label key ${JSON.stringify(e.key)}: ${m}` });
+    const values = e.values ?? [];
+    const setOperator = e.operator === 'In' || e.operator === 'NotIn';
+    if (setOperator && !values.length) problems.push({ path: [...at, 'matchExpressions', i], message: `${e.operator} needs values` });
+    if (!setOperator && values.length) problems.push({ path: [...at, 'matchExpressions', i, 'values'], message: `${e.operator} takes no values` });
+    for (const v of values) for (const m of labelValue(v)) problems.push({ path: [...at, 'matchExpressions', i, 'values'], message: `label value ${JSON.stringify(v)}: ${m}` });
+  }
+  return problems;
 }
 
 async function compileSourcesRule(spec: SourcesRuleSpec, loaded: LoadedDocument, fail: (path: (string | number)[], message: string) => void): Promise<CompiledSourcesRule> {
@@ -175,8 +198,8 @@ export async function compilePolicy(loaded: LoadedDocument, trustRoots: (name: s
   }
   let params: ParamsSource = { kind: 'none' };
   if (spec.params?.inline !== undefined) params = { kind: 'value', value: spec.params.inline };
-  else if (spec.params?.configMap) params = clusterParams(spec.params.configMap, CONFIG_MAP, fail) ?? params;
-  else if (spec.params?.object) params = clusterParams(spec.params.object, { apiVersion: spec.params.object.apiVersion, kind: spec.params.object.kind }, fail) ?? params;
+  else if (spec.params?.configMap) params = clusterParams(spec.params.configMap, CONFIG_MAP, 'configMap', fail) ?? params;
+  else if (spec.params?.object) params = clusterParams(spec.params.object, { apiVersion: spec.params.object.apiVersion, kind: spec.params.object.kind }, 'object', fail) ?? params;
   else if (spec.params?.file) {
     const path = resolve(dirname(loaded.file), spec.params.file);
     try {

@@ -107,3 +107,33 @@ spec: { policyName: limits, validationActions: [Deny], paramRef: { name: limits 
   t.same(narrowed.errors, []);
   t.same(narrowed.set?.warnings, [], "a binding's namespaced rules narrow it");
 });
+
+t.test('a params name or selector the API server would refuse is refused at load, where it is written', async (t) => {
+  const errorsOf = async (configMap: string) => {
+    const dir = await policyDir({ 'p.yaml': policyYaml('p', `${REPLICAS}params:\n  configMap: ${configMap}\n`) });
+    return (await loadPolicySet([dir])).errors.map((e) => e.message.replaceAll(`${dir}/`, ''));
+  };
+  t.match(await errorsOf('{ name: "limits,other" }'), [/^p\.yaml:13:\d+: name a lowercase RFC 1123 subdomain must consist of/], 'a comma would split the field selector');
+  t.match(await errorsOf('{ selector: { matchLabels: { "bad key!": x } } }'), [/label key "bad key!": name part must consist of alphanumeric/]);
+  t.match(await errorsOf('{ selector: { matchLabels: { tier: "a b" } } }'), [/label value "a b": a valid label must be an empty string/]);
+  t.match(await errorsOf('{ selector: { matchExpressions: [{ key: tier, operator: In }] } }'), [/In needs values/]);
+  t.match(await errorsOf('{ selector: { matchExpressions: [{ key: tier, operator: Exists, values: [x] }] } }'), [/Exists takes no values/]);
+  t.same(await errorsOf('{ selector: { matchLabels: { example.com/tier: gold }, matchExpressions: [{ key: team, operator: NotIn, values: [a, b] }] } }'), []);
+  const vap = await policyDir({ 'vap.yaml': `apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingAdmissionPolicy
+metadata: { name: limits }
+spec:
+  paramKind: { apiVersion: rules.example.com/v1, kind: Limit }
+  matchConstraints: { resourceRules: [{ apiGroups: [apps], apiVersions: [v1], operations: [CREATE], resources: [deployments] }] }
+  validations: [{ expression: "object.spec.replicas <= params.max" }]
+---
+apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingAdmissionPolicyBinding
+metadata: { name: b }
+spec:
+  policyName: limits
+  validationActions: [Deny]
+  paramRef: { selector: { matchLabels: { "-tier": gold } } }
+` });
+  t.match((await loadPolicySet([vap])).errors.map((e) => e.message.replaceAll(`${vap}/`, '')), [/^vap\.yaml:15:\d+: label key "-tier"/], "a binding's selector, at its paramRef");
+});

@@ -140,3 +140,6 @@ export function registerNamedFormats(env: Environment): void {
     .registerOperator('kubernetes.NamedFormat == kubernetes.NamedFormat', (a: NamedFormat, b: NamedFormat) => a === b);
   for (const [name, f] of FORMATS) env.registerFunction(`FormatNamespace.${name}(): kubernetes.NamedFormat`, () => f);
 }
+
+/** The checks of apimachinery's validation, for names trustgate sends to the API server (params selectors). */
+export { dns1123Subdomain, labelValue, qualifiedName };
