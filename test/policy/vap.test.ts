@@ -387,6 +387,31 @@ t.test('params of a custom kind not in the policy files come from the cluster, i
   t.match(inFiles.policies[0]!.params, { kind: 'value' }, 'an object in the policy files is bound as written');
 });
 
+t.test('eval: a binding selecting custom params objects, read offline from --cluster-file, explained per object', async (t) => {
+  const { trustgate } = await import('../helpers/cli.js');
+  const { writeFile } = await import('node:fs/promises');
+  const dir = await policyDir({
+    'replicas.yaml': REPLICAS_VAP.replace('  matchConstraints:', '  paramKind: { apiVersion: rules.example.com/v1, kind: ReplicaLimit }\n  matchConstraints:')
+      .replace('object.spec.replicas <= 5', 'object.spec.replicas <= params.maxReplicas')
+      + binding('b', 'validationActions: [Deny]\nparamRef: { selector: { matchLabels: { tier: gold } }, parameterNotFoundAction: Deny }'),
+  });
+  const cluster = join(dir, '..', `${dir.split('/').pop()}-cluster.yaml`);
+  await writeFile(cluster, `apiVersion: v1
+kind: List
+items:
+  - { apiVersion: rules.example.com/v1, kind: ReplicaLimit, metadata: { name: a, labels: { tier: gold } }, maxReplicas: 5 }
+  - { apiVersion: rules.example.com/v1, kind: ReplicaLimit, metadata: { name: b, labels: { tier: gold } }, maxReplicas: 3 }
+  - { apiVersion: rules.example.com/v1, kind: ReplicaLimit, metadata: { name: c }, maxReplicas: 1 }
+`);
+  const object = join(dir, '..', `${dir.split('/').pop()}-deployment.yaml`);
+  await writeFile(object, 'apiVersion: apps/v1\nkind: Deployment\nmetadata: { name: web }\nspec: { replicas: 4 }\n');
+  const out = await trustgate('eval', '--policies', dir, '--object', object, '--namespace', 'shop', '--cluster-file', cluster, '--explain');
+  t.equal(out.code, 1, 'denied');
+  t.equal(JSON.parse(out.stdout).response.allowed, false, 'over the limit of b');
+  t.match(out.stderr, /params => "ReplicaLimit a"[^]*=> true[^]*params => "ReplicaLimit b"[^]*=> false/, 'each selected object, then what its evaluation gave');
+  t.notMatch(out.stderr, /ReplicaLimit c/, 'the unlabelled object is not selected');
+});
+
 t.test('a CEL error in a ValidatingAdmissionPolicy points into its own file', async (t) => {
   const broken = await load({ 'p.yaml': REPLICAS_VAP.replace('object.spec.replicas <= 5', 'object.spec.replicas <= "5" +') + binding('b', 'validationActions: [Deny]') });
   t.equal(broken.set, undefined);
