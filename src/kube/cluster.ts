@@ -25,6 +25,9 @@ interface Cache<T extends KubernetesObject> {
   /** the delay before the next start after a failure; 0 once a list succeeds */
   retryMs: number;
   retry?: NodeJS.Timeout;
+  /** set once no policy reads the cache: it stops when this fires */
+  retire?: NodeJS.Timeout;
+  stopped?: boolean;
 }
 
 const RETRY_FIRST_MS = 500;
@@ -34,6 +37,13 @@ const RETRY_MAX_MS = 30_000;
 function listed(cache: Cache<KubernetesObject> | undefined, what: string): Map<string, Map<string, KubeObject>> {
   if (cache?.synced) return cache.plain;
   throw new ParamsUnavailableError(`${what} cannot be read yet: ${cache ? 'its cluster cache has not listed them (see the log for the reason)' : 'no cluster cache covers it yet'}`);
+}
+
+function stopCache(cache: Cache<KubernetesObject> | undefined): void {
+  if (!cache) return;
+  cache.stopped = true;
+  clearTimeout(cache.retry);
+  void cache.watch.stop();
 }
 
 /** client-node's discovery (protected there): the resource that serves a kind, cached per apiVersion. */
@@ -49,6 +59,8 @@ interface KindState {
   cache?: Cache<KubernetesObject>;
   retryMs: number;
   retry?: NodeJS.Timeout;
+  retire?: NodeJS.Timeout;
+  stopped?: boolean;
 }
 
 const typeKey = (t: ParamKind) => `${t.apiVersion}|${t.kind}`;
@@ -74,7 +86,11 @@ export class ClusterState implements NamespaceLookup, ParamsLookup {
   /** a policy's selector is the same object on every request: its key is built once */
   readonly #selectorKeys = new WeakMap<LabelSelector, string>();
 
-  constructor(kc: KubeConfig, private readonly log: Logger) {
+  /**
+   * @param retireAfterMs how long a cache no policy reads any more is kept after a reload:
+   * requests still deciding with the previous policy set may read it (twice the deadline)
+   */
+  constructor(kc: KubeConfig, private readonly log: Logger, private readonly retireAfterMs = 16_000) {
     this.#core = kc.makeApiClient(CoreV1Api);
     this.#watch = new Watch(kc);
     this.#discovery = kc.makeApiClient(Discovery);
@@ -112,10 +128,11 @@ export class ClusterState implements NamespaceLookup, ParamsLookup {
     // 403, an API server restart mid-list): started again here, with backoff, or the cache
     // would keep a stale state for good
     watch.on('error', (err) => {
+      // stopping aborts the watch, which ends here too
+      if (this.#stopped || cache.stopped) return;
       const reason = (err as { body?: { message?: string } })?.body?.message ?? (err as Error)?.message ?? String(err);
       cache.retryMs = Math.min(cache.retryMs ? cache.retryMs * 2 : RETRY_FIRST_MS, RETRY_MAX_MS);
       this.log.warn({ what, reason, retryInMs: cache.retryMs }, 'cluster list or watch failed; the cache keeps its last state and starts again');
-      if (this.#stopped) return;
       cache.retry = setTimeout(() => void watch.start().catch(() => undefined), cache.retryMs);
       cache.retry.unref();
     });
@@ -132,8 +149,16 @@ export class ClusterState implements NamespaceLookup, ParamsLookup {
 
   /** Watches the params objects the policies read; caches already running are kept. */
   watchParams(w: ParamWatches): void {
+    const wanted = new Set<string>();
     const start = (key: string, what: string, scope: WatchScope, list: () => Promise<{ items: KubernetesObject[] }>) => {
-      if (!this.#configMaps.has(key)) this.#configMaps.set(key, this.#start(what, scope, list));
+      wanted.add(key);
+      const running = this.#configMaps.get(key);
+      if (!running) this.#configMaps.set(key, this.#start(what, scope, list));
+      else {
+        // wanted again before it stopped: kept
+        clearTimeout(running.retire);
+        running.retire = undefined;
+      }
     };
     for (const namespace of w.namespaces) {
       start(`namespace:${namespace}`, `configmaps in ${namespace}`, { path: `/api/v1/namespaces/${encodeURIComponent(namespace)}/configmaps` },
@@ -151,11 +176,42 @@ export class ClusterState implements NamespaceLookup, ParamsLookup {
         () => this.#core.listConfigMapForAllNamespaces({ labelSelector }));
     }
     for (const type of w.kinds) this.#watchKind(type);
+    // what no policy reads any more stops after a grace period, so policy churn cannot pile up
+    // watches (and their API load and memory) for the life of the process
+    const kinds = new Set(w.kinds.map(typeKey));
+    for (const [key, cache] of this.#configMaps) {
+      if (!wanted.has(key)) cache.retire ??= this.#retireLater(key, () => {
+        this.#configMaps.delete(key);
+        stopCache(cache);
+      });
+    }
+    for (const [key, state] of this.#kinds) {
+      if (!kinds.has(key)) state.retire ??= this.#retireLater(key, () => {
+        this.#kinds.delete(key);
+        state.stopped = true;
+        clearTimeout(state.retry);
+        stopCache(state.cache);
+      });
+    }
+  }
+
+  #retireLater(key: string, stop: () => void): NodeJS.Timeout {
+    const timer = setTimeout(() => {
+      stop();
+      this.log.info({ cache: key }, 'no policy reads this cluster cache any more; stopped');
+    }, this.retireAfterMs);
+    timer.unref();
+    return timer;
   }
 
   /** Discovery first (the plural and scope come from the cluster, which may install the CRD later), then a cluster-wide watch. */
   #watchKind(type: ParamKind): void {
-    if (this.#kinds.has(typeKey(type))) return;
+    const running = this.#kinds.get(typeKey(type));
+    if (running) {
+      clearTimeout(running.retire);
+      running.retire = undefined;
+      return;
+    }
     const state: KindState = { retryMs: 0 };
     this.#kinds.set(typeKey(type), state);
     const what = `${type.kind} (${type.apiVersion})`;
@@ -169,7 +225,7 @@ export class ClusterState implements NamespaceLookup, ParamsLookup {
       } catch (err) {
         state.retryMs = Math.min(state.retryMs ? state.retryMs * 2 : RETRY_FIRST_MS, RETRY_MAX_MS);
         this.log.warn({ what, reason: (err as Error).message, retryInMs: state.retryMs }, 'params kind not found in the cluster; looking again');
-        if (this.#stopped) return;
+        if (this.#stopped || state.stopped) return;
         state.retry = setTimeout(() => void discover(), state.retryMs);
         state.retry.unref();
       }
@@ -222,9 +278,15 @@ export class ClusterState implements NamespaceLookup, ParamsLookup {
 
   async stop(): Promise<void> {
     this.#stopped = true;
-    for (const k of this.#kinds.values()) clearTimeout(k.retry);
+    for (const k of this.#kinds.values()) {
+      clearTimeout(k.retry);
+      clearTimeout(k.retire);
+    }
     const caches = [...(this.#namespaces ? [this.#namespaces] : []), ...this.#configMaps.values(), ...[...this.#kinds.values()].flatMap((k) => (k.cache ? [k.cache] : []))];
-    for (const c of caches) clearTimeout(c.retry);
+    for (const c of caches) {
+      clearTimeout(c.retry);
+      clearTimeout(c.retire);
+    }
     await Promise.all(caches.map((c) => c.watch.stop()));
   }
 }

@@ -32,7 +32,8 @@ export async function startServer(config: ServeConfig, logger: Logger = pino({ l
   // @kubernetes/client-node costs ~85 MiB resident: loaded only when there is a cluster to talk to
   const kube = config.kubeconfig || config.inCluster ? await import('../kube/index.js') : undefined;
   const kubeConfig = kube?.loadKubeConfig(config);
-  const cluster = kube && kubeConfig ? new kube.ClusterState(kubeConfig, logger) : undefined;
+  // a cache no policy reads any more outlives the requests that may still read it: twice the deadline
+  const cluster = kube && kubeConfig ? new kube.ClusterState(kubeConfig, logger, 2 * config.deadlineMs) : undefined;
   const pullSecrets = kube && kubeConfig && config.pullSecrets ? new kube.PullSecretReader(kubeConfig, logger) : undefined;
   const store = new PolicyStore(config.policies, {
     loaded(set) {

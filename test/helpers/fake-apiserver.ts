@@ -15,6 +15,8 @@ export interface FakeApiServer {
   requests: string[];
   /** every request with its query string (selectors included) */
   queries: string[];
+  /** the watches open now, as path and query */
+  openWatches(): string[];
   put(collection: string, object: Obj): void;
   remove(collection: string, name: string): void;
   /** the object as stored, for assertions */
@@ -63,7 +65,7 @@ const namespacedOf = (path: string) => /^\/api\/v1\/namespaces\/[^/]+\/([a-z]+)$
 export async function startFakeApiServer(dir: string, seed: Record<string, Obj[]>): Promise<FakeApiServer> {
   let rv = 100;
   const collections = new Map<string, Map<string, Obj>>();
-  const watchers = new Map<string, Set<{ res: ServerResponse; selects: (o: Obj) => boolean }>>();
+  const watchers = new Map<string, Set<{ res: ServerResponse; selects: (o: Obj) => boolean; query: string }>>();
   const requests: string[] = [];
   const queries: string[] = [];
   const stamp = (o: Obj): Obj => ({ ...o, metadata: { ...o.metadata, resourceVersion: String(++rv) } });
@@ -173,7 +175,7 @@ export async function startFakeApiServer(dir: string, seed: Record<string, Obj[]
         res.end(`${JSON.stringify({ type: 'ERROR', object: { kind: 'Status', apiVersion: 'v1', status: 'Failure', message: 'too old resource version', reason: 'Expired', code: 410 } })}\n`);
         return;
       }
-      const watcher = { res, selects: selects(url.searchParams) };
+      const watcher = { res, selects: selects(url.searchParams), query: `${url.pathname}${url.search}` };
       const since = Number(url.searchParams.get('resourceVersion') ?? NaN);
       if (Number.isFinite(since)) {
         for (const e of history.get(url.pathname) ?? []) if (Number(e.object.metadata.resourceVersion) > since && watcher.selects(e.object)) res.write(`${JSON.stringify(e)}\n`);
@@ -181,7 +183,8 @@ export async function startFakeApiServer(dir: string, seed: Record<string, Obj[]
       let set = watchers.get(url.pathname);
       if (!set) watchers.set(url.pathname, (set = new Set()));
       set.add(watcher);
-      req.on('close', () => set!.delete(watcher));
+      // the response's close, not the request's: a request emits close once its body is read
+      res.on('close', () => set!.delete(watcher));
       return;
     }
     const kind = `${[...items.values()][0]?.kind ?? 'Object'}List`;
@@ -199,6 +202,7 @@ current-context: fake
 `);
   return {
     url, kubeconfig, requests, queries,
+    openWatches: () => [...watchers.values()].flatMap((set) => [...set].filter((w) => !w.res.writableEnded).map((w) => w.query)),
     put(path, object) {
       const items = collections.get(path) ?? new Map<string, Obj>();
       collections.set(path, items);

@@ -231,3 +231,32 @@ spec:
   await eventually(async () => (await decide(4)).allowed === true, 'the ReplicaLimit update');
   t.ok(api.queries.some((q) => q.startsWith('GET /apis/rules.example.com/v1/replicalimits?') && q.includes('watch=true')), 'watched cluster-wide at the discovered plural');
 });
+
+t.test('a reload that no longer reads a ConfigMap stops its watch after the grace period; one read again is kept', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'trustgate-kube-'));
+  const api = await startFakeApiServer(dir, {
+    '/api/v1/namespaces': [ns('shop', { role: 'tenant' })],
+    '/api/v1/namespaces/shop/configmaps': [
+      { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'teams', namespace: 'shop' }, data: { allowed: 'web' } },
+      { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'crew', namespace: 'shop' }, data: { allowed: 'sre' } },
+    ],
+  });
+  t.teardown(() => api.close());
+  const byName = (name: string) => policy.replace('configMap: { namespace: trustgate, name: teams }', `configMap: { name: ${name} }`);
+  const policies = await policyDir({ 'p.yaml': byName('teams') });
+  // a short deadline makes a short grace period (twice the deadline)
+  const server = await startTestServer({ policies: [policies], kubeconfig: api.kubeconfig, deadlineMs: 300 });
+  t.teardown(() => server.close());
+  await eventually(async () => (await server.get('/readyz')).status === 200, 'caches to sync');
+  const watching = (name: string) => api.openWatches().some((q) => q.includes(`fieldSelector=metadata.name%3D${name}`));
+  await eventually(async () => watching('teams'), 'the watch of teams');
+
+  const { writeFile } = await import('node:fs/promises');
+  await writeFile(join(policies, 'p.yaml'), byName('crew'));
+  await eventually(async () => /team web is not in sre/.test((await server.post('/validate', review('shop', 'web'))).json().response.status?.message ?? ''), 'the reload');
+  await eventually(async () => !watching('teams'), 'the unread watch to stop');
+  t.ok(watching('crew'), 'the one now read keeps watching');
+  await new Promise((r) => setTimeout(r, 1500));
+  t.notOk(watching('teams'), 'and it is not started again');
+  t.equal((await server.get('/readyz')).status, 200);
+});
