@@ -1,6 +1,6 @@
 // The DecisionRecord of DESIGN.md: one per admission request, nothing secret in it.
 import { readFileSync } from 'node:fs';
-import type { AdmissionRequest, Endpoint } from '../admission/types.js';
+import type { AdmissionRequest, Endpoint, KubeObject } from '../admission/types.js';
 import { clip, type JsonPatchOperation } from '../admission/response.js';
 import type { PolicyResult } from '../policy/index.js';
 import { canonicalSha256 } from './canonical.js';
@@ -55,6 +55,33 @@ function imageRecords(results: readonly PolicyResult[]): ImageRecord[] {
   return out;
 }
 
+/**
+ * A cluster object a policy read as `params`: which version decided, so an auditor can tell a
+ * decision that changed because the params changed. The content only by its digest.
+ */
+export interface ParamsRecord {
+  apiVersion: string;
+  kind: string;
+  name: string;
+  namespace?: string;
+  resourceVersion?: string;
+  sha256: string;
+}
+
+/** params objects are the watch cache's, unchanged until replaced: each is digested once */
+const paramsDigests = new WeakMap<object, string>();
+
+function paramsRecords(objects: readonly KubeObject[] | undefined): ParamsRecord[] | undefined {
+  if (!objects) return undefined;
+  return objects.map((o) => {
+    let sha256 = paramsDigests.get(o);
+    if (sha256 === undefined) paramsDigests.set(o, (sha256 = canonicalSha256(o)));
+    const m = o.metadata ?? {};
+    // key order is the canonical order; undefined members are left out of the record
+    return { apiVersion: String(o.apiVersion ?? ''), kind: String(o.kind ?? ''), name: m.name ?? '', namespace: m.namespace, resourceVersion: m.resourceVersion as string | undefined, sha256 };
+  });
+}
+
 export interface DecisionRecord {
   schema: 'trustgate.dev/decision/v1';
   decisionId: string;
@@ -82,7 +109,7 @@ export interface DecisionRecord {
   /** parts of the duration: policy evaluation (image verification joins with image rules) */
   timings: { evaluationMs: number; imagesMs?: number };
   policySetRevision: string;
-  policies: { name: string; revision: string; mode: string; result: string; code?: string; messages: string[]; annotations?: Record<string, string> }[];
+  policies: { name: string; revision: string; mode: string; result: string; code?: string; messages: string[]; annotations?: Record<string, string>; params?: ParamsRecord[] }[];
   images: ImageRecord[];
   patch: JsonPatchOperation[];
   labels: { cluster: string; version: string };
@@ -123,7 +150,7 @@ export function buildDecisionRecord(input: {
     images: imageRecords(input.results),
     labels: input.labels ?? { cluster: '', version: TRUSTGATE_VERSION },
     patch: input.patch,
-    policies: input.results.map((p) => ({ annotations: p.annotations, code: p.code, messages: recordedMessages(p.messages), mode: p.mode, name: p.name, result: p.result, revision: p.revision })),
+    policies: input.results.map((p) => ({ annotations: p.annotations, code: p.code, messages: recordedMessages(p.messages), mode: p.mode, name: p.name, params: paramsRecords(p.params), result: p.result, revision: p.revision })),
     policySetRevision: input.policySetRevision,
     replica: input.replica,
     request: {

@@ -15,8 +15,10 @@ import type { CompiledSourcesRule, SourcesRuleSpec } from './sources-rule.js';
 import { parseAllowEntry, parseHostAliases, splitAllowlist, type AllowEntry, type HostAliases } from './sources.js';
 import { CONFIG_MAP, PolicyFileError, type CompiledPolicy, type CompiledRule, type CompiledVariable, type ConfigMapParamsSpec, type Document, type LabelSelector, type ParamKind, type ParamsSource, type PolicySpec } from './types.js';
 
-export function policyRevision(doc: Document): string {
-  return createHash('sha256').update(JSON.stringify({ name: doc.metadata.name, spec: doc.spec })).digest('hex').slice(0, 12);
+/** The policy's text, and the content of a params file it reads: a changed file is a new revision. */
+export function policyRevision(doc: Document, paramsFile?: unknown): string {
+  const text = JSON.stringify(paramsFile === undefined ? { name: doc.metadata.name, spec: doc.spec } : { name: doc.metadata.name, spec: doc.spec, paramsFile });
+  return createHash('sha256').update(text).digest('hex').slice(0, 12);
 }
 
 function compileRule(r: PolicySpec['match']['resources'][number]): CompiledRule {
@@ -215,7 +217,7 @@ export async function compilePolicy(loaded: LoadedDocument, trustRoots: (name: s
     warnings: [...matchWarnings(m), ...paramsScopeWarnings(spec), ...deleteObjectWarnings(spec, { variables, conditions, validations })].map((w) => new PolicyFileError(loaded.positionOf(w.path), w.message)),
     policy: {
       name: doc.metadata.name,
-      revision: policyRevision(doc),
+      revision: policyRevision(doc, spec.params?.file !== undefined && params.kind === 'value' ? params.value : undefined),
       source: loaded.positionOf([]),
       mode: spec.mode ?? 'enforce',
       failurePolicy: spec.failurePolicy ?? 'Fail',

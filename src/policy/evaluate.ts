@@ -45,6 +45,8 @@ export interface PolicyResult {
   reason?: string;
   /** a ValidatingAdmissionPolicy's audit annotations, by key */
   annotations?: Record<string, string>;
+  /** the cluster objects bound as `params` (for the decision record: which version decided) */
+  params?: KubeObject[];
   /** tag -> digest pins for /mutate */
   patch?: { op: 'replace'; path: string; value: string }[];
 }
@@ -315,6 +317,7 @@ function celWithClusterParams(policy: CompiledPolicy, p: ClusterParams, ctx: Eva
     }
     return makeResult(policy, 'error', [what], 'PARAMS_NOT_FOUND');
   }
+  result.params = Array.isArray(found) ? found : [found];
   if (!Array.isArray(found)) return celWithParams(policy, ctx, ctx.cel(found), namespaceObject, result) || undefined;
   let applies = false;
   for (const o of found) {

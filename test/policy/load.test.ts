@@ -123,6 +123,12 @@ t.test('params from a file are read relative to the policy file', async (t) => {
   const result = await loadPolicySet([join(dir, 'sub')]);
   t.same(result.set?.policies[0]?.params, { kind: 'value', value: { names: ['a', 'b'] } });
   t.match((await errorsOf({ 'p.yaml': policyYaml('p', `${POD_RULE}\nparams:\n  file: ./missing.yaml\nvalidations:\n  - expression: "true"`) }))[0], /cannot read params file/);
+  // the params decide as much as the policy text: the revision records and audit records carry changes with them
+  const { writeFile } = await import('node:fs/promises');
+  await writeFile(join(dir, 'sub/allowed.yaml'), 'names: [a, b, c]\n');
+  const changed = await loadPolicySet([join(dir, 'sub')]);
+  t.not(changed.set?.policies[0]?.revision, result.set?.policies[0]?.revision, 'a changed params file is a new policy revision');
+  t.not(changed.set?.revision, result.set?.revision, 'and a new policy set revision');
 });
 
 t.test("documents that are not trustgate's are left alone, a misspelt kind is not", async (t) => {

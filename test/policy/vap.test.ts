@@ -347,6 +347,14 @@ t.test('params by selector: one evaluation per selected ConfigMap; the policy fa
   const out = await decide(set, ociRepo('https://github.com/frontend/app'), { cluster });
   t.equal(out.review.response.allowed, false, 'on one list only: the other evaluation fails');
   t.same(out.results[0]!.messages, ['source https://github.com/frontend/app is not on the list: oci://ghcr.io/frontend/'], 'the failing evaluation speaks, once');
+  const recorded = out.record.policies[0]!.params;
+  t.same(recorded?.map((p) => [p.kind, p.namespace, p.name]), [['ConfigMap', 'frontend', 'a-ghcr'], ['ConfigMap', 'frontend', 'b-github']], 'the record names every params object that decided');
+  t.match(recorded?.[0]?.sha256, /^[0-9a-f]{64}$/);
+  const changed = tenants(tenantList('frontend', 'a-ghcr', 'oci://ghcr.io/frontend/ https://github.com/frontend/', labelled), tenantList('frontend', 'b-github', 'https://github.com/frontend/ oci://ghcr.io/frontend/', labelled));
+  const after = await decide(set, ociRepo('https://github.com/frontend/app'), { cluster: changed });
+  t.equal(after.review.response.allowed, true, 'the params changed');
+  t.not(after.record.policies[0]!.params?.[0]?.sha256, recorded?.[0]?.sha256, 'and the record shows they did');
+  t.equal(after.record.policies[0]!.params?.[1]?.sha256, recorded?.[1]?.sha256, 'the unchanged one digests alike');
   const two = await decide(set, ociRepo('oci://quay.io/x'), { cluster });
   t.equal(two.results[0]!.messages.length, 2, 'one message per failing ConfigMap, in name order');
   t.match(two.results[0]!.messages[0], /oci:\/\/ghcr\.io\/frontend\/$/);
