@@ -14,7 +14,7 @@ import { readPostgresRecords, redactedURL } from './audit/sinks/postgres.js';
 import { ConfigError, flagOn, parseFlags, resolveServeConfig, SERVE_OPTIONS, serveFlagKinds } from './config.js';
 import { didYouMean } from './did-you-mean.js';
 import { readClusterFile } from './kube/cluster-file.js';
-import { junitReport, loadPolicySet, policiesNeverFailed, runPolicyTests } from './policy/index.js';
+import { isConfigMap, junitReport, loadPolicySet, policiesNeverFailed, runPolicyTests } from './policy/index.js';
 import { renderManifests } from './kube/manifests.js';
 import { stringify as toYaml } from 'yaml';
 import { generateCertificates, startServer } from './server/index.js';
@@ -307,6 +307,11 @@ async function manifests(argv: string[]): Promise<number> {
     selfManagedCerts: flagOn(values, 'self-managed-certs'),
   });
   process.stdout.write(objects.map((o) => toYaml(o, { lineWidth: 0 })).join('---\n'));
+  // least privilege says so out loud when the policies need more than a name's worth
+  const selecting = set.policies.filter((p) => p.params.kind === 'objects' && isConfigMap(p.params.type) && p.params.namespace === undefined).map((p) => p.name);
+  if (selecting.length) {
+    process.stderr.write(`warning: ${selecting.join(', ')} select params ConfigMaps by label in each request's namespace, so the ClusterRole reads every ConfigMap in the cluster (RBAC cannot narrow a label selector); name the ConfigMap, or the namespace, to grant less\n`);
+  }
   return 0;
 }
 

@@ -111,9 +111,15 @@ t.test('manifests refuses nonsense and warns about a single replica', async (t) 
 t.test('manifests: ConfigMap params from each request\'s namespace are readable by name only; a selector needs every ConfigMap', async (t) => {
   const { policyDir, policyYaml, POD_RULE } = await import('../helpers/policies.js');
   const policy = (name: string, configMap: string) => policyYaml(name, `${POD_RULE}\nparams:\n  configMap: ${configMap}\nvalidations:\n  - expression: "params.data.x == 'y'"`);
-  const render = async (files: Record<string, string>) => parseAllDocuments((await run(process.execPath, ['--import', 'tsx', `${root}src/cli.ts`, 'manifests', '--namespace', 'tg', '--policies', await policyDir(files)])).stdout).map((d) => d.toJS());
+  let stderr = '';
+  const render = async (files: Record<string, string>) => {
+    const out = await run(process.execPath, ['--import', 'tsx', `${root}src/cli.ts`, 'manifests', '--namespace', 'tg', '--policies', await policyDir(files)]);
+    stderr = out.stderr;
+    return parseAllDocuments(out.stdout).map((d) => d.toJS());
+  };
   const configMapRules = (objects: any[]) => objects.filter((o) => o.kind === 'ClusterRole' || o.kind === 'Role').flatMap((r) => r.rules.filter((x: any) => x.resources.includes('configmaps')).map((x: any) => ({ kind: r.kind, ...x })));
   const named = await render({ 'a.yaml': policy('a', '{ name: limits }'), 'b.yaml': policy('b', '{ name: defaults }'), 'c.yaml': policy('c', '{ namespace: shop, name: fixed }') });
+  t.equal(stderr, '', 'names alone need no warning');
   t.same(configMapRules(named), [
     { kind: 'ClusterRole', apiGroups: [''], resources: ['configmaps'], resourceNames: ['defaults', 'limits'], verbs: ['get', 'list', 'watch'] },
     { kind: 'Role', apiGroups: [''], resources: ['configmaps'], verbs: ['get', 'list', 'watch'] },
@@ -121,6 +127,7 @@ t.test('manifests: ConfigMap params from each request\'s namespace are readable 
   t.equal(named.find((o) => o.kind === 'Role' && o.metadata.name === 'trustgate-configmaps').metadata.namespace, 'shop');
   const selected = await render({ 'a.yaml': policy('a', '{ selector: { matchLabels: { tier: params } } }') });
   t.same(configMapRules(selected), [{ kind: 'ClusterRole', apiGroups: [''], resources: ['configmaps'], verbs: ['get', 'list', 'watch'] }], 'RBAC cannot narrow a label selector');
+  t.match(stderr, /warning: a select params ConfigMaps by label in each request's namespace, so the ClusterRole reads every ConfigMap in the cluster/, 'and says so');
   const custom = await render({ 'vap.yaml': `apiVersion: admissionregistration.k8s.io/v1
 kind: ValidatingAdmissionPolicy
 metadata: { name: replicas }
