@@ -53,7 +53,7 @@ function clusterParams(spec: ConfigMapParamsSpec, type: ParamKind, field: 'confi
   const allowMissing = spec.parameterNotFoundAction === 'Allow';
   const namespace = spec.namespace === undefined ? {} : { namespace: spec.namespace };
   if ((spec.name === undefined) === (spec.selector === undefined)) {
-    fail(at, 'params.configMap needs exactly one of name (one ConfigMap) and selector (one evaluation per ConfigMap it selects)');
+    fail(at, `params.${field} needs exactly one of name (one object) and selector (one evaluation per object it selects)`);
     return undefined;
   }
   // both go to the API server in list and watch calls, which refuse what Kubernetes would

@@ -41,7 +41,7 @@ export interface PolicySpec {
     includeTerminating?: boolean;
     conditions?: { name: string; expression: string }[];
   };
-  params?: { inline?: unknown; file?: string; configMap?: ConfigMapParamsSpec; /** a binding's params of another kind (not in the policy schema) */ object?: ConfigMapParamsSpec & ParamKind };
+  params?: { inline?: unknown; file?: string; configMap?: ConfigMapParamsSpec; /** params of another kind (a custom resource) */ object?: ConfigMapParamsSpec & ParamKind };
   variables?: { name: string; expression: string }[];
   validations?: { expression: string; message?: string; messageExpression?: string; reason?: string }[];
   /** a ValidatingAdmissionPolicy's: a string value is recorded under its key, null records nothing */

@@ -66,7 +66,7 @@ t.test('params.configMap takes exactly one of name and selector', async (t) => {
   for (const configMap of ['{}', '{ namespace: shop }', '{ name: limits, selector: {} }']) {
     const dir = await policyDir({ 'p.yaml': policyYaml('p', `${REPLICAS}params:\n  configMap: ${configMap}\n`) });
     const result = await loadPolicySet([dir]);
-    t.match(result.errors.map((e) => e.message), [/p\.yaml:\d+:\d+: params\.configMap needs exactly one of name \(one ConfigMap\) and selector/], configMap);
+    t.match(result.errors.map((e) => e.message), [/p\.yaml:\d+:\d+: params\.configMap needs exactly one of name \(one object\) and selector/], configMap);
   }
   const dir = await policyDir({ 'p.yaml': policyYaml('p', `${REPLICAS}params:\n  configMap: { name: limits, parameterNotFoundAction: Ignore }\n`) });
   t.match((await loadPolicySet([dir])).errors.map((e) => e.message), [/parameterNotFoundAction: must be one of "Allow", "Deny"/]);
@@ -136,4 +136,35 @@ spec:
   paramRef: { selector: { matchLabels: { "-tier": gold } } }
 ` });
   t.match((await loadPolicySet([vap])).errors.map((e) => e.message.replaceAll(`${vap}/`, '')), [/^vap\.yaml:15:\d+: label key "-tier"/], "a binding's selector, at its paramRef");
+});
+
+t.test('params.object: a custom kind, from the cluster (here a cluster file), in the kind\'s own scope', async (t) => {
+  const dir = await policyDir({
+    'p.yaml': policyYaml('tiered', `match:
+  resources:
+    - { apiGroups: [apps], resources: [deployments], operations: [CREATE] }
+params:
+  object: { apiVersion: rules.example.com/v1, kind: ReplicaLimit, name: standard }
+validations:
+  - expression: object.spec.replicas <= params.maxReplicas
+    messageExpression: "'at most ' + string(params.maxReplicas) + ' replicas'"
+`),
+    'cases.test.yaml': `apiVersion: trustgate.dev/v1alpha1
+kind: PolicyTest
+metadata: { name: tiered }
+spec:
+  configMaps:
+    - { apiVersion: rules.example.com/v1, kind: ReplicaLimit, metadata: { name: standard, namespace: shop }, maxReplicas: 3 }
+    - { apiVersion: rules.example.com/v1, kind: ReplicaLimit, metadata: { name: standard, namespace: batch }, maxReplicas: 40 }
+  cases:
+    - { name: "shop's own limit", expect: deny, namespace: shop, object: ${deployment(4)}, messages: ["[tiered] at most 3 replicas"] }
+    - { name: "batch's own limit", expect: allow, namespace: batch, object: ${deployment(40)} }
+    - { name: no limit here, expect: deny, namespace: empty, object: ${deployment(1)}, messages: ["params ReplicaLimit empty/standard not found"] }
+`,
+  });
+  const tested = await trustgate('test', dir);
+  t.equal(tested.code, 0, tested.stdout + tested.stderr);
+  t.match(tested.stdout, /3 passed, 0 failed/);
+  const missing = await policyDir({ 'p.yaml': policyYaml('p', `${REPLICAS}params:\n  object: { name: standard }\n`) });
+  t.match((await loadPolicySet([missing])).errors.map((e) => e.message), [/params\.object: missing required field "apiVersion"/]);
 });
