@@ -39,6 +39,9 @@ export interface AdmissionOutcome {
   explain?: ExplainStep[];
 }
 
+/** how long a request waits for a namespace its cluster cache does not know yet */
+const NAMESPACE_LOOKUP_MS = 1000;
+
 export class PolicySetUnavailableError extends Error {
   readonly code = 'POLICIES_NOT_LOADED';
 }
@@ -57,6 +60,12 @@ export async function admit(body: unknown, endpoint: Endpoint, services: Admissi
   if (!set) throw new PolicySetUnavailableError('no policy set is loaded yet');
   const explain = options.explain ? [] : undefined;
   const ctx = new EvaluationContext(request, (options.receivedAt ?? Date.now()) + services.deadlineMs, services.namespaces, services.params, explain);
+  // a namespace created a moment ago may not have reached the watch yet: looked up once rather
+  // than judged unknown (a Namespace's own request names itself, and needs no look-up)
+  const ns = request.namespace;
+  if (ns && services.namespaces?.resolve && request.resource.resource !== 'namespaces' && !services.namespaces.get(ns)) {
+    await services.namespaces.resolve(ns, Math.min(NAMESPACE_LOOKUP_MS, ctx.deadline - Date.now()));
+  }
   const results: PolicyResult[] = [];
   const evaluationStarted = performance.now();
   const withImages: [CompiledPolicy, PolicyResult][] = [];

@@ -30,6 +30,7 @@ interface Cache<T extends KubernetesObject> {
   stopped?: boolean;
 }
 
+const NAMESPACE_NOT_FOUND_MS = 2000;
 const RETRY_FIRST_MS = 500;
 const RETRY_MAX_MS = 30_000;
 
@@ -83,6 +84,9 @@ export class ClusterState implements NamespaceLookup, ParamsLookup {
   readonly #discovery: Discovery;
   #ready = false;
   #stopped = false;
+  readonly #namespaceLookups = new Map<string, Promise<void>>();
+  /** namespaces a look-up found missing, until when they are not asked for again */
+  readonly #namespacesNotFound = new Map<string, number>();
   /** a policy's selector is the same object on every request: its key is built once */
   readonly #selectorKeys = new WeakMap<LabelSelector, string>();
 
@@ -235,6 +239,39 @@ export class ClusterState implements NamespaceLookup, ParamsLookup {
 
   get(name: string): KubeObject | undefined {
     return this.#namespaces?.plain.get('')?.get(name);
+  }
+
+  /**
+   * One GET for a namespace the watch has not delivered yet (applied together with its
+   * workloads, say): concurrent requests share it, and a namespace that is not there is not
+   * asked for again for a while. Before the first list there is nothing to complete.
+   */
+  resolve(name: string, timeoutMs: number): Promise<void> {
+    const cache = this.#namespaces;
+    if (!cache?.synced || timeoutMs <= 0) return Promise.resolve();
+    const notFoundUntil = this.#namespacesNotFound.get(name);
+    if (notFoundUntil !== undefined && notFoundUntil > Date.now()) return Promise.resolve();
+    let pending = this.#namespaceLookups.get(name);
+    if (!pending) {
+      pending = this.#core.readNamespace({ name }).then((o) => {
+        const plain = JSON.parse(JSON.stringify(o)) as KubeObject;
+        let cluster = cache.plain.get('');
+        if (!cluster) cache.plain.set('', (cluster = new Map()));
+        // the watch may have delivered it meanwhile, and is as new
+        if (!cluster.has(name)) cluster.set(name, plain);
+      }, (err: unknown) => {
+        if ((err as { code?: number }).code === 404) {
+          // bounded: requests name namespaces, and only a stream of missing ones could grow this
+          if (this.#namespacesNotFound.size >= 1000) this.#namespacesNotFound.clear();
+          this.#namespacesNotFound.set(name, Date.now() + NAMESPACE_NOT_FOUND_MS);
+        }
+        else this.log.warn({ namespace: name, reason: (err as Error).message }, 'namespace look-up failed');
+      }).finally(() => this.#namespaceLookups.delete(name));
+      this.#namespaceLookups.set(name, pending);
+    }
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<void>((r) => (timer = setTimeout(r, timeoutMs)));
+    return Promise.race([pending, timeout]).finally(() => clearTimeout(timer));
   }
 
   namespaced(type: ParamKind): boolean {

@@ -7,6 +7,11 @@ import type { CompiledPolicy, CompiledRule } from './types.js';
 export interface NamespaceLookup {
   /** the Namespace object, or undefined when it is not known */
   get(name: string): KubeObject | undefined;
+  /**
+   * Looks up a namespace the lookup does not know yet (created a moment ago, its watch event
+   * still on the way), so get() knows it once this settles; never rejects.
+   */
+  resolve?(name: string, timeoutMs: number): Promise<void>;
 }
 
 function resourceMatches(patterns: readonly string[], resource: string, sub: string): boolean {

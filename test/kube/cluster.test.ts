@@ -260,3 +260,32 @@ t.test('a reload that no longer reads a ConfigMap stops its watch after the grac
   t.notOk(watching('teams'), 'and it is not started again');
   t.equal((await server.get('/readyz')).status, 200);
 });
+
+// Flux or kubectl applies a Namespace and its workloads together: the workloads' reviews can
+// arrive before the Namespace's watch event. One GET then, instead of NAMESPACE_UNKNOWN.
+t.test('a namespace the watch has not delivered yet is looked up once, not judged unknown', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'trustgate-kube-'));
+  const api = await startFakeApiServer(dir, {
+    '/api/v1/namespaces': [ns('shop', { role: 'tenant' })],
+    '/api/v1/namespaces/trustgate/configmaps': [cm({ allowed: 'web' })],
+  });
+  t.teardown(() => api.close());
+  const server = await startTestServer({ policies: [await policyDir({ 'p.yaml': policy })], kubeconfig: api.kubeconfig });
+  t.teardown(() => server.close());
+  await eventually(async () => (await server.get('/readyz')).status === 200, 'caches to sync');
+  const decide = async (namespace: string, team: string) => (await server.post('/validate', review(namespace, team))).json().response;
+
+  api.putSilently('/api/v1/namespaces', ns('fresh', { role: 'tenant' }));
+  const gets = () => api.requests.filter((r) => r === 'GET /api/v1/namespaces/fresh').length;
+  const [a, b] = await Promise.all([decide('fresh', 'ghosts'), decide('fresh', 'web')]);
+  t.match(a.status?.message, /\[known-team\] team ghosts is not in web/, 'judged by its labels, not refused as unknown');
+  t.equal(b.allowed, true);
+  t.equal(gets(), 1, 'concurrent requests shared one look-up');
+  t.equal((await decide('fresh', 'web')).allowed, true);
+  t.equal(gets(), 1, 'and it is cached');
+
+  const missing = await decide('nowhere', 'web');
+  t.match(missing.status?.message, /namespace nowhere is unknown/, 'a namespace that is not there is still unknown: failurePolicy decides');
+  await decide('nowhere', 'web');
+  t.equal(api.requests.filter((r) => r === 'GET /api/v1/namespaces/nowhere').length, 1, 'and not asked for again at once');
+});
