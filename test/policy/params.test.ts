@@ -1,6 +1,7 @@
-// trustgate's own policies take ConfigMap params as a ValidatingAdmissionPolicyBinding's paramRef
+// trustgate's own policies take cluster params as a ValidatingAdmissionPolicyBinding's paramRef
 // does: by name in a fixed namespace, by name from the namespace of each request, or one
-// evaluation per ConfigMap a label selector selects; and a team tests them offline.
+// evaluation per object a label selector selects; ConfigMaps or custom kinds (params.object);
+// names and selectors checked as the API server would; and a team tests them offline.
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import t from 'tap';
