@@ -135,6 +135,13 @@ export class ClusterState implements NamespaceLookup, ParamsLookup {
       // stopping aborts the watch, which ends here too
       if (this.#stopped || cache.stopped) return;
       const reason = (err as { body?: { message?: string } })?.body?.message ?? (err as Error)?.message ?? String(err);
+      // 404: the resource is no longer served (its CRD deleted); its last state would decide stale
+      const status = (err as { code?: unknown; statusCode?: unknown })?.code ?? (err as { statusCode?: unknown })?.statusCode;
+      if (status === 404 && cache.synced) {
+        cache.synced = false;
+        cache.plain.clear();
+        this.log.warn({ what }, 'the cluster no longer serves this resource: the policies reading it fail until it is served again');
+      }
       cache.retryMs = Math.min(cache.retryMs ? cache.retryMs * 2 : RETRY_FIRST_MS, RETRY_MAX_MS);
       this.log.warn({ what, reason, retryInMs: cache.retryMs }, 'cluster list or watch failed; the cache keeps its last state and starts again');
       cache.retry = setTimeout(() => void watch.start().catch(() => undefined), cache.retryMs);

@@ -34,6 +34,8 @@ export interface FakeApiServer {
   forbid(path: string, forbidden?: boolean): void;
   /** discovery: the API server starts serving a resource (a CustomResourceDefinition is installed) */
   serveResource(apiVersion: string, resource: { name: string; kind: string; namespaced: boolean }): void;
+  /** the API server stops serving a resource (its CRD is deleted): discovery and the collection go */
+  dropResource(apiVersion: string, plural: string): void;
   close(): Promise<void>;
 }
 
@@ -237,6 +239,11 @@ current-context: fake
     serveResource(apiVersion, resource) {
       const path = `/${apiVersion.includes('/') ? 'apis' : 'api'}/${apiVersion}`;
       discovery.set(path, [...(discovery.get(path) ?? []), resource]);
+    },
+    dropResource(apiVersion, plural) {
+      const base = `/${apiVersion.includes('/') ? 'apis' : 'api'}/${apiVersion}`;
+      discovery.set(base, (discovery.get(base) ?? []).filter((r) => r.name !== plural));
+      collections.delete(`${base}/${plural}`);
     },
     forbid(path, on = true) {
       if (on) forbidden.add(path);

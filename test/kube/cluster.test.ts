@@ -230,6 +230,12 @@ spec:
   api.put('/apis/rules.example.com/v1/replicalimits', limit(5));
   await eventually(async () => (await decide(4)).allowed === true, 'the ReplicaLimit update');
   t.ok(api.queries.some((q) => q.startsWith('GET /apis/rules.example.com/v1/replicalimits?') && q.includes('watch=true')), 'watched cluster-wide at the discovered plural');
+
+  // the CRD is deleted: the last ReplicaLimit must not go on deciding
+  api.dropResource('rules.example.com/v1', 'replicalimits');
+  api.disconnectWatches();
+  await eventually(async () => /ReplicaLimit standard cannot be read yet/.test((await decide(4)).status?.message ?? ''), 'the removal to be noticed', 20_000);
+  t.equal((await server.get('/readyz')).status, 200, 'only the policies reading it fail');
 });
 
 t.test('a reload that no longer reads a ConfigMap stops its watch after the grace period; one read again is kept', async (t) => {
