@@ -28,6 +28,8 @@ interface Cache<T extends KubernetesObject> {
   /** set once no policy reads the cache: it stops when this fires */
   retire?: NodeJS.Timeout;
   stopped?: boolean;
+  /** failed lists and watches, for /metrics */
+  failures: number;
 }
 
 const NAMESPACE_NOT_FOUND_MS = 2000;
@@ -62,6 +64,8 @@ interface KindState {
   retry?: NodeJS.Timeout;
   retire?: NodeJS.Timeout;
   stopped?: boolean;
+  /** failed discoveries, for /metrics */
+  failures: number;
 }
 
 const typeKey = (t: ParamKind) => `${t.apiVersion}|${t.kind}`;
@@ -101,7 +105,7 @@ export class ClusterState implements NamespaceLookup, ParamsLookup {
   }
 
   #start<T extends KubernetesObject>(what: string, scope: WatchScope, list: () => Promise<{ items: T[]; metadata?: { resourceVersion?: string } }>): Cache<T> {
-    const cache = { synced: false, plain: new Map(), retryMs: 0 } as unknown as Cache<T>;
+    const cache = { synced: false, plain: new Map(), retryMs: 0, failures: 0 } as unknown as Cache<T>;
     // synced means a list succeeded and its items are cached, not merely that start() returned
     const listed = async () => {
       const result = await list();
@@ -134,6 +138,7 @@ export class ClusterState implements NamespaceLookup, ParamsLookup {
     watch.on('error', (err) => {
       // stopping aborts the watch, which ends here too
       if (this.#stopped || cache.stopped) return;
+      cache.failures++;
       const reason = (err as { body?: { message?: string } })?.body?.message ?? (err as Error)?.message ?? String(err);
       // 404: the resource is no longer served (its CRD deleted); its last state would decide stale
       const status = (err as { code?: unknown; statusCode?: unknown })?.code ?? (err as { statusCode?: unknown })?.statusCode;
@@ -223,7 +228,7 @@ export class ClusterState implements NamespaceLookup, ParamsLookup {
       running.retire = undefined;
       return;
     }
-    const state: KindState = { retryMs: 0 };
+    const state: KindState = { retryMs: 0, failures: 0 };
     this.#kinds.set(typeKey(type), state);
     const what = `${type.kind} (${type.apiVersion})`;
     const discover = async () => {
@@ -234,6 +239,7 @@ export class ClusterState implements NamespaceLookup, ParamsLookup {
         const base = type.apiVersion.includes('/') ? `/apis/${type.apiVersion}` : `/api/${type.apiVersion}`;
         state.cache = this.#start(`${resource.name} (${type.apiVersion})`, { path: `${base}/${resource.name}` }, () => this.#discovery.list(type.apiVersion, type.kind));
       } catch (err) {
+        state.failures++;
         state.retryMs = Math.min(state.retryMs ? state.retryMs * 2 : RETRY_FIRST_MS, RETRY_MAX_MS);
         this.log.warn({ what, reason: (err as Error).message, retryInMs: state.retryMs }, 'params kind not found in the cluster; looking again');
         if (this.#stopped || state.stopped) return;
@@ -306,6 +312,14 @@ export class ClusterState implements NamespaceLookup, ParamsLookup {
     }
     const what = `the ${type.kind} objects ${namespace ? `in ${namespace} ` : ''}labelled ${selectorString(selector)}`;
     return selectObjects(listed(cache, what).get(namespace), selector);
+  }
+
+  /** Every cache, whether it has listed and how often it failed: what /metrics shows. */
+  cacheStates(): { cache: string; synced: boolean; failures: number }[] {
+    const states = this.#namespaces ? [{ cache: 'namespaces', synced: this.#namespaces.synced, failures: this.#namespaces.failures }] : [];
+    for (const [key, c] of this.#configMaps) states.push({ cache: `configmaps ${key}`, synced: c.synced, failures: c.failures });
+    for (const [key, k] of this.#kinds) states.push({ cache: `kind:${key}`, synced: k.cache?.synced ?? false, failures: k.failures + (k.cache?.failures ?? 0) });
+    return states;
   }
 
   /**

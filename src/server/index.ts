@@ -34,6 +34,7 @@ export async function startServer(config: ServeConfig, logger: Logger = pino({ l
   const kubeConfig = kube?.loadKubeConfig(config);
   // a cache no policy reads any more outlives the requests that may still read it: twice the deadline
   const cluster = kube && kubeConfig ? new kube.ClusterState(kubeConfig, logger, 2 * config.deadlineMs) : undefined;
+  if (cluster) metrics.observeClusterCaches(() => cluster.cacheStates());
   const pullSecrets = kube && kubeConfig && config.pullSecrets ? new kube.PullSecretReader(kubeConfig, logger) : undefined;
   const store = new PolicyStore(config.policies, {
     loaded(set) {

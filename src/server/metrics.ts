@@ -27,12 +27,41 @@ function hotCounter<T extends string>(config: { name: string; help: string; labe
   return Object.assign(counter, { hot: inc });
 }
 
+/** One cluster cache as /metrics shows it (see ClusterState.cacheStates). */
+export interface ClusterCacheState {
+  cache: string;
+  synced: boolean;
+  failures: number;
+}
+
 export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
   const registry = new Registry();
+  // read at scrape time: the caches come and go with the policies that read them
+  let clusterCaches: () => ClusterCacheState[] = () => [];
+  const clusterCacheSynced: Gauge<'cache'> = new Gauge({
+    name: 'trustgate_cluster_cache_synced', help: '1 once a cluster cache (namespaces, params ConfigMaps, a params kind) has listed; 0 while its policies fail with PARAMS_UNAVAILABLE',
+    labelNames: ['cache'] as const, registers: [registry],
+    collect() {
+      clusterCacheSynced.reset();
+      for (const c of clusterCaches()) clusterCacheSynced.set({ cache: c.cache }, c.synced ? 1 : 0);
+    },
+  });
+  const clusterCacheFailures: Counter<'cache'> = new Counter({
+    name: 'trustgate_cluster_cache_failures_total', help: 'Failed lists, watches and discoveries of a cluster cache (each retried with backoff)',
+    labelNames: ['cache'] as const, registers: [registry],
+    collect() {
+      clusterCacheFailures.reset();
+      for (const c of clusterCaches()) clusterCacheFailures.inc({ cache: c.cache }, c.failures);
+    },
+  });
   const policyResults = hotCounter({ name: 'trustgate_policy_results_total', help: 'Policy evaluations by policy, mode, result and reason code', labelNames: ['policy', 'mode', 'result', 'code'] as const, registers: [registry] });
   if (options.defaultMetrics !== false) collectDefaultMetrics({ register: registry, prefix: 'trustgate_process_' });
   return {
     registry,
+    /** where /metrics reads the cluster caches from */
+    observeClusterCaches(source: () => ClusterCacheState[]): void {
+      clusterCaches = source;
+    },
     requests: hotCounter({ name: 'trustgate_admission_requests_total', help: 'Admission HTTP requests by endpoint and status code', labelNames: ['endpoint', 'code'] as const, registers: [registry] }),
     decisions: hotCounter({ name: 'trustgate_decisions_total', help: 'Admission decisions by endpoint and outcome', labelNames: ['endpoint', 'allowed', 'dry_run'] as const, registers: [registry] }),
     policyResults,

@@ -165,8 +165,14 @@ t.test('params that cannot be read are an error, never "not found"; a later cach
   t.equal(unreadable.allowed, false, 'failurePolicy Fail: an unreadable ConfigMap does not pass as a missing one would');
   t.match(unreadable.status.message, /\[optional-teams\] ConfigMap shop\/teams cannot be read yet: its cluster cache has not listed them/);
 
+  const metrics = async () => (await server.get('/metrics')).text;
+  t.match(await metrics(), /^trustgate_cluster_cache_synced\{cache="configmaps name:teams"\} 0$/m, 'what an alert can watch for');
+  t.match(await metrics(), /^trustgate_cluster_cache_failures_total\{cache="configmaps name:teams"\} [1-9]/m);
+  t.match(await metrics(), /^trustgate_cluster_cache_synced\{cache="namespaces"\} 1$/m);
+
   api.forbid('/api/v1/configmaps', false);
   await eventually(async () => (await server.get('/readyz')).status === 200, 'the cache to list once allowed', 20_000);
+  t.match(await metrics(), /^trustgate_cluster_cache_synced\{cache="configmaps name:teams"\} 1$/m);
   t.match((await decide('ghosts')).status?.message, /team ghosts is not in web/);
 
   // a reload adds a policy whose ConfigMaps the (unchanged) RBAC does not let trustgate read
@@ -176,6 +182,7 @@ t.test('params that cannot be read are an error, never "not found"; a later cach
     .replace('configMap: { namespace: trustgate, name: teams }', 'configMap: { selector: { matchLabels: { teams: "yes" } }, parameterNotFoundAction: Allow }'));
   await eventually(async () => /\[selected-teams\] the ConfigMap objects in shop labelled teams=yes cannot be read yet/.test((await decide('web')).status?.message ?? ''), 'the reload');
   t.equal((await server.get('/readyz')).status, 200, 'still ready: only the policy that reads the new cache fails');
+  t.match(await metrics(), /^trustgate_cluster_cache_synced\{cache="configmaps selector:teams=yes"\} 0$/m, 'and /metrics says which cache');
   t.notMatch((await decide('web')).status.message, /optional-teams/, 'the policy with a listed cache decides as before');
 });
 
