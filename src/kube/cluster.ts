@@ -235,6 +235,8 @@ export class ClusterState implements NamespaceLookup, ParamsLookup {
       try {
         const resource = await this.#discovery.find(type.apiVersion, type.kind);
         if (!resource) throw new Error(`the cluster serves no ${type.kind} in ${type.apiVersion} (is its CustomResourceDefinition installed?)`);
+        // retired, or the whole state stopped, while discovery was on the way: nothing to start
+        if (this.#stopped || state.stopped) return;
         state.resource = { plural: resource.name, namespaced: resource.namespaced };
         const base = type.apiVersion.includes('/') ? `/apis/${type.apiVersion}` : `/api/${type.apiVersion}`;
         state.cache = this.#start(`${resource.name} (${type.apiVersion})`, { path: `${base}/${resource.name}` }, () => this.#discovery.list(type.apiVersion, type.kind));
