@@ -5,9 +5,26 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
 import { eventually } from '../helpers/eventually.js';
-import { startFakeApiServer } from '../helpers/fake-apiserver.js';
+import { startFakeApiServer, type FakeApiServer } from '../helpers/fake-apiserver.js';
 import { policyDir, policyYaml } from '../helpers/policies.js';
 import { startTestServer } from '../helpers/server.js';
+import type { ServeConfig } from '../../src/config.js';
+
+/**
+ * A fake API server with these collections and trustgate serving these policy files against it,
+ * both torn down with the test; ready unless said otherwise (`before` runs before trustgate starts).
+ */
+async function againstCluster(t: { teardown(fn: () => unknown): void }, seed: Parameters<typeof startFakeApiServer>[1], files: Record<string, string>,
+  options: { before?: (api: FakeApiServer) => void; config?: Partial<ServeConfig>; ready?: boolean } = {}) {
+  const api = await startFakeApiServer(await mkdtemp(join(tmpdir(), 'trustgate-kube-')), seed);
+  t.teardown(() => api.close());
+  options.before?.(api);
+  const policies = await policyDir(files);
+  const server = await startTestServer({ policies: [policies], kubeconfig: api.kubeconfig, ...options.config });
+  t.teardown(() => server.close());
+  if (options.ready !== false) await eventually(async () => (await server.get('/readyz')).status === 200, 'caches to sync');
+  return { api, server, policies };
+}
 
 const ns = (name: string, labels: Record<string, string>) => ({ apiVersion: 'v1', kind: 'Namespace', metadata: { name, labels, creationTimestamp: '2026-01-02T03:04:05Z' } });
 const cm = (data: Record<string, string>) => ({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'teams', namespace: 'trustgate' }, data });
@@ -38,15 +55,10 @@ const review = (namespace: string, team: string) => ({
 
 
 t.test('namespaceSelector and ConfigMap params follow the cluster through watches', async (t) => {
-  const dir = await mkdtemp(join(tmpdir(), 'trustgate-kube-'));
-  const api = await startFakeApiServer(dir, {
+  const { api, server } = await againstCluster(t, {
     '/api/v1/namespaces': [ns('shop', { role: 'tenant' }), ns('ops', {})],
     '/api/v1/namespaces/trustgate/configmaps': [cm({ allowed: 'web payments' })],
-  });
-  t.teardown(() => api.close());
-  const server = await startTestServer({ policies: [await policyDir({ 'p.yaml': policy })], kubeconfig: api.kubeconfig });
-  t.teardown(() => server.close());
-  await eventually(async () => (await server.get('/readyz')).status === 200, 'caches to sync');
+  }, { 'p.yaml': policy });
 
   const decide = async (namespace: string, team: string) => (await server.post('/validate', review(namespace, team))).json().response;
   t.equal((await decide('shop', 'web')).allowed, true, 'a listed team in a tenant namespace');
@@ -65,15 +77,10 @@ t.test('namespaceSelector and ConfigMap params follow the cluster through watche
 });
 
 t.test('watch disconnects and 410 Gone: the caches reconnect and list again, missing nothing', async (t) => {
-  const dir = await mkdtemp(join(tmpdir(), 'trustgate-kube-'));
-  const api = await startFakeApiServer(dir, {
+  const { api, server } = await againstCluster(t, {
     '/api/v1/namespaces': [ns('shop', { role: 'tenant' })],
     '/api/v1/namespaces/trustgate/configmaps': [cm({ allowed: 'web' })],
-  });
-  t.teardown(() => api.close());
-  const server = await startTestServer({ policies: [await policyDir({ 'p.yaml': policy })], kubeconfig: api.kubeconfig });
-  t.teardown(() => server.close());
-  await eventually(async () => (await server.get('/readyz')).status === 200, 'caches to sync');
+  }, { 'p.yaml': policy });
   const decide = async (team: string) => (await server.post('/validate', review('shop', team))).json().response;
   t.equal((await decide('payments')).allowed, false);
 
@@ -104,21 +111,16 @@ t.test('without cluster data, policies that need it fail closed', async (t) => {
 // the policies read them (by name with a field selector, which RBAC can limit by resourceNames,
 // or by label selector), and each request reads its own namespace's.
 t.test('params from the namespace of each request follow the cluster through narrowed cluster-wide watches', async (t) => {
-  const dir = await mkdtemp(join(tmpdir(), 'trustgate-kube-'));
   const tenantCm = (namespace: string, name: string, allowed: string, labels: Record<string, string> = {}) =>
     ({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name, namespace, labels }, data: { allowed } });
-  const api = await startFakeApiServer(dir, {
-    '/api/v1/namespaces': [ns('shop', { role: 'tenant' }), ns('ops', { role: 'tenant' })],
-    '/api/v1/namespaces/shop/configmaps': [tenantCm('shop', 'teams', 'web'), tenantCm('shop', 'extra', 'web', { 'trustgate.dev/teams': 'extra' }), tenantCm('shop', 'unrelated', 'x')],
-    '/api/v1/namespaces/ops/configmaps': [tenantCm('ops', 'teams', 'sre')],
-  });
-  t.teardown(() => api.close());
   const perNamespace = policy.replace('name: known-team', 'name: own-teams').replace('configMap: { namespace: trustgate, name: teams }', 'configMap: { name: teams }');
   const selected = policy.replace('name: known-team', 'name: selected-teams')
     .replace('configMap: { namespace: trustgate, name: teams }', 'configMap: { selector: { matchExpressions: [{ key: trustgate.dev/teams, operator: Exists }] }, parameterNotFoundAction: Allow }');
-  const server = await startTestServer({ policies: [await policyDir({ 'a.yaml': perNamespace, 'b.yaml': selected })], kubeconfig: api.kubeconfig });
-  t.teardown(() => server.close());
-  await eventually(async () => (await server.get('/readyz')).status === 200, 'caches to sync');
+  const { api, server } = await againstCluster(t, {
+    '/api/v1/namespaces': [ns('shop', { role: 'tenant' }), ns('ops', { role: 'tenant' })],
+    '/api/v1/namespaces/shop/configmaps': [tenantCm('shop', 'teams', 'web'), tenantCm('shop', 'extra', 'web', { 'trustgate.dev/teams': 'extra' }), tenantCm('shop', 'unrelated', 'x')],
+    '/api/v1/namespaces/ops/configmaps': [tenantCm('ops', 'teams', 'sre')],
+  }, { 'a.yaml': perNamespace, 'b.yaml': selected });
 
   const decide = async (namespace: string, team: string) => (await server.post('/validate', review(namespace, team))).json().response;
   t.equal((await decide('shop', 'web')).allowed, true, "shop's own list, and its selected ConfigMap");
@@ -146,17 +148,11 @@ t.test('params from the namespace of each request follow the cluster through nar
 // Allow passes a missing one, but a cache that has not listed (RBAC lacking, API down) is an
 // error its failurePolicy decides. And a cache a reload adds later cannot unready the webhook.
 t.test('params that cannot be read are an error, never "not found"; a later cache that cannot list fails its policy, not readiness', async (t) => {
-  const dir = await mkdtemp(join(tmpdir(), 'trustgate-kube-'));
-  const api = await startFakeApiServer(dir, {
+  const optional = policy.replace('name: known-team', 'name: optional-teams').replace('configMap: { namespace: trustgate, name: teams }', 'configMap: { name: teams, parameterNotFoundAction: Allow }');
+  const { api, server, policies } = await againstCluster(t, {
     '/api/v1/namespaces': [ns('shop', { role: 'tenant' })],
     '/api/v1/namespaces/shop/configmaps': [{ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'teams', namespace: 'shop' }, data: { allowed: 'web' } }],
-  });
-  t.teardown(() => api.close());
-  api.forbid('/api/v1/configmaps');
-  const optional = policy.replace('name: known-team', 'name: optional-teams').replace('configMap: { namespace: trustgate, name: teams }', 'configMap: { name: teams, parameterNotFoundAction: Allow }');
-  const policies = await policyDir({ 'a.yaml': optional });
-  const server = await startTestServer({ policies: [policies], kubeconfig: api.kubeconfig });
-  t.teardown(() => server.close());
+  }, { 'a.yaml': optional }, { before: (api) => api.forbid('/api/v1/configmaps'), ready: false });
   const decide = async (team: string) => (await server.post('/validate', review('shop', team))).json().response;
 
   await new Promise((r) => setTimeout(r, 300));
@@ -189,13 +185,7 @@ t.test('params that cannot be read are an error, never "not found"; a later cach
 // A ValidatingAdmissionPolicy whose params are a custom resource (the documentation's
 // ReplicaLimit): found by discovery once its CRD is installed, then watched like the rest.
 t.test('params of a custom kind: discovered when the cluster serves it, then watched', async (t) => {
-  const dir = await mkdtemp(join(tmpdir(), 'trustgate-kube-'));
   const limit = (max: number) => ({ apiVersion: 'rules.example.com/v1', kind: 'ReplicaLimit', metadata: { name: 'standard' }, maxReplicas: max });
-  const api = await startFakeApiServer(dir, {
-    '/api/v1/namespaces': [ns('shop', {})],
-    '/apis/rules.example.com/v1/replicalimits': [limit(3)],
-  });
-  t.teardown(() => api.close());
   const vap = `apiVersion: admissionregistration.k8s.io/v1
 kind: ValidatingAdmissionPolicy
 metadata: { name: replicas }
@@ -215,8 +205,10 @@ spec:
   validationActions: [Deny]
   paramRef: { name: standard, parameterNotFoundAction: Deny }
 `;
-  const server = await startTestServer({ policies: [await policyDir({ 'replicas.yaml': vap })], kubeconfig: api.kubeconfig });
-  t.teardown(() => server.close());
+  const { api, server } = await againstCluster(t, {
+    '/api/v1/namespaces': [ns('shop', {})],
+    '/apis/rules.example.com/v1/replicalimits': [limit(3)],
+  }, { 'replicas.yaml': vap }, { ready: false });
   const decide = async (replicas: number) => (await server.post('/validate', {
     apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview',
     request: {
@@ -246,21 +238,14 @@ spec:
 });
 
 t.test('a reload that no longer reads a ConfigMap stops its watch after the grace period; one read again is kept', async (t) => {
-  const dir = await mkdtemp(join(tmpdir(), 'trustgate-kube-'));
-  const api = await startFakeApiServer(dir, {
+  const byName = (name: string) => policy.replace('configMap: { namespace: trustgate, name: teams }', `configMap: { name: ${name} }`);
+  const { api, server, policies } = await againstCluster(t, {
     '/api/v1/namespaces': [ns('shop', { role: 'tenant' })],
     '/api/v1/namespaces/shop/configmaps': [
       { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'teams', namespace: 'shop' }, data: { allowed: 'web' } },
       { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'crew', namespace: 'shop' }, data: { allowed: 'sre' } },
     ],
-  });
-  t.teardown(() => api.close());
-  const byName = (name: string) => policy.replace('configMap: { namespace: trustgate, name: teams }', `configMap: { name: ${name} }`);
-  const policies = await policyDir({ 'p.yaml': byName('teams') });
-  // a short deadline makes a short grace period (twice the deadline)
-  const server = await startTestServer({ policies: [policies], kubeconfig: api.kubeconfig, deadlineMs: 300 });
-  t.teardown(() => server.close());
-  await eventually(async () => (await server.get('/readyz')).status === 200, 'caches to sync');
+  }, { 'p.yaml': byName('teams') }, { config: { deadlineMs: 300 } }); // a short deadline: a short grace period (twice the deadline)
   const watching = (name: string) => api.openWatches().some((q) => q.includes(`fieldSelector=metadata.name%3D${name}`));
   await eventually(async () => watching('teams'), 'the watch of teams');
 
@@ -277,15 +262,10 @@ t.test('a reload that no longer reads a ConfigMap stops its watch after the grac
 // Flux or kubectl applies a Namespace and its workloads together: the workloads' reviews can
 // arrive before the Namespace's watch event. One GET then, instead of NAMESPACE_UNKNOWN.
 t.test('a namespace the watch has not delivered yet is looked up once, not judged unknown', async (t) => {
-  const dir = await mkdtemp(join(tmpdir(), 'trustgate-kube-'));
-  const api = await startFakeApiServer(dir, {
+  const { api, server } = await againstCluster(t, {
     '/api/v1/namespaces': [ns('shop', { role: 'tenant' })],
     '/api/v1/namespaces/trustgate/configmaps': [cm({ allowed: 'web' })],
-  });
-  t.teardown(() => api.close());
-  const server = await startTestServer({ policies: [await policyDir({ 'p.yaml': policy })], kubeconfig: api.kubeconfig });
-  t.teardown(() => server.close());
-  await eventually(async () => (await server.get('/readyz')).status === 200, 'caches to sync');
+  }, { 'p.yaml': policy });
   const decide = async (namespace: string, team: string) => (await server.post('/validate', review(namespace, team))).json().response;
 
   api.putSilently('/api/v1/namespaces', ns('fresh', { role: 'tenant' }));
