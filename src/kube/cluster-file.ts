@@ -4,9 +4,7 @@
 import { readFileSync } from 'node:fs';
 import { parseAllDocuments } from 'yaml';
 import type { KubeObject } from '../admission/types.js';
-import { isConfigMap, selectObjects, type LabelSelector, type NamespaceLookup, type ParamKind, type ParamsLookup } from '../policy/index.js';
-
-const typeKey = (t: ParamKind) => `${t.apiVersion}|${t.kind}`;
+import { isConfigMap, paramKindKey, selectObjects, type LabelSelector, type NamespaceLookup, type ParamKind, type ParamsLookup } from '../policy/index.js';
 
 export class StaticCluster implements NamespaceLookup, ParamsLookup {
   readonly #namespaces = new Map<string, KubeObject>();
@@ -24,8 +22,8 @@ export class StaticCluster implements NamespaceLookup, ParamsLookup {
       const type = { apiVersion: o.apiVersion, kind: o.kind };
       // a ConfigMap written without a namespace is where `kubectl apply` would put it by default
       const namespace = o.metadata?.namespace ?? (isConfigMap(type) ? 'default' : '');
-      let ofType = this.#objects.get(typeKey(type));
-      if (!ofType) this.#objects.set(typeKey(type), (ofType = new Map()));
+      let ofType = this.#objects.get(paramKindKey(type));
+      if (!ofType) this.#objects.set(paramKindKey(type), (ofType = new Map()));
       let inNamespace = ofType.get(namespace);
       if (!inNamespace) ofType.set(namespace, (inNamespace = new Map()));
       inNamespace.set(name, o);
@@ -39,16 +37,16 @@ export class StaticCluster implements NamespaceLookup, ParamsLookup {
   /** ConfigMaps live in namespaces; another kind does when the file puts its objects in one */
   namespaced(type: ParamKind): boolean {
     if (isConfigMap(type)) return true;
-    const ofType = this.#objects.get(typeKey(type));
+    const ofType = this.#objects.get(paramKindKey(type));
     return [...(ofType?.keys() ?? [])].some((ns) => ns !== '');
   }
 
   object(type: ParamKind, namespace: string, name: string): KubeObject | undefined {
-    return this.#objects.get(typeKey(type))?.get(namespace)?.get(name);
+    return this.#objects.get(paramKindKey(type))?.get(namespace)?.get(name);
   }
 
   objects(type: ParamKind, namespace: string, selector: LabelSelector): KubeObject[] {
-    return selectObjects(this.#objects.get(typeKey(type))?.get(namespace), selector);
+    return selectObjects(this.#objects.get(paramKindKey(type))?.get(namespace), selector);
   }
 
   /** from a name -> labels map, as policy test suites write them, plus ConfigMaps and other params objects */

@@ -7,7 +7,7 @@
 import { CoreV1Api, KubeConfig, KubernetesObjectApi, ListWatch, Watch, type KubernetesObject, type V1APIResource, type V1Namespace } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import type { KubeObject } from '../admission/types.js';
-import { isConfigMap, ParamsUnavailableError, selectObjects, selectorString, type LabelSelector, type NamespaceLookup, type ParamKind, type ParamsLookup, type ParamWatches } from '../policy/index.js';
+import { isConfigMap, paramKindKey, ParamsUnavailableError, selectObjects, selectorString, type LabelSelector, type NamespaceLookup, type ParamKind, type ParamsLookup, type ParamWatches } from '../policy/index.js';
 
 export function loadKubeConfig(options: { kubeconfig?: string; inCluster?: boolean }): KubeConfig {
   const kc = new KubeConfig();
@@ -68,7 +68,6 @@ interface KindState {
   failures: number;
 }
 
-const typeKey = (t: ParamKind) => `${t.apiVersion}|${t.kind}`;
 const where = (namespace: string, name: string) => (namespace ? `${namespace}/${name}` : name);
 
 /** A list-watch's scope: a path, and the selectors that narrow a cluster-wide one. */
@@ -194,7 +193,7 @@ export class ClusterState implements NamespaceLookup, ParamsLookup {
     for (const type of w.kinds) this.#watchKind(type);
     // what no policy reads any more stops after a grace period, so policy churn cannot pile up
     // watches (and their API load and memory) for the life of the process
-    const kinds = new Set(w.kinds.map(typeKey));
+    const kinds = new Set(w.kinds.map(paramKindKey));
     for (const [key, cache] of this.#configMaps) {
       if (!wanted.has(key)) cache.retire ??= this.#retireLater(key, () => {
         this.#configMaps.delete(key);
@@ -222,14 +221,14 @@ export class ClusterState implements NamespaceLookup, ParamsLookup {
 
   /** Discovery first (the plural and scope come from the cluster, which may install the CRD later), then a cluster-wide watch. */
   #watchKind(type: ParamKind): void {
-    const running = this.#kinds.get(typeKey(type));
+    const running = this.#kinds.get(paramKindKey(type));
     if (running) {
       clearTimeout(running.retire);
       running.retire = undefined;
       return;
     }
     const state: KindState = { retryMs: 0, failures: 0 };
-    this.#kinds.set(typeKey(type), state);
+    this.#kinds.set(paramKindKey(type), state);
     const what = `${type.kind} (${type.apiVersion})`;
     const discover = async () => {
       try {
@@ -291,7 +290,7 @@ export class ClusterState implements NamespaceLookup, ParamsLookup {
 
   namespaced(type: ParamKind): boolean {
     if (isConfigMap(type)) return true;
-    const resource = this.#kinds.get(typeKey(type))?.resource;
+    const resource = this.#kinds.get(paramKindKey(type))?.resource;
     if (!resource) throw new ParamsUnavailableError(`${type.kind} (${type.apiVersion}) params cannot be read yet: the cluster has not said where it serves them (see the log for the reason)`);
     return resource.namespaced;
   }
@@ -299,7 +298,7 @@ export class ClusterState implements NamespaceLookup, ParamsLookup {
   object(type: ParamKind, namespace: string, name: string): KubeObject | undefined {
     const cache = isConfigMap(type)
       ? this.#configMaps.get(`namespace:${namespace}`) ?? this.#configMaps.get(`name:${name}`)
-      : this.#kinds.get(typeKey(type))?.cache;
+      : this.#kinds.get(paramKindKey(type))?.cache;
     return listed(cache, `${type.kind} ${where(namespace, name)}`).get(namespace)?.get(name);
   }
 
@@ -310,7 +309,7 @@ export class ClusterState implements NamespaceLookup, ParamsLookup {
       if (key === undefined) this.#selectorKeys.set(selector, (key = `selector:${selectorString(selector)}`));
       cache = this.#configMaps.get(`namespace:${namespace}`) ?? this.#configMaps.get(key);
     } else {
-      cache = this.#kinds.get(typeKey(type))?.cache;
+      cache = this.#kinds.get(paramKindKey(type))?.cache;
     }
     const what = `the ${type.kind} objects ${namespace ? `in ${namespace} ` : ''}labelled ${selectorString(selector)}`;
     return selectObjects(listed(cache, what).get(namespace), selector);

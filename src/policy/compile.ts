@@ -13,7 +13,7 @@ import { compileImageRule, ImageRuleError, type CompiledImageRule } from '../sup
 import type { CompiledTrustRoot } from '../supplychain/sigstore/index.js';
 import type { CompiledSourcesRule, SourcesRuleSpec } from './sources-rule.js';
 import { parseAllowEntry, parseHostAliases, splitAllowlist, type AllowEntry, type HostAliases } from './sources.js';
-import { CONFIG_MAP, PolicyFileError, type CompiledPolicy, type CompiledRule, type CompiledVariable, type ConfigMapParamsSpec, type Document, type LabelSelector, type ParamKind, type ParamsSource, type PolicySpec } from './types.js';
+import { CONFIG_MAP, PolicyFileError, type CompiledPolicy, type CompiledRule, type CompiledVariable, type ClusterParamsSpec, type Document, type LabelSelector, type ParamKind, type ParamsSource, type PolicySpec } from './types.js';
 
 /** The policy's text, and the content of a params file it reads: a changed file is a new revision. */
 export function policyRevision(doc: Document, paramsFile?: unknown): string {
@@ -48,7 +48,7 @@ function shareKeyOf(expression: CompiledExpression, earlier: readonly CompiledVa
 }
 
 /** `params.configMap` (or a binding's params of another kind) as the evaluator reads it: one object by name, or all a selector selects. */
-function clusterParams(spec: ConfigMapParamsSpec, type: ParamKind, field: 'configMap' | 'object', fail: (path: (string | number)[], message: string) => void): ParamsSource | undefined {
+function clusterParams(spec: ClusterParamsSpec, type: ParamKind, field: 'configMap' | 'object', fail: (path: (string | number)[], message: string) => void): ParamsSource | undefined {
   const at = ['spec', 'params', field];
   const allowMissing = spec.parameterNotFoundAction === 'Allow';
   const namespace = spec.namespace === undefined ? {} : { namespace: spec.namespace };

@@ -4,7 +4,7 @@ export { junitReport } from './junit.js';
 export { PolicyStore, type ReloadListener } from './store.js';
 export { evaluatePolicy, EvaluationContext, ParamsUnavailableError, type PolicyResult, type ReasonCode, type ExplainStep, type ParamsLookup } from './evaluate.js';
 export { PolicyIndex, type NamespaceLookup } from './match.js';
-export { CONFIG_MAP, isConfigMap, PolicyFileError, type CompiledPolicy, type Mode, type FailurePolicy, type LabelSelector, type ParamKind } from './types.js';
+export { CONFIG_MAP, isConfigMap, paramKindKey, PolicyFileError, type CompiledPolicy, type Mode, type FailurePolicy, type LabelSelector, type ParamKind } from './types.js';
 export { selectObjects, selectorMatches, selectorString } from './selector.js';
 export { POLICY_SCHEMA_PATH } from './schema.js';
 export { parseYamlDocuments } from './documents.js';

@@ -5,7 +5,7 @@ import { readPolicyDocuments, type LoadedDocument } from './documents.js';
 import { PolicyIndex } from './match.js';
 import { schemaErrors } from './schema.js';
 import { selectorString } from './selector.js';
-import { isConfigMap, PolicyFileError, type CompiledPolicy, type LabelSelector, type ParamKind } from './types.js';
+import { isConfigMap, paramKindKey, PolicyFileError, type CompiledPolicy, type LabelSelector, type ParamKind } from './types.js';
 import { namesPolicy, paramObjectsOf, translateVaps, VAP_API_GROUP, VAP_KINDS } from './vap.js';
 import { compileTrustRoot, publicGoodTrustRoot, PUBLIC_GOOD, TrustRootError, type CompiledTrustRoot, type TrustRootSpec } from '../supplychain/sigstore/index.js';
 
@@ -165,7 +165,7 @@ export function paramWatches(set: PolicySet): ParamWatches {
   for (const p of set.policies) {
     const params = p.params;
     if (params.kind === 'object' || params.kind === 'objects') {
-      if (!isConfigMap(params.type)) kinds.set(`${params.type.apiVersion}|${params.type.kind}`, params.type);
+      if (!isConfigMap(params.type)) kinds.set(paramKindKey(params.type), params.type);
       else if (params.namespace !== undefined) namespaces.add(params.namespace);
       else if (params.kind === 'object') names.add(params.name);
       else selectors.set(selectorString(params.selector), params.selector);

@@ -41,7 +41,7 @@ export interface PolicySpec {
     includeTerminating?: boolean;
     conditions?: { name: string; expression: string }[];
   };
-  params?: { inline?: unknown; file?: string; configMap?: ConfigMapParamsSpec; /** params of another kind (a custom resource) */ object?: ConfigMapParamsSpec & ParamKind };
+  params?: { inline?: unknown; file?: string; configMap?: ClusterParamsSpec; /** params of another kind (a custom resource) */ object?: ClusterParamsSpec & ParamKind };
   variables?: { name: string; expression: string }[];
   validations?: { expression: string; message?: string; messageExpression?: string; reason?: string }[];
   /** a ValidatingAdmissionPolicy's: a string value is recorded under its key, null records nothing */
@@ -81,14 +81,15 @@ export interface CompiledValidation {
 }
 
 /**
- * A ConfigMap (by name) or ConfigMaps (by label selector) that `params` is taken from. Without a
- * namespace, from the namespace of each request, as a ValidatingAdmissionPolicyBinding's paramRef.
+ * The cluster object (by name) or objects (by label selector) that `params` is taken from, a
+ * ConfigMap's or another kind's. Without a namespace, from the namespace of each request, as a
+ * ValidatingAdmissionPolicyBinding's paramRef.
  */
-export interface ConfigMapParamsSpec {
+export interface ClusterParamsSpec {
   namespace?: string;
   name?: string;
   selector?: LabelSelector;
-  /** Allow: no ConfigMap found passes the policy; Deny (default): it is an error the failurePolicy decides */
+  /** Allow: nothing found passes the policy; Deny (default): it is an error the failurePolicy decides */
   parameterNotFoundAction?: 'Allow' | 'Deny';
 }
 
@@ -100,6 +101,8 @@ export interface ParamKind {
 
 export const CONFIG_MAP: ParamKind = Object.freeze({ apiVersion: 'v1', kind: 'ConfigMap' });
 export const isConfigMap = (t: ParamKind): boolean => t.apiVersion === 'v1' && t.kind === 'ConfigMap';
+/** One string per params kind, for maps keyed by kind. */
+export const paramKindKey = (t: ParamKind): string => `${t.apiVersion}|${t.kind}`;
 
 /**
  * Where `params` comes from: a value known at load, or cluster objects looked up per request.
