@@ -35,10 +35,16 @@ interface Cache<T extends KubernetesObject> {
 const NAMESPACE_NOT_FOUND_MS = 2000;
 const RETRY_FIRST_MS = 500;
 const RETRY_MAX_MS = 30_000;
+/** the next delay of a backoff that starts at 0.5 s and doubles up to 30 s */
+const backoff = (lastMs: number) => Math.min(lastMs ? lastMs * 2 : RETRY_FIRST_MS, RETRY_MAX_MS);
+
+const where = (namespace: string, name: string) => (namespace ? `${namespace}/${name}` : name);
 
 /** A cache's objects, once it has listed: before that, what is not in it may exist all the same. */
-function listed(cache: Cache<KubernetesObject> | undefined, what: string): Map<string, Map<string, KubeObject>> {
+function listed(cache: Cache<KubernetesObject> | undefined, type: ParamKind, namespace: string, which: string | LabelSelector): Map<string, Map<string, KubeObject>> {
   if (cache?.synced) return cache.plain;
+  // described only here: a lookup that succeeds builds no message
+  const what = typeof which === 'string' ? `${type.kind} ${where(namespace, which)}` : `the ${type.kind} objects ${namespace ? `in ${namespace} ` : ''}labelled ${selectorString(which)}`;
   throw new ParamsUnavailableError(`${what} cannot be read yet: ${cache ? 'its cluster cache has not listed them (see the log for the reason)' : 'no cluster cache covers it yet'}`);
 }
 
@@ -67,8 +73,6 @@ interface KindState {
   /** failed discoveries, for /metrics */
   failures: number;
 }
-
-const where = (namespace: string, name: string) => (namespace ? `${namespace}/${name}` : name);
 
 /** A list-watch's scope: a path, and the selectors that narrow a cluster-wide one. */
 interface WatchScope {
@@ -146,7 +150,7 @@ export class ClusterState implements NamespaceLookup, ParamsLookup {
         cache.plain.clear();
         this.log.warn({ what }, 'the cluster no longer serves this resource: the policies reading it fail until it is served again');
       }
-      cache.retryMs = Math.min(cache.retryMs ? cache.retryMs * 2 : RETRY_FIRST_MS, RETRY_MAX_MS);
+      cache.retryMs = backoff(cache.retryMs);
       this.log.warn({ what, reason, retryInMs: cache.retryMs }, 'cluster list or watch failed; the cache keeps its last state and starts again');
       cache.retry = setTimeout(() => void watch.start().catch(() => undefined), cache.retryMs);
       cache.retry.unref();
@@ -241,7 +245,7 @@ export class ClusterState implements NamespaceLookup, ParamsLookup {
         state.cache = this.#start(`${resource.name} (${type.apiVersion})`, { path: `${base}/${resource.name}` }, () => this.#discovery.list(type.apiVersion, type.kind));
       } catch (err) {
         state.failures++;
-        state.retryMs = Math.min(state.retryMs ? state.retryMs * 2 : RETRY_FIRST_MS, RETRY_MAX_MS);
+        state.retryMs = backoff(state.retryMs);
         this.log.warn({ what, reason: (err as Error).message, retryInMs: state.retryMs }, 'params kind not found in the cluster; looking again');
         if (this.#stopped || state.stopped) return;
         state.retry = setTimeout(() => void discover(), state.retryMs);
@@ -299,7 +303,7 @@ export class ClusterState implements NamespaceLookup, ParamsLookup {
     const cache = isConfigMap(type)
       ? this.#configMaps.get(`namespace:${namespace}`) ?? this.#configMaps.get(`name:${name}`)
       : this.#kinds.get(paramKindKey(type))?.cache;
-    return listed(cache, `${type.kind} ${where(namespace, name)}`).get(namespace)?.get(name);
+    return listed(cache, type, namespace, name).get(namespace)?.get(name);
   }
 
   objects(type: ParamKind, namespace: string, selector: LabelSelector): KubeObject[] {
@@ -311,8 +315,7 @@ export class ClusterState implements NamespaceLookup, ParamsLookup {
     } else {
       cache = this.#kinds.get(paramKindKey(type))?.cache;
     }
-    const what = `the ${type.kind} objects ${namespace ? `in ${namespace} ` : ''}labelled ${selectorString(selector)}`;
-    return selectObjects(listed(cache, what).get(namespace), selector);
+    return selectObjects(listed(cache, type, namespace, selector).get(namespace), selector);
   }
 
   /** Every cache, whether it has listed and how often it failed: what /metrics shows. */
