@@ -4,7 +4,7 @@ import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
-import { CelCompileError, compileExpression, dns1123Subdomain, labelValue, qualifiedName, type CompileOptions, type CompiledExpression } from './cel/index.js';
+import { CelCompileError, compileExpression, dns1123Label, dns1123Subdomain, labelValue, qualifiedName, type CompileOptions, type CompiledExpression } from './cel/index.js';
 import type { LoadedDocument } from './documents.js';
 import { deleteObjectWarnings } from './delete-object.js';
 import { matchWarnings, paramsScopeWarnings } from './known-resources.js';
@@ -56,12 +56,30 @@ function clusterParams(spec: ClusterParamsSpec, type: ParamKind, field: 'configM
     fail(at, `params.${field} needs exactly one of name (one object) and selector (one evaluation per object it selects)`);
     return undefined;
   }
-  // both go to the API server in list and watch calls, which refuse what Kubernetes would
-  const problems = spec.name === undefined ? selectorProblems(spec.selector!, [...at, 'selector']) : dns1123Subdomain(spec.name).map((m) => ({ path: [...at, 'name'], message: `name ${m}` }));
+  // all of these go to the API server, in discovery, list and watch calls: what Kubernetes would
+  // refuse is refused here, and no spelling can point a call at another path
+  const problems = [
+    ...(field === 'object' ? kindProblems(type, at) : []),
+    ...(spec.namespace === undefined ? [] : dns1123Label(spec.namespace).map((m) => ({ path: [...at, 'namespace'], message: `namespace ${m}` }))),
+    ...(spec.name === undefined ? selectorProblems(spec.selector!, [...at, 'selector']) : dns1123Subdomain(spec.name).map((m) => ({ path: [...at, 'name'], message: `name ${m}` }))),
+  ];
   for (const p of problems) fail(p.path, p.message);
   if (problems.length) return undefined;
   if (spec.selector) return { kind: 'objects', type, ...namespace, selector: spec.selector, allowMissing };
   return { kind: 'object', type, ...namespace, name: spec.name!, allowMissing };
+}
+
+/** A params kind by its apiVersion and kind: a served resource's, and never Secrets. */
+function kindProblems(type: ParamKind, at: (string | number)[]): { path: (string | number)[]; message: string }[] {
+  const [group, version, extra] = type.apiVersion.includes('/') ? type.apiVersion.split('/') : ['', type.apiVersion];
+  const problems: { path: (string | number)[]; message: string }[] = [];
+  if (extra !== undefined || dns1123Label(version ?? '').length || (group !== '' && dns1123Subdomain(group!).length)) {
+    problems.push({ path: [...at, 'apiVersion'], message: `apiVersion ${JSON.stringify(type.apiVersion)} is not GROUP/VERSION (or a core VERSION such as v1)` });
+  }
+  if (!/^[A-Za-z][A-Za-z0-9]*$/.test(type.kind)) problems.push({ path: [...at, 'kind'], message: `kind ${JSON.stringify(type.kind)} is not a Kubernetes kind (CamelCase letters and digits)` });
+  // their data would reach CEL, its messages and the audit record, and manifests would grant reading every Secret
+  if (group === '' && type.kind === 'Secret') problems.push({ path: [...at, 'kind'], message: 'Secrets cannot be params: their data would reach CEL messages and the decision record, and trustgate would need to read every Secret (use a ConfigMap or a custom resource)' });
+  return problems;
 }
 
 /** A label selector's keys and values as the API server validates them. */

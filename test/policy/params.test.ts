@@ -169,3 +169,29 @@ spec:
   const missing = await policyDir({ 'p.yaml': policyYaml('p', `${REPLICAS}params:\n  object: { name: standard }\n`) });
   t.match((await loadPolicySet([missing])).errors.map((e) => e.message), [/params\.object: missing required field "apiVersion"/]);
 });
+
+t.test('a params kind or namespace that could point a cluster call elsewhere, or at Secrets, is refused at load', async (t) => {
+  const errorsOf = async (params: string) => {
+    const dir = await policyDir({ 'p.yaml': policyYaml('p', `${REPLICAS}params:\n  ${params}\n`) });
+    return (await loadPolicySet([dir])).errors.map((e) => e.message.replaceAll(`${dir}/`, ''));
+  };
+  t.match(await errorsOf('object: { apiVersion: "a/../../api/v1", kind: Pod, name: x }'), [/apiVersion "a\/\.\.\/\.\.\/api\/v1" is not GROUP\/VERSION/], 'no path traversal into discovery');
+  t.match(await errorsOf('object: { apiVersion: rules.example.com/v1, kind: "Replica/Limit", name: x }'), [/kind "Replica\/Limit" is not a Kubernetes kind/]);
+  t.match(await errorsOf('object: { apiVersion: v1, kind: Secret, name: x }'), [/Secrets cannot be params/]);
+  t.match(await errorsOf('configMap: { namespace: "../kube-system", name: x }'), [/^p\.yaml:\d+:\d+: namespace a lowercase RFC 1123 label/]);
+  t.same(await errorsOf('object: { apiVersion: rules.example.com/v1beta1, kind: ReplicaLimit, namespace: shop, name: x }'), []);
+  const vap = await policyDir({ 'vap.yaml': `apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingAdmissionPolicy
+metadata: { name: leak }
+spec:
+  paramKind: { apiVersion: v1, kind: Secret }
+  matchConstraints: { resourceRules: [{ apiGroups: [apps], apiVersions: [v1], operations: [CREATE], resources: [deployments] }] }
+  validations: [{ expression: "params.data.token == ''" }]
+---
+apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingAdmissionPolicyBinding
+metadata: { name: b }
+spec: { policyName: leak, validationActions: [Deny], paramRef: { name: creds, namespace: shop } }
+` });
+  t.match((await loadPolicySet([vap])).errors.map((e) => e.message), [/Secrets cannot be params/], 'a binding too');
+});

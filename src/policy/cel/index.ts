@@ -22,7 +22,7 @@ import { registerNamedFormats } from './library/named-formats.js';
 export { toCel, fromCel, DEFAULT_INPUT_LIMITS, InputLimitError, type InputLimits } from './convert.js';
 export { CostLimitError, DEFAULT_RUNTIME_COST_LIMIT, DEFAULT_RUNTIME_TIME_LIMIT_MS } from './meter.js';
 export { regexMatches, compileRegex, RegexSyntaxError } from './regex.js';
-export { dns1123Subdomain, labelValue, qualifiedName } from './library/named-formats.js';
+export { dns1123Label, dns1123Subdomain, labelValue, qualifiedName } from './library/named-formats.js';
 
 /**
  * The names a policy expression may use, as in ValidatingAdmissionPolicy, except `authorizer`:

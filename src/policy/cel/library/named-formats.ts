@@ -142,4 +142,4 @@ export function registerNamedFormats(env: Environment): void {
 }
 
 /** The checks of apimachinery's validation, for names trustgate sends to the API server (params selectors). */
-export { dns1123Subdomain, labelValue, qualifiedName };
+export { dns1123Label, dns1123Subdomain, labelValue, qualifiedName };
