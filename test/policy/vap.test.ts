@@ -358,6 +358,8 @@ t.test('params by selector: one evaluation per selected ConfigMap; the policy fa
   const two = await decide(set, ociRepo('oci://quay.io/x'), { cluster });
   t.equal(two.results[0]!.messages.length, 2, 'one message per failing ConfigMap, in name order');
   t.match(two.results[0]!.messages[0], /oci:\/\/ghcr\.io\/frontend\/$/);
+  const twins = tenants(tenantList('frontend', 'one', 'oci://ghcr.io/frontend/', labelled), tenantList('frontend', 'two', 'oci://ghcr.io/frontend/', labelled));
+  t.same((await decide(set, ociRepo('oci://quay.io/x'), { cluster: twins })).results[0]!.messages, ['source oci://quay.io/x is not on the list: oci://ghcr.io/frontend/'], 'two evaluations failing alike say it once');
   const none = await decide(set, ociRepo('oci://ghcr.io/x', 'frontend'), { cluster: tenants(tenantList('frontend', 'unlabelled', 'oci://ghcr.io/')) });
   t.match(none.results[0], { result: 'error', code: 'PARAMS_NOT_FOUND', messages: ['no params ConfigMap in frontend matches the selector "trustgate.dev/sources=true"'] });
   const pinned = await setOf({ 'sources.yaml': SOURCE_VAP.replace('name: source-list, namespace: flux-system, parameterNotFoundAction: Deny', 'namespace: backend, selector: { matchLabels: { trustgate.dev/sources: "true" } }') });
