@@ -358,6 +358,8 @@ t.test('params by selector: one evaluation per selected ConfigMap; the policy fa
   const two = await decide(set, ociRepo('oci://quay.io/x'), { cluster });
   t.equal(two.results[0]!.messages.length, 2, 'one message per failing ConfigMap, in name order');
   t.match(two.results[0]!.messages[0], /oci:\/\/ghcr\.io\/frontend\/$/);
+  const versioned = { ...tenantList('frontend', 'v', 'oci://ghcr.io/', labelled), metadata: { name: 'v', namespace: 'frontend', labels: labelled, resourceVersion: '4711' } } as KubeObject;
+  t.match((await decide(set, ociRepo('oci://ghcr.io/x'), { cluster: tenants(versioned) })).record.policies[0]!.params, [{ apiVersion: 'v1', kind: 'ConfigMap', name: 'v', namespace: 'frontend', resourceVersion: '4711' }], 'with the version that decided');
   const twins = tenants(tenantList('frontend', 'one', 'oci://ghcr.io/frontend/', labelled), tenantList('frontend', 'two', 'oci://ghcr.io/frontend/', labelled));
   t.same((await decide(set, ociRepo('oci://quay.io/x'), { cluster: twins })).results[0]!.messages, ['source oci://quay.io/x is not on the list: oci://ghcr.io/frontend/'], 'two evaluations failing alike say it once');
   const none = await decide(set, ociRepo('oci://ghcr.io/x', 'frontend'), { cluster: tenants(tenantList('frontend', 'unlabelled', 'oci://ghcr.io/')) });
