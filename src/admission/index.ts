@@ -4,6 +4,7 @@ import { randomUUID } from 'node:crypto';
 import { AuditUnavailableError, buildDecisionRecord, type DecisionRecord, type DecisionRecorder } from '../audit/index.js';
 import { evaluatePolicy, EvaluationContext, type CompiledPolicy, type ExplainStep, type NamespaceLookup, type ParamsLookup, type PolicyResult, type PolicySet } from '../policy/index.js';
 import { applyImageRules, RequestImages } from '../policy/images-rule.js';
+import { AuthorizationSession, MAX_AUTHORIZATION_ROUNDS, NO_AUTHORIZER, type Authorizer } from '../policy/authorization.js';
 import type { ImageVerifier } from '../supplychain/image-verifier.js';
 import type { CredentialStore } from '../supplychain/oci/index.js';
 import { decide, type Decision } from './decide.js';
@@ -27,6 +28,8 @@ export interface AdmissionServices {
   labels?: { cluster: string; version: string };
   /** verifies images rules; without it a policy with images rules is an evaluation error */
   images?: ImageVerifier;
+  /** answers policies' authorization checks (SubjectAccessReviews in a cluster); without it each check is an errored decision */
+  authorizer?: Authorizer;
   /** registry credentials of the request's pod (imagePullSecrets, service account), in a cluster */
   pullCredentials?: (request: AdmissionRequest) => Promise<CredentialStore | undefined>;
 }
@@ -59,18 +62,20 @@ export async function admit(body: unknown, endpoint: Endpoint, services: Admissi
   // fail closed: without a policy set nothing can be vouched for
   if (!set) throw new PolicySetUnavailableError('no policy set is loaded yet');
   const explain = options.explain ? [] : undefined;
-  const ctx = new EvaluationContext(request, (options.receivedAt ?? Date.now()) + services.deadlineMs, services.namespaces, services.params, explain);
+  const authorization = set.usesAuthorizer ? new AuthorizationSession(services.authorizer ?? NO_AUTHORIZER) : undefined;
+  const ctx = new EvaluationContext(request, (options.receivedAt ?? Date.now()) + services.deadlineMs, services.namespaces, services.params, explain, authorization);
   // a namespace created a moment ago may not have reached the watch yet: looked up once rather
   // than judged unknown (a Namespace's own request names itself, and needs no look-up)
   const ns = request.namespace;
   if (ns && services.namespaces?.resolve && request.resource.resource !== 'namespaces' && !services.namespaces.get(ns)) {
     await services.namespaces.resolve(ns, Math.min(NAMESPACE_LOOKUP_MS, ctx.deadline - Date.now()));
   }
-  const results: PolicyResult[] = [];
   const evaluationStarted = performance.now();
+  const results: PolicyResult[] = [];
   const withImages: [CompiledPolicy, PolicyResult][] = [];
-  for (const policy of set.index.candidates(request)) {
-    const result = evaluatePolicy(policy, ctx);
+  const evaluated = authorization ? await evaluateWithAuthorization(set, ctx, authorization) : undefined;
+  for (const policy of evaluated?.keys() ?? set.index.candidates(request)) {
+    const result = evaluated ? evaluated.get(policy) : evaluatePolicy(policy, ctx);
     if (!result) continue;
     results.push(result);
     if (policy.images.length && result.result !== 'error') withImages.push([policy, result]);
@@ -100,4 +105,28 @@ export async function admit(body: unknown, endpoint: Endpoint, services: Admissi
     return { review: buildResponse(request.uid, refused, decisionId), decision: refused, results, record, explain };
   }
   return { review: buildResponse(request.uid, decision, decisionId, patch), decision, results, record, explain };
+}
+
+/**
+ * Evaluates with authorization checks: a policy that met a check not answered yet is evaluated
+ * again once every such check of the round has been asked, until none is pending (then, past
+ * the last round, unanswered checks are errored decisions). Results by policy, in their order.
+ */
+async function evaluateWithAuthorization(set: PolicySet, ctx: EvaluationContext, authorization: AuthorizationSession): Promise<Map<CompiledPolicy, PolicyResult | undefined>> {
+  const results = new Map<CompiledPolicy, PolicyResult | undefined>();
+  let again = [...set.index.candidates(ctx.request)];
+  for (let round = 0; again.length; round++) {
+    if (round === MAX_AUTHORIZATION_ROUNDS) authorization.finish();
+    const waiting: CompiledPolicy[] = [];
+    for (const policy of again) {
+      const noted = authorization.noted;
+      results.set(policy, evaluatePolicy(policy, ctx));
+      if (authorization.noted !== noted) waiting.push(policy);
+    }
+    if (!waiting.length) break;
+    await authorization.resolve(ctx.deadline);
+    ctx = ctx.again();
+    again = waiting;
+  }
+  return results;
 }

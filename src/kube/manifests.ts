@@ -85,6 +85,8 @@ export function renderManifests(set: PolicySet, o: ManifestOptions): Obj[] {
         // params of other kinds (a binding's custom resources), watched whole; the plural is the
         // conventional one of the kind (trustgate itself finds the served one by discovery)
         ...watches.kinds.map((k) => ({ apiGroups: [k.apiVersion.includes('/') ? k.apiVersion.split('/')[0]! : ''], resources: [pluralOf(k.kind)], verbs: ['get', 'list', 'watch'] })),
+        // policies' authorization checks (authorizer in CEL) are SubjectAccessReviews
+        ...(set.usesAuthorizer ? [{ apiGroups: ['authorization.k8s.io'], resources: ['subjectaccessreviews'], verbs: ['create'] }] : []),
       ],
     },
     { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRoleBinding', metadata: meta('trustgate', false), roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'trustgate' }, subjects: [{ kind: 'ServiceAccount', name: 'trustgate', namespace: ns }] },

@@ -257,6 +257,8 @@ export async function compilePolicy(loaded: LoadedDocument, trustRoots: (name: s
       sources,
       images,
       usesCel: conditions.length + variables.length + validations.length + auditAnnotations.length > 0,
+      usesAuthorizer: [...conditions, ...variables, ...auditAnnotations].some((c) => c.expression.identifiers.has('authorizer'))
+        || validations.some((v) => v.expression.identifiers.has('authorizer') || v.messageExpression?.identifiers.has('authorizer')),
     },
   };
 }

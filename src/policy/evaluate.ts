@@ -3,7 +3,8 @@
 // lists everything that must change. Pure apart from the cluster lookups it is handed.
 import type { ErrorObject } from 'ajv';
 import type { AdmissionRequest, KubeObject } from '../admission/types.js';
-import { CostLimitError, describeEvaluationError, fromCel, toCel, InputLimitError, type CompiledExpression } from './cel/index.js';
+import { AuthorizationPending, CelAuthorizer, CostLimitError, describeEvaluationError, fromCel, toCel, InputLimitError, type CompiledExpression } from './cel/index.js';
+import { requestUser, type AuthorizationSession } from './authorization.js';
 import { clip } from '../admission/response.js';
 import { policyInScope, type NamespaceLookup } from './match.js';
 import { evaluateSourcesRule } from './sources-rule.js';
@@ -98,7 +99,19 @@ export class EvaluationContext {
     readonly namespaces?: NamespaceLookup,
     readonly params?: ParamsLookup,
     readonly explain?: ExplainStep[],
+    /** the request's authorization checks, when some policy makes them */
+    readonly authorization?: AuthorizationSession,
   ) {}
+
+  /**
+   * A context for evaluating policies again once pending authorization checks are answered: the
+   * same request and answers, nothing a first evaluation computed from a pending check.
+   */
+  again(): EvaluationContext {
+    const ctx = new EvaluationContext(this.request, this.deadline, this.namespaces, this.params, this.explain, this.authorization);
+    ctx.#converted = this.#converted;
+    return ctx;
+  }
 
   checkDeadline(): void {
     if (Date.now() > this.deadline) throw new DeadlineExceededError('the internal deadline passed before evaluation finished');
@@ -119,7 +132,7 @@ export class EvaluationContext {
     const s = this.#lastActivation;
     if (s && s.params === params && s.namespaceObject === namespaceObject) return s.activation;
     const base = this.base();
-    const activation = { object: base.object, oldObject: base.oldObject, request: base.request, params, namespaceObject, variables: NO_VARIABLES };
+    const activation = { object: base.object, oldObject: base.oldObject, request: base.request, params, namespaceObject, variables: NO_VARIABLES, authorizer: base.authorizer };
     this.#lastActivation = { params, namespaceObject, activation };
     return activation;
   }
@@ -128,7 +141,10 @@ export class EvaluationContext {
   base(): Record<string, unknown> {
     if (!this.#base) {
       const { object, oldObject, ...rest } = this.request;
-      this.#base = { object: this.cel(object), oldObject: this.cel(oldObject), request: this.cel(rest) };
+      const r = this.request;
+      const authorizer = this.authorization
+        && new CelAuthorizer(this.authorization, requestUser(r), { group: r.resource.group, resource: r.resource.resource, subresource: r.subResource ?? '', namespace: r.namespace ?? '', name: r.name ?? '' });
+      this.#base = { object: this.cel(object), oldObject: this.cel(oldObject), request: this.cel(rest), authorizer };
     }
     return this.#base;
   }

@@ -18,6 +18,8 @@ export interface PolicySet {
   trustRoots: CompiledTrustRoot[];
   /** registries named literally by some images[].match glob: the only ones verification contacts */
   registries: Set<string>;
+  /** some policy makes authorization checks: admissions then carry an authorization session */
+  usesAuthorizer: boolean;
   tests: LoadedDocument[];
   /** what loads but is likely a mistake: resource rules that never match, validations that fail on every DELETE */
   warnings: PolicyFileError[];
@@ -134,7 +136,7 @@ export async function loadPolicySet(paths: readonly string[]): Promise<LoadResul
   if (errors.length) return { errors };
   const registries = new Set(policies.flatMap((p) => p.images.flatMap((r) => r.hosts)));
   const revision = createHash('sha256').update(policies.map((p) => `${p.name}@${p.revision}`).join('\n')).digest('hex').slice(0, 12);
-  return { set: { revision, policies, index: new PolicyIndex(policies), trustRoots, registries, tests, warnings, files: new Set(read.documents.map((d) => d.file)).size, skipped: others.length }, errors: [] };
+  return { set: { revision, policies, index: new PolicyIndex(policies), trustRoots, registries, usesAuthorizer: policies.some((p) => p.usesAuthorizer), tests, warnings, files: new Set(read.documents.map((d) => d.file)).size, skipped: others.length }, errors: [] };
 }
 
 /** The same set restricted to the named policies (for test suites that target some of them). */
@@ -142,7 +144,7 @@ export function subsetPolicySet(set: PolicySet, names: readonly string[]): Polic
   const unknown = names.filter((n) => !set.policies.some((p) => namesPolicy(p.name, n)));
   if (unknown.length) throw new Error(`unknown policy name(s): ${unknown.join(', ')}`);
   const policies = set.policies.filter((p) => names.some((n) => namesPolicy(p.name, n)));
-  return { ...set, policies, index: new PolicyIndex(policies) };
+  return { ...set, policies, index: new PolicyIndex(policies), usesAuthorizer: policies.some((p) => p.usesAuthorizer) };
 }
 
 /** The cluster objects the policies read (params and sources allowlists), as cluster caches watch them. */

@@ -7,6 +7,7 @@ import { reviewForObject } from '../admission/synthesize.js';
 import type { AdmissionReviewResponse, KubeObject } from '../admission/types.js';
 import { NullDecisionRecorder } from '../audit/index.js';
 import { StaticCluster } from '../kube/cluster-file.js';
+import { StaticAuthorizer, type AuthorizationRule } from './authorization.js';
 import { subsetPolicySet, type PolicySet } from './load.js';
 
 export interface TestCase {
@@ -20,6 +21,7 @@ export interface TestCase {
   namespace?: string;
   subResource?: string;
   userInfo?: Record<string, unknown>;
+  authorizations?: AuthorizationRule[];
   endpoint?: 'validate' | 'mutate';
   expect: 'allow' | 'deny' | 'warn';
   messages?: string[];
@@ -63,7 +65,7 @@ export async function runPolicyTests(set: PolicySet): Promise<CaseOutcome[]> {
   const outcomes: CaseOutcome[] = [];
   for (const doc of set.tests) {
     const suite = (doc.value.metadata as { name: string }).name;
-    const spec = doc.value.spec as { policies?: string[]; namespaces?: Record<string, Record<string, string>>; configMaps?: KubeObject[]; cases: TestCase[] };
+    const spec = doc.value.spec as { policies?: string[]; namespaces?: Record<string, Record<string, string>>; configMaps?: KubeObject[]; authorizations?: AuthorizationRule[]; cases: TestCase[] };
     const base = dirname(doc.file);
     let policies: PolicySet;
     try {
@@ -82,6 +84,7 @@ export async function runPolicyTests(set: PolicySet): Promise<CaseOutcome[]> {
         }
         const outcome = await admit(review, c.endpoint ?? 'validate', {
           policies: () => policies, recorder: new NullDecisionRecorder(), namespaces: cluster, params: cluster, replica: 'test', deadlineMs: 8000,
+          authorizer: new StaticAuthorizer([...c.authorizations ?? [], ...spec.authorizations ?? []]),
         });
         const r = outcome.review.response;
         const got = verdict(r);

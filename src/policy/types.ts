@@ -172,4 +172,6 @@ export interface CompiledPolicy {
   images: CompiledImageRule[];
   /** true when evaluation needs CEL values of the request */
   usesCel: boolean;
+  /** true when some expression makes authorization checks (`authorizer`) */
+  usesAuthorizer: boolean;
 }

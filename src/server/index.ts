@@ -35,6 +35,8 @@ export async function startServer(config: ServeConfig, logger: Logger = pino({ l
   // a cache no policy reads any more outlives the requests that may still read it: twice the deadline
   const cluster = kube && kubeConfig ? new kube.ClusterState(kubeConfig, logger, 2 * config.deadlineMs) : undefined;
   if (cluster) metrics.observeClusterCaches(() => cluster.cacheStates());
+  // policies' authorization checks (`authorizer`): SubjectAccessReviews; without a cluster, errored decisions
+  const authorizer = kube && kubeConfig ? new kube.SubjectAccessReviewAuthorizer(kubeConfig, logger, (outcome) => metrics.authorizationChecks.inc({ outcome })) : undefined;
   const pullSecrets = kube && kubeConfig && config.pullSecrets ? new kube.PullSecretReader(kubeConfig, logger) : undefined;
   const store = new PolicyStore(config.policies, {
     loaded(set) {
@@ -44,6 +46,10 @@ export async function startServer(config: ServeConfig, logger: Logger = pino({ l
         // fail closed, loudly: these policies deny (failurePolicy Fail) until cluster data is given
         logger.error({ policies: set.policies.filter((p) => p.params.kind === 'object' || p.params.kind === 'objects' || p.sources?.configMap).map((p) => p.name) },
           'policies read ConfigMaps or other cluster objects but no cluster is configured (--kubeconfig, --in-cluster or --cluster-file): they fail with PARAMS_NOT_FOUND');
+      }
+      if (!authorizer && set.usesAuthorizer) {
+        logger.warn({ policies: set.policies.filter((p) => p.usesAuthorizer).map((p) => p.name) },
+          'policies make authorization checks (authorizer) but no cluster is configured (--kubeconfig or --in-cluster): each check is an errored decision, never allowed');
       }
       metrics.policyReloads.inc({ result: 'ok' });
       metrics.policiesLoaded.set(set.policies.length);
@@ -110,7 +116,7 @@ export async function startServer(config: ServeConfig, logger: Logger = pino({ l
   const app = buildApp(
     {
       admission: {
-        policies: () => store.current, recorder, namespaces: offline ?? cluster, params: offline ?? cluster, replica: config.replica, deadlineMs: config.deadlineMs, images,
+        policies: () => store.current, recorder, namespaces: offline ?? cluster, params: offline ?? cluster, replica: config.replica, deadlineMs: config.deadlineMs, images, authorizer,
         pullCredentials: pullSecrets ? (request) => pullSecrets.credentialsFor(request) : undefined,
         labels: { cluster: config.clusterName, version: TRUSTGATE_VERSION },
       },

@@ -87,6 +87,7 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
       name: 'trustgate_registry_request_seconds', help: 'Registry HTTP exchanges by registry host and outcome (HTTP status, or error)', labelNames: ['registry', 'outcome'] as const,
       buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5], registers: [registry],
     }),
+    authorizationChecks: new Counter({ name: 'trustgate_authorization_checks_total', help: 'Authorization checks of policies (authorizer in CEL) by outcome: allowed, denied, error (SubjectAccessReview failed), cached', labelNames: ['outcome'] as const, registers: [registry] }),
     imageCache: new Counter({ name: 'trustgate_image_cache_total', help: 'Image verification look-ups by cache result (hit, miss, coalesced; refresh: a hit that started a background re-verification)', labelNames: ['result'] as const, registers: [registry] }),
     imageVerifications: new Histogram({
       name: 'trustgate_image_verification_seconds', help: 'Uncached image verifications (registry + signatures) by result or failure code', labelNames: ['result'] as const,

@@ -143,4 +143,8 @@ spec: { policyName: replicas, validationActions: [Deny], paramRef: { name: stand
 ` });
   const clusterRole = custom.find((o) => o.kind === 'ClusterRole');
   t.same(clusterRole.rules.filter((r: any) => r.apiGroups.includes('rules.example.com')), [{ apiGroups: ['rules.example.com'], resources: ['replicalimits'], verbs: ['get', 'list', 'watch'] }], 'a custom params kind: read-only, its own resource only');
+  const reviews = (objects: any[]) => objects.find((o) => o.kind === 'ClusterRole').rules.filter((r: any) => r.apiGroups.includes('authorization.k8s.io'));
+  t.same(reviews(custom), [], 'no SubjectAccessReviews without authorization checks');
+  const checking = await render({ 'a.yaml': policyYaml('a', `${POD_RULE}\nvalidations:\n  - expression: "authorizer.group('').resource('pods').namespace(object.metadata.namespace).check('delete').allowed()"`) });
+  t.same(reviews(checking), [{ apiGroups: ['authorization.k8s.io'], resources: ['subjectaccessreviews'], verbs: ['create'] }], 'policies that check authorization may create SubjectAccessReviews');
 });

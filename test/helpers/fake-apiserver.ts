@@ -36,8 +36,15 @@ export interface FakeApiServer {
   serveResource(apiVersion: string, resource: { name: string; kind: string; namespaced: boolean }): void;
   /** the API server stops serving a resource (its CRD is deleted): discovery and the collection go */
   dropResource(apiVersion: string, plural: string): void;
+  /** how SubjectAccessReviews are answered (default: allowed), as the API server's authorizer would */
+  answerAccessReviews(answer: (spec: AccessReviewSpec) => { allowed: boolean; reason?: string; evaluationError?: string } | Promise<{ allowed: boolean; reason?: string; evaluationError?: string }>): void;
+  /** every SubjectAccessReview's spec received */
+  accessReviews: AccessReviewSpec[];
   close(): Promise<void>;
 }
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export type AccessReviewSpec = { user?: string; uid?: string; groups?: string[]; extra?: Record<string, string[]>; resourceAttributes?: Record<string, any>; nonResourceAttributes?: { verb: string; path: string } };
 
 /** A list or watch's fieldSelector (metadata.name, metadata.namespace) and labelSelector, as the API server applies them. */
 function selects(params: URLSearchParams): (o: Obj) => boolean {
@@ -70,6 +77,8 @@ export async function startFakeApiServer(dir: string, seed: Record<string, Obj[]
   const watchers = new Map<string, Set<{ res: ServerResponse; selects: (o: Obj) => boolean; query: string }>>();
   const requests: string[] = [];
   const queries: string[] = [];
+  const accessReviews: AccessReviewSpec[] = [];
+  let answerAccessReview: Parameters<FakeApiServer['answerAccessReviews']>[0] = () => ({ allowed: true });
   const stamp = (o: Obj): Obj => ({ ...o, metadata: { ...o.metadata, resourceVersion: String(++rv) } });
   for (const [path, items] of Object.entries(seed)) collections.set(path, new Map(items.map((o) => [o.metadata.name, stamp(o)])));
 
@@ -119,6 +128,12 @@ export async function startFakeApiServer(dir: string, seed: Record<string, Obj[]
     if (injected) {
       failures.delete(`${req.method} ${url.pathname}`);
       return status(res, injected, injected === 409 ? 'Conflict' : 'InternalError');
+    }
+    if (req.method === 'POST' && url.pathname === '/apis/authorization.k8s.io/v1/subjectaccessreviews') {
+      accessReviews.push(body.spec);
+      const answer = await answerAccessReview(body.spec);
+      res.writeHead(201, { 'content-type': 'application/json' });
+      return res.end(JSON.stringify({ ...body, status: answer }));
     }
     const items = itemsOf(url.pathname);
     if (req.method === 'POST') {
@@ -248,6 +263,10 @@ current-context: fake
     forbid(path, on = true) {
       if (on) forbidden.add(path);
       else forbidden.delete(path);
+    },
+    accessReviews,
+    answerAccessReviews(answer) {
+      answerAccessReview = answer;
     },
     failNext(method, path, code) {
       failures.set(`${method} ${path}`, code);

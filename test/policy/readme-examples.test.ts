@@ -53,3 +53,12 @@ t.test('the ValidatingAdmissionPolicy example decides as its text says', async (
   t.equal((await decide('shop', 5)).review.response.allowed, true);
   t.equal((await decide('ops', 6)).review.response.allowed, true, 'not a tenant namespace');
 });
+
+t.test('the authorization example\'s own test cases pass', async (t) => {
+  const { runPolicyTests } = await import('../../src/policy/index.js');
+  const yaml = (await markedBlocks()).find((b) => b.includes('name: release-label'));
+  const set = (await loadPolicySet([await policyDir({ 'example.yaml': yaml! })])).set!;
+  const outcomes = await runPolicyTests(set);
+  t.equal(outcomes.length, 3);
+  t.same(outcomes.filter((o) => !o.passed), []);
+});

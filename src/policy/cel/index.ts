@@ -18,25 +18,19 @@ import { registerMath } from './library/math.js';
 import { registerTime } from './library/time.js';
 import { registerSources } from './library/sources.js';
 import { registerNamedFormats } from './library/named-formats.js';
+import { registerAuthz, AUTHORIZER_TYPE } from './library/authz.js';
 
 export { toCel, fromCel, DEFAULT_INPUT_LIMITS, InputLimitError, type InputLimits } from './convert.js';
 export { CostLimitError, DEFAULT_RUNTIME_COST_LIMIT, DEFAULT_RUNTIME_TIME_LIMIT_MS } from './meter.js';
 export { regexMatches, compileRegex, RegexSyntaxError } from './regex.js';
 export { dns1123Label, dns1123Subdomain, labelValue, qualifiedName } from './library/named-formats.js';
+export { CelAuthorizer, AuthorizationPending, type AuthorizationAttributes, type AuthorizationChecker, type AuthorizationDecision, type AuthorizationUser, type ResourceAttributes } from './library/authz.js';
 
-/**
- * The names a policy expression may use, as in ValidatingAdmissionPolicy, except `authorizer`:
- * trustgate makes no authorization checks from policies (UNSUPPORTED_NAMES says so at load).
- */
-export const ADMISSION_VARIABLES = ['object', 'oldObject', 'request', 'params', 'namespaceObject', 'variables'] as const;
+/** The names a policy expression may use, as in ValidatingAdmissionPolicy. */
+export const ADMISSION_VARIABLES = ['object', 'oldObject', 'request', 'params', 'namespaceObject', 'variables', 'authorizer'] as const;
 
-/** ValidatingAdmissionPolicy names trustgate does not bind, and what to do instead */
-const UNSUPPORTED_NAMES: Record<string, string> = {
-  authorizer: '`authorizer` is not supported: trustgate makes no authorization checks (SubjectAccessReview) from policies; decide on request.userInfo (username, groups) instead',
-};
-
-/** Why a name ValidatingAdmissionPolicy binds is refused here, if it is one of those */
-const refusalOf = (name: string): string | undefined => (Object.hasOwn(UNSUPPORTED_NAMES, name) ? UNSUPPORTED_NAMES[name] : undefined);
+/** names with a type of their own; the others hold JSON-like data (dyn) */
+const TYPED_VARIABLES: Record<string, string> = { authorizer: AUTHORIZER_TYPE };
 
 /**
  * Load-time guard: the static estimate assumes every list has ASSUMED_LIST_LENGTH items, so two
@@ -110,7 +104,6 @@ function buildEnvironment(variables: readonly string[], conformance = false): En
   const env = new Environment(conformance
     ? { enableOptionalTypes: true, homogeneousAggregateLiterals: false, unlistedVariablesAreDyn: true }
     : { enableOptionalTypes: true, homogeneousAggregateLiterals: true });
-  for (const name of variables) env.registerVariable(name, 'dyn');
   registerStrings(env);
   registerLists(env);
   registerRegex(env);
@@ -122,6 +115,9 @@ function buildEnvironment(variables: readonly string[], conformance = false): En
   registerTime(env);
   registerSources(env);
   registerNamedFormats(env);
+  registerAuthz(env);
+  // after the libraries, whose types some variables have
+  for (const name of variables) env.registerVariable(name, Object.hasOwn(TYPED_VARIABLES, name) ? TYPED_VARIABLES[name]! : 'dyn');
   return env;
 }
 
@@ -150,7 +146,7 @@ function callablesOf(env: Environment): ReadonlySet<string> {
 function typeErrorMessage(message: string, variables: readonly string[]): string {
   const unknownVariable = /^Unknown variable: (\w+)$/.exec(message)?.[1];
   if (unknownVariable === undefined) return `type error: ${message}`;
-  return refusalOf(unknownVariable) ?? `type error: ${message}${didYouMean(unknownVariable, variables)}`;
+  return `type error: ${message}${didYouMean(unknownVariable, variables)}`;
 }
 
 function messageOf(err: unknown): string {
@@ -227,9 +223,6 @@ function prepare(ast: Node, variables: ReadonlySet<string> | undefined, callable
     }
   });
   if (unknownCall) {
-    // `authorizer.group(…).check(…)` calls nothing we have, but the reason is the name it starts from
-    const refusal = [...identifiers].map(refusalOf).find((r) => r !== undefined);
-    if (refusal !== undefined) throw new CelCompileError(refusal, unknownCall.start);
     const name = unknownCall.args[0] as string;
     throw new CelCompileError(`unknown function ${name}()${didYouMean(name, callables!)}`, unknownCall.start);
   }

@@ -252,8 +252,10 @@ t.test('broken expressions fail at load with a position and a reason', async (t)
     ["1 + 'a'", /type error: no such overload/],
     ["object.name.matches('(unclosed')", /invalid regular expression "\(unclosed"/],
     ['nosuchvar.x', /Unknown variable: nosuchvar/],
-    // ValidatingAdmissionPolicy's authorizer is not bound: said plainly, not as an overload mismatch
-    ["authorizer.group('').resource('pods').check('delete').allowed()", /^`authorizer` is not supported: .*request\.userInfo/],
+    // the authorizer's types are checked: a misspelt method or a wrong chain fails at load
+    ["authorizer.group('').resurce('pods').check('delete').allowed()", /^unknown function resurce\(\) \(did you mean "resource"\?\)$/],
+    ["authorizer.group('').check('delete').allowed()", /found no matching overload for 'kubernetes\.authorization\.GroupCheck\.check\(string\)'/],
+    ["authorizer.path('/healthz').check('get')", /must evaluate to bool, but its type is kubernetes\.authorization\.Decision/],
     ["'a string'", /must evaluate to bool, but its type is string/],
     ['variables.undeclared', /undeclared variable variables\.undeclared \(declared: known, kown\)/],
     // a misspelt name gets the nearest one the environment has

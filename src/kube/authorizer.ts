@@ -1,0 +1,83 @@
+// Policies' authorization checks answered by the cluster: one SubjectAccessReview per distinct
+// check, as the API server's own authorizer would decide it for that user. Answers are kept
+// briefly (like the API server's webhook authorizer cache), so a burst of requests from one
+// user asks once; identical checks in flight are asked once; failures are never kept.
+import { AuthorizationV1Api, type KubeConfig, type V1SubjectAccessReview } from '@kubernetes/client-node';
+import { LRUCache } from 'lru-cache';
+import type { Logger } from 'pino';
+import { attributesKey, type AuthorizationAttributes, type AuthorizationDecision, type Authorizer } from '../policy/authorization.js';
+
+/** how long an answer is reused: a revoked permission stops counting within this */
+export const AUTHORIZATION_CACHE_MS = 10_000;
+
+export type AuthorizationOutcome = 'allowed' | 'denied' | 'error' | 'cached';
+
+/** The SubjectAccessReview that asks the API server this check. */
+export function subjectAccessReview(a: AuthorizationAttributes): V1SubjectAccessReview {
+  const r = a.resource;
+  return {
+    apiVersion: 'authorization.k8s.io/v1',
+    kind: 'SubjectAccessReview',
+    spec: {
+      user: a.user.username,
+      uid: a.user.uid,
+      groups: [...a.user.groups],
+      extra: a.user.extra ? Object.fromEntries(Object.entries(a.user.extra).map(([k, v]) => [k, [...v]])) : undefined,
+      ...(r
+        ? {
+            resourceAttributes: {
+              verb: a.verb, group: r.group, version: '*', resource: r.resource, subresource: r.subresource || undefined, namespace: r.namespace || undefined, name: r.name || undefined,
+              // raw selectors: the API server parses them as it would in a query (Kubernetes 1.31+)
+              fieldSelector: r.fieldSelector ? { rawSelector: r.fieldSelector } : undefined,
+              labelSelector: r.labelSelector ? { rawSelector: r.labelSelector } : undefined,
+            },
+          }
+        : { nonResourceAttributes: { verb: a.verb, path: a.path } }),
+    },
+  };
+}
+
+export class SubjectAccessReviewAuthorizer implements Authorizer {
+  readonly #api: AuthorizationV1Api;
+  // ttlResolution 0: no debouncing timer per look-up (see the image verifier's cache)
+  readonly #answers = new LRUCache<string, AuthorizationDecision>({ max: 10_000, ttl: AUTHORIZATION_CACHE_MS, ttlResolution: 0 });
+  readonly #inFlight = new Map<string, Promise<AuthorizationDecision>>();
+
+  constructor(kc: KubeConfig, private readonly log: Logger, private readonly observe?: (outcome: AuthorizationOutcome) => void) {
+    this.#api = kc.makeApiClient(AuthorizationV1Api);
+  }
+
+  known(a: AuthorizationAttributes): AuthorizationDecision | undefined {
+    const answer = this.#answers.get(attributesKey(a));
+    if (answer) this.observe?.('cached');
+    return answer;
+  }
+
+  authorize(a: AuthorizationAttributes): Promise<AuthorizationDecision> {
+    const key = attributesKey(a);
+    let asking = this.#inFlight.get(key);
+    if (!asking) {
+      asking = this.#ask(a, key).finally(() => this.#inFlight.delete(key));
+      this.#inFlight.set(key, asking);
+    }
+    return asking;
+  }
+
+  async #ask(a: AuthorizationAttributes, key: string): Promise<AuthorizationDecision> {
+    try {
+      const review = await this.#api.createSubjectAccessReview({ body: subjectAccessReview(a) });
+      const status = review.status;
+      const answer: AuthorizationDecision = { allowed: status?.allowed === true, reason: status?.reason ?? '', error: status?.evaluationError || undefined };
+      // an answer the authorizer could not fully evaluate is not kept
+      if (!answer.error) this.#answers.set(key, answer);
+      this.observe?.(answer.allowed ? 'allowed' : 'denied');
+      return answer;
+    } catch (err) {
+      const reason = (err as Error).message.split('\n')[0]?.slice(0, 200) ?? 'unknown error';
+      // which check, never who asked (user names and extra stay out of logs)
+      this.log.warn({ verb: a.verb, resource: a.resource ? `${a.resource.group}/${a.resource.resource}` : undefined, path: a.path, reason }, 'SubjectAccessReview failed: the check is an errored decision');
+      this.observe?.('error');
+      return { allowed: false, reason: '', error: `SubjectAccessReview failed: ${reason}` };
+    }
+  }
+}

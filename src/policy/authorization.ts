@@ -1,0 +1,130 @@
+// Authorization checks from policies (`authorizer` in CEL), per admission request. CEL runs
+// synchronously and a SubjectAccessReview does not, so a check whose answer is not known yet
+// is noted and the evaluation stops (AuthorizationPending); the admission asks for every noted
+// check at once and evaluates the policies again, a few rounds at most. Answers an authorizer
+// already holds (its cache, a test's table) come at once, in the first round.
+import { AuthorizationPending, type AuthorizationAttributes, type AuthorizationChecker, type AuthorizationDecision, type AuthorizationUser } from './cel/index.js';
+import type { AdmissionRequest } from '../admission/types.js';
+
+export type { AuthorizationAttributes, AuthorizationDecision, AuthorizationUser } from './cel/index.js';
+
+export interface Authorizer {
+  /** the decision when it is known without asking anyone (cached, or a fixed table) */
+  known?(attributes: AuthorizationAttributes): AuthorizationDecision | undefined;
+  /** asks; an authorizer that cannot answer resolves with an errored decision, never rejects */
+  authorize(attributes: AuthorizationAttributes, signal: AbortSignal): Promise<AuthorizationDecision>;
+}
+
+/** Distinct checks one request may make: each can be a call to the API server. */
+export const MAX_AUTHORIZATION_CHECKS = 32;
+/** Rounds of asking: a check that depends on another's answer needs one more. */
+export const MAX_AUTHORIZATION_ROUNDS = 4;
+
+const errored = (error: string): AuthorizationDecision => ({ allowed: false, reason: '', error });
+
+/** For evaluations without a cluster: every check is an error the policy can see (Decision.errored()). */
+export const NO_AUTHORIZER: Authorizer = {
+  known: () => errored('no authorizer: trustgate runs without a cluster here (give a PolicyTest case its authorizations)'),
+  authorize: async () => errored('no authorizer'),
+};
+
+/** A stable key for one check: the same question is asked once. */
+export function attributesKey(a: AuthorizationAttributes): string {
+  const target = a.resource ? ['r', a.resource.group, a.resource.resource, a.resource.subresource, a.resource.namespace, a.resource.name, a.resource.fieldSelector, a.resource.labelSelector] : ['p', a.path];
+  const extra = a.user.extra ? Object.keys(a.user.extra).sort().map((k) => [k, a.user.extra![k]]) : [];
+  return JSON.stringify([a.verb, ...target, a.user.username, a.user.uid ?? '', a.user.groups, extra]);
+}
+
+/** The requesting user as a SubjectAccessReview names it. */
+export function requestUser(request: AdmissionRequest): AuthorizationUser {
+  const u = request.userInfo ?? {};
+  return { username: u.username ?? '', uid: u.uid, groups: u.groups ?? [], extra: u.extra };
+}
+
+/** One request's checks: answers by key, and the ones still to ask for. */
+export class AuthorizationSession implements AuthorizationChecker {
+  readonly #answers = new Map<string, AuthorizationDecision>();
+  readonly #pending = new Map<string, AuthorizationAttributes>();
+  /** checks noted so far, ever: a policy whose evaluation raised it must run again */
+  noted = 0;
+  #final = false;
+
+  constructor(private readonly authorizer: Authorizer) {}
+
+  check(attributes: AuthorizationAttributes): AuthorizationDecision {
+    const key = attributesKey(attributes);
+    let answer = this.#answers.get(key) ?? this.authorizer.known?.(attributes);
+    if (answer === undefined) {
+      if (this.#final) answer = errored(`authorization check not answered: more than ${MAX_AUTHORIZATION_ROUNDS} rounds of checks that depend on each other`);
+      else if (this.#answers.size + this.#pending.size >= MAX_AUTHORIZATION_CHECKS) answer = errored(`too many authorization checks in one request (at most ${MAX_AUTHORIZATION_CHECKS})`);
+      else {
+        if (!this.#pending.has(key)) {
+          this.#pending.set(key, attributes);
+          this.noted++;
+        }
+        throw new AuthorizationPending('authorization check pending');
+      }
+    }
+    this.#answers.set(key, answer);
+    return answer;
+  }
+
+  get pending(): number {
+    return this.#pending.size;
+  }
+
+  /** Asks for every pending check at once; what is not answered by the deadline is an errored decision. */
+  async resolve(deadline: number): Promise<void> {
+    const asked = [...this.#pending];
+    this.#pending.clear();
+    // a timer that holds the process open, unlike AbortSignal.timeout's: a hung authorizer must not end it
+    const stop = new AbortController();
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<void>((resolve) => { timer = setTimeout(() => { stop.abort(); resolve(); }, Math.max(0, deadline - Date.now())); });
+    const answers = asked.map(([key, attributes]) => this.authorizer.authorize(attributes, stop.signal)
+      .catch((err: unknown) => errored(`authorization check failed: ${(err as Error).message}`))
+      .then((answer) => { this.#answers.set(key, answer); }));
+    await Promise.race([Promise.all(answers), timedOut]);
+    clearTimeout(timer);
+    for (const [key] of asked) if (!this.#answers.has(key)) this.#answers.set(key, errored('authorization check timed out: the internal deadline passed'));
+  }
+
+  /** No more asking: checks still unknown answer as errors, so one last evaluation decides. */
+  finish(): void {
+    this.#final = true;
+    this.#pending.clear();
+  }
+}
+
+export interface AuthorizationRule {
+  /** matches when every given field equals the check's; user defaults to any */
+  user?: string;
+  verb: string;
+  group?: string;
+  resource?: string;
+  subresource?: string;
+  namespace?: string;
+  name?: string;
+  path?: string;
+  /** default true: a test lists what the user may do */
+  allowed?: boolean;
+  reason?: string;
+}
+
+/** A fixed table of answers, for PolicyTest cases; a check no rule matches is not allowed (no opinion). */
+export class StaticAuthorizer implements Authorizer {
+  constructor(private readonly rules: readonly AuthorizationRule[]) {}
+
+  known(a: AuthorizationAttributes): AuthorizationDecision {
+    const rule = this.rules.find((r) => r.verb === a.verb && (r.user === undefined || r.user === a.user.username)
+      && (a.resource
+        ? r.path === undefined && (r.group ?? '') === a.resource.group && r.resource === a.resource.resource && (r.subresource ?? '') === a.resource.subresource
+          && (r.namespace === undefined || r.namespace === a.resource.namespace) && (r.name === undefined || r.name === a.resource.name)
+        : r.path === a.path));
+    return rule ? { allowed: rule.allowed ?? true, reason: rule.reason ?? '' } : { allowed: false, reason: 'no authorization of this test case matches' };
+  }
+
+  async authorize(a: AuthorizationAttributes): Promise<AuthorizationDecision> {
+    return this.known(a);
+  }
+}

@@ -1,0 +1,102 @@
+// Policies' authorization checks asked of an API-server stand-in as SubjectAccessReviews, through
+// client-node: what is sent, what is kept, what a failure becomes, and a VAP deciding on it.
+import { mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import t from 'tap';
+import { admit } from '../../src/admission/index.js';
+import { reviewForObject } from '../../src/admission/synthesize.js';
+import { NullDecisionRecorder } from '../../src/audit/index.js';
+import { loadKubeConfig, SubjectAccessReviewAuthorizer } from '../../src/kube/index.js';
+import { loadPolicySet } from '../../src/policy/index.js';
+import type { AuthorizationAttributes } from '../../src/policy/authorization.js';
+import { startFakeApiServer } from '../helpers/fake-apiserver.js';
+import { policyDir } from '../helpers/policies.js';
+
+const user = { username: 'alice', uid: 'u-1', groups: ['devs'], extra: { 'scopes.example.com': ['a', 'b'] } };
+const resource = (r: Partial<NonNullable<AuthorizationAttributes['resource']>> = {}): AuthorizationAttributes => ({
+  user, verb: 'update', resource: { group: 'apps', resource: 'deployments', subresource: '', namespace: 'shop', name: '', fieldSelector: '', labelSelector: '', ...r },
+});
+
+async function setUp(t: { teardown(fn: () => unknown): void }) {
+  const api = await startFakeApiServer(await mkdtemp(join(tmpdir(), 'tg-sar-')), {});
+  t.teardown(() => api.close());
+  const logged: unknown[] = [];
+  const log = pino({ level: 'warn' }, { write: (line: string) => logged.push(JSON.parse(line)) });
+  const outcomes: string[] = [];
+  const authorizer = new SubjectAccessReviewAuthorizer(loadKubeConfig({ kubeconfig: api.kubeconfig }), log, (o) => outcomes.push(o));
+  return { api, authorizer, logged, outcomes };
+}
+
+t.test('a check is one SubjectAccessReview for the requesting user, in the API server\'s terms', async (t) => {
+  const { api, authorizer } = await setUp(t);
+  api.answerAccessReviews((spec) => ({ allowed: spec.resourceAttributes?.subresource === 'scale', reason: 'RBAC: rule 3' }));
+  t.same(await authorizer.authorize(resource({ subresource: 'scale', name: 'web', labelSelector: 'app=web' })), { allowed: true, reason: 'RBAC: rule 3', error: undefined });
+  t.same(api.accessReviews[0], {
+    user: 'alice', uid: 'u-1', groups: ['devs'], extra: { 'scopes.example.com': ['a', 'b'] },
+    resourceAttributes: { verb: 'update', group: 'apps', version: '*', resource: 'deployments', subresource: 'scale', namespace: 'shop', name: 'web', labelSelector: { rawSelector: 'app=web' } },
+  });
+  t.same(await authorizer.authorize({ user, verb: 'get', path: '/healthz' }), { allowed: false, reason: 'RBAC: rule 3', error: undefined });
+  t.same(api.accessReviews[1]?.nonResourceAttributes, { verb: 'get', path: '/healthz' });
+});
+
+t.test('answers are kept briefly and identical checks in flight are asked once; failures are not kept', async (t) => {
+  const { api, authorizer, logged, outcomes } = await setUp(t);
+  let release!: () => void;
+  const gate = new Promise<void>((r) => { release = r; });
+  api.answerAccessReviews(async () => { await gate; return { allowed: true }; });
+  t.equal(authorizer.known(resource()), undefined);
+  const both = Promise.all([authorizer.authorize(resource()), authorizer.authorize(resource())]);
+  await new Promise((r) => setTimeout(r, 50));
+  release();
+  t.same((await both).map((d) => d.allowed), [true, true]);
+  t.equal(api.accessReviews.length, 1, 'asked once');
+  t.same(authorizer.known(resource()), { allowed: true, reason: '', error: undefined }, 'then known without asking');
+  t.equal(authorizer.known(resource({ namespace: 'other' })), undefined, 'another namespace is another check');
+  t.equal(authorizer.known({ ...resource(), user: { ...user, groups: ['admins'] } }), undefined, 'another user (or group) is another check');
+
+  api.failNext('POST', '/apis/authorization.k8s.io/v1/subjectaccessreviews', 500);
+  const failed = await authorizer.authorize(resource({ resource: 'statefulsets' }));
+  t.match(failed, { allowed: false, error: /^SubjectAccessReview failed: / });
+  t.equal(authorizer.known(resource({ resource: 'statefulsets' })), undefined, 'a failure is asked again next time');
+  t.match(logged, [{ msg: /SubjectAccessReview failed/, verb: 'update', resource: 'apps/statefulsets' }]);
+  t.notMatch(JSON.stringify(logged), /alice|scopes/, 'who asked stays out of the log');
+
+  api.answerAccessReviews(() => ({ allowed: false, evaluationError: 'role binding refers to a missing role' }));
+  t.same(await authorizer.authorize(resource({ resource: 'daemonsets' })), { allowed: false, reason: '', error: 'role binding refers to a missing role' });
+  t.equal(authorizer.known(resource({ resource: 'daemonsets' })), undefined, 'nor is an answer the authorizer could not fully evaluate');
+  t.same(outcomes, ['allowed', 'cached', 'error', 'denied']);
+});
+
+t.test('a ValidatingAdmissionPolicy decides on the cluster\'s answer', async (t) => {
+  const { api, authorizer } = await setUp(t);
+  api.answerAccessReviews((spec) => (spec.user === 'release-bot' ? { allowed: true } : { allowed: false, reason: 'no RBAC rule allows it' }));
+  const dir = await policyDir({ 'vap.yaml': `apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingAdmissionPolicy
+metadata: { name: release-labels }
+spec:
+  failurePolicy: Fail
+  matchConstraints:
+    resourceRules: [{ apiGroups: ["apps"], apiVersions: ["v1"], operations: ["CREATE", "UPDATE"], resources: ["deployments"] }]
+  validations:
+    - expression: "!has(object.metadata.labels) || !('release' in object.metadata.labels) || authorizer.group('apps').resource('deployments').subresource('release').namespace(object.metadata.namespace).check('update').allowed()"
+      messageExpression: "'only releasers may set the release label: ' + authorizer.group('apps').resource('deployments').subresource('release').namespace(object.metadata.namespace).check('update').reason()"
+---
+apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingAdmissionPolicyBinding
+metadata: { name: release-labels }
+spec: { policyName: release-labels, validationActions: [Deny] }
+` });
+  const set = (await loadPolicySet([dir])).set!;
+  const decide = (username: string) => {
+    const review = reviewForObject({ apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: 'web', namespace: 'shop', labels: { release: 'v2' } } }, { operation: 'UPDATE' });
+    review.request.userInfo = { username, groups: ['system:authenticated'] };
+    return admit(review, 'validate', { policies: () => set, recorder: new NullDecisionRecorder(), replica: 't', deadlineMs: 8000, authorizer });
+  };
+  t.equal((await decide('release-bot')).review.response.allowed, true);
+  const denied = await decide('alice');
+  t.equal(denied.review.response.allowed, false);
+  t.match(denied.review.response.status?.message, 'only releasers may set the release label: no RBAC rule allows it');
+  t.same(api.accessReviews.map((s) => s.user), ['release-bot', 'alice'], 'one review per user, the messageExpression reusing the answer');
+});
