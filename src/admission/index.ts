@@ -95,7 +95,7 @@ export async function admit(body: unknown, endpoint: Endpoint, services: Admissi
   const decision = decide(results);
   const patch: JsonPatchOperation[] = decision.allowed ? results.flatMap((r) => r.patch ?? []) : [];
   const decisionId = randomUUID();
-  const record = buildDecisionRecord({ decisionId, replica: services.replica, request, endpoint, allowed: decision.allowed, startedAt, evaluationMs, imagesMs, policySetRevision: set.revision, results, patch, labels: services.labels });
+  const record = buildDecisionRecord({ decisionId, replica: services.replica, request, endpoint, allowed: decision.allowed, startedAt, evaluationMs, imagesMs, policySetRevision: set.revision, results, patch, labels: services.labels, authorizations: authorization?.record() });
   try {
     await services.recorder.record(record);
   } catch (err) {

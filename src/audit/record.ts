@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import type { AdmissionRequest, Endpoint, KubeObject } from '../admission/types.js';
 import { clip, type JsonPatchOperation } from '../admission/response.js';
 import type { PolicyResult } from '../policy/index.js';
+import type { AuthorizationRecord } from '../policy/authorization.js';
 import { canonicalSha256 } from './canonical.js';
 
 /** What was verified for one image under one policy: never a credential, never unverified claims. */
@@ -28,6 +29,12 @@ export interface ImageRecord {
  */
 const MAX_RECORDED_MESSAGES = 100;
 const MAX_RECORDED_MESSAGE_LENGTH = 2048;
+
+/** a reviewer's reason or error is its text, of any length: kept as long as a message */
+function clippedAuthorization(a: AuthorizationRecord): AuthorizationRecord {
+  const long = (s?: string) => s !== undefined && s.length > MAX_RECORDED_MESSAGE_LENGTH;
+  return long(a.reason) || long(a.error) ? { ...a, error: a.error && clip(a.error, MAX_RECORDED_MESSAGE_LENGTH), reason: a.reason && clip(a.reason, MAX_RECORDED_MESSAGE_LENGTH) } : a;
+}
 
 function recordedMessages(messages: string[]): string[] {
   let fits = messages.length <= MAX_RECORDED_MESSAGES;
@@ -105,6 +112,8 @@ export interface DecisionRecord {
   };
   endpoint: Endpoint;
   allowed: boolean;
+  /** the authorization checks policies made (SubjectAccessReviews) and their answers, when they made any */
+  authorizations?: AuthorizationRecord[];
   durationMs: number;
   /** parts of the duration: policy evaluation (image verification joins with image rules) */
   timings: { evaluationMs: number; imagesMs?: number };
@@ -135,6 +144,7 @@ export function buildDecisionRecord(input: {
   results: readonly PolicyResult[];
   patch: JsonPatchOperation[];
   labels?: { cluster: string; version: string };
+  authorizations?: AuthorizationRecord[];
 }): DecisionRecord {
   const r = input.request;
   const time = new Date().toISOString();
@@ -143,6 +153,7 @@ export function buildDecisionRecord(input: {
   // path, and canonical JSON copies only the objects whose keys are out of order
   return {
     allowed: input.allowed,
+    authorizations: input.authorizations?.length ? input.authorizations.map(clippedAuthorization) : undefined,
     decisionId: input.decisionId,
     // after the digest above, the last costly step before the record is sealed
     durationMs: Math.round((performance.now() - input.startedAt) * 1000) / 1000,

@@ -15,6 +15,21 @@ export interface Authorizer {
   authorize(attributes: AuthorizationAttributes, signal: AbortSignal): Promise<AuthorizationDecision>;
 }
 
+/** One check in the decision record: what was asked for whom, and the answer. */
+export interface AuthorizationRecord {
+  allowed: boolean;
+  error?: string;
+  group?: string;
+  name?: string;
+  namespace?: string;
+  path?: string;
+  reason?: string;
+  resource?: string;
+  subresource?: string;
+  user: string;
+  verb: string;
+}
+
 /** Distinct checks one request may make: each can be a call to the API server. */
 export const MAX_AUTHORIZATION_CHECKS = 32;
 /** Rounds of asking: a check that depends on another's answer needs one more. */
@@ -43,6 +58,8 @@ export function requestUser(request: AdmissionRequest): AuthorizationUser {
 
 /** One request's checks: answers by key, and the ones still to ask for. */
 export class AuthorizationSession implements AuthorizationChecker {
+  /** every check made, with its answer, in the order first made */
+  readonly #checks = new Map<string, { attributes: AuthorizationAttributes; answer: AuthorizationDecision }>();
   readonly #answers = new Map<string, AuthorizationDecision>();
   readonly #pending = new Map<string, AuthorizationAttributes>();
   /** checks noted so far, ever: a policy whose evaluation raised it must run again */
@@ -66,7 +83,26 @@ export class AuthorizationSession implements AuthorizationChecker {
       }
     }
     this.#answers.set(key, answer);
+    if (!this.#checks.has(key)) this.#checks.set(key, { attributes, answer });
     return answer;
+  }
+
+  /** the checks made and their answers, as the decision record keeps them (the user by name only) */
+  record(): AuthorizationRecord[] {
+    return [...this.#checks.values()].map(({ attributes: a, answer }) => ({
+      // key order is the canonical order; undefined members are left out of the record
+      allowed: answer.allowed,
+      error: answer.error,
+      group: a.resource?.group,
+      name: a.resource?.name || undefined,
+      namespace: a.resource?.namespace || undefined,
+      path: a.path,
+      reason: answer.reason || undefined,
+      resource: a.resource?.resource,
+      subresource: a.resource?.subresource || undefined,
+      user: a.user.username,
+      verb: a.verb,
+    }));
   }
 
   get pending(): number {

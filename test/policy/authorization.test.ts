@@ -135,6 +135,13 @@ spec:
   t.ok(r.explain!.filter((s) => s.policy === 'authz/authz' && s.step === 'validations[0]').length >= 2, 'the one with checks again');
   t.same(r.results.map((x) => x.name), set.policies.map((p) => p.name), 'results keep the policies\' order');
   t.same(authorizer.asked[0]!.user, { username: 'alice', uid: 'u-1', groups: ['devs', 'system:authenticated'], extra: { 'scopes.example.com': ['a'] } }, 'asked as the requesting user');
+  // the record says what was asked and answered, the user by name only (extra never); the
+  // variable no expression reads asked nothing
+  t.same(JSON.parse(JSON.stringify(r.record.authorizations)).sort((a: { resource: string }, b: { resource: string }) => a.resource.localeCompare(b.resource)), [
+    { allowed: true, group: 'apps', reason: 'ok', resource: 'deployments', user: 'alice', verb: 'delete' },
+    { allowed: true, group: '', reason: 'ok', resource: 'pods', user: 'alice', verb: 'list' },
+    { allowed: false, group: '', reason: 'secrets are private', resource: 'secrets', user: 'alice', verb: 'get' },
+  ]);
 });
 
 t.test('checks that depend on answers take more rounds, a bounded number; past it they are errored decisions', async (t) => {
@@ -177,7 +184,9 @@ t.test('serviceAccount() checks as that service account', async (t) => {
       message: the builder may not`));
   const authorizer = new RecordingAuthorizer((a) => ({ allowed: a.user.username === 'system:serviceaccount:ci:builder', reason: '' }));
   t.equal((await decide(set, authorizer)).review.response.allowed, true);
+  const r = await decide(set, authorizer);
   t.same(authorizer.asked[0]!.user, { username: 'system:serviceaccount:ci:builder', groups: ['system:serviceaccounts', 'system:serviceaccounts:ci'] });
+  t.match(r.record.authorizations, [{ user: 'system:serviceaccount:ci:builder', verb: 'create', group: 'apps', resource: 'deployments', allowed: true }], 'recorded as checked for the service account');
 });
 
 t.test('a policy set without authorizer makes no session: the hot path stays as it was', async (t) => {
@@ -189,6 +198,7 @@ spec:
   validations: [{ expression: "object.spec.replicas < 5" }]
 ` });
   t.equal(set.usesAuthorizer, false);
+  t.equal((await decide(set)).record.authorizations, undefined, 'and its records no authorizations member');
 });
 
 t.test('PolicyTest cases answer checks from their authorizations, the case\'s before the suite\'s', async (t) => {
