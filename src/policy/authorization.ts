@@ -39,7 +39,7 @@ const errored = (error: string): AuthorizationDecision => ({ allowed: false, rea
 
 /** For evaluations without a cluster: every check is an error the policy can see (Decision.errored()). */
 export const NO_AUTHORIZER: Authorizer = {
-  known: () => errored('no authorizer: trustgate runs without a cluster here (give a PolicyTest case its authorizations)'),
+  known: () => errored('no authorizer: trustgate runs without a cluster (serve takes --kubeconfig or --in-cluster; PolicyTest suites answer checks with authorizations)'),
   authorize: async () => errored('no authorizer'),
 };
 
@@ -119,7 +119,8 @@ export class AuthorizationSession implements AuthorizationChecker {
     const timedOut = new Promise<void>((resolve) => { timer = setTimeout(() => { stop.abort(); resolve(); }, Math.max(0, deadline - Date.now())); });
     const answers = asked.map(([key, attributes]) => this.authorizer.authorize(attributes, stop.signal)
       .catch((err: unknown) => errored(`authorization check failed: ${(err as Error).message}`))
-      .then((answer) => { this.#answers.set(key, answer); }));
+      // an answer after the deadline is not taken: the timed-out one below stands
+      .then((answer) => { if (!stop.signal.aborted) this.#answers.set(key, answer); }));
     await Promise.race([Promise.all(answers), timedOut]);
     clearTimeout(timer);
     for (const [key] of asked) if (!this.#answers.has(key)) this.#answers.set(key, errored('authorization check timed out: the internal deadline passed'));

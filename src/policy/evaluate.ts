@@ -3,7 +3,7 @@
 // lists everything that must change. Pure apart from the cluster lookups it is handed.
 import type { ErrorObject } from 'ajv';
 import type { AdmissionRequest, KubeObject } from '../admission/types.js';
-import { AuthorizationPending, CelAuthorizer, CostLimitError, describeEvaluationError, fromCel, toCel, InputLimitError, type CompiledExpression } from './cel/index.js';
+import { CelAuthorizer, CostLimitError, describeEvaluationError, fromCel, toCel, InputLimitError, type CompiledExpression } from './cel/index.js';
 import { requestUser, type AuthorizationSession } from './authorization.js';
 import { clip } from '../admission/response.js';
 import { policyInScope, type NamespaceLookup } from './match.js';
