@@ -12,7 +12,9 @@ import { loadKubeConfig, SubjectAccessReviewAuthorizer } from '../../src/kube/in
 import { loadPolicySet } from '../../src/policy/index.js';
 import type { AuthorizationAttributes } from '../../src/policy/authorization.js';
 import { startFakeApiServer } from '../helpers/fake-apiserver.js';
-import { policyDir } from '../helpers/policies.js';
+import { eventually } from '../helpers/eventually.js';
+import { policyDir, policyYaml } from '../helpers/policies.js';
+import { startTestServer } from '../helpers/server.js';
 
 const user = { username: 'alice', uid: 'u-1', groups: ['devs'], extra: { 'scopes.example.com': ['a', 'b'] } };
 const resource = (r: Partial<NonNullable<AuthorizationAttributes['resource']>> = {}): AuthorizationAttributes => ({
@@ -99,4 +101,40 @@ spec: { policyName: release-labels, validationActions: [Deny] }
   t.equal(denied.review.response.allowed, false);
   t.match(denied.review.response.status?.message, 'only releasers may set the release label: no RBAC rule allows it');
   t.same(api.accessReviews.map((s) => s.user), ['release-bot', 'alice'], 'one review per user, the messageExpression reusing the answer');
+});
+
+t.test('trustgate serve with a cluster asks it, once per check within the cache time, and counts the checks', async (t) => {
+  const api = await startFakeApiServer(await mkdtemp(join(tmpdir(), 'tg-sar-serve-')), { '/api/v1/namespaces': [{ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'shop' } }] });
+  t.teardown(() => api.close());
+  api.answerAccessReviews((spec) => ({ allowed: spec.user === 'ops', reason: spec.user === 'ops' ? '' : 'not an operator' }));
+  const policies = await policyDir({ 'p.yaml': policyYaml('exec-needs-delete', `
+match:
+  resources:
+    - { apiGroups: [""], resources: [pods/exec], operations: [CONNECT] }
+validations:
+  - expression: "authorizer.requestResource.subresource('').check('delete').allowed()"
+    messageExpression: "'exec needs the right to delete the pod: ' + authorizer.requestResource.subresource('').check('delete').reason()"
+`) });
+  const server = await startTestServer({ policies: [policies], kubeconfig: api.kubeconfig });
+  t.teardown(() => server.close());
+  await eventually(async () => (await server.get('/readyz')).status === 200, 'caches to sync');
+  const exec = (username: string) => server.post('/validate', {
+    apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview',
+    request: {
+      uid: `u-${username}`, kind: { group: '', version: 'v1', kind: 'PodExecOptions' }, resource: { group: '', version: 'v1', resource: 'pods' }, subResource: 'exec',
+      name: 'web-0', namespace: 'shop', operation: 'CONNECT', userInfo: { username, groups: ['system:authenticated'] },
+      object: { apiVersion: 'v1', kind: 'PodExecOptions', command: ['sh'] },
+    },
+  }).then((r) => r.json().response);
+  t.match(await exec('dev'), { allowed: false, status: { message: /exec needs the right to delete the pod: not an operator/ } });
+  t.match(await exec('ops'), { allowed: true });
+  t.match(await exec('ops'), { allowed: true });
+  t.same(api.accessReviews.map((s) => [s.user, s.resourceAttributes]), [
+    ['dev', { verb: 'delete', group: '', version: '*', resource: 'pods', namespace: 'shop', name: 'web-0' }],
+    ['ops', { verb: 'delete', group: '', version: '*', resource: 'pods', namespace: 'shop', name: 'web-0' }],
+  ], 'the pod being exec\'d into, asked once per user');
+  const metrics = (await server.get('/metrics')).text;
+  t.match(metrics, /trustgate_authorization_checks_total\{outcome="cached"\} 1/);
+  t.match(metrics, /trustgate_authorization_checks_total\{outcome="allowed"\} 1/);
+  t.match(metrics, /trustgate_authorization_checks_total\{outcome="denied"\} 1/);
 });
