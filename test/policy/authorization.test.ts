@@ -103,8 +103,16 @@ t.test('without an authorizer (offline, no cluster), every check is an errored d
   const set = await setOf(VAP(`    - expression: "authorizer.group('').resource('pods').check('get').errored()"
     - expression: "authorizer.group('').resource('pods').check('get').error().startsWith('no authorizer')"
     - expression: "!authorizer.group('').resource('pods').check('get').allowed()"`));
-  const r = await decide(set);
+  const r = await decide(set, undefined, { explain: true });
   t.equal(r.review.response.allowed, true, r.review.response.status?.message ?? '');
+  t.match(r.explain, [{ value: true }, { value: true }, { value: true }]);
+  const explained = await decide(await setOf(VAP(`    - expression: "[variables.decision, variables.resource, variables.path].size() == 3"`, `  variables:
+    - { name: decision, expression: "authorizer.requestResource.check('get')" }
+    - { name: resource, expression: "authorizer.group('apps').resource('deployments').subresource('scale').name('web').namespace('ops')" }
+    - { name: path, expression: "authorizer.path('/metrics')" }
+`)), new StaticAuthorizer([{ verb: 'get', group: 'apps', resource: 'deployments', reason: 'RBAC' }]), { explain: true });
+  t.equal(explained.review.response.allowed, true);
+  t.same(explained.explain!.filter((s) => s.step.startsWith('variables.')).map((s) => s.value), ['allowed: RBAC', 'check of apps/deployments/scale web in ops', 'check of path /metrics'], 'eval --explain shows what the values are');
 });
 
 t.test('asynchronous answers: every check a round meets is asked at once, and only the policies that met one run again', async (t) => {

@@ -64,14 +64,19 @@ export class CelAuthorizer {
     const r = this.request;
     return r && new CelResourceCheck(this, r.group, r.resource, r.subresource, r.namespace, r.name);
   }
+
+  // toString: how `eval --explain` shows these values
+  toString(): string { return `authorizer for ${this.user.username || '(no user)'}`; }
 }
 
 class CelPathCheck {
   constructor(readonly authorizer: CelAuthorizer, readonly path: string) {}
+  toString(): string { return `check of path ${this.path}`; }
 }
 
 class CelGroupCheck {
   constructor(readonly authorizer: CelAuthorizer, readonly group: string) {}
+  toString(): string { return `check of group ${this.group || '(core)'}`; }
 }
 
 /** Immutable: each setter returns a copy, as the Go values are copied. */
@@ -96,10 +101,21 @@ class CelResourceCheck {
     const { group, resource, subresource, namespace, name, fieldSelector, labelSelector } = this;
     return { group, resource, subresource, namespace, name, fieldSelector, labelSelector };
   }
+
+  toString(): string {
+    const what = [this.group || '(core)', this.resource, this.subresource].filter(Boolean).join('/');
+    return `check of ${what}${this.name ? ` ${this.name}` : ''}${this.namespace ? ` in ${this.namespace}` : ''}`;
+  }
 }
 
 class CelAuthzDecision {
   constructor(readonly decision: AuthorizationDecision) {}
+
+  toString(): string {
+    const d = this.decision;
+    if (d.error !== undefined) return `errored: ${d.error}`;
+    return `${d.allowed ? 'allowed' : 'not allowed'}${d.reason ? `: ${d.reason}` : ''}`;
+  }
 }
 
 // the type names Kubernetes gives them, which type() shows
