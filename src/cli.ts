@@ -14,7 +14,7 @@ import { readPostgresRecords, redactedURL } from './audit/sinks/postgres.js';
 import { ConfigError, flagOn, parseFlags, resolveServeConfig, SERVE_OPTIONS, serveFlagKinds } from './config.js';
 import { didYouMean } from './did-you-mean.js';
 import { readClusterFile } from './kube/cluster-file.js';
-import { isConfigMap, junitReport, loadPolicySet, policiesNeverFailed, runPolicyTests } from './policy/index.js';
+import { authorizationRulesErrors, isConfigMap, junitReport, loadPolicySet, policiesNeverFailed, runPolicyTests, StaticAuthorizer, type AuthorizationRule } from './policy/index.js';
 import { renderManifests } from './kube/manifests.js';
 import { stringify as toYaml } from 'yaml';
 import { generateCertificates, startServer } from './server/index.js';
@@ -29,7 +29,9 @@ usage:
   trustgate lint    DIR|FILE... [--strict]     warnings (rules that never match, reads of object on DELETE) fail too with --strict
   trustgate test    DIR... [--junit FILE]     FILE: the outcomes as JUnit XML, for CI test reports
   trustgate eval    --policies DIR (--review F | --object F [--old-object F] [--operation OP] [--namespace NS])
-                    [--cluster-file F] [--mutate] [--explain]
+                    [--user NAME] [--group G]... [--cluster-file F] [--authorizations F] [--mutate] [--explain]
+                    --user/--group: who sends the object (default trustgate-offline, system:authenticated)
+                    --authorizations: answers to the policies' authorization checks, as a PolicyTest lists them
   trustgate verify  IMAGE --policies DIR [--registry-config F] [--insecure-registry HOST:PORT]... [--registry-ca F]... [--json]
                     what was found for one image and why it passes or fails
   trustgate verify-bundle --bundle F (--certificate-identity ID --certificate-oidc-issuer URL | --key F)
@@ -130,10 +132,19 @@ async function verifierFromFlags(values: Map<string, unknown[]>, named: Readonly
   }
 }
 
+/** eval --authorizations: a YAML or JSON list of answers, or a PolicyTest-like { authorizations: [...] } */
+async function readAuthorizations(path: string): Promise<StaticAuthorizer> {
+  const data = await readData(path, 'authorizations');
+  const rules = data !== null && typeof data === 'object' && !Array.isArray(data) && 'authorizations' in data ? (data as { authorizations: unknown }).authorizations : data;
+  const problems = authorizationRulesErrors(rules);
+  if (problems.length) throw new UsageError(problems.map((p) => `${path}: ${p}`).join('\n'));
+  return new StaticAuthorizer(rules as AuthorizationRule[]);
+}
+
 async function evaluate(argv: string[]): Promise<number> {
   const { values } = parseFlags(argv, {
     policies: 'value', review: 'value', object: 'value', 'old-object': 'value', operation: 'value', namespace: 'value',
-    'cluster-file': 'value', mutate: 'bool', explain: 'bool', 'sub-resource': 'value',
+    'cluster-file': 'value', authorizations: 'value', user: 'value', group: 'value', mutate: 'bool', explain: 'bool', 'sub-resource': 'value',
     'registry-config': 'value', 'insecure-registry': 'value', 'registry-ca': 'value',
   });
   const one = (k: string) => values.get(k)?.at(-1) as string | undefined;
@@ -143,6 +154,7 @@ async function evaluate(argv: string[]): Promise<number> {
   const set = await loadOrFail(policies);
   if (!set) return 2;
   let review: unknown;
+  if (one('review') && (values.has('user') || values.has('group'))) throw new UsageError('--user and --group describe who sends --object; a --review names its own userInfo');
   if (one('review')) review = await readData(one('review')!, 'review');
   else {
     const op = (one('operation') ?? 'CREATE').toUpperCase();
@@ -150,17 +162,19 @@ async function evaluate(argv: string[]): Promise<number> {
     const object = (await readData(one('object')!, 'object')) as KubeObject;
     const oldObject = one('old-object') ? ((await readData(one('old-object')!, 'old object')) as KubeObject) : undefined;
     try {
-      review = reviewForObject(object, { operation: op as 'CREATE', namespace: one('namespace'), oldObject, subResource: one('sub-resource') });
+      const userInfo = one('user') || values.has('group') ? { username: one('user') ?? 'trustgate-offline', groups: ['system:authenticated', ...(values.get('group') as string[] | undefined) ?? []] } : undefined;
+      review = reviewForObject(object, { operation: op as 'CREATE', namespace: one('namespace'), oldObject, subResource: one('sub-resource'), userInfo });
     } catch (err) {
       throw new UsageError(`${one('object')}: ${(err as Error).message}`);
     }
   }
   const cluster = one('cluster-file') ? readClusterFile(one('cluster-file')!) : undefined;
+  const authorizer = one('authorizations') ? await readAuthorizations(one('authorizations')!) : undefined;
   const images = await verifierFromFlags(values, set.registries);
   let outcome;
   try {
     outcome = await admit(review, flagOn(values, 'mutate') ? 'mutate' : 'validate',
-      { policies: () => set, recorder: new NullDecisionRecorder(), namespaces: cluster, params: cluster, replica: 'eval', deadlineMs: 8000, images }, { explain: flagOn(values, 'explain') });
+      { policies: () => set, recorder: new NullDecisionRecorder(), namespaces: cluster, params: cluster, replica: 'eval', deadlineMs: 8000, images, authorizer }, { explain: flagOn(values, 'explain') });
   } catch (err) {
     if (err instanceof AdmissionInputError) throw new UsageError(`the review is not valid: ${err.message}`);
     throw err;

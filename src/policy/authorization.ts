@@ -158,7 +158,7 @@ export class StaticAuthorizer implements Authorizer {
         ? r.path === undefined && (r.group ?? '') === a.resource.group && r.resource === a.resource.resource && (r.subresource ?? '') === a.resource.subresource
           && (r.namespace === undefined || r.namespace === a.resource.namespace) && (r.name === undefined || r.name === a.resource.name)
         : r.path === a.path));
-    return rule ? { allowed: rule.allowed ?? true, reason: rule.reason ?? '' } : { allowed: false, reason: 'no authorization of this test case matches' };
+    return rule ? { allowed: rule.allowed ?? true, reason: rule.reason ?? '' } : { allowed: false, reason: 'no listed authorization matches' };
   }
 
   async authorize(a: AuthorizationAttributes): Promise<AuthorizationDecision> {

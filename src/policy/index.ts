@@ -6,5 +6,6 @@ export { evaluatePolicy, EvaluationContext, ParamsUnavailableError, type PolicyR
 export { PolicyIndex, type NamespaceLookup } from './match.js';
 export { CONFIG_MAP, isConfigMap, paramKindKey, PolicyFileError, type CompiledPolicy, type Mode, type FailurePolicy, type LabelSelector, type ParamKind } from './types.js';
 export { selectObjects, selectorMatches, selectorString } from './selector.js';
-export { POLICY_SCHEMA_PATH } from './schema.js';
+export { POLICY_SCHEMA_PATH, authorizationRulesErrors } from './schema.js';
+export { StaticAuthorizer, type AuthorizationRule } from './authorization.js';
 export { parseYamlDocuments } from './documents.js';

@@ -11,7 +11,9 @@ export const VAP_SCHEMA_PATH = new URL('../../schema/vap.schema.json', import.me
 
 // verbose: an error carries the schema it failed, whose properties name what a misspelt field meant
 const ajv = new Ajv({ allErrors: true, strict: false, verbose: true });
-const validateDocument = ajv.compile(JSON.parse(readFileSync(POLICY_SCHEMA_PATH, 'utf8')));
+const policySchema = JSON.parse(readFileSync(POLICY_SCHEMA_PATH, 'utf8'));
+const validateDocument = ajv.compile(policySchema);
+const validateAuthorizations = ajv.compile(policySchema.definitions.authorizationRules);
 const validateVapDocument = ajv.compile(JSON.parse(readFileSync(VAP_SCHEMA_PATH, 'utf8')));
 
 function pathOf(instancePath: string): string[] {
@@ -47,4 +49,11 @@ export function schemaErrors(doc: LoadedDocument, which: 'trustgate' | 'vap' = '
     if (!seen.has(err.message)) out.push(err), seen.add(err.message);
   }
   return out;
+}
+
+/** Problems of a list of authorization answers as PolicyTest's `authorizations` takes them (for eval --authorizations). */
+export function authorizationRulesErrors(value: unknown): string[] {
+  if (validateAuthorizations(value)) return [];
+  // named as in a PolicyTest: authorizations.0: missing required field "verb"
+  return [...new Set((validateAuthorizations.errors ?? []).map((e) => describe({ ...e, instancePath: `/authorizations${e.instancePath}` })))];
 }

@@ -1,6 +1,7 @@
 // The CLI as a user runs it: exit codes, messages, and the JSON it prints.
-import { readFile, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
 import t from 'tap';
 import { trustgate } from '../helpers/cli.js';
 import { policyDir, policyYaml, POD_RULE } from '../helpers/policies.js';
@@ -58,6 +59,34 @@ t.test('eval --object --explain shows what each expression evaluated to', async 
   t.equal(JSON.parse(res.stdout).response.allowed, true);
   t.match(res.stderr, /\[require-team\] validations\[0\]: has\(object\.metadata\.labels\) && 'team' in object\.metadata\.labels => true/);
   t.match(res.stderr, /\[require-team\] enforce pass/);
+});
+
+t.test('eval --authorizations answers authorization checks for --user, as a PolicyTest would', async (t) => {
+  const dir = await policyDir({ 'exec.yaml': policyYaml('delete-needs-right', `${POD_RULE}
+validations:
+  - expression: "authorizer.group('').resource('pods').namespace(object.metadata.namespace).check('delete').allowed()"
+    messageExpression: "'may not: ' + authorizer.group('').resource('pods').namespace(object.metadata.namespace).check('delete').reason()"`) });
+  const pod = join(dir, 'pod.yaml');
+  await writeFile(pod, 'apiVersion: v1\nkind: Pod\nmetadata: {name: web, namespace: shop}\nspec: {containers: []}\n');
+  // beside the policy directory: a list is no policy document
+  const answers = join(await mkdtemp(join(tmpdir(), 'tg-answers-')), 'answers.yaml');
+  await writeFile(answers, '- { user: ops, verb: delete, resource: pods, namespace: shop, reason: on call }\n');
+  const asOps = await trustgate('eval', '--policies', dir, '--object', pod, '--authorizations', answers, '--user', 'ops', '--group', 'sre');
+  t.equal(asOps.code, 0, asOps.stdout + asOps.stderr);
+  const asDev = await trustgate('eval', '--policies', dir, '--object', pod, '--authorizations', answers, '--user', 'dev');
+  t.equal(asDev.code, 1);
+  t.match(JSON.parse(asDev.stdout).response.status.message, /may not: no listed authorization matches/);
+  const offline = await trustgate('eval', '--policies', dir, '--object', pod, '--explain');
+  t.equal(offline.code, 1, 'without answers a check is an errored decision, never allowed');
+  t.match(offline.stderr, /check\('delete'\)\.allowed\(\) => false/);
+  const broken = join(dirname(answers), 'broken.yaml');
+  await writeFile(broken, '- { verb: delete }\n');
+  const bad = await trustgate('eval', '--policies', dir, '--object', pod, '--authorizations', broken);
+  t.equal(bad.code, 2);
+  t.match(bad.stderr, /broken\.yaml: authorizations\.0: missing required field "resource"/);
+  const review = await trustgate('eval', '--policies', dir, '--review', fixture('admissionreviews/pod-create-with-init-container.review.json'), '--user', 'ops');
+  t.equal(review.code, 2);
+  t.match(review.stderr, /--user and --group describe who sends --object; a --review names its own userInfo/);
 });
 
 t.test('eval --object reads JSON as JSON and flow-style YAML that looks like it as YAML', async (t) => {

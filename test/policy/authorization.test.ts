@@ -228,7 +228,7 @@ spec:
       object: { apiVersion: apps/v1, kind: Deployment, metadata: { name: web, namespace: shop } }
       userInfo: { username: bob }
       expect: deny
-      messages: ["may not scale: no authorization of this test case matches"]
+      messages: ["may not scale: no listed authorization matches"]
     - name: the case's own answer comes first
       object: { apiVersion: apps/v1, kind: Deployment, metadata: { name: web, namespace: shop } }
       userInfo: { username: alice }
