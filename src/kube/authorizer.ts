@@ -2,13 +2,18 @@
 // check, as the API server's own authorizer would decide it for that user. Answers are kept
 // briefly (like the API server's webhook authorizer cache), so a burst of requests from one
 // user asks once; identical checks in flight are asked once; failures are never kept.
-import { AuthorizationV1Api, type KubeConfig, type V1SubjectAccessReview } from '@kubernetes/client-node';
+import { AuthorizationV1Api, Observable, type KubeConfig, type V1SubjectAccessReview } from '@kubernetes/client-node';
 import { LRUCache } from 'lru-cache';
 import type { Logger } from 'pino';
 import { attributesKey, type AuthorizationAttributes, type AuthorizationDecision, type Authorizer } from '../policy/authorization.js';
 
 /** how long an answer is reused: a revoked permission stops counting within this */
 export const AUTHORIZATION_CACHE_MS = 10_000;
+/**
+ * How long one review may take: identical checks share it, so a review the API server never
+ * answers must end by itself, not hold every later request's check until its deadline.
+ */
+export const SUBJECT_ACCESS_REVIEW_TIMEOUT_MS = 5_000;
 
 export type AuthorizationOutcome = 'allowed' | 'denied' | 'error' | 'cached';
 
@@ -43,7 +48,7 @@ export class SubjectAccessReviewAuthorizer implements Authorizer {
   readonly #answers = new LRUCache<string, AuthorizationDecision>({ max: 10_000, ttl: AUTHORIZATION_CACHE_MS, ttlResolution: 0 });
   readonly #inFlight = new Map<string, Promise<AuthorizationDecision>>();
 
-  constructor(kc: KubeConfig, private readonly log: Logger, private readonly observe?: (outcome: AuthorizationOutcome) => void) {
+  constructor(kc: KubeConfig, private readonly log: Logger, private readonly observe?: (outcome: AuthorizationOutcome) => void, private readonly timeoutMs = SUBJECT_ACCESS_REVIEW_TIMEOUT_MS) {
     this.#api = kc.makeApiClient(AuthorizationV1Api);
   }
 
@@ -64,8 +69,13 @@ export class SubjectAccessReviewAuthorizer implements Authorizer {
   }
 
   async #ask(a: AuthorizationAttributes, key: string): Promise<AuthorizationDecision> {
+    const signal = AbortSignal.timeout(this.timeoutMs);
     try {
-      const review = await this.#api.createSubjectAccessReview({ body: subjectAccessReview(a) });
+      // the object API takes client-node's own observable middleware (after the kubeconfig's auth)
+      const review = await this.#api.createSubjectAccessReview({ body: subjectAccessReview(a) }, {
+        middleware: [{ pre: (context) => { context.setSignal(signal); return new Observable(Promise.resolve(context)); }, post: (response) => new Observable(Promise.resolve(response)) }],
+        middlewareMergeStrategy: 'append',
+      });
       const status = review.status;
       const answer: AuthorizationDecision = { allowed: status?.allowed === true, reason: status?.reason ?? '', error: status?.evaluationError || undefined };
       // an answer the authorizer could not fully evaluate is not kept
@@ -73,7 +83,7 @@ export class SubjectAccessReviewAuthorizer implements Authorizer {
       this.observe?.(answer.allowed ? 'allowed' : 'denied');
       return answer;
     } catch (err) {
-      const reason = (err as Error).message.split('\n')[0]?.slice(0, 200) ?? 'unknown error';
+      const reason = signal.aborted ? `no answer within ${this.timeoutMs} ms` : (err as Error).message.split('\n')[0]?.slice(0, 200) ?? 'unknown error';
       // which check, never who asked (user names and extra stay out of logs)
       this.log.warn({ verb: a.verb, resource: a.resource ? `${a.resource.group}/${a.resource.resource}` : undefined, path: a.path, reason }, 'SubjectAccessReview failed: the check is an errored decision');
       this.observe?.('error');

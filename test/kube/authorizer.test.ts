@@ -21,13 +21,13 @@ const resource = (r: Partial<NonNullable<AuthorizationAttributes['resource']>> =
   user, verb: 'update', resource: { group: 'apps', resource: 'deployments', subresource: '', namespace: 'shop', name: '', fieldSelector: '', labelSelector: '', ...r },
 });
 
-async function setUp(t: { teardown(fn: () => unknown): void }) {
+async function setUp(t: { teardown(fn: () => unknown): void }, timeoutMs?: number) {
   const api = await startFakeApiServer(await mkdtemp(join(tmpdir(), 'tg-sar-')), {});
   t.teardown(() => api.close());
   const logged: unknown[] = [];
   const log = pino({ level: 'warn' }, { write: (line: string) => logged.push(JSON.parse(line)) });
   const outcomes: string[] = [];
-  const authorizer = new SubjectAccessReviewAuthorizer(loadKubeConfig({ kubeconfig: api.kubeconfig }), log, (o) => outcomes.push(o));
+  const authorizer = new SubjectAccessReviewAuthorizer(loadKubeConfig({ kubeconfig: api.kubeconfig }), log, (o) => outcomes.push(o), timeoutMs);
   return { api, authorizer, logged, outcomes };
 }
 
@@ -69,6 +69,18 @@ t.test('answers are kept briefly and identical checks in flight are asked once; 
   t.same(await authorizer.authorize(resource({ resource: 'daemonsets' })), { allowed: false, reason: '', error: 'role binding refers to a missing role' });
   t.equal(authorizer.known(resource({ resource: 'daemonsets' })), undefined, 'nor is an answer the authorizer could not fully evaluate');
   t.same(outcomes, ['allowed', 'cached', 'error', 'denied']);
+});
+
+t.test('a review the API server never answers ends by itself, so the checks that share it are asked again', async (t) => {
+  const { api, authorizer, outcomes } = await setUp(t, 300);
+  let hang = true;
+  api.answerAccessReviews(() => (hang ? new Promise(() => {}) : { allowed: true }));
+  const started = Date.now();
+  t.match(await authorizer.authorize(resource()), { allowed: false, error: 'SubjectAccessReview failed: no answer within 300 ms' });
+  t.ok(Date.now() - started < 3000, `ended after ${Date.now() - started} ms`);
+  hang = false;
+  t.match(await authorizer.authorize(resource()), { allowed: true }, 'the next request for the same check asks again');
+  t.same(outcomes, ['error', 'allowed']);
 });
 
 t.test('a ValidatingAdmissionPolicy decides on the cluster\'s answer', async (t) => {
