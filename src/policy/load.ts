@@ -49,10 +49,16 @@ const FOREIGN_POLICY_GROUPS: Record<string, string> = {
   'constraints.gatekeeper.sh': "Gatekeeper's",
 };
 
+/** admissionregistration.k8s.io's mutating policies: the validating ones run here, these do not */
+const MUTATING_POLICY_KINDS = new Set(['MutatingAdmissionPolicy', 'MutatingAdmissionPolicyBinding']);
+
 function foreignPolicyWarning(doc: LoadedDocument): PolicyFileError | undefined {
   const { apiVersion, kind } = doc.value;
   if (typeof apiVersion !== 'string' || typeof kind !== 'string') return undefined;
   const group = apiVersion.split('/')[0]!;
+  if (apiVersion.startsWith(VAP_API_GROUP) && MUTATING_POLICY_KINDS.has(kind)) {
+    return new PolicyFileError(doc.positionOf(['kind']), `${kind} is a Kubernetes mutation policy, which trustgate does not run: nothing here applies it (the API server runs MutatingAdmissionPolicies itself)`);
+  }
   const engine = Object.hasOwn(FOREIGN_POLICY_GROUPS, group) ? FOREIGN_POLICY_GROUPS[group] : undefined;
   if (!engine) return undefined;
   return new PolicyFileError(doc.positionOf(['kind']), `${kind} is ${engine}, which trustgate does not run: nothing here enforces it (see "Coming from Sigstore policy-controller or Kyverno" in the README)`);
