@@ -2,9 +2,12 @@
 // its hash), seq counting up from 1. Editing, removing or reordering a record breaks it.
 import { hash } from 'node:crypto';
 import { canonicalJson, sortKeys } from './canonical.js';
-import type { DecisionRecord } from './record.js';
+import { replaceUnstorableText, type DecisionRecord } from './record.js';
 
 export const GENESIS_HASH = '0'.repeat(64);
+
+/** how JSON text writes a NUL or an unpaired surrogate (a pair is written as itself) */
+const UNSTORABLE_ESCAPE = /\\u(?:0000|d[89a-f])/;
 
 export interface ChainState { seq: number; hash: string }
 
@@ -69,7 +72,15 @@ export class HashChain {
   #link(record: DecisionRecord): [string, string] {
     record.seq = this.state.seq + 1;
     record.prevHash = this.state.hash;
-    const halves = unsealedHalves(record);
+    let halves = unsealedHalves(record);
+    // A NUL or an unpaired surrogate (in a message quoting the object, a user name) is text
+    // PostgreSQL's jsonb refuses, and a record a sink can never take blocks that sink for good:
+    // such text is replaced before the hash is taken, so the record stays verifiable. The
+    // serialisation shows it as an escape; a record without a backslash is not searched twice.
+    if (UNSTORABLE_ESCAPE.test(halves[0]) || UNSTORABLE_ESCAPE.test(halves[1])) {
+      replaceUnstorableText(record);
+      halves = unsealedHalves(record);
+    }
     record.hash = hashOf(record.prevHash, halves);
     this.state = { seq: record.seq, hash: record.hash };
     return halves;

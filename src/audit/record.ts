@@ -181,3 +181,32 @@ export function buildDecisionRecord(input: {
     timings: { evaluationMs: Math.round((input.evaluationMs ?? 0) * 1000) / 1000, ...(input.imagesMs !== undefined ? { imagesMs: Math.round(input.imagesMs * 1000) / 1000 } : {}) },
   };
 }
+
+// NUL, and a surrogate without its partner
+const UNSTORABLE = /\u0000|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g;
+
+const storable = (s: string) => s.replace(UNSTORABLE, '\ufffd');
+
+/**
+ * Replaces, in place, every NUL and unpaired surrogate in the record's strings and keys by
+ * U+FFFD: text no JSON consumer should have to take, and PostgreSQL's jsonb refuses.
+ */
+export function replaceUnstorableText(value: unknown): void {
+  if (value === null || typeof value !== 'object') return;
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) {
+      if (typeof value[i] === 'string') value[i] = storable(value[i]);
+      else replaceUnstorableText(value[i]);
+    }
+    return;
+  }
+  const o = value as Record<string, unknown>;
+  for (const key of Object.keys(o)) {
+    const v = o[key];
+    const k = storable(key);
+    if (k !== key) delete o[key];
+    // defined, not assigned: a "__proto__" key would set the prototype instead
+    if (k !== key || typeof v === 'string') Object.defineProperty(o, k, { value: typeof v === 'string' ? storable(v) : v, enumerable: true, writable: true, configurable: true });
+    if (typeof v !== 'string') replaceUnstorableText(v);
+  }
+}

@@ -71,3 +71,19 @@ t.test('the spool line is the canonical JSON of the sealed record', async (t) =>
     t.equal(b.seal(twin).hash, record.hash, 'same hash as seal()');
   }
 });
+
+t.test('a NUL or an unpaired surrogate in a record is replaced before the hash: every sink can store it, and it verifies', async (t) => {
+  const chain = new HashChain();
+  const record = makeRecord({ user: 'mallory\u0000admin' });
+  record.policies = [{ name: 'p', revision: 'r', mode: 'enforce', result: 'fail', messages: ['image \ud800x is bad', 'pair \ud83d\ude00 kept', 'a \\u0000 written out stays'], annotations: { 'k\u0000': 'v' } }];
+  const line = chain.sealToLine(record);
+  t.notMatch(line, /(?<!\\)\\u0000|\\ud8/, 'nothing left that PostgreSQL\'s jsonb refuses (an escaped backslash before u0000 is text)');
+  const sealed = JSON.parse(line);
+  t.equal(sealed.request.userInfo.username, 'mallory\ufffdadmin');
+  t.same(sealed.policies[0].messages, ['image \ufffdx is bad', 'pair \ud83d\ude00 kept', 'a \\u0000 written out stays']);
+  t.same(sealed.policies[0].annotations, { 'k\ufffd': 'v' });
+  t.same(verifyRecords([{ position: 1, record: sealed }]).problems, [], 'the hash is over the replaced text');
+  const plain = makeRecord();
+  const twin = structuredClone(plain);
+  t.equal(new HashChain().sealToLine(plain), canonicalJson(new HashChain().seal(twin)), 'other records are untouched');
+});

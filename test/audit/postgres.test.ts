@@ -104,3 +104,22 @@ t.test('the database going away mid-stream loses nothing and duplicates nothing'
   t.same(rows[0], { n: 25, d: 25, top: 25 });
   t.match((await trustgate('audit', 'verify', db.url)).stdout, /verified: 25 records/);
 });
+
+t.test('a record with a NUL or an unpaired surrogate in it is stored, not a batch the database refuses for good', async (t) => {
+  if (!db) return;
+  // the message quotes the object: what the API server sends is the attacker's to choose
+  const quoting = policyYaml('quote-team', `${POD_RULE}\nvalidations:\n  - expression: "false"\n    messageExpression: "'team ' + object.metadata.labels.team + ' refused'"`);
+  const server = await startTestServer({ policies: [await policyDir({ 'p.yaml': quoting })], audit: [db.url], replica: 'nul-0' });
+  t.teardown(() => server.close());
+  for (const [i, team] of ['web\u0000x', 'web\ud800y', 'web'].entries()) {
+    const answer = (await server.post('/validate', await review(300 + i, team))).json().response;
+    t.equal(answer.allowed, false);
+  }
+  t.ok(await server.audit.drained(20_000), 'all three acknowledged by PostgreSQL');
+  const client = new pg.Client({ connectionString: db.url });
+  await client.connect();
+  t.teardown(() => client.end());
+  const { rows } = await client.query("SELECT record->'policies'->0->'messages'->>0 AS m FROM trustgate_decisions WHERE replica = 'nul-0' ORDER BY seq");
+  t.same(rows.map((r) => r.m), ['team web\ufffdx refused', 'team web\ufffdy refused', 'team web refused']);
+  t.match((await trustgate('audit', 'verify', db.url)).stdout, /verified: \d+ records, every chain intact/);
+});
