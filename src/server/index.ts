@@ -99,7 +99,9 @@ export async function startServer(config: ServeConfig, logger: Logger = pino({ l
   metrics.certificateExpiry.set(tls.notAfter.getTime() / 1000);
 
   const headers = Object.fromEntries(config.auditHeaders.map((h) => [h.slice(0, h.indexOf(':')).trim(), h.slice(h.indexOf(':') + 1).trim()]));
-  const sinks = config.audit.map((spec) => createSink(spec, { headers, format: config.auditHttpFormat, ca: config.auditCa ? readFileSync(config.auditCa) : undefined }));
+  const sinks = config.audit.map((spec) => createSink(spec, {
+    headers, format: config.auditHttpFormat, ca: config.auditCa ? readFileSync(config.auditCa) : undefined, warn: (message, fields) => logger.warn(fields, message),
+  }));
   if (!sinks.length) logger.warn({ spool: config.auditSpool }, 'no audit sink: decision records stay in the spool until one is configured');
   const recorder = await AuditPipeline.start({
     spoolDir: resolve(config.auditSpool), sinks, whenFull: config.auditFull, maxSpoolBytes: config.auditSpoolMaxBytes, spoolSync: config.auditSync, logger, metrics: auditMetrics(metrics),

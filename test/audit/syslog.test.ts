@@ -56,3 +56,29 @@ async function writeCa(ca: Buffer): Promise<string> {
   await writeFile(file, ca);
   return file;
 }
+
+t.test('a record over rsyslog\'s default 8k arrives cut, so the sink warns once; with a larger maxMessageSize it arrives whole', async (t) => {
+  const { SyslogSink } = await import('../../src/audit/sinks/syslog.js');
+  const { HashChain } = await import('../../src/audit/index.js');
+  const { makeRecord } = await import('../helpers/audit.js');
+  const chain = new HashChain();
+  const big = makeRecord();
+  big.policies = [{ name: 'p', revision: 'r', mode: 'enforce', result: 'fail', messages: Array.from({ length: 10 }, (_, i) => `message ${i} ${'x'.repeat(2000)}`) }];
+  const lines = [chain.sealToLine(makeRecord()), chain.sealToLine(big), chain.sealToLine(makeRecord())];
+  for (const size of [undefined, '64k']) {
+    const rsyslog = await rsyslogOrSkip(t, false, size);
+    if (!rsyslog) return;
+    t.teardown(() => rsyslog.close());
+    const warnings: unknown[] = [];
+    const sink = new SyslogSink(rsyslog.spec, { warn: (message, fields) => warnings.push({ message, ...fields }) });
+    t.teardown(() => sink.close?.());
+    await sink.send(lines);
+    await sink.send(lines);
+    await eventually(async () => rsyslog.received().length === 6, 'six messages at rsyslog');
+    t.match(warnings, [{ message: /longer than 8 KiB, the default message size limit of rsyslog.*maxMessageSize/, sink: rsyslog.spec }], 'one warning, whatever the receiver');
+    t.equal(warnings.length, 1);
+    const records = rsyslog.received().slice(0, 3).map((l, i) => ({ position: i + 1, text: l.slice(l.indexOf('] {') + 2) }));
+    if (size) t.same(verifyRecords(records).problems, [], 'with room for it, the large record arrives intact');
+    else t.ok(rsyslog.received()[1]!.length < 8300, 'with the default, rsyslog cuts it: what the warning is for');
+  }
+});

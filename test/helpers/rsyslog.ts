@@ -30,7 +30,8 @@ async function listening(port: number): Promise<void> {
   throw new Error('rsyslogd did not listen');
 }
 
-export async function startRsyslog(tls: boolean): Promise<Rsyslog | string> {
+/** maxMessageSize: rsyslog's limit on one message (its default 8k cuts longer ones) */
+export async function startRsyslog(tls: boolean, maxMessageSize?: string): Promise<Rsyslog | string> {
   const rsyslogd = ['/usr/sbin/rsyslogd', '/sbin/rsyslogd'].find((p) => existsSync(p));
   if (!rsyslogd) return 'rsyslog is not installed (apt-get install rsyslog rsyslog-gnutls)';
   const dir = mkdtempSync(join(tmpdir(), 'tg-rsyslog-'));
@@ -43,7 +44,7 @@ export async function startRsyslog(tls: boolean): Promise<Rsyslog | string> {
     ca = readFileSync(certs.caCert);
     tlsConfig = `global(DefaultNetstreamDriver="gtls" DefaultNetstreamDriverCAFile="${certs.caCert}" DefaultNetstreamDriverCertFile="${certs.cert}" DefaultNetstreamDriverKeyFile="${certs.key}")\n`;
   }
-  writeFileSync(join(dir, 'rsyslog.conf'), `global(workDirectory="${dir}")
+  writeFileSync(join(dir, 'rsyslog.conf'), `global(workDirectory="${dir}"${maxMessageSize ? ` maxMessageSize="${maxMessageSize}"` : ''})
 ${tlsConfig}module(load="imtcp"${tls ? ' StreamDriver.Name="gtls" StreamDriver.Mode="1" StreamDriver.Authmode="anon"' : ''})
 input(type="imtcp" port="${port}" address="127.0.0.1")
 template(name="tg" type="string" string="%pri% %hostname% %app-name% %msgid% %structured-data% %msg%\\n")
@@ -74,4 +75,4 @@ if $app-name == "trustgate" then action(type="omfile" file="${out}" template="tg
   };
 }
 
-export const rsyslogOrSkip = (t: Parameters<typeof serviceOrSkip>[0], tls: boolean) => serviceOrSkip(t, 'rsyslog', () => startRsyslog(tls));
+export const rsyslogOrSkip = (t: Parameters<typeof serviceOrSkip>[0], tls: boolean, maxMessageSize?: string) => serviceOrSkip(t, 'rsyslog', () => startRsyslog(tls, maxMessageSize));

@@ -26,6 +26,12 @@ export function syslogMessage(line: string): string {
   return `<${pri}>1 ${r.time} ${header(r.replica)} trustgate ${process.pid} decision ${sd} ${line}`;
 }
 
+/**
+ * rsyslog's default maxMessageSize: a longer message arrives cut, and a cut record is neither
+ * valid JSON nor verifiable. TCP carries no answer, so only a warning can say so.
+ */
+export const COMMON_RECEIVER_LIMIT = 8 * 1024;
+
 export class SyslogSink implements AuditSink {
   readonly id: string;
   readonly name: string;
@@ -33,8 +39,9 @@ export class SyslogSink implements AuditSink {
   readonly #port: number;
   readonly #tls: boolean;
   #socket?: Socket;
+  #warnedSize = false;
 
-  constructor(spec: string, private readonly options: { ca?: Buffer } = {}) {
+  constructor(spec: string, private readonly options: { ca?: Buffer; warn?: (message: string, fields: Record<string, unknown>) => void } = {}) {
     const m = /^syslog\+(tcp|tls):\/\/([^/:]+|\[[^\]]+\]):(\d+)\/?$/.exec(spec);
     if (!m) throw new Error(`syslog sink ${JSON.stringify(spec)}: expected syslog+tls://HOST:PORT or syslog+tcp://HOST:PORT`);
     this.#tls = m[1] === 'tls';
@@ -67,7 +74,12 @@ export class SyslogSink implements AuditSink {
     const socket = await this.#connect();
     const frames = lines.map((l) => {
       const msg = syslogMessage(l);
-      return `${Buffer.byteLength(msg)} ${msg}`;
+      const bytes = Buffer.byteLength(msg);
+      if (bytes > COMMON_RECEIVER_LIMIT && !this.#warnedSize) {
+        this.#warnedSize = true;
+        this.options.warn?.('a decision record is longer than 8 KiB, the default message size limit of rsyslog, which cuts longer messages: make sure the receiver takes whole records (rsyslog: global(maxMessageSize="256k") before its inputs)', { sink: this.name, bytes });
+      }
+      return `${bytes} ${msg}`;
     }).join('');
     await new Promise<void>((resolve, reject) => {
       socket.write(frames, (err) => {
