@@ -7,7 +7,7 @@ import type { Logger } from 'pino';
 import { HashChain } from './chain.js';
 import type { DecisionRecord } from './record.js';
 import { readCursor, saveCursor, Spool, SpoolFullError, type Cursor, type SpoolSync } from './spool.js';
-import type { AuditSink } from './sinks/types.js';
+import { BatchTooLargeError, type AuditSink } from './sinks/types.js';
 
 export class AuditUnavailableError extends Error {
   readonly code = 'AUDIT_UNAVAILABLE';
@@ -15,7 +15,12 @@ export class AuditUnavailableError extends Error {
 
 /** A sink's failure to acknowledge a batch, with the age of the oldest record it left waiting. */
 class SinkRefusal extends Error {
-  constructor(message: string, readonly oldestAgeSeconds: number) {
+  constructor(
+    message: string,
+    readonly oldestAgeSeconds: number,
+    /** the batch's record count, when the receiver refused it for its size */
+    readonly tooLargeAt?: number,
+  ) {
     super(message);
   }
 }
@@ -145,8 +150,8 @@ export class AuditPipeline {
    * the old generation, and its buffer then stayed allocated until a full mark-compact (0.8 MB/s
    * of buffers at 500 req/s, a 6-10 ms mark-compact every 5 s).
    */
-  async #deliver(sink: AuditSink, cursor: Cursor): Promise<{ count: number; next: Cursor }> {
-    const batch = await this.spool.read(cursor, this.options.batchSize ?? 500);
+  async #deliver(sink: AuditSink, cursor: Cursor, limit: number): Promise<{ count: number; next: Cursor }> {
+    const batch = await this.spool.read(cursor, limit);
     const delivered = { count: batch.count, next: batch.next }; // not the batch: its bytes must not outlive this call
     if (!batch.count) return delivered;
     try {
@@ -154,20 +159,31 @@ export class AuditPipeline {
       await (sink.sendJsonLines ? sink.sendJsonLines(batch.bytes) : sink.send(batch.lines()));
     } catch (err) {
       const oldest = (Date.now() - Date.parse((JSON.parse(batch.firstLine()) as DecisionRecord).time)) / 1000;
-      throw new SinkRefusal((err as Error).message, oldest);
+      throw new SinkRefusal((err as Error).message, oldest, err instanceof BatchTooLargeError ? batch.count : undefined);
     }
     return delivered;
   }
 
   async #feedLoop(sink: AuditSink): Promise<void> {
     let failures = 0;
+    const batchSize = this.options.batchSize ?? 500;
+    // records per delivery: halved while the receiver refuses a batch for its size, then grown
+    // back, though not to a count it refused in the last ten minutes
+    let limit = batchSize;
+    let refused: { count: number; at: number } | undefined;
     while (this.#running) {
       const cursor = this.#cursors.get(sink.id)!;
       let delivered: { count: number; next: Cursor };
       try {
-        delivered = await this.#deliver(sink, cursor);
+        delivered = await this.#deliver(sink, cursor, limit);
       } catch (err) {
         if (!(err instanceof SinkRefusal)) throw err;
+        if (err.tooLargeAt !== undefined && err.tooLargeAt > 1) {
+          // not a failure of the sink: the same records, fewer at a time, at once
+          refused = { count: err.tooLargeAt, at: Date.now() };
+          limit = Math.ceil(err.tooLargeAt / 2);
+          continue;
+        }
         failures++;
         this.#metrics.sinkError(sink.name);
         this.#metrics.backlog(sink.name, await this.spool.backlogBytes(cursor), err.oldestAgeSeconds);
@@ -193,7 +209,10 @@ export class AuditPipeline {
       this.#metrics.spoolBytes(this.spool.bytes);
       // a short batch means the sink has caught up: gather for a moment instead of reading the
       // spool (and writing the cursor) once per admission
-      if (count < (this.options.batchSize ?? 500)) await this.#pause(this.options.batchDelayMs ?? 250);
+      const full = count >= limit;
+      if (refused && Date.now() - refused.at > 600_000) refused = undefined;
+      limit = Math.min(batchSize, limit * 2, refused ? refused.count - 1 : batchSize);
+      if (!full) await this.#pause(this.options.batchDelayMs ?? 250);
     }
   }
 

@@ -264,3 +264,29 @@ t.test("a delivered batch's bytes are not kept through the feeder's pause, and c
   await audit.close();
   t.ok(Date.now() - closing < 5000, 'close() does not wait out a 60 s pause');
 });
+
+t.test('a receiver that refuses a batch for its size (HTTP 413) gets the records fewer at a time, every one once', async (t) => {
+  const receiver = await new Receiver().start();
+  t.teardown(() => receiver.stop());
+  // records that do not compress away: each message is random text
+  const noise = () => Array.from({ length: 4 }, () => Math.random().toString(36).slice(2)).join('');
+  const big = () => {
+    const r = makeRecord();
+    r.policies = [{ name: 'p', revision: 'r', mode: 'enforce', result: 'fail', messages: Array.from({ length: 40 }, noise) }];
+    return r;
+  };
+  receiver.maxBody = 12_000;
+  const audit = await AuditPipeline.start({ spoolDir: tmpSpool(), sinks: [createSink(receiver.url)], whenFull: 'deny', logger, batchSize: 64 });
+  t.teardown(() => audit.close());
+  const ids: string[] = [];
+  for (let i = 0; i < 40; i++) {
+    const r = big();
+    ids.push(r.decisionId);
+    await audit.record(r);
+  }
+  t.ok(await audit.drained(20_000), 'all acknowledged');
+  t.same(receiver.received.map((r) => r.decisionId).sort(), ids.sort(), 'every record, once');
+  t.ok(receiver.batches.some((b) => b.status === 413), 'the receiver did refuse batches');
+  t.ok(receiver.batches.filter((b) => b.status === 200).every((b) => b.count < 40), 'and took them in smaller ones');
+  t.same(verifyRecords(receiver.received.map((record, i) => ({ position: i + 1, record }))).problems, [], 'in chain order');
+});

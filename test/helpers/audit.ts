@@ -23,6 +23,10 @@ export function makeRecord(over: Partial<{ namespace: string; allowed: boolean; 
 export class Receiver {
   received: DecisionRecord[] = [];
   up = true;
+  /** bodies (as sent, gzipped) over this many bytes are refused with 413, as a proxy's body limit does */
+  maxBody = Infinity;
+  /** the record count of every batch answered, 413s included */
+  batches: { count: number; status: number }[] = [];
   server!: Server;
   url = '';
 
@@ -35,8 +39,16 @@ export class Receiver {
           res.writeHead(503).end();
           return;
         }
-        const body = req.headers['content-encoding'] === 'gzip' ? gunzipSync(Buffer.concat(chunks)) : Buffer.concat(chunks);
-        this.received.push(...(JSON.parse(body.toString('utf8')) as DecisionRecord[]));
+        const raw = Buffer.concat(chunks);
+        const body = req.headers['content-encoding'] === 'gzip' ? gunzipSync(raw) : raw;
+        const records = JSON.parse(body.toString('utf8')) as DecisionRecord[];
+        const status = raw.length > this.maxBody ? 413 : 200;
+        this.batches.push({ count: records.length, status });
+        if (status === 413) {
+          res.writeHead(413).end();
+          return;
+        }
+        this.received.push(...records);
         this.headers = req.headers;
         res.writeHead(200).end();
       });

@@ -4,7 +4,7 @@ import { createHash } from 'node:crypto';
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { gzipSync } from 'node:zlib';
-import type { AuditSink } from './types.js';
+import { BatchTooLargeError, type AuditSink } from './types.js';
 import { toECS } from '../ecs.js';
 import type { DecisionRecord } from '../record.js';
 
@@ -42,6 +42,7 @@ export class HttpSink implements AuditSink {
         res.resume();
         const status = res.statusCode ?? 0;
         if (status >= 200 && status < 300) resolve();
+        else if (status === 413) reject(new BatchTooLargeError(`${this.name} answered HTTP 413: ${lines.length} records (${body.length} bytes gzipped) are more than it takes at once`));
         else reject(new Error(`${this.name} answered HTTP ${status}`));
       });
       req.on('timeout', () => req.destroy(new Error(`${this.name} did not answer in time`)));

@@ -9,3 +9,8 @@ export interface AuditSink {
   sendJsonLines?(bytes: Buffer): Promise<void>;
   close?(): Promise<void>;
 }
+
+/** A sink's receiver refused a batch for its size (HTTP 413): fewer records at a time may pass. */
+export class BatchTooLargeError extends Error {
+  readonly code = 'AUDIT_BATCH_TOO_LARGE';
+}
