@@ -75,8 +75,9 @@ export class HashChain {
     let halves = unsealedHalves(record);
     // A NUL or an unpaired surrogate (in a message quoting the object, a user name) is text
     // PostgreSQL's jsonb refuses, and a record a sink can never take blocks that sink for good:
-    // such text is replaced before the hash is taken, so the record stays verifiable. The
-    // serialisation shows it as an escape; a record without a backslash is not searched twice.
+    // such text is replaced before the hash is taken, so the record stays verifiable. It shows
+    // as an escape in the serialised text: one scan per record, and a second serialisation only
+    // for the rare record that holds some.
     if (UNSTORABLE_ESCAPE.test(halves[0]) || UNSTORABLE_ESCAPE.test(halves[1])) {
       replaceUnstorableText(record);
       halves = unsealedHalves(record);
