@@ -119,9 +119,9 @@ async function evaluateWithAuthorization(set: PolicySet, ctx: EvaluationContext,
     if (round === MAX_AUTHORIZATION_ROUNDS) authorization.finish();
     const waiting: CompiledPolicy[] = [];
     for (const policy of again) {
-      const noted = authorization.noted;
+      const unanswered = authorization.unanswered;
       results.set(policy, evaluatePolicy(policy, ctx));
-      if (authorization.noted !== noted) waiting.push(policy);
+      if (authorization.unanswered !== unanswered) waiting.push(policy);
     }
     if (!waiting.length) break;
     await authorization.resolve(ctx.deadline);

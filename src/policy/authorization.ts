@@ -62,8 +62,8 @@ export class AuthorizationSession implements AuthorizationChecker {
   readonly #checks = new Map<string, { attributes: AuthorizationAttributes; answer: AuthorizationDecision }>();
   readonly #answers = new Map<string, AuthorizationDecision>();
   readonly #pending = new Map<string, AuthorizationAttributes>();
-  /** checks noted so far, ever: a policy whose evaluation raised it must run again */
-  noted = 0;
+  /** times an evaluation met a check without an answer (ever): a policy that met one must run again */
+  unanswered = 0;
   #final = false;
 
   constructor(private readonly authorizer: Authorizer) {}
@@ -75,10 +75,9 @@ export class AuthorizationSession implements AuthorizationChecker {
       if (this.#final) answer = errored(`authorization check not answered: more than ${MAX_AUTHORIZATION_ROUNDS} rounds of checks that depend on each other`);
       else if (this.#answers.size + this.#pending.size >= MAX_AUTHORIZATION_CHECKS) answer = errored(`too many authorization checks in one request (at most ${MAX_AUTHORIZATION_CHECKS})`);
       else {
-        if (!this.#pending.has(key)) {
-          this.#pending.set(key, attributes);
-          this.noted++;
-        }
+        // counted whether or not another policy asked first: each one that met it runs again
+        this.unanswered++;
+        if (!this.#pending.has(key)) this.#pending.set(key, attributes);
         throw new AuthorizationPending('authorization check pending');
       }
     }

@@ -8,7 +8,7 @@ import type { KubeObject } from '../../src/admission/types.js';
 import { NullDecisionRecorder } from '../../src/audit/index.js';
 import { loadPolicySet, runPolicyTests, type PolicySet } from '../../src/policy/index.js';
 import { MAX_AUTHORIZATION_CHECKS, MAX_AUTHORIZATION_ROUNDS, StaticAuthorizer, type AuthorizationAttributes, type AuthorizationDecision, type Authorizer } from '../../src/policy/authorization.js';
-import { policyDir } from '../helpers/policies.js';
+import { policyDir, policyYaml } from '../helpers/policies.js';
 
 const VAP = (validations: string, extra = '') => ({
   'vap.yaml': `apiVersion: admissionregistration.k8s.io/v1
@@ -150,6 +150,19 @@ spec:
     { allowed: true, group: '', reason: 'ok', resource: 'pods', user: 'alice', verb: 'list' },
     { allowed: false, group: '', reason: 'secrets are private', resource: 'secrets', user: 'alice', verb: 'get' },
   ]);
+});
+
+t.test('two policies making the same check: it is asked once, and both are evaluated again with the answer', async (t) => {
+  const same = (name: string) => policyYaml(name, `match:
+  resources: [{ apiGroups: [apps], resources: [deployments], operations: [CREATE] }]
+validations:
+  - expression: "authorizer.group('apps').resource('deployments').check('delete').allowed()"
+    message: ${name} says no`);
+  const set = await setOf({ 'a.yaml': same('a'), 'b.yaml': same('b') });
+  const authorizer = new RecordingAuthorizer(() => ({ allowed: true, reason: '' }));
+  const r = await decide(set, authorizer);
+  t.equal(authorizer.asked.length, 1, 'asked once');
+  t.same(r.results.map((x) => [x.name, x.result]), [['a', 'pass'], ['b', 'pass']], 'neither left with the pending check as its result');
 });
 
 t.test('checks that depend on answers take more rounds, a bounded number; past it they are errored decisions', async (t) => {
