@@ -73,11 +73,11 @@ export class AuthorizationSession implements AuthorizationChecker {
     let answer = this.#answers.get(key) ?? this.authorizer.known?.(attributes);
     if (answer === undefined) {
       if (this.#final) answer = errored(`authorization check not answered: more than ${MAX_AUTHORIZATION_ROUNDS} rounds of checks that depend on each other`);
-      else if (this.#answers.size + this.#pending.size >= MAX_AUTHORIZATION_CHECKS) answer = errored(`too many authorization checks in one request (at most ${MAX_AUTHORIZATION_CHECKS})`);
+      else if (!this.#pending.has(key) && this.#answers.size + this.#pending.size >= MAX_AUTHORIZATION_CHECKS) answer = errored(`too many authorization checks in one request (at most ${MAX_AUTHORIZATION_CHECKS})`);
       else {
         // counted whether or not another policy asked first: each one that met it runs again
         this.unanswered++;
-        if (!this.#pending.has(key)) this.#pending.set(key, attributes);
+        this.#pending.set(key, attributes);
         throw new AuthorizationPending('authorization check pending');
       }
     }

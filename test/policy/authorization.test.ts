@@ -187,6 +187,19 @@ t.test('a request makes a bounded number of distinct checks', async (t) => {
   const r = await decide(set, authorizer);
   t.equal(r.review.response.allowed, true, r.review.response.status?.message ?? '');
   t.equal(authorizer.asked.length, MAX_AUTHORIZATION_CHECKS);
+
+  // at the limit, a check already on its way is still the same check, not one too many
+  const atLimit = await setOf({
+    ...VAP(`    - expression: "[${Array.from({ length: MAX_AUTHORIZATION_CHECKS }, (_, i) => `'r${i}'`).join(', ')}].all(r, authorizer.group('').resource(r).check('get').allowed())"`),
+    'z.yaml': policyYaml('z-same-check', `match:
+  resources: [{ apiGroups: [apps], resources: [deployments], operations: [CREATE] }]
+validations:
+  - expression: "authorizer.group('').resource('r${MAX_AUTHORIZATION_CHECKS - 1}').check('get').allowed()"`),
+  });
+  const full = await decide(atLimit, new RecordingAuthorizer(() => ({ allowed: true, reason: '' })));
+  // z-same-check is evaluated first and notes the last check; the VAP reaches it with 32 noted
+  t.same(full.results.map((x) => [x.name, x.result, x.messages]).sort(), [['authz/authz', 'pass', []], ['z-same-check', 'pass', []]]);
+  t.same(full.record.authorizations!.filter((a) => a.error), [], 'and no check was answered "too many" on the way');
 });
 
 t.test('an authorizer that fails or does not answer in time gives errored decisions, and the request is answered before its deadline', async (t) => {
