@@ -123,3 +123,35 @@ t.test('a record with a NUL or an unpaired surrogate in it is stored, not a batc
   t.same(rows.map((r) => r.m), ['team web\ufffdx refused', 'team web\ufffdy refused', 'team web refused']);
   t.match((await trustgate('audit', 'verify', db.url)).stdout, /verified: \d+ records, every chain intact/);
 });
+
+t.test('a batch that outlasts the statement timeout is cut in two, not retried whole for good', async (t) => {
+  if (!db) return;
+  const { AuditPipeline } = await import('../../src/audit/index.js');
+  const { PostgresSink } = await import('../../src/audit/sinks/postgres.js');
+  const { makeRecord } = await import('../helpers/audit.js');
+  const { pino } = await import('pino');
+  const { mkdtemp } = await import('node:fs/promises');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const sink = new PostgresSink(db.url, { statementTimeoutMs: 400 });
+  await sink.send([]); // creates the table
+  const client = new pg.Client({ connectionString: db.url });
+  await client.connect();
+  // every row takes 20 ms to insert: 64 rows (1.3 s) outlast the timeout, 16 (0.3 s) do not
+  await client.query(`CREATE OR REPLACE FUNCTION slow_row() RETURNS trigger AS $$ BEGIN PERFORM pg_sleep(0.02); RETURN NEW; END $$ LANGUAGE plpgsql;
+    CREATE TRIGGER slow_rows BEFORE INSERT ON trustgate_decisions FOR EACH ROW EXECUTE FUNCTION slow_row();`);
+  t.teardown(async () => {
+    await client.query('DROP TRIGGER IF EXISTS slow_rows ON trustgate_decisions; DROP FUNCTION IF EXISTS slow_row(); TRUNCATE trustgate_decisions');
+    await client.end();
+  });
+  const audit = await AuditPipeline.start({ spoolDir: await mkdtemp(join(tmpdir(), 'tg-spool-')), sinks: [sink], whenFull: 'deny', logger: pino({ level: 'silent' }), batchSize: 64 });
+  t.teardown(() => audit.close());
+  for (let i = 0; i < 64; i++) {
+    const r = makeRecord();
+    r.replica = 'slow-0';
+    await audit.record(r);
+  }
+  t.ok(await audit.drained(30_000), 'all acknowledged, in smaller statements');
+  const { rows } = await client.query("SELECT count(*)::int AS n, count(DISTINCT seq)::int AS d FROM trustgate_decisions WHERE replica = 'slow-0'");
+  t.same(rows[0], { n: 64, d: 64 });
+});

@@ -2,7 +2,7 @@
 // jsonb. Inserts are idempotent on (replica, seq), so a replay after a crash adds nothing.
 import { createHash } from 'node:crypto';
 import pg from 'pg';
-import type { AuditSink } from './types.js';
+import { BatchTooLargeError, type AuditSink } from './types.js';
 
 export const DECISIONS_TABLE = 'trustgate_decisions';
 
@@ -40,17 +40,21 @@ export function redactedURL(url: string): string {
   return u.toString();
 }
 
+/** SQLSTATEs of a batch too big for one statement: canceled by statement_timeout, or over a limit */
+const STATEMENT_TIMEOUT = '57014';
+const PROGRAM_LIMIT_EXCEEDED = '54000';
+
 export class PostgresSink implements AuditSink {
   readonly id: string;
   readonly name: string;
   #pool: pg.Pool;
   #migrated?: Promise<void>;
 
-  constructor(url: string) {
+  constructor(url: string, options: { statementTimeoutMs?: number } = {}) {
     const u = new URL(url);
     this.id = `postgres-${createHash('sha256').update(`${u.host}${u.pathname}${u.username}`).digest('hex').slice(0, 12)}`;
     this.name = redactedURL(url);
-    this.#pool = new pg.Pool({ connectionString: url, max: 2, connectionTimeoutMillis: 5000, statement_timeout: 30_000 });
+    this.#pool = new pg.Pool({ connectionString: url, max: 2, connectionTimeoutMillis: 5000, statement_timeout: options.statementTimeoutMs ?? 30_000 });
     this.#pool.on('error', () => undefined); // idle-client errors surface on the next send
   }
 
@@ -64,6 +68,21 @@ export class PostgresSink implements AuditSink {
 
   async send(lines: readonly string[]): Promise<void> {
     await this.#migrate();
+    try {
+      await this.#insert(lines);
+    } catch (err) {
+      // a batch that outlasts the statement timeout, or outgrows a limit, is cut in two by the
+      // pipeline; retried whole it would fail the same way for good (the statement is atomic:
+      // nothing of it was stored)
+      const code = (err as { code?: string }).code;
+      if (code === STATEMENT_TIMEOUT || code === PROGRAM_LIMIT_EXCEEDED) {
+        throw new BatchTooLargeError(`${this.name}: ${lines.length} records in one statement: ${(err as Error).message}`);
+      }
+      throw err;
+    }
+  }
+
+  async #insert(lines: readonly string[]): Promise<void> {
     // one statement per batch; the columns are derived from the record itself, so they cannot disagree
     await this.#pool.query(
       `INSERT INTO ${DECISIONS_TABLE} (replica, seq, decision_id, time, namespace, username, kind, name, operation, allowed, dry_run, policies, images, record)
