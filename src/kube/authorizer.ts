@@ -5,7 +5,7 @@
 import { AuthorizationV1Api, Observable, type KubeConfig, type V1SubjectAccessReview } from '@kubernetes/client-node';
 import { LRUCache } from 'lru-cache';
 import type { Logger } from 'pino';
-import { attributesKey, type AuthorizationAttributes, type AuthorizationDecision, type Authorizer } from '../policy/authorization.js';
+import { attributesKey, errored, type AuthorizationAttributes, type AuthorizationDecision, type Authorizer } from '../policy/authorization.js';
 
 /** how long an answer is reused: a revoked permission stops counting within this */
 export const AUTHORIZATION_CACHE_MS = 10_000;
@@ -87,7 +87,7 @@ export class SubjectAccessReviewAuthorizer implements Authorizer {
       // which check, never who asked (user names and extra stay out of logs)
       this.log.warn({ verb: a.verb, resource: a.resource ? `${a.resource.group}/${a.resource.resource}` : undefined, path: a.path, reason }, 'SubjectAccessReview failed: the check is an errored decision');
       this.observe?.('error');
-      return { allowed: false, reason: '', error: `SubjectAccessReview failed: ${reason}` };
+      return errored(`SubjectAccessReview failed: ${reason}`);
     }
   }
 }

@@ -35,7 +35,8 @@ export const MAX_AUTHORIZATION_CHECKS = 32;
 /** Rounds of asking: a check that depends on another's answer needs one more. */
 export const MAX_AUTHORIZATION_ROUNDS = 4;
 
-const errored = (error: string): AuthorizationDecision => ({ allowed: false, reason: '', error });
+/** a decision the check could not reach: not allowed, and errored() says why */
+export const errored = (error: string): AuthorizationDecision => ({ allowed: false, reason: '', error });
 
 /** For evaluations without a cluster: every check is an error the policy can see (Decision.errored()). */
 export const NO_AUTHORIZER: Authorizer = {
@@ -59,8 +60,7 @@ export function requestUser(request: AdmissionRequest): AuthorizationUser {
 /** One request's checks: answers by key, and the ones still to ask for. */
 export class AuthorizationSession implements AuthorizationChecker {
   /** every check made, with its answer, in the order first made */
-  readonly #checks = new Map<string, { attributes: AuthorizationAttributes; answer: AuthorizationDecision }>();
-  readonly #answers = new Map<string, AuthorizationDecision>();
+  readonly #answers = new Map<string, { attributes: AuthorizationAttributes; answer: AuthorizationDecision }>();
   readonly #pending = new Map<string, AuthorizationAttributes>();
   /** times an evaluation met a check without an answer (ever): a policy that met one must run again */
   unanswered = 0;
@@ -70,7 +70,9 @@ export class AuthorizationSession implements AuthorizationChecker {
 
   check(attributes: AuthorizationAttributes): AuthorizationDecision {
     const key = attributesKey(attributes);
-    let answer = this.#answers.get(key) ?? this.authorizer.known?.(attributes);
+    const known = this.#answers.get(key);
+    if (known) return known.answer;
+    let answer = this.authorizer.known?.(attributes);
     if (answer === undefined) {
       if (this.#final) answer = errored(`authorization check not answered: more than ${MAX_AUTHORIZATION_ROUNDS} rounds of checks that depend on each other`);
       else if (!this.#pending.has(key) && this.#answers.size + this.#pending.size >= MAX_AUTHORIZATION_CHECKS) answer = errored(`too many authorization checks in one request (at most ${MAX_AUTHORIZATION_CHECKS})`);
@@ -81,14 +83,13 @@ export class AuthorizationSession implements AuthorizationChecker {
         throw new AuthorizationPending('authorization check pending');
       }
     }
-    this.#answers.set(key, answer);
-    if (!this.#checks.has(key)) this.#checks.set(key, { attributes, answer });
+    this.#answers.set(key, { attributes, answer });
     return answer;
   }
 
   /** the checks made and their answers, as the decision record keeps them (the user by name only) */
   record(): AuthorizationRecord[] {
-    return [...this.#checks.values()].map(({ attributes: a, answer }) => ({
+    return [...this.#answers.values()].map(({ attributes: a, answer }) => ({
       // key order is the canonical order; undefined members are left out of the record
       allowed: answer.allowed,
       error: answer.error,
@@ -119,10 +120,12 @@ export class AuthorizationSession implements AuthorizationChecker {
     const answers = asked.map(([key, attributes]) => this.authorizer.authorize(attributes, stop.signal)
       .catch((err: unknown) => errored(`authorization check failed: ${(err as Error).message}`))
       // an answer after the deadline is not taken: the timed-out one below stands
-      .then((answer) => { if (!stop.signal.aborted) this.#answers.set(key, answer); }));
+      .then((answer) => { if (!stop.signal.aborted) this.#answers.set(key, { attributes, answer }); }));
     await Promise.race([Promise.all(answers), timedOut]);
     clearTimeout(timer);
-    for (const [key] of asked) if (!this.#answers.has(key)) this.#answers.set(key, errored('authorization check timed out: the internal deadline passed'));
+    for (const [key, attributes] of asked) {
+      if (!this.#answers.has(key)) this.#answers.set(key, { attributes, answer: errored('authorization check timed out: the internal deadline passed') });
+    }
   }
 
   /** No more asking: checks still unknown answer as errors, so one last evaluation decides. */

@@ -119,12 +119,11 @@ class CelAuthzDecision {
 }
 
 // the type names Kubernetes gives them, which type() shows
-const AUTHORIZER = 'kubernetes.authorization.Authorizer';
+export const AUTHORIZER_TYPE = 'kubernetes.authorization.Authorizer';
 const PATH_CHECK = 'kubernetes.authorization.PathCheck';
 const GROUP_CHECK = 'kubernetes.authorization.GroupCheck';
 const RESOURCE_CHECK = 'kubernetes.authorization.ResourceCheck';
 const DECISION = 'kubernetes.authorization.Decision';
-export const AUTHORIZER_TYPE = AUTHORIZER;
 
 /** the user a service account authenticates as (serviceaccount.ServiceAccountInfo.UserInfo) */
 function serviceAccountUser(namespace: string, name: string): AuthorizationUser {
@@ -139,11 +138,11 @@ export function registerAuthz(env: Environment): void {
     .registerType(GROUP_CHECK, CelGroupCheck)
     .registerType(RESOURCE_CHECK, CelResourceCheck)
     .registerType(DECISION, CelAuthzDecision)
-    .registerType({ name: AUTHORIZER, ctor: CelAuthorizer, fields: { requestResource: RESOURCE_CHECK } })
-    .registerFunction(`${AUTHORIZER}.path(string): ${PATH_CHECK}`, (a: CelAuthorizer, path: string) =>
+    .registerType({ name: AUTHORIZER_TYPE, ctor: CelAuthorizer, fields: { requestResource: RESOURCE_CHECK } })
+    .registerFunction(`${AUTHORIZER_TYPE}.path(string): ${PATH_CHECK}`, (a: CelAuthorizer, path: string) =>
       blank(path) ? celError('path must not be empty') : new CelPathCheck(a, path))
-    .registerFunction(`${AUTHORIZER}.group(string): ${GROUP_CHECK}`, (a: CelAuthorizer, group: string) => new CelGroupCheck(a, group))
-    .registerFunction(`${AUTHORIZER}.serviceAccount(string, string): ${AUTHORIZER}`, (a: CelAuthorizer, namespace: string, name: string) => {
+    .registerFunction(`${AUTHORIZER_TYPE}.group(string): ${GROUP_CHECK}`, (a: CelAuthorizer, group: string) => new CelGroupCheck(a, group))
+    .registerFunction(`${AUTHORIZER_TYPE}.serviceAccount(string, string): ${AUTHORIZER_TYPE}`, (a: CelAuthorizer, namespace: string, name: string) => {
       if (dns1123Subdomain(name).length) celError('Invalid service account name');
       if (dns1123Label(namespace).length) celError('Invalid service account namespace');
       return new CelAuthorizer(a.checker, serviceAccountUser(namespace, name), a.request);
