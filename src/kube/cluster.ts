@@ -48,6 +48,14 @@ function listed(cache: Cache<KubernetesObject> | undefined, type: ParamKind, nam
   throw new ParamsUnavailableError(`${what} cannot be read yet: ${cache ? 'its cluster cache has not listed them (see the log for the reason)' : 'no cluster cache covers it yet'}`);
 }
 
+/** Stores an object as plain JSON, converted once per change so the admission path reads it for free. */
+function storePlain(plain: Map<string, Map<string, KubeObject>>, o: KubernetesObject): void {
+  const namespace = o.metadata?.namespace ?? '';
+  let inNamespace = plain.get(namespace);
+  if (!inNamespace) plain.set(namespace, (inNamespace = new Map()));
+  inNamespace.set(o.metadata?.name ?? '', JSON.parse(JSON.stringify(o)) as KubeObject);
+}
+
 function stopCache(cache: Cache<KubernetesObject> | undefined): void {
   if (!cache) return;
   cache.stopped = true;
@@ -121,13 +129,7 @@ export class ClusterState implements NamespaceLookup, ParamsLookup {
     };
     const watch = new ListWatch<T>(scope.path, this.#watch, listed as never, false, scope.labelSelector, scope.fieldSelector);
     cache.watch = watch;
-    // converted once per change, so the admission path reads plain objects for free
-    const store = (o: T) => {
-      const namespace = o.metadata?.namespace ?? '';
-      let inNamespace = cache.plain.get(namespace);
-      if (!inNamespace) cache.plain.set(namespace, (inNamespace = new Map()));
-      inNamespace.set(o.metadata?.name ?? '', JSON.parse(JSON.stringify(o)) as KubeObject);
-    };
+    const store = (o: T) => storePlain(cache.plain, o);
     watch.on('add', store);
     watch.on('update', store);
     watch.on('delete', (o) => {
@@ -272,11 +274,8 @@ export class ClusterState implements NamespaceLookup, ParamsLookup {
     let pending = this.#namespaceLookups.get(name);
     if (!pending) {
       pending = this.#core.readNamespace({ name }).then((o) => {
-        const plain = JSON.parse(JSON.stringify(o)) as KubeObject;
-        let cluster = cache.plain.get('');
-        if (!cluster) cache.plain.set('', (cluster = new Map()));
         // the watch may have delivered it meanwhile, and is as new
-        if (!cluster.has(name)) cluster.set(name, plain);
+        if (!cache.plain.get('')?.has(name)) storePlain(cache.plain, o);
       }, (err: unknown) => {
         if ((err as { code?: number }).code === 404) {
           // bounded: requests name namespaces, and only a stream of missing ones could grow this
