@@ -69,10 +69,13 @@ function clusterParams(spec: ClusterParamsSpec, type: ParamKind, field: 'configM
   return { kind: 'object', type, ...namespace, name: spec.name!, allowMissing };
 }
 
+/** What a load check finds wrong, and where in the document */
+type LoadProblem = { path: (string | number)[]; message: string };
+
 /** A params kind by its apiVersion and kind: a served resource's, and never Secrets. */
-function kindProblems(type: ParamKind, at: (string | number)[]): { path: (string | number)[]; message: string }[] {
+function kindProblems(type: ParamKind, at: (string | number)[]): LoadProblem[] {
   const [group, version, extra] = type.apiVersion.includes('/') ? type.apiVersion.split('/') : ['', type.apiVersion];
-  const problems: { path: (string | number)[]; message: string }[] = [];
+  const problems: LoadProblem[] = [];
   if (extra !== undefined || dns1123Label(version ?? '').length || (group !== '' && dns1123Subdomain(group!).length)) {
     problems.push({ path: [...at, 'apiVersion'], message: `apiVersion ${JSON.stringify(type.apiVersion)} is not GROUP/VERSION (or a core VERSION such as v1)` });
   }
@@ -83,8 +86,8 @@ function kindProblems(type: ParamKind, at: (string | number)[]): { path: (string
 }
 
 /** A label selector's keys and values as the API server validates them. */
-function selectorProblems(selector: LabelSelector, at: (string | number)[]): { path: (string | number)[]; message: string }[] {
-  const problems: { path: (string | number)[]; message: string }[] = [];
+function selectorProblems(selector: LabelSelector, at: (string | number)[]): LoadProblem[] {
+  const problems: LoadProblem[] = [];
   for (const [key, value] of Object.entries(selector.matchLabels ?? {})) {
     for (const m of qualifiedName(key)) problems.push({ path: [...at, 'matchLabels', key], message: `label key ${JSON.stringify(key)}: ${m}` });
     for (const m of labelValue(value)) problems.push({ path: [...at, 'matchLabels', key], message: `label value ${JSON.stringify(value)}: ${m}` });
