@@ -84,6 +84,14 @@ validations:
   const bad = await trustgate('eval', '--policies', dir, '--object', pod, '--authorizations', broken);
   t.equal(bad.code, 2);
   t.match(bad.stderr, /broken\.yaml: authorizations\.0: missing required field "resource"/);
+  const missing = await trustgate('eval', '--policies', dir, '--object', pod, '--authorizations', '/no/such/answers.yaml');
+  t.equal(missing.code, 2);
+  t.match(missing.stderr, /authorizations \/no\/such\/answers\.yaml: no such file/);
+  const notAList = join(dirname(answers), 'map.yaml');
+  await writeFile(notAList, 'verb: delete\n');
+  const mapping = await trustgate('eval', '--policies', dir, '--object', pod, '--authorizations', notAList);
+  t.equal(mapping.code, 2);
+  t.match(mapping.stderr, /map\.yaml: authorizations: must be array/);
   const review = await trustgate('eval', '--policies', dir, '--review', fixture('admissionreviews/pod-create-with-init-container.review.json'), '--user', 'ops');
   t.equal(review.code, 2);
   t.match(review.stderr, /--user and --group describe who sends --object; a --review names its own userInfo/);
