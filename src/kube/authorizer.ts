@@ -42,11 +42,18 @@ export function subjectAccessReview(a: AuthorizationAttributes): V1SubjectAccess
   };
 }
 
+interface Asking {
+  answer: Promise<AuthorizationDecision>;
+  /** aborted when no request waits for the answer any more */
+  abandoned: AbortController;
+  waiting: number;
+}
+
 export class SubjectAccessReviewAuthorizer implements Authorizer {
   readonly #api: AuthorizationV1Api;
   // ttlResolution 0: no debouncing timer per look-up (see the image verifier's cache)
   readonly #answers = new LRUCache<string, AuthorizationDecision>({ max: 10_000, ttl: AUTHORIZATION_CACHE_MS, ttlResolution: 0 });
-  readonly #inFlight = new Map<string, Promise<AuthorizationDecision>>();
+  readonly #inFlight = new Map<string, Asking>();
 
   constructor(kc: KubeConfig, private readonly log: Logger, private readonly observe?: (outcome: AuthorizationOutcome) => void, private readonly timeoutMs = SUBJECT_ACCESS_REVIEW_TIMEOUT_MS) {
     this.#api = kc.makeApiClient(AuthorizationV1Api);
@@ -58,18 +65,34 @@ export class SubjectAccessReviewAuthorizer implements Authorizer {
     return answer;
   }
 
-  authorize(a: AuthorizationAttributes): Promise<AuthorizationDecision> {
+  /**
+   * Identical checks share one review; it is given up once every request that waits for it has
+   * passed its deadline (signal), so a slow API server does not collect abandoned reviews.
+   */
+  authorize(a: AuthorizationAttributes, signal?: AbortSignal): Promise<AuthorizationDecision> {
     const key = attributesKey(a);
     let asking = this.#inFlight.get(key);
     if (!asking) {
-      asking = this.#ask(a, key).finally(() => this.#inFlight.delete(key));
+      const abandoned = new AbortController();
+      asking = { answer: this.#ask(a, key, abandoned.signal).finally(() => this.#inFlight.delete(key)), abandoned, waiting: 0 };
       this.#inFlight.set(key, asking);
     }
-    return asking;
+    if (signal) {
+      const shared = asking;
+      shared.waiting++;
+      const leave = () => { if (--shared.waiting === 0) shared.abandoned.abort(); };
+      if (signal.aborted) leave();
+      else {
+        signal.addEventListener('abort', leave, { once: true });
+        void shared.answer.finally(() => signal.removeEventListener('abort', leave));
+      }
+    } else asking.waiting = Infinity; // a caller without a deadline waits to the end
+    return asking.answer;
   }
 
-  async #ask(a: AuthorizationAttributes, key: string): Promise<AuthorizationDecision> {
-    const signal = AbortSignal.timeout(this.timeoutMs);
+  async #ask(a: AuthorizationAttributes, key: string, abandoned: AbortSignal): Promise<AuthorizationDecision> {
+    const timeout = AbortSignal.timeout(this.timeoutMs);
+    const signal = AbortSignal.any([timeout, abandoned]);
     try {
       // the object API takes client-node's own observable middleware (after the kubeconfig's auth)
       const review = await this.#api.createSubjectAccessReview({ body: subjectAccessReview(a) }, {
@@ -83,7 +106,8 @@ export class SubjectAccessReviewAuthorizer implements Authorizer {
       this.observe?.(answer.allowed ? 'allowed' : 'denied');
       return answer;
     } catch (err) {
-      const reason = signal.aborted ? `no answer within ${this.timeoutMs} ms` : (err as Error).message.split('\n')[0]?.slice(0, 200) ?? 'unknown error';
+      const reason = abandoned.aborted ? 'abandoned: every request waiting for the answer passed its deadline'
+        : timeout.aborted ? `no answer within ${this.timeoutMs} ms` : (err as Error).message.split('\n')[0]?.slice(0, 200) ?? 'unknown error';
       // which check, never who asked (user names and extra stay out of logs)
       this.log.warn({ verb: a.verb, resource: a.resource ? `${a.resource.group}/${a.resource.resource}` : undefined, path: a.path, reason }, 'SubjectAccessReview failed: the check is an errored decision');
       this.observe?.('error');

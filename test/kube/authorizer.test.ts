@@ -83,6 +83,31 @@ t.test('a review the API server never answers ends by itself, so the checks that
   t.same(outcomes, ['error', 'allowed']);
 });
 
+t.test('a review is given up once every request waiting for it has passed its deadline, not before', async (t) => {
+  const { api, authorizer, logged, outcomes } = await setUp(t);
+  api.answerAccessReviews(() => new Promise(() => {}));
+  const first = new AbortController();
+  const second = new AbortController();
+  const started = Date.now();
+  const answers = [authorizer.authorize(resource(), first.signal), authorizer.authorize(resource(), second.signal)];
+  first.abort();
+  const settled = await Promise.race([answers[0]!.then(() => 'settled'), new Promise((r) => setTimeout(() => r('waiting'), 300))]);
+  t.equal(settled, 'waiting', 'one request past its deadline leaves the review to the other');
+  second.abort();
+  for (const answer of answers) t.match(await answer, { allowed: false, error: 'SubjectAccessReview failed: abandoned: every request waiting for the answer passed its deadline' });
+  t.ok(Date.now() - started < 3000, `given up after ${Date.now() - started} ms, not at the review's own 5 s bound`);
+  t.equal(api.accessReviews.length, 1, 'asked once for both');
+  t.same(outcomes, ['error']);
+  t.match(logged, [{ reason: /abandoned/ }]);
+
+  api.answerAccessReviews(() => ({ allowed: true }));
+  const late = new AbortController();
+  late.abort();
+  t.match(await authorizer.authorize(resource({ resource: 'jobs' }), late.signal), { error: /abandoned/ }, 'a request already past its deadline starts no review');
+  t.equal(api.accessReviews.length, 1, 'none reached the API server');
+  t.match(await authorizer.authorize(resource({ resource: 'jobs' }), new AbortController().signal), { allowed: true }, 'and the next one asks again');
+});
+
 t.test('a ValidatingAdmissionPolicy decides on the cluster\'s answer', async (t) => {
   const { api, authorizer } = await setUp(t);
   api.answerAccessReviews((spec) => (spec.user === 'release-bot' ? { allowed: true } : { allowed: false, reason: 'no RBAC rule allows it' }));
