@@ -98,19 +98,19 @@ async function admissionRoutes(app: FastifyInstance, options: { bodyLimit: numbe
     const end = metrics.latency.startTimer({ endpoint });
     try {
       const outcome = await admit(req.body, endpoint, admission, req.largeBody ? { receivedAt: req.largeBody.receivedAt } : undefined);
-      metrics.decisions.hot({ endpoint, allowed: String(outcome.decision.allowed), dry_run: String(outcome.record.request.dryRun) });
-      for (const r of outcome.results) metrics.policyResults.hot({ policy: r.name, mode: r.mode, result: r.result, code: r.code ?? '' });
-      metrics.requests.hot({ endpoint, code: '200' });
+      metrics.decisions.hot(endpoint, String(outcome.decision.allowed), String(outcome.record.request.dryRun));
+      for (const r of outcome.results) metrics.policyResults.hot(r.name, r.mode, r.result, r.code ?? '');
+      metrics.requests.hot(endpoint, '200');
       return reply.code(200).send(outcome.review);
     } catch (err) {
       if (err instanceof AdmissionInputError) {
         metrics.badRequests.inc({ error: err.error });
-        metrics.requests.hot({ endpoint, code: String(err.statusCode) });
+        metrics.requests.hot(endpoint, String(err.statusCode));
         logger.warn({ endpoint, error: err.error, reason: err.message, remote: req.ip }, 'rejected admission request');
         return reply.code(err.statusCode).send(errorBody(err.error, err.message));
       }
       if (err instanceof PolicySetUnavailableError) {
-        metrics.requests.hot({ endpoint, code: '503' });
+        metrics.requests.hot(endpoint, '503');
         return reply.code(503).send(errorBody('NotReady', err.message));
       }
       throw err;

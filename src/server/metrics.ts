@@ -3,26 +3,42 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 
 /**
  * A counter for the admission path. prom-client sorts, hashes and validates the label set on
- * every inc (its label children too); here an inc is one map look-up, and the counts reach
- * prom-client when the registry is read (a scrape, or get()).
+ * every inc (its label children too); here an inc takes the label values in labelNames order
+ * and walks one map per label (policy names and result words are the same strings every time,
+ * so no key is built or hashed anew), and the counts reach prom-client when the registry is
+ * read (a scrape, or get()).
  */
-function hotCounter<T extends string>(config: { name: string; help: string; labelNames: readonly T[]; registers: Registry[] }) {
-  const pending = new Map<string, { labels: Record<T, string>; count: number }>();
-  const counter: Counter<T> = new Counter<T>({
+type LabelValues<L extends readonly string[]> = { [I in keyof L]: string };
+interface PendingCount { labels: Record<string, string>; count: number }
+type LabelTrie = Map<string, LabelTrie | PendingCount>;
+
+function hotCounter<const L extends readonly string[]>(config: { name: string; help: string; labelNames: L; registers: Registry[] }) {
+  const root: LabelTrie = new Map();
+  const counts: PendingCount[] = [];
+  const counter = new Counter<L[number]>({
     ...config,
     collect() {
-      for (const p of pending.values()) {
+      for (const p of counts) {
         if (p.count) counter.inc(p.labels as never, p.count);
         p.count = 0;
       }
     },
   });
-  const inc = (labels: Record<T, string>): void => {
-    let key = '';
-    for (const name of config.labelNames) key += `${labels[name]}\u0000`;
-    const entry = pending.get(key);
+  const last = config.labelNames.length - 1;
+  const inc = (...values: LabelValues<L>): void => {
+    let node = root;
+    for (let i = 0; i < last; i++) {
+      let next = node.get(values[i]!) as LabelTrie | undefined;
+      if (!next) node.set(values[i]!, next = new Map());
+      node = next;
+    }
+    const entry = node.get(values[last]!) as PendingCount | undefined;
     if (entry) entry.count++;
-    else pending.set(key, { labels: { ...labels }, count: 1 });
+    else {
+      const added = { labels: Object.fromEntries(config.labelNames.map((name, i) => [name, values[i]!])), count: 1 };
+      node.set(values[last]!, added);
+      counts.push(added);
+    }
   };
   return Object.assign(counter, { hot: inc });
 }
