@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { pino } from 'pino';
 import t from 'tap';
 import { AuditPipeline, AuditUnavailableError, createSink, verifyRecords } from '../../src/audit/index.js';
+import { jsonArrayOfLines } from '../../src/audit/sinks/http.js';
 import { makeRecord, Receiver } from '../helpers/audit.js';
 
 const logger = pino({ level: 'silent' });
@@ -263,6 +264,16 @@ t.test("a delivered batch's bytes are not kept through the feeder's pause, and c
   const closing = Date.now();
   await audit.close();
   t.ok(Date.now() - closing < 5000, 'close() does not wait out a 60 s pause');
+});
+
+t.test('the HTTP sink sends the spool\'s lines as one JSON array without decoding them', async (t) => {
+  const lines = [{ a: 1, s: 'zwölf \u2028 "q" \\n' }, { b: [true, null] }, { c: '😀' }].map((o) => JSON.stringify(o));
+  const { array, count } = jsonArrayOfLines(Buffer.from(`${lines.join('\n')}\n`));
+  t.equal(count, 3);
+  t.equal(array.toString(), `[${lines.join(',')}]`);
+  t.same(JSON.parse(array.toString()), lines.map((l) => JSON.parse(l)));
+  t.same(jsonArrayOfLines(Buffer.from('{"one":1}\n')), { array: Buffer.from('[{"one":1}]'), count: 1 });
+  t.same(jsonArrayOfLines(Buffer.alloc(0)), { array: Buffer.from('[]'), count: 0 });
 });
 
 t.test('a receiver that refuses a batch for its size (HTTP 413) gets the records fewer at a time, every one once', async (t) => {
