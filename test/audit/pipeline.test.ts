@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { pino } from 'pino';
 import t from 'tap';
 import { AuditPipeline, AuditUnavailableError, createSink, verifyRecords } from '../../src/audit/index.js';
-import { jsonArrayOfLines } from '../../src/audit/sinks/http.js';
+import { jsonArrayOfLines } from '../../src/audit/sinks/json-lines.js';
 import { makeRecord, Receiver } from '../helpers/audit.js';
 
 const logger = pino({ level: 'silent' });
@@ -266,7 +266,7 @@ t.test("a delivered batch's bytes are not kept through the feeder's pause, and c
   t.ok(Date.now() - closing < 5000, 'close() does not wait out a 60 s pause');
 });
 
-t.test('the HTTP sink sends the spool\'s lines as one JSON array without decoding them', async (t) => {
+t.test('the HTTP and PostgreSQL sinks get the spool\'s lines as one JSON array without decoding them', async (t) => {
   const lines = [{ a: 1, s: 'zwölf \u2028 "q" \\n' }, { b: [true, null] }, { c: '😀' }].map((o) => JSON.stringify(o));
   const { array, count } = jsonArrayOfLines(Buffer.from(`${lines.join('\n')}\n`));
   t.equal(count, 3);

@@ -7,6 +7,7 @@ import { promisify } from 'node:util';
 import { gzip } from 'node:zlib';
 import { BatchTooLargeError, type AuditSink } from './types.js';
 import { toECS } from '../ecs.js';
+import { jsonArrayOf, jsonArrayOfLines } from './json-lines.js';
 import type { DecisionRecord } from '../record.js';
 
 export interface HttpSinkOptions {
@@ -15,21 +16,6 @@ export interface HttpSinkOptions {
   format?: 'json' | 'ecs';
   ca?: Buffer;
   timeoutMs?: number;
-}
-
-/** JSON lines, each ending in a newline, as one JSON array: each newline becomes a comma, the last a bracket. */
-export function jsonArrayOfLines(bytes: Buffer): { array: Buffer; count: number } {
-  if (!bytes.length) return { array: Buffer.from('[]'), count: 0 };
-  const array = Buffer.allocUnsafe(bytes.length + 1);
-  array[0] = 0x5b; // [
-  bytes.copy(array, 1);
-  let count = 0;
-  for (let at = array.indexOf(0x0a, 1); at !== -1; at = array.indexOf(0x0a, at + 1)) {
-    array[at] = 0x2c; // ,
-    count++;
-  }
-  array[array.length - 1] = 0x5d; // ] in place of the last line's newline
-  return { array, count };
 }
 
 // compressed on the thread pool: a 500-record batch (~1.2 MB) took the event loop for tens of
@@ -57,8 +43,8 @@ export class HttpSink implements AuditSink {
   }
 
   send(lines: readonly string[]): Promise<void> {
-    const payload = this.options.format === 'ecs' ? JSON.stringify(lines.map((l) => toECS(JSON.parse(l) as DecisionRecord))) : `[${lines.join(',')}]`;
-    return this.#post(Buffer.from(payload), lines.length);
+    const payload = this.options.format === 'ecs' ? Buffer.from(JSON.stringify(lines.map((l) => toECS(JSON.parse(l) as DecisionRecord)))) : jsonArrayOf(lines);
+    return this.#post(payload, lines.length);
   }
 
   async #post(payload: Buffer, count: number): Promise<void> {

@@ -2,6 +2,7 @@
 // jsonb. Inserts are idempotent on (replica, seq), so a replay after a crash adds nothing.
 import { createHash } from 'node:crypto';
 import pg from 'pg';
+import { jsonArrayOf, jsonArrayOfLines } from './json-lines.js';
 import { BatchTooLargeError, type AuditSink } from './types.js';
 
 export const DECISIONS_TABLE = 'trustgate_decisions';
@@ -66,24 +67,35 @@ export class PostgresSink implements AuditSink {
     return this.#migrated;
   }
 
-  async send(lines: readonly string[]): Promise<void> {
+  send(lines: readonly string[]): Promise<void> {
+    return this.#store(jsonArrayOf(lines), lines.length);
+  }
+
+  sendJsonLines(bytes: Buffer): Promise<void> {
+    const { array, count } = jsonArrayOfLines(bytes);
+    return this.#store(array, count);
+  }
+
+  async #store(array: Buffer, count: number): Promise<void> {
     await this.#migrate();
     try {
-      await this.#insert(lines);
+      await this.#insert(array);
     } catch (err) {
       // a batch that outlasts the statement timeout, or outgrows a limit, is cut in two by the
       // pipeline; retried whole it would fail the same way for good (the statement is atomic:
       // nothing of it was stored)
       const code = (err as { code?: string }).code;
       if (code === STATEMENT_TIMEOUT || code === PROGRAM_LIMIT_EXCEEDED) {
-        throw new BatchTooLargeError(`${this.name}: ${lines.length} records in one statement: ${(err as Error).message}`);
+        throw new BatchTooLargeError(`${this.name}: ${count} records in one statement: ${(err as Error).message}`);
       }
       throw err;
     }
   }
 
-  async #insert(lines: readonly string[]): Promise<void> {
-    // one statement per batch; the columns are derived from the record itself, so they cannot disagree
+  async #insert(array: Buffer): Promise<void> {
+    // one statement per batch; the columns are derived from the record itself, so they cannot
+    // disagree. The batch goes as bytes (a Buffer is a binary bytea parameter) and PostgreSQL
+    // decodes it, checking it is UTF-8.
     await this.#pool.query(
       `INSERT INTO ${DECISIONS_TABLE} (replica, seq, decision_id, time, namespace, username, kind, name, operation, allowed, dry_run, policies, images, record)
        SELECT r->>'replica', (r->>'seq')::bigint, (r->>'decisionId')::uuid, (r->>'time')::timestamptz,
@@ -92,9 +104,9 @@ export class PostgresSink implements AuditSink {
               ARRAY(SELECT jsonb_array_elements(r->'policies')->>'name'),
               ARRAY(SELECT coalesce(i->>'digest', i->>'ref') FROM jsonb_array_elements(r->'images') AS i),
               r
-       FROM jsonb_array_elements($1::jsonb) AS r
+       FROM jsonb_array_elements(convert_from($1::bytea, 'UTF8')::jsonb) AS r
        ON CONFLICT (replica, seq) DO NOTHING`,
-      [`[${lines.join(',')}]`],
+      [array],
     );
   }
 
