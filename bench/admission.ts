@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import autocannon from 'autocannon';
 import { generateCertificates } from '../src/server/index.js';
-import { fixedRate, type LatencySummary } from './fixed-rate.js';
+import { fixedRate, medianRound, type LatencySummary } from './fixed-rate.js';
 import { POLICY_COUNT, writeBenchPolicies } from './policies.js';
 import { waitReady } from './ready.js';
 import { spawnDeployed } from './serve.js';
@@ -68,8 +68,6 @@ async function measure(name: string, url: string, ca: Buffer, body: string): Pro
   return { name, max: { rps: r.requests.average, p50: r.latency.p50, p99: r.latency.p99, errors: r.errors + r.non2xx }, rounds };
 }
 
-/** The round with the median p99: one bad or lucky round on a shared machine decides nothing. */
-const medianRound = (m: Measured) => [...m.rounds].sort((a, b) => a.p99 - b.p99)[Math.floor(m.rounds.length / 2)]!;
 const ms = (x: number) => x.toFixed(2).padStart(6);
 
 async function withServer<T>(child: ChildProcess, url: string, ca: Buffer, run: () => Promise<T>): Promise<T> {
@@ -109,7 +107,7 @@ async function main() {
   }
   console.log(`latency at a fixed ${RATE} requests/s (open loop, ${ROUNDS} rounds of ${DURATION} s; the median round by p99, then every round's p99):`);
   for (const m of results) {
-    const r = medianRound(m);
+    const r = medianRound(m.rounds);
     const budget = m === base ? '' : `   (budget p99 < 5 ms: ${r.p99 < 5 ? 'met' : 'MISSED'})`;
     console.log(`  ${m.name.padEnd(30)} p50 ${ms(r.p50)}  p90 ${ms(r.p90)}  p99 ${ms(r.p99)}  p99.9 ${ms(r.p999)} ms   rounds ${m.rounds.map((x) => x.p99.toFixed(1)).join(' / ')}${budget}`);
   }

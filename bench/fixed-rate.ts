@@ -72,3 +72,8 @@ export async function fixedRate(url: string, options: { ca: Buffer; body: string
   const at = (q: number) => latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] ?? Number.NaN;
   return { requests: latencies.length, errors, p50: at(0.5), p90: at(0.9), p99: at(0.99), p999: at(0.999), max: latencies.at(-1) ?? Number.NaN };
 }
+
+/** The round with the median p99: one bad or lucky round on a shared machine decides nothing. */
+export function medianRound(rounds: readonly LatencySummary[]): LatencySummary {
+  return [...rounds].sort((a, b) => a.p99 - b.p99)[Math.floor(rounds.length / 2)]!;
+}

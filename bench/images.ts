@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import { fixedRate } from './fixed-rate.js';
+import { fixedRate, medianRound } from './fixed-rate.js';
 import { admit } from '../src/admission/index.js';
 import { NullDecisionRecorder } from '../src/audit/index.js';
 import { loadPolicySet } from '../src/policy/index.js';
@@ -23,6 +23,7 @@ import { spawnDeployed } from './serve.js';
 import { CI, imagesPolicyYaml } from './signed-images.js';
 
 const DURATION = Number(process.env.BENCH_SECONDS ?? 10);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const COLD_IMAGES = 40;
 const ATTESTED_IMAGES = 20;
 
@@ -55,8 +56,10 @@ async function serveAndLoad(dir: string, policies: string, port: number, certs: 
     await waitReady(tg, `https://127.0.0.1:${port}`, ca);
     const run = (seconds: number) => fixedRate(`https://127.0.0.1:${port}/validate`, { ca, body, rate: 500, seconds, connections: 10 });
     await run(3); // warm-up: JIT, and for the images policy, the verification cache
-    const r = await run(DURATION);
-    return { p50: r.p50.toFixed(2), p90: r.p90.toFixed(2), p99: r.p99.toFixed(2), p99Number: r.p99, errors: r.errors };
+    const rounds = [];
+    for (let i = 0; i < ROUNDS; i++) rounds.push(await run(DURATION));
+    const r = medianRound(rounds);
+    return { p50: r.p50.toFixed(2), p90: r.p90.toFixed(2), p99: r.p99.toFixed(2), p99Number: r.p99, errors: rounds.reduce((n, x) => n + x.errors, 0), rounds: rounds.map((x) => x.p99.toFixed(1)).join(' / ') };
   } finally {
     tg.kill();
   }
@@ -177,10 +180,10 @@ async function main() {
     for (const [kind, xs] of Object.entries(cold)) console.log(`  ${kind.padEnd(28)} median ${ms(pct(xs, 50))}  p90 ${ms(pct(xs, 90))}  max ${ms(Math.max(...xs))}`);
     const coldMedian = pct(cold.all!, 50);
     console.log(`  budget median < 50 ms: ${coldMedian < 50 ? 'met' : 'MISSED'}`);
-    console.log(`admission over TLS keep-alive at 500 requests/s, Pod with 5 images, ${DURATION} s:`);
+    console.log(`admission over TLS keep-alive at 500 requests/s, Pod with 5 images (${ROUNDS} rounds of ${DURATION} s; the median round by p99, then every round's p99):`);
     for (const { sync, baseline, warm } of overTls) {
-      console.log(`  --audit-sync ${sync}: policy-only baseline (${POLICY_COUNT} policies)  p50 ${baseline.p50} ms  p90 ${baseline.p90} ms  p99 ${baseline.p99} ms`);
-      console.log(`  --audit-sync ${sync}: + images rule, warm cache      p50 ${warm.p50} ms  p90 ${warm.p90} ms  p99 ${warm.p99} ms   (budget p99 < 5 ms: ${warm.p99Number < 5 ? 'met' : 'MISSED'})`);
+      console.log(`  --audit-sync ${sync}: policy-only baseline (${POLICY_COUNT} policies)  p50 ${baseline.p50} ms  p90 ${baseline.p90} ms  p99 ${baseline.p99} ms   rounds ${baseline.rounds}`);
+      console.log(`  --audit-sync ${sync}: + images rule, warm cache      p50 ${warm.p50} ms  p90 ${warm.p90} ms  p99 ${warm.p99} ms   rounds ${warm.rounds}   (budget p99 < 5 ms: ${warm.p99Number < 5 ? 'met' : 'MISSED'})`);
     }
     console.log(`the same admission in process (no TLS, no audit spool), 10,000 times:`);
     console.log(`  policy-only baseline               p50 ${(pct(inProcess.baseline!, 50) * 1000).toFixed(0)} µs  p99 ${(pct(inProcess.baseline!, 99) * 1000).toFixed(0)} µs`);
