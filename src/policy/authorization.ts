@@ -34,6 +34,13 @@ export interface AuthorizationRecord {
 export const MAX_AUTHORIZATION_CHECKS = 32;
 /** Rounds of asking: a check that depends on another's answer needs one more. */
 export const MAX_AUTHORIZATION_ROUNDS = 4;
+/**
+ * Checks stop waiting this long before the internal deadline (at most a tenth of the time
+ * left): the last evaluation must run before it, so that an unanswered check reaches the
+ * expression as an errored decision, as in Kubernetes, instead of the policy erroring at the
+ * deadline and its failurePolicy deciding (Ignore would admit what the check denies).
+ */
+export const AUTHORIZATION_EVALUATION_RESERVE_MS = 250;
 
 /** a decision the check could not reach: not allowed, and errored() says why */
 export const errored = (error: string): AuthorizationDecision => ({ allowed: false, reason: '', error });
@@ -109,8 +116,12 @@ export class AuthorizationSession implements AuthorizationChecker {
     return this.#pending.size;
   }
 
-  /** Asks for every pending check at once; what is not answered by the deadline is an errored decision. */
-  async resolve(deadline: number): Promise<void> {
+  /**
+   * Asks for every pending check at once; what is not answered in time is an errored decision.
+   * deadline: the request's; waiting ends a reserve before it, for the last evaluation.
+   */
+  async resolve(requestDeadline: number): Promise<void> {
+    const deadline = requestDeadline - Math.min(AUTHORIZATION_EVALUATION_RESERVE_MS, Math.max(0, requestDeadline - Date.now()) / 10);
     const asked = [...this.#pending];
     this.#pending.clear();
     // a timer that holds the process open, unlike AbortSignal.timeout's: a hung authorizer must not end it
@@ -124,7 +135,7 @@ export class AuthorizationSession implements AuthorizationChecker {
     await Promise.race([Promise.all(answers), timedOut]);
     clearTimeout(timer);
     for (const [key, attributes] of asked) {
-      if (!this.#answers.has(key)) this.#answers.set(key, { attributes, answer: errored('authorization check timed out: the internal deadline passed') });
+      if (!this.#answers.has(key)) this.#answers.set(key, { attributes, answer: errored('authorization check timed out: no answer in time for the internal deadline') });
     }
   }
 
