@@ -154,11 +154,13 @@ export class AuditPipeline {
     const batch = await this.spool.read(cursor, limit);
     const delivered = { count: batch.count, next: batch.next }; // not the batch: its bytes must not outlive this call
     if (!batch.count) return delivered;
+    // read before the sink has the bytes, which it may change in place
+    const firstLine = batch.firstLine();
     try {
       // sinks that write JSON lines take the spool's bytes as they are, never decoded
       await (sink.sendJsonLines ? sink.sendJsonLines(batch.bytes) : sink.send(batch.lines()));
     } catch (err) {
-      const oldest = (Date.now() - Date.parse((JSON.parse(batch.firstLine()) as DecisionRecord).time)) / 1000;
+      const oldest = (Date.now() - Date.parse((JSON.parse(firstLine) as DecisionRecord).time)) / 1000;
       throw new SinkRefusal((err as Error).message, oldest, err instanceof BatchTooLargeError ? batch.count : undefined);
     }
     return delivered;

@@ -3,11 +3,11 @@
 import { createHash } from 'node:crypto';
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
-import { promisify } from 'node:util';
-import { gzip } from 'node:zlib';
+import { createGzip } from 'node:zlib';
 import { BatchTooLargeError, type AuditSink } from './types.js';
 import { toECS } from '../ecs.js';
-import { jsonArrayOf, jsonArrayOfLines } from './json-lines.js';
+import { jsonArrayOf, jsonArrayOfLines, type JsonArrayParts } from './json-lines.js';
+import { inSlices } from './slices.js';
 import type { DecisionRecord } from '../record.js';
 
 export interface HttpSinkOptions {
@@ -18,9 +18,32 @@ export interface HttpSinkOptions {
   timeoutMs?: number;
 }
 
-// compressed on the thread pool: a 500-record batch (~1.2 MB) took the event loop for tens of
-// milliseconds while a backlog drained, and every admission in flight waited for it
-const gzipAsync = promisify(gzip);
+/** The records as one JSON array of ECS documents, converted and encoded a slice at a time. */
+async function ecsArray(lines: readonly string[]): Promise<JsonArrayParts> {
+  const parts: Buffer[] = [];
+  for await (const slice of inSlices(lines)) {
+    parts.push(Buffer.from(`${parts.length ? ',' : '['}${slice.map((l) => JSON.stringify(toECS(JSON.parse(l) as DecisionRecord))).join(',')}`));
+  }
+  parts.push(Buffer.from(parts.length ? ']' : '[]'));
+  return { parts, count: lines.length };
+}
+
+/**
+ * gzip on the thread pool, the parts fed one after the other: compressing a 1.2 MB batch on
+ * the event loop (and before that, joining it into one buffer) held it for milliseconds while
+ * a backlog drained, and every admission in flight waited.
+ */
+function gzipParts(parts: readonly Buffer[]): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const gz = createGzip();
+    const out: Buffer[] = [];
+    gz.on('data', (chunk: Buffer) => out.push(chunk));
+    gz.on('end', () => resolve(Buffer.concat(out)));
+    gz.on('error', reject);
+    for (const part of parts) gz.write(part);
+    gz.end();
+  });
+}
 
 export class HttpSink implements AuditSink {
   readonly id: string;
@@ -31,10 +54,7 @@ export class HttpSink implements AuditSink {
 
   constructor(url: string, private readonly options: HttpSinkOptions = {}) {
     if (options.format !== 'ecs') {
-      this.sendJsonLines = (bytes) => {
-        const { array, count } = jsonArrayOfLines(bytes);
-        return this.#post(array, count);
-      };
+      this.sendJsonLines = (bytes) => this.#post(jsonArrayOfLines(bytes));
     }
     this.#url = new URL(url);
     if (this.#url.username || this.#url.password) throw new Error('put credentials for the audit HTTP sink in a header, not in its URL');
@@ -42,13 +62,12 @@ export class HttpSink implements AuditSink {
     this.name = `${this.#url.protocol}//${this.#url.host}${this.#url.pathname}`;
   }
 
-  send(lines: readonly string[]): Promise<void> {
-    const payload = this.options.format === 'ecs' ? Buffer.from(JSON.stringify(lines.map((l) => toECS(JSON.parse(l) as DecisionRecord)))) : jsonArrayOf(lines);
-    return this.#post(payload, lines.length);
+  async send(lines: readonly string[]): Promise<void> {
+    return this.#post(this.options.format === 'ecs' ? await ecsArray(lines) : jsonArrayOf(lines));
   }
 
-  async #post(payload: Buffer, count: number): Promise<void> {
-    const body = await gzipAsync(payload);
+  async #post({ parts, count }: JsonArrayParts): Promise<void> {
+    const body = await gzipParts(parts);
     const request = this.#url.protocol === 'https:' ? httpsRequest : httpRequest;
     return new Promise((resolve, reject) => {
       const req = request(this.#url, {

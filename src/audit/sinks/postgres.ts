@@ -2,7 +2,7 @@
 // jsonb. Inserts are idempotent on (replica, seq), so a replay after a crash adds nothing.
 import { createHash } from 'node:crypto';
 import pg from 'pg';
-import { jsonArrayOf, jsonArrayOfLines } from './json-lines.js';
+import { jsonArrayOf, jsonArrayOfLines, type JsonArrayParts } from './json-lines.js';
 import { BatchTooLargeError, type AuditSink } from './types.js';
 
 export const DECISIONS_TABLE = 'trustgate_decisions';
@@ -68,18 +68,18 @@ export class PostgresSink implements AuditSink {
   }
 
   send(lines: readonly string[]): Promise<void> {
-    return this.#store(jsonArrayOf(lines), lines.length);
+    return this.#store(jsonArrayOf(lines));
   }
 
   sendJsonLines(bytes: Buffer): Promise<void> {
-    const { array, count } = jsonArrayOfLines(bytes);
-    return this.#store(array, count);
+    return this.#store(jsonArrayOfLines(bytes));
   }
 
-  async #store(array: Buffer, count: number): Promise<void> {
+  async #store({ parts, count }: JsonArrayParts): Promise<void> {
     await this.#migrate();
     try {
-      await this.#insert(array);
+      // one parameter (node-postgres copies it into its message anyway)
+      await this.#insert(parts.length === 1 ? parts[0]! : Buffer.concat(parts));
     } catch (err) {
       // a batch that outlasts the statement timeout, or outgrows a limit, is cut in two by the
       // pipeline; retried whole it would fail the same way for good (the statement is atomic:

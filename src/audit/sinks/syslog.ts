@@ -6,6 +6,7 @@ import { createHash } from 'node:crypto';
 import { connect as netConnect, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import type { DecisionRecord } from '../record.js';
+import { inSlices } from './slices.js';
 import type { AuditSink } from './types.js';
 
 const FACILITY_LOCAL0 = 16;
@@ -72,16 +73,25 @@ export class SyslogSink implements AuditSink {
 
   async send(lines: readonly string[]): Promise<void> {
     const socket = await this.#connect();
-    const frames = lines.map((l) => {
-      const msg = syslogMessage(l);
-      const bytes = Buffer.byteLength(msg);
-      if (bytes > COMMON_RECEIVER_LIMIT && !this.#warnedSize) {
-        this.#warnedSize = true;
-        this.options.warn?.('a decision record is longer than 8 KiB, the default message size limit of rsyslog, which cuts longer messages: make sure the receiver takes whole records (rsyslog: global(maxMessageSize="256k") before its inputs)', { sink: this.name, bytes });
-      }
-      return `${bytes} ${msg}`;
-    }).join('');
-    await new Promise<void>((resolve, reject) => {
+    // a slice's frames are written as soon as they are formatted; any failed write fails the
+    // batch, which is then sent again whole (at least once, as before)
+    const writes: Promise<void>[] = [];
+    for await (const slice of inSlices(lines)) writes.push(this.#write(socket, slice.map((l) => this.#frame(l)).join('')));
+    await Promise.all(writes);
+  }
+
+  #frame(line: string): string {
+    const msg = syslogMessage(line);
+    const bytes = Buffer.byteLength(msg);
+    if (bytes > COMMON_RECEIVER_LIMIT && !this.#warnedSize) {
+      this.#warnedSize = true;
+      this.options.warn?.('a decision record is longer than 8 KiB, the default message size limit of rsyslog, which cuts longer messages: make sure the receiver takes whole records (rsyslog: global(maxMessageSize="256k") before its inputs)', { sink: this.name, bytes });
+    }
+    return `${bytes} ${msg}`;
+  }
+
+  #write(socket: Socket, frames: string): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
       socket.write(frames, (err) => {
         if (err) {
           socket.destroy();

@@ -5,7 +5,10 @@ export interface AuditSink {
   /** for logs and metrics: never contains credentials */
   readonly name: string;
   send(lines: readonly string[]): Promise<void>;
-  /** the same, for sinks that write JSON lines unchanged: the spool's bytes, each line ending in a newline */
+  /**
+   * The same, for sinks that take JSON lines as they are: the spool's bytes, each line ending in
+   * a newline. The bytes are the sink's for this call: it may change them in place.
+   */
   sendJsonLines?(bytes: Buffer): Promise<void>;
   close?(): Promise<void>;
 }
