@@ -5,7 +5,10 @@ import { rsyslogOrSkip } from '../helpers/rsyslog.js';
 import { policyDir, policyYaml, POD_RULE } from '../helpers/policies.js';
 import { readFixture, startTestServer } from '../helpers/server.js';
 import { eventually } from '../helpers/eventually.js';
+import { createServer, type AddressInfo } from 'node:net';
 import { verifyRecords } from '../../src/audit/index.js';
+import { SyslogSink } from '../../src/audit/sinks/syslog.js';
+import { makeRecord } from '../helpers/audit.js';
 
 const policies = policyYaml('team-label', `${POD_RULE}\nvalidations:\n  - expression: "has(object.metadata.labels) && 'team' in object.metadata.labels"\n    message: pods need a team label`);
 
@@ -81,4 +84,20 @@ t.test('a record over rsyslog\'s default 8k arrives cut, so the sink warns once;
     if (size) t.same(verifyRecords(records).problems, [], 'with room for it, the large record arrives intact');
     else t.ok(rsyslog.received()[1]!.length < 8300, 'with the default, rsyslog cuts it: what the warning is for');
   }
+});
+
+t.test('a batch whose connection closes while its slices are written fails, to be sent again, and nothing is left unhandled', async (t) => {
+  // a receiver that hangs up on every connection at once
+  const receiver = createServer((socket) => socket.destroy());
+  await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => receiver.close());
+  const unhandled: unknown[] = [];
+  const onUnhandled = (reason: unknown) => unhandled.push(reason);
+  process.on('unhandledRejection', onUnhandled);
+  t.teardown(() => process.off('unhandledRejection', onUnhandled));
+  const sink = new SyslogSink(`syslog+tcp://127.0.0.1:${(receiver.address() as AddressInfo).port}`);
+  const lines = Array.from({ length: 500 }, () => JSON.stringify(makeRecord()));
+  await t.rejects(sink.send(lines), 'the batch is not counted as delivered');
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  t.same(unhandled, [], 'every failed write of the batch was handled');
 });

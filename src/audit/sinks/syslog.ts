@@ -76,8 +76,18 @@ export class SyslogSink implements AuditSink {
     // a slice's frames are written as soon as they are formatted; any failed write fails the
     // batch, which is then sent again whole (at least once, as before)
     const writes: Promise<void>[] = [];
-    for await (const slice of inSlices(lines)) writes.push(this.#write(socket, slice.map((l) => this.#frame(l)).join('')));
+    let cut = false;
+    for await (const slice of inSlices(lines)) {
+      if (socket.destroyed) {
+        cut = true; // the rest cannot go out on this connection: the batch fails below
+        break;
+      }
+      const written = this.#write(socket, slice.map((l) => this.#frame(l)).join(''));
+      written.catch(() => undefined); // handled now: it may fail while later slices are formatted
+      writes.push(written);
+    }
     await Promise.all(writes);
+    if (cut) throw new Error(`${this.name}: the connection closed while the batch was written`);
   }
 
   #frame(line: string): string {
