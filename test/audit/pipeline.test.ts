@@ -266,7 +266,7 @@ t.test("a delivered batch's bytes are not kept through the feeder's pause, and c
   t.ok(Date.now() - closing < 5000, 'close() does not wait out a 60 s pause');
 });
 
-t.test('the HTTP and PostgreSQL sinks get the spool\'s lines as one JSON array without decoding or copying them', async (t) => {
+t.test('the HTTP sink gets the spool\'s lines as one JSON array without decoding or copying them', async (t) => {
   const lines = [{ a: 1, s: 'zwölf \u2028 "q" \\n' }, { b: [true, null] }, { c: '😀' }].map((o) => JSON.stringify(o));
   const bytes = Buffer.from(`${lines.join('\n')}\n`);
   const { parts, count } = jsonArrayOfLines(bytes);

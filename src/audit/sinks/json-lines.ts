@@ -1,4 +1,4 @@
-// The spool's JSON lines as one JSON array, for sinks that take a batch as an array: made from
+// The spool's JSON lines as one JSON array, for the HTTP sink, which sends a batch as one: made from
 // the bytes in place, so no string of the batch (~1.2 MB for 500 records) is made and no copy
 // of it either (on this VM, copying into fresh memory ran at ~300 MB/s: 5 ms per batch).
 
@@ -20,6 +20,13 @@ export function jsonArrayOfLines(bytes: Buffer): JsonArrayParts {
     count++;
   }
   return { parts: [OPEN, bytes.subarray(0, bytes.length - 1), CLOSE], count };
+}
+
+/** Lines in JSON lines bytes, each ending in a newline. */
+export function lineCount(bytes: Buffer): number {
+  let count = 0;
+  for (let at = bytes.indexOf(0x0a); at !== -1; at = bytes.indexOf(0x0a, at + 1)) count++;
+  return count;
 }
 
 /** The same array from lines already decoded. */

@@ -2,7 +2,7 @@
 // jsonb. Inserts are idempotent on (replica, seq), so a replay after a crash adds nothing.
 import { createHash } from 'node:crypto';
 import pg from 'pg';
-import { jsonArrayOf, jsonArrayOfLines, type JsonArrayParts } from './json-lines.js';
+import { lineCount } from './json-lines.js';
 import { BatchTooLargeError, type AuditSink } from './types.js';
 
 export const DECISIONS_TABLE = 'trustgate_decisions';
@@ -68,34 +68,30 @@ export class PostgresSink implements AuditSink {
   }
 
   send(lines: readonly string[]): Promise<void> {
-    return this.#store(jsonArrayOf(lines));
+    return this.sendJsonLines(Buffer.from(`${lines.join('\n')}\n`));
   }
 
-  sendJsonLines(bytes: Buffer): Promise<void> {
-    return this.#store(jsonArrayOfLines(bytes));
-  }
-
-  async #store({ parts, count }: JsonArrayParts): Promise<void> {
+  /** The spool's JSON lines go as they are, one parameter; PostgreSQL makes them an array. */
+  async sendJsonLines(bytes: Buffer): Promise<void> {
     await this.#migrate();
     try {
-      // one parameter (node-postgres copies it into its message anyway)
-      await this.#insert(parts.length === 1 ? parts[0]! : Buffer.concat(parts));
+      await this.#insert(bytes);
     } catch (err) {
       // a batch that outlasts the statement timeout, or outgrows a limit, is cut in two by the
       // pipeline; retried whole it would fail the same way for good (the statement is atomic:
       // nothing of it was stored)
       const code = (err as { code?: string }).code;
       if (code === STATEMENT_TIMEOUT || code === PROGRAM_LIMIT_EXCEEDED) {
-        throw new BatchTooLargeError(`${this.name}: ${count} records in one statement: ${(err as Error).message}`);
+        throw new BatchTooLargeError(`${this.name}: ${lineCount(bytes)} records in one statement: ${(err as Error).message}`);
       }
       throw err;
     }
   }
 
-  async #insert(array: Buffer): Promise<void> {
+  async #insert(jsonLines: Buffer): Promise<void> {
     // one statement per batch; the columns are derived from the record itself, so they cannot
-    // disagree. The batch goes as bytes (a Buffer is a binary bytea parameter) and PostgreSQL
-    // decodes it, checking it is UTF-8.
+    // disagree. The lines go as bytes (a Buffer is a binary bytea parameter): PostgreSQL decodes
+    // them and joins them into a JSON array, so no string of the batch is made here.
     await this.#pool.query(
       `INSERT INTO ${DECISIONS_TABLE} (replica, seq, decision_id, time, namespace, username, kind, name, operation, allowed, dry_run, policies, images, record)
        SELECT r->>'replica', (r->>'seq')::bigint, (r->>'decisionId')::uuid, (r->>'time')::timestamptz,
@@ -104,9 +100,9 @@ export class PostgresSink implements AuditSink {
               ARRAY(SELECT jsonb_array_elements(r->'policies')->>'name'),
               ARRAY(SELECT coalesce(i->>'digest', i->>'ref') FROM jsonb_array_elements(r->'images') AS i),
               r
-       FROM jsonb_array_elements(convert_from($1::bytea, 'UTF8')::jsonb) AS r
+       FROM jsonb_array_elements(('[' || rtrim(replace(convert_from($1::bytea, 'UTF8'), E'\n', ','), ',') || ']')::jsonb) AS r
        ON CONFLICT (replica, seq) DO NOTHING`,
-      [array],
+      [jsonLines],
     );
   }
 
