@@ -1,6 +1,7 @@
 // The audit pipeline behind the admission path: seal the record into the chain, append it to
 // the spool (durable before the response leaves), and feed every sink from the spool in the
 // background, advancing a sink's cursor only when it acknowledged. A restart replays the rest.
+import { isUtf8 } from 'node:buffer';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { Logger } from 'pino';
@@ -50,6 +51,15 @@ export interface AuditPipelineOptions {
 }
 
 const NO_METRICS: AuditMetrics = { written() {}, lost() {}, acked() {}, sinkError() {}, spoolBytes() {}, backlog() {} };
+
+/**
+ * Spool bytes a disk turned bad reach a sink decoded as every other reader of the spool decodes
+ * them (U+FFFD for what is not UTF-8): PostgreSQL, or a receiver, that refuses invalid UTF-8
+ * would refuse the batch on every retry, and the sink would stop for good.
+ */
+function validUtf8(bytes: Buffer): Buffer {
+  return isUtf8(bytes) ? bytes : Buffer.from(bytes.toString('utf8'));
+}
 
 export class AuditPipeline {
   #running = true;
@@ -158,7 +168,7 @@ export class AuditPipeline {
     const firstLine = batch.firstLine();
     try {
       // sinks that write JSON lines take the spool's bytes as they are, never decoded
-      await (sink.sendJsonLines ? sink.sendJsonLines(batch.bytes) : sink.send(batch.lines()));
+      await (sink.sendJsonLines ? sink.sendJsonLines(validUtf8(batch.bytes)) : sink.send(batch.lines()));
     } catch (err) {
       const oldest = (Date.now() - Date.parse((JSON.parse(firstLine) as DecisionRecord).time)) / 1000;
       throw new SinkRefusal((err as Error).message, oldest, err instanceof BatchTooLargeError ? batch.count : undefined);

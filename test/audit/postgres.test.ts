@@ -124,6 +124,34 @@ t.test('a record with a NUL or an unpaired surrogate in it is stored, not a batc
   t.match((await trustgate('audit', 'verify', db.url)).stdout, /verified: \d+ records, every chain intact/);
 });
 
+t.test('a spool line with bytes that are not UTF-8 is stored decoded (U+FFFD), not a batch the database refuses for good', async (t) => {
+  if (!db) return;
+  const { AuditPipeline, createSink } = await import('../../src/audit/index.js');
+  const { makeRecord } = await import('../helpers/audit.js');
+  const { pino } = await import('pino');
+  const { mkdtemp, readdir, readFile, writeFile } = await import('node:fs/promises');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const spoolDir = await mkdtemp(join(tmpdir(), 'tg-spool-'));
+  const logger = pino({ level: 'silent' });
+  const first = await AuditPipeline.start({ spoolDir, sinks: [], whenFull: 'deny', logger });
+  for (const user of ['alice', 'bobZ']) await first.record({ ...makeRecord({ user }), replica: 'utf8-0' });
+  await first.close();
+  // a disk's bit flip: the Z becomes 0xFF, which no UTF-8 text contains
+  const segment = join(spoolDir, (await readdir(spoolDir)).find((f) => f.startsWith('segment-'))!);
+  const bytes = await readFile(segment);
+  bytes[bytes.indexOf('bobZ') + 3] = 0xff;
+  await writeFile(segment, bytes);
+  const second = await AuditPipeline.start({ spoolDir, sinks: [createSink(db.url)], whenFull: 'deny', logger });
+  t.teardown(() => second.close());
+  t.ok(await second.drained(20_000), 'acknowledged by PostgreSQL');
+  const client = new pg.Client({ connectionString: db.url });
+  await client.connect();
+  t.teardown(() => client.end());
+  const { rows } = await client.query("SELECT username FROM trustgate_decisions WHERE replica = 'utf8-0' ORDER BY seq");
+  t.same(rows.map((r) => r.username), ['alice', 'bob\ufffd']);
+});
+
 t.test('a batch that outlasts the statement timeout is cut in two, not retried whole for good', async (t) => {
   if (!db) return;
   const { AuditPipeline } = await import('../../src/audit/index.js');
