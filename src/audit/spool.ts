@@ -1,5 +1,6 @@
 // The local spool: sealed records appended to segment files (JSON lines), written in groups
-// before their admission responses leave: fsync'd first (sync 'fsync', the default), or
+// before their admission responses leave: fsync'd first (sync 'fsync', the default; a group's
+// fsync may run beside the previous group's, and groups are answered in order), or
 // fsync'd in the background within syncIntervalMs (sync 'write': the record survives a crash
 // of trustgate at once, a crash of the node after the interval). Sinks read it through their
 // own cursors; a segment is deleted once every sink has acknowledged all of it.
@@ -37,6 +38,19 @@ export interface SpoolOptions {
   sync: SpoolSync;
   /** with sync 'write': the longest a written record waits for its fsync */
   syncIntervalMs: number;
+  /** with sync 'fsync': how many group fsyncs may run at once (a group need not wait for the one before to start) */
+  syncsInFlight: number;
+}
+
+type Pending = { line: string; resolve: () => void; reject: (e: Error) => void };
+
+/** One group's fsync: answered in the order groups were written, never ahead of an earlier one. */
+interface Commit {
+  batch: Pending[];
+  done: boolean;
+  error?: Error;
+  answered: Promise<void>;
+  answer: () => void;
 }
 
 const EMPTY = Buffer.alloc(0);
@@ -66,8 +80,10 @@ export class Spool {
   #handle!: FileHandle;
   #activeSize = 0;
   #totalBytes = 0;
-  #pending: { line: string; resolve: () => void; reject: (e: Error) => void }[] = [];
+  #pending: Pending[] = [];
   #flushing?: Promise<void>;
+  /** group fsyncs started and not yet answered, oldest first */
+  #commits: Commit[] = [];
   #segments: number[] = [];
   /** written but not yet fsync'd (sync 'write') */
   #dirty = false;
@@ -85,6 +101,9 @@ export class Spool {
     const spool = new Spool(dir, {
       maxBytes: options.maxBytes ?? 1 << 30, segmentBytes: options.segmentBytes ?? 8 << 20,
       sync: options.sync ?? 'fsync', syncIntervalMs: options.syncIntervalMs ?? 50,
+      // two: a group written while the previous group's fsync runs starts its own at once
+      // instead of waiting a whole fsync for it (p99 at 500 requests/s ~1 ms lower, bench/HISTORY.md)
+      syncsInFlight: options.syncsInFlight ?? 2,
     });
     await spool.#scan();
     if (spool.options.sync === 'write') {
@@ -145,6 +164,10 @@ export class Spool {
 
   async #flush(): Promise<void> {
     while (this.#pending.length) {
+      if (this.#commits.length >= this.options.syncsInFlight) {
+        await this.#commits[0]!.answered;
+        continue;
+      }
       const batch = this.#pending;
       this.#pending = [];
       try {
@@ -159,15 +182,53 @@ export class Spool {
         // undone back to here, never into lines that are there
         this.#activeSize += data.length;
         this.#totalBytes += data.length;
-        if (this.options.sync === 'fsync') await this.#handle.datasync();
-        else this.#dirty = true;
-        for (const p of batch) p.resolve();
-        if (this.#activeSize >= this.options.segmentBytes) await this.#rotate();
+        if (this.options.sync === 'fsync') this.#commit(batch);
+        else {
+          this.#dirty = true;
+          for (const p of batch) p.resolve();
+        }
+        if (this.#activeSize >= this.options.segmentBytes) {
+          await this.#allAnswered();
+          await this.#rotate();
+        }
       } catch (err) {
         for (const p of batch) p.reject(err as Error);
       }
     }
     this.#flushing = undefined;
+  }
+
+  /**
+   * Starts the group's fsync without waiting for the one before it (up to syncsInFlight), and
+   * answers groups in order. A failed fsync fails every group still waiting: the kernel reports
+   * a write-back error to one fsync of a file only, so a concurrent one that succeeded proves
+   * nothing about the pages the failed one covered.
+   */
+  #commit(batch: Pending[]): void {
+    let answer!: () => void;
+    const answered = new Promise<void>((r) => { answer = r; });
+    const commit: Commit = { batch, done: false, answered, answer };
+    this.#commits.push(commit);
+    this.#handle.datasync().then(
+      () => { commit.done = true; },
+      (err: Error) => {
+        commit.done = true;
+        for (const c of this.#commits) c.error ??= err;
+      },
+    ).finally(() => this.#answerInOrder());
+  }
+
+  #answerInOrder(): void {
+    while (this.#commits[0]?.done) {
+      const c = this.#commits.shift()!;
+      if (c.error) for (const p of c.batch) p.reject(c.error);
+      else for (const p of c.batch) p.resolve();
+      c.answer();
+    }
+  }
+
+  async #allAnswered(): Promise<void> {
+    while (this.#commits.length) await this.#commits.at(-1)!.answered;
   }
 
   /**
@@ -285,6 +346,7 @@ export class Spool {
   async close(): Promise<void> {
     clearInterval(this.#syncTimer);
     await this.#flushing;
+    await this.#allAnswered();
     await this.#syncNow();
     await this.#handle.close();
   }

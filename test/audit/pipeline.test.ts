@@ -1,6 +1,6 @@
 // The spool and the sinks: durable before acknowledging the caller, delivered once the sink
 // is back, replayed after a restart, and never silently dropped when full.
-import { open, readFile, readdir, mkdtemp, rm, symlink } from 'node:fs/promises';
+import { readFile, readdir, mkdtemp, rm, symlink } from 'node:fs/promises';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { setFlagsFromString } from 'node:v8';
@@ -11,6 +11,7 @@ import t from 'tap';
 import { AuditPipeline, AuditUnavailableError, createSink, verifyRecords } from '../../src/audit/index.js';
 import { jsonArrayOfLines } from '../../src/audit/sinks/json-lines.js';
 import { makeRecord, Receiver } from '../helpers/audit.js';
+import { watchFsyncs } from '../helpers/fsyncs.js';
 
 const logger = pino({ level: 'silent' });
 const tmpSpool = () => mkdtempSync(join(tmpdir(), 'tg-spool-'));
@@ -24,24 +25,6 @@ t.test('a record is in the spool when record() resolves', async (t) => {
   await audit.record(r);
   t.match(await spoolText(dir), new RegExp(`"decisionId":"${r.decisionId}"`));
 });
-
-/** Counts (and optionally fails) every FileHandle fsync of the process while a test runs. */
-async function watchFsyncs(t: { teardown(fn: () => void): void }, fail?: () => Error | undefined) {
-  const scratch = await mkdtemp(join(tmpdir(), 'tg-fh-'));
-  const handle = await open(join(scratch, 'x'), 'w');
-  const proto = Object.getPrototypeOf(handle) as { datasync(): Promise<void> };
-  await handle.close();
-  await rm(scratch, { recursive: true });
-  const original = proto.datasync;
-  const calls = { count: 0 };
-  proto.datasync = function (this: unknown) {
-    calls.count++;
-    const err = fail?.();
-    return err ? Promise.reject(err) : original.call(this);
-  };
-  t.teardown(() => { proto.datasync = original; });
-  return calls;
-}
 
 t.test('--audit-sync: fsync waits for the disk, write for the kernel with the fsync soon after', async (t) => {
   const fsyncs = await watchFsyncs(t);
