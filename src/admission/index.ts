@@ -53,6 +53,8 @@ export interface AdmitOptions {
   explain?: boolean;
   /** when the review arrived (epoch ms), if it waited before this call: the deadline counts from then */
   receivedAt?: number;
+  /** this request's deadline when shorter than services.deadlineMs (its caller waits less) */
+  deadlineMs?: number;
 }
 
 export async function admit(body: unknown, endpoint: Endpoint, services: AdmissionServices, options: AdmitOptions = {}): Promise<AdmissionOutcome> {
@@ -63,7 +65,7 @@ export async function admit(body: unknown, endpoint: Endpoint, services: Admissi
   if (!set) throw new PolicySetUnavailableError('no policy set is loaded yet');
   const explain = options.explain ? [] : undefined;
   const authorization = set.usesAuthorizer ? new AuthorizationSession(services.authorizer ?? NO_AUTHORIZER) : undefined;
-  const ctx = new EvaluationContext(request, (options.receivedAt ?? Date.now()) + services.deadlineMs, services.namespaces, services.params, explain, authorization);
+  const ctx = new EvaluationContext(request, (options.receivedAt ?? Date.now()) + (options.deadlineMs ?? services.deadlineMs), services.namespaces, services.params, explain, authorization);
   // a namespace created a moment ago may not have reached the watch yet: looked up once rather
   // than judged unknown (a Namespace's own request names itself, and needs no look-up)
   const ns = request.namespace;

@@ -4,6 +4,7 @@ import Fastify, { LogController, type FastifyInstance, type FastifyReply, type F
 import type { Logger } from 'pino';
 import { admit, AdmissionInputError, PolicySetUnavailableError, type AdmissionServices, type Endpoint } from '../admission/index.js';
 import { BodyBudget, type BodyBudgetBusyError, LARGE_BODY_BYTES } from './body-budget.js';
+import { requestDeadlineMs } from './deadline.js';
 import type { Metrics } from './metrics.js';
 
 export interface ReadinessCheck {
@@ -59,21 +60,21 @@ function errorBody(error: string, message: string) {
 function guardLargeBodies(app: FastifyInstance, bodyLimit: number, budgetBytes: number): void {
   const { admission, metrics, logger } = app.trustgate;
   const budget = new BodyBudget(budgetBytes);
-  // it waits at most half the deadline for memory: the other half is its evaluation's
-  const waitMs = admission.deadlineMs / 2;
   app.addHook('preParsing', (req, reply, payload, done) => {
     const declared = req.headers['content-length'];
     if (declared === undefined && req.headers['transfer-encoding'] === undefined) return done(null, payload); // no body
     const length = declared === undefined ? bodyLimit : Number(declared);
     if (!(length >= LARGE_BODY_BYTES && length <= bodyLimit)) return done(null, payload);
     const receivedAt = Date.now();
-    budget.acquire(length, waitMs).then((share) => {
+    const deadlineMs = requestDeadlineMs(req.query, admission.deadlineMs);
+    // it waits at most half the deadline for memory: the other half is its evaluation's
+    budget.acquire(length, deadlineMs / 2).then((share) => {
       // a caller that gave up while waiting gets no answer, so no hook would give the share back
       if (req.raw.destroyed) {
         share();
         return done(new Error('the caller closed the connection while its review waited for memory'), payload);
       }
-      const held = setTimeout(() => req.raw.destroy(), receivedAt + admission.deadlineMs + 1000 - Date.now());
+      const held = setTimeout(() => req.raw.destroy(), receivedAt + deadlineMs + 1000 - Date.now());
       req.largeBody = { release: () => (clearTimeout(held), share()), receivedAt };
       done(null, payload);
     }, (err: BodyBudgetBusyError) => {
@@ -97,7 +98,7 @@ async function admissionRoutes(app: FastifyInstance, options: { bodyLimit: numbe
   const handle = (endpoint: Endpoint) => async (req: FastifyRequest, reply: FastifyReply) => {
     const end = metrics.latency.startTimer({ endpoint });
     try {
-      const outcome = await admit(req.body, endpoint, admission, req.largeBody ? { receivedAt: req.largeBody.receivedAt } : undefined);
+      const outcome = await admit(req.body, endpoint, admission, { receivedAt: req.largeBody?.receivedAt, deadlineMs: requestDeadlineMs(req.query, admission.deadlineMs) });
       metrics.decisions.hot(endpoint, String(outcome.decision.allowed), String(outcome.record.request.dryRun));
       for (const r of outcome.results) metrics.policyResults.hot(r.name, r.mode, r.result, r.code ?? '');
       metrics.requests.hot(endpoint, '200');
