@@ -45,6 +45,14 @@ declare module 'fastify' {
 
 export const DEFAULT_BODY_LIMIT = 16 * 1024 * 1024;
 
+/**
+ * How long an idle keep-alive connection is kept. The API server's client drops its idle
+ * connections after 90 s (Go's default transport); a server that closes first races the
+ * client's next review on that connection, and a POST the server closed under it is not
+ * retried: the webhook call fails and its failurePolicy decides. Fastify's default is 72 s.
+ */
+export const KEEP_ALIVE_MS = 120_000;
+
 function errorBody(error: string, message: string) {
   return { error, message };
 }
@@ -149,6 +157,7 @@ export function buildApp(services: AppServices, options: AppOptions = {}): Fasti
     onProtoPoisoning: 'ignore',
     onConstructorPoisoning: 'ignore',
     return503OnClosing: true,
+    keepAliveTimeout: KEEP_ALIVE_MS,
     ...(options.requestTimeoutMs ? { requestTimeout: options.requestTimeoutMs } : {}),
     ...(options.https ? { https: options.https } : {}),
   } as FastifyServerOptions) as unknown as FastifyInstance;

@@ -1,4 +1,5 @@
 // The real TLS server, spoken to over HTTPS with AdmissionReviews captured from API servers.
+import { Agent, request } from 'node:https';
 import t from 'tap';
 import { policyDir, policyYaml } from '../helpers/policies.js';
 import { readFixture, startTestServer, https, type TestServer } from '../helpers/server.js';
@@ -228,4 +229,16 @@ t.test('health, readiness and metrics', async (t) => {
 t.test('TLS below 1.2 is refused', async (t) => {
   await t.rejects(https(`${server.url}/healthz`, server.ca, { minVersion: 'TLSv1', maxVersion: 'TLSv1.1' }));
   t.equal((await https(`${server.url}/healthz`, server.ca, { minVersion: 'TLSv1.2', maxVersion: 'TLSv1.2' })).status, 200);
+});
+
+t.test('idle keep-alive connections are kept past the API server\'s own 90 s idle timeout', async (t) => {
+  // the client must be the one to drop an idle connection: a POST on a connection the server
+  // closed under it is not retried by the API server, and the webhook call fails
+  const agent = new Agent({ keepAlive: true, ca: server.ca });
+  t.teardown(() => agent.destroy());
+  const headers = await new Promise<Record<string, unknown>>((resolve, reject) => {
+    request(`${server.url}/healthz`, { agent }, (res) => { res.resume(); res.on('end', () => resolve(res.headers)); }).on('error', reject).end();
+  });
+  const seconds = Number(/timeout=(\d+)/.exec(String(headers['keep-alive']))?.[1]);
+  t.ok(seconds > 90, `the server announces keep-alive timeout=${seconds}`);
 });
