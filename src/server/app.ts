@@ -48,8 +48,8 @@ export const DEFAULT_BODY_LIMIT = 16 * 1024 * 1024;
 /**
  * How long an idle keep-alive connection is kept. The API server's client drops its idle
  * connections after 90 s (Go's default transport); a server that closes first races the
- * client's next review on that connection, and a POST the server closed under it is not
- * retried: the webhook call fails and its failurePolicy decides. Fastify's default is 72 s.
+ * client's next review on that connection, and a POST that reads an EOF there is not retried
+ * (only a reset is): the webhook call fails and its failurePolicy decides. Fastify's default is 72 s.
  */
 export const KEEP_ALIVE_MS = 120_000;
 
