@@ -215,9 +215,11 @@ async function serve(argv: string[]): Promise<number> {
   const logger = pino({ level: config.logLevel });
   const server = await startServer(config, logger);
   await new Promise<void>((resolveStop) => {
+    // SIGTERM is Kubernetes stopping the pod: routes to it disappear only gradually, so it
+    // keeps answering for shutdownDelayMs first; SIGINT is a person at a terminal
     const stop = (signal: string) => {
       logger.info({ signal }, 'shutting down: draining in-flight reviews');
-      server.close().then(resolveStop, resolveStop);
+      server.close({ delayMs: signal === 'SIGTERM' ? config.shutdownDelayMs : 0 }).then(resolveStop, resolveStop);
     };
     process.once('SIGTERM', stop);
     process.once('SIGINT', stop);

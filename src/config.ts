@@ -31,6 +31,7 @@ export interface ServeConfig {
   webhookName: string;
   clusterFile?: string;
   deadlineMs: number;
+  shutdownDelayMs: number;
   bodyLimit: number;
   logLevel: string;
   replica: string;
@@ -43,6 +44,8 @@ interface OptionSpec {
   flag: string;
   kind: 'string' | 'list' | 'number' | 'bool';
   help: string;
+  /** numbers: 0 is allowed (it turns the behaviour off) */
+  zeroAllowed?: boolean;
 }
 
 export const SERVE_OPTIONS: OptionSpec[] = [
@@ -72,6 +75,7 @@ export const SERVE_OPTIONS: OptionSpec[] = [
   { key: 'pullSecrets', flag: 'pull-secrets', kind: 'bool', help: 'read the admitted pod\'s imagePullSecrets and its service account\'s for registry auth (needs secrets get RBAC; with --kubeconfig or --in-cluster)' },
   { key: 'clusterFile', flag: 'cluster-file', kind: 'string', help: 'Namespace and ConfigMap objects (YAML), for namespaceSelector, params and allowlists without a cluster' },
   { key: 'deadlineMs', flag: 'deadline-ms', kind: 'number', help: 'internal deadline per request (default 8000, below the API server\'s 10 s)' },
+  { key: 'shutdownDelayMs', flag: 'shutdown-delay-ms', kind: 'number', zeroAllowed: true, help: 'on SIGTERM, keep answering this long (not ready, each connection closed after its answer) while the cluster stops routing here; then drain and exit (default 5000; SIGINT skips it)' },
   { key: 'bodyLimit', flag: 'body-limit', kind: 'number', help: 'largest accepted body in bytes (default 16 MiB)' },
   { key: 'logLevel', flag: 'log-level', kind: 'string', help: 'pino level (default info)' },
   { key: 'replica', flag: 'replica', kind: 'string', help: 'replica name in decision records (default: hostname)' },
@@ -101,6 +105,7 @@ export function defaultConfig(): ServeConfig {
     namespace: process.env.POD_NAMESPACE || 'trustgate',
     webhookName: 'trustgate',
     deadlineMs: 8000,
+    shutdownDelayMs: 5000,
     bodyLimit: 16 * 1024 * 1024,
     logLevel: 'info',
     replica: hostname(),
@@ -120,7 +125,9 @@ function coerce(spec: OptionSpec, raw: unknown, where: string): unknown {
     case 'list': return Array.isArray(raw) ? raw.map(String) : spec.key === 'auditHeaders' ? [String(raw)] : String(raw).split(',').map((s) => s.trim()).filter(Boolean);
     case 'number': {
       const n = Number(raw);
-      if (!Number.isFinite(n) || n <= 0) throw new ConfigError(`${where}: ${spec.flag} must be a positive number, got ${JSON.stringify(raw)}`);
+      if (!Number.isFinite(n) || n < 0 || (n === 0 && !spec.zeroAllowed)) {
+        throw new ConfigError(`${where}: ${spec.flag} must be a ${spec.zeroAllowed ? 'non-negative' : 'positive'} number, got ${JSON.stringify(raw)}`);
+      }
       return n;
     }
     case 'bool': {

@@ -17,6 +17,8 @@ export interface AppServices {
   metrics: Metrics;
   readiness: ReadinessCheck[];
   logger: Logger;
+  /** true while shutting down: each admission connection is closed after its answer */
+  draining?: () => boolean;
 }
 
 export interface AppOptions {
@@ -101,7 +103,7 @@ function guardLargeBodies(app: FastifyInstance, bodyLimit: number, budgetBytes: 
 }
 
 async function admissionRoutes(app: FastifyInstance, options: { bodyLimit: number; largeBodyBudget: number }): Promise<void> {
-  const { admission, metrics, logger } = app.trustgate;
+  const { admission, metrics, logger, draining } = app.trustgate;
   guardLargeBodies(app, options.bodyLimit, options.largeBodyBudget);
   const handle = (endpoint: Endpoint) => async (req: FastifyRequest, reply: FastifyReply) => {
     const end = metrics.latency.startTimer({ endpoint });
@@ -110,6 +112,8 @@ async function admissionRoutes(app: FastifyInstance, options: { bodyLimit: numbe
       metrics.decisions.hot(endpoint, String(outcome.decision.allowed), String(outcome.record.request.dryRun));
       for (const r of outcome.results) metrics.policyResults.hot(r.name, r.mode, r.result, r.code ?? '');
       metrics.requests.hot(endpoint, '200');
+      // the API server reconnects through the Service, to a replica that is staying
+      if (draining?.()) void reply.header('connection', 'close');
       return reply.code(200).send(outcome.review);
     } catch (err) {
       if (err instanceof AdmissionInputError) {

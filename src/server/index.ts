@@ -24,7 +24,11 @@ export interface RunningServer {
   caCertFile?: string;
   store: PolicyStore;
   audit: AuditPipeline;
-  close(): Promise<void>;
+  /**
+   * Stops serving. With delayMs, first keeps answering that long, not ready and closing each
+   * admission connection after its answer, while endpoints and kube-proxy stop routing here.
+   */
+  close(options?: { delayMs?: number }): Promise<void>;
 }
 
 export async function startServer(config: ServeConfig, logger: Logger = pino({ level: config.logLevel })): Promise<RunningServer> {
@@ -115,6 +119,7 @@ export async function startServer(config: ServeConfig, logger: Logger = pino({ l
     // hosts are bounded: only registries the policies name are ever contacted
     observeRegistry: (host, outcome, ms) => metrics.registryRequests.observe({ registry: host, outcome }, ms / 1000),
   });
+  let draining = false;
   const app = buildApp(
     {
       admission: {
@@ -128,7 +133,9 @@ export async function startServer(config: ServeConfig, logger: Logger = pino({ l
         { name: 'policies', ready: () => store.current !== undefined },
         { name: 'audit', ready: () => recorder.ready },
         { name: 'cluster caches', ready: () => cluster?.synced() ?? true },
+        { name: 'not shutting down', ready: () => !draining },
       ],
+      draining: () => draining,
     },
     {
       bodyLimit: config.bodyLimit,
@@ -162,7 +169,12 @@ export async function startServer(config: ServeConfig, logger: Logger = pino({ l
     caCertFile,
     store,
     audit: recorder,
-    async close() {
+    async close(options = {}) {
+      if (options.delayMs) {
+        draining = true;
+        logger.info({ delayMs: options.delayMs }, 'shutting down: answering while routes to this replica are removed');
+        await new Promise((resolve) => setTimeout(resolve, options.delayMs));
+      }
       reloader.close();
       selfManaged?.stop();
       store.close();

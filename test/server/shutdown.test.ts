@@ -1,5 +1,7 @@
 // SIGTERM (a rolling update, a node drain) lets a review already in flight finish before the
-// process exits; the API server never sees a reset connection for it.
+// process exits; the API server never sees a reset connection for it. Before closing, the
+// replica keeps answering for a while, not ready, closing each connection after its answer:
+// routes to a terminating pod disappear only gradually.
 import { spawn } from 'node:child_process';
 import { mkdtemp, readFile } from 'node:fs/promises';
 import { request } from 'node:https';
@@ -12,16 +14,21 @@ import { policyDir, policyYaml, POD_RULE } from '../helpers/policies.js';
 import { https, readFixture } from '../helpers/server.js';
 import { freePort } from '../helpers/services.js';
 
+async function serveProcess(dir: string, port: number, certs: { cert: string; key: string }, policies: string, extra: string[], ca: Buffer) {
+  const proc = spawn(process.execPath, ['--import', 'tsx', new URL('../../src/cli.ts', import.meta.url).pathname, 'serve', '--policies', policies,
+    '--listen', `127.0.0.1:${port}`, '--tls-cert', certs.cert, '--tls-key', certs.key, '--audit-spool', join(dir, 'spool'), '--audit', `file:${join(dir, 'decisions.jsonl')}`, '--log-level', 'silent', ...extra], { stdio: 'ignore' });
+  const exited = new Promise<number | null>((r) => proc.once('exit', (code) => r(code)));
+  await eventually(async () => (await https(`https://127.0.0.1:${port}/healthz`, ca).catch(() => ({ status: 0 }))).status === 200, 'serving');
+  return { proc, exited };
+}
+
 t.test('a review in flight when SIGTERM arrives is answered, then the process exits', async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'tg-drain-'));
   const certs = await generateCertificates(join(dir, 'certs'), ['127.0.0.1']);
   const ca = await readFile(certs.caCert);
   const port = await freePort();
   const policies = await policyDir({ 'p.yaml': policyYaml('any', `${POD_RULE}\nvalidations:\n  - expression: "true"`) });
-  const proc = spawn(process.execPath, ['--import', 'tsx', new URL('../../src/cli.ts', import.meta.url).pathname, 'serve', '--policies', policies,
-    '--listen', `127.0.0.1:${port}`, '--tls-cert', certs.cert, '--tls-key', certs.key, '--audit-spool', join(dir, 'spool'), '--audit', `file:${join(dir, 'decisions.jsonl')}`, '--log-level', 'silent'], { stdio: 'ignore' });
-  const exited = new Promise<number | null>((r) => proc.once('exit', (code) => r(code)));
-  await eventually(async () => (await https(`https://127.0.0.1:${port}/healthz`, ca).catch(() => ({ status: 0 }))).status === 200, 'serving');
+  const { proc, exited } = await serveProcess(dir, port, certs, policies, ['--shutdown-delay-ms', '0'], ca);
 
   const body = Buffer.from(JSON.stringify(await readFixture('admissionreviews/pod-create-with-init-container.review.json')));
   const answer = new Promise<{ status: number; text: string }>((resolve, reject) => {
@@ -43,4 +50,25 @@ t.test('a review in flight when SIGTERM arrives is answered, then the process ex
   t.equal(JSON.parse(res.text).response.allowed, true);
   t.equal(await exited, 0, 'clean exit after draining');
   t.match(await readFile(join(dir, 'decisions.jsonl'), 'utf8').catch(() => ''), /"uid":"1299d386/, 'and its record reached the sink before exit');
+});
+
+t.test('after SIGTERM it answers for the shutdown delay, not ready, closing each connection after its answer', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'tg-drain-'));
+  const certs = await generateCertificates(join(dir, 'certs'), ['127.0.0.1']);
+  const ca = await readFile(certs.caCert);
+  const port = await freePort();
+  const policies = await policyDir({ 'p.yaml': policyYaml('any', `${POD_RULE}\nvalidations:\n  - expression: "true"`) });
+  const { proc, exited } = await serveProcess(dir, port, certs, policies, ['--shutdown-delay-ms', '2000'], ca);
+  const review = JSON.stringify(await readFixture('admissionreviews/pod-create-with-init-container.review.json'));
+  const before = await https(`https://127.0.0.1:${port}/validate`, ca, { method: 'POST', body: review, headers: { 'content-type': 'application/json' } });
+  t.equal(before.status, 200);
+  const signalled = Date.now();
+  proc.kill('SIGTERM');
+  await eventually(async () => (await https(`https://127.0.0.1:${port}/readyz`, ca)).status === 503, 'not ready once signalled');
+  const during = await https(`https://127.0.0.1:${port}/validate`, ca, { method: 'POST', body: review, headers: { 'content-type': 'application/json', connection: 'keep-alive' } });
+  t.equal(during.status, 200, 'a review on a new connection during the delay is answered');
+  t.equal(JSON.parse(during.text).response.allowed, true);
+  t.equal(during.headers.connection, 'close', 'and its connection closed after the answer');
+  t.equal(await exited, 0, 'then it drains and exits');
+  t.ok(Date.now() - signalled >= 2000, 'not before the delay');
 });
