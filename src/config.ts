@@ -30,6 +30,8 @@ export interface ServeConfig {
   namespace: string;
   webhookName: string;
   clusterFile?: string;
+  clientCa?: string;
+  clientNames: string[];
   deadlineMs: number;
   shutdownDelayMs: number;
   bodyLimit: number;
@@ -53,6 +55,8 @@ export const SERVE_OPTIONS: OptionSpec[] = [
   { key: 'listen', flag: 'listen', kind: 'string', help: 'HOST:PORT to serve HTTPS on (default 0.0.0.0:8443)' },
   { key: 'tlsCert', flag: 'tls-cert', kind: 'string', help: 'serving certificate (PEM); reloaded when it changes' },
   { key: 'tlsKey', flag: 'tls-key', kind: 'string', help: 'serving key (PEM)' },
+  { key: 'clientCa', flag: 'client-ca', kind: 'string', help: 'CA (PEM) of the client certificate the API server presents: /validate and /mutate answer no other caller (reloaded when it changes)' },
+  { key: 'clientNames', flag: 'client-name', kind: 'list', help: 'with --client-ca: accepted common name or DNS name of the client certificate (repeatable; default: any the CA issued)' },
   { key: 'certDir', flag: 'cert-dir', kind: 'string', help: 'where development certificates are generated when none are given (default ./certs)' },
   { key: 'certDnsNames', flag: 'cert-dns', kind: 'list', help: 'DNS names or IPs for the generated certificate (default localhost, 127.0.0.1)' },
   { key: 'audit', flag: 'audit', kind: 'list', help: 'audit sink (repeatable): stdout, file:PATH, http(s)://URL, postgres://URL, syslog+tls://HOST:PORT, syslog+tcp://HOST:PORT (default stdout)' },
@@ -89,6 +93,7 @@ export function defaultConfig(): ServeConfig {
     listen: { host: '0.0.0.0', port: 8443 },
     certDir: './certs',
     certDnsNames: ['localhost', '127.0.0.1'],
+    clientNames: [],
     audit: ['stdout'],
     auditSpool: './spool',
     auditFull: 'deny',
@@ -210,6 +215,7 @@ export function resolveServeConfig(flags: ParsedFlags, env: NodeJS.ProcessEnv = 
   const c = config as unknown as ServeConfig;
   if (Boolean(c.tlsCert) !== Boolean(c.tlsKey)) throw new ConfigError('--tls-cert and --tls-key go together');
   if (c.kubeconfig && c.inCluster) throw new ConfigError('give --kubeconfig or --in-cluster, not both');
+  if (c.clientNames.length && !c.clientCa) throw new ConfigError('--client-name needs --client-ca (the CA that issues the names)');
   if (c.pullSecrets && !c.kubeconfig && !c.inCluster) throw new ConfigError('--pull-secrets needs --kubeconfig or --in-cluster');
   if (c.selfManagedCerts && !c.kubeconfig && !c.inCluster) throw new ConfigError('--self-managed-certs needs --kubeconfig or --in-cluster');
   if (c.selfManagedCerts && (c.tlsCert || c.tlsKey)) throw new ConfigError('--self-managed-certs issues the serving certificate itself: drop --tls-cert/--tls-key');

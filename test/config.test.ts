@@ -56,6 +56,7 @@ t.test('mistyped settings are errors that say what was meant', async (t) => {
   rejects(t, () => resolve(['--deadline-ms', '0']), /deadline-ms must be a positive number, got "0"/);
   rejects(t, () => resolve(['--shutdown-delay-ms', '-1']), /shutdown-delay-ms must be a non-negative number, got "-1"/);
   t.equal(resolve(['--shutdown-delay-ms', '0']).shutdownDelayMs, 0, 'no shutdown delay is a choice');
+  rejects(t, () => resolve(['--client-name', 'kube-apiserver']), /--client-name needs --client-ca/);
   rejects(t, () => resolve(['--log-level', 'verbose']), /--log-level must be one of fatal, error, warn, info, debug, trace, silent, got "verbose"/);
   rejects(t, () => resolve(['--audit', 'kafka://x']), /audit sink "kafka:\/\/x" is not supported/);
   rejects(t, () => resolve(['--listen', ':99999']), /is not HOST:PORT/);

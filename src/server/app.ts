@@ -3,7 +3,9 @@
 import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify';
 import type { Logger } from 'pino';
 import { admit, AdmissionInputError, PolicySetUnavailableError, type AdmissionServices, type Endpoint } from '../admission/index.js';
+import type { TLSSocket } from 'node:tls';
 import { BodyBudget, type BodyBudgetBusyError, LARGE_BODY_BYTES } from './body-budget.js';
+import { refuseClient, type ClientAuthOptions } from './client-auth.js';
 import { requestDeadlineMs } from './deadline.js';
 import type { Metrics } from './metrics.js';
 
@@ -28,6 +30,8 @@ export interface AppOptions {
   https?: FastifyServerOptions extends { https?: infer H } ? H : never;
   /** a request (headers and body) not received in this time is answered 408 and its connection closed; default: none */
   requestTimeoutMs?: number;
+  /** admission callers must present a client certificate (the https options request one and carry the CA) */
+  clientAuth?: ClientAuthOptions;
 }
 
 /** A large review's share of the body budget, and when it arrived (its wait counts against the deadline). */
@@ -102,8 +106,22 @@ function guardLargeBodies(app: FastifyInstance, bodyLimit: number, budgetBytes: 
   app.addHook('onRequestAbort', (req, next) => release(req, undefined, next));
 }
 
-async function admissionRoutes(app: FastifyInstance, options: { bodyLimit: number; largeBodyBudget: number }): Promise<void> {
+/** Before anything of the body is read: a caller without an accepted certificate is refused. */
+function requireClientCertificates(app: FastifyInstance, clientAuth: ClientAuthOptions): void {
+  const { metrics, logger } = app.trustgate;
+  app.addHook('onRequest', (req, reply, done) => {
+    const refusal = refuseClient(req.raw.socket as TLSSocket, clientAuth);
+    if (!refusal) return done();
+    const error = refusal.status === 401 ? 'Unauthorized' : 'Forbidden';
+    metrics.badRequests.inc({ error });
+    logger.warn({ url: req.url, error, reason: refusal.message, remote: req.ip }, 'admission caller refused');
+    void reply.code(refusal.status).header('connection', 'close').send(errorBody(error, refusal.message));
+  });
+}
+
+async function admissionRoutes(app: FastifyInstance, options: { bodyLimit: number; largeBodyBudget: number; clientAuth?: ClientAuthOptions }): Promise<void> {
   const { admission, metrics, logger, draining } = app.trustgate;
+  if (options.clientAuth) requireClientCertificates(app, options.clientAuth);
   guardLargeBodies(app, options.bodyLimit, options.largeBodyBudget);
   const handle = (endpoint: Endpoint) => async (req: FastifyRequest, reply: FastifyReply) => {
     const end = metrics.latency.startTimer({ endpoint });
@@ -194,7 +212,7 @@ export function buildApp(services: AppServices, options: AppOptions = {}): Fasti
   app.setNotFoundHandler((req, reply) => reply.code(404).send(errorBody('NotFound', `no route ${req.method} ${req.url}; trustgate serves POST /validate, POST /mutate, GET /healthz, /readyz, /metrics`)));
 
   const bodyLimit = options.bodyLimit ?? DEFAULT_BODY_LIMIT;
-  app.register(admissionRoutes, { bodyLimit, largeBodyBudget: options.largeBodyBudget ?? bodyLimit });
+  app.register(admissionRoutes, { bodyLimit, largeBodyBudget: options.largeBodyBudget ?? bodyLimit, clientAuth: options.clientAuth });
   app.register(healthRoutes);
   app.register(metricsRoute);
   return app;

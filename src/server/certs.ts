@@ -47,6 +47,22 @@ export async function issueServingCertificate(ca: PemPair, dnsNames: readonly st
   return { cert: serving.cert, key: serving.private };
 }
 
+/** A client certificate for commonName, signed by ca: how the API server authenticates to a webhook (--client-ca). */
+export async function issueClientCertificate(ca: PemPair, commonName: string, validDays = 365): Promise<PemPair> {
+  const notBeforeDate = new Date(Date.now() - 60_000);
+  const notAfterDate = new Date(notBeforeDate.getTime() + validDays * 86_400_000);
+  const client = await (await generator()).generate([{ name: 'commonName', value: commonName }], {
+    keyType: 'ec', curve: 'P-256', algorithm: 'sha256', notBeforeDate, notAfterDate,
+    ca: { key: ca.key, cert: ca.cert },
+    extensions: [
+      { name: 'basicConstraints', cA: false },
+      { name: 'keyUsage', digitalSignature: true, critical: true },
+      { name: 'extKeyUsage', clientAuth: true },
+    ],
+  });
+  return { cert: client.cert, key: client.private };
+}
+
 /** Writes a CA certificate and a serving pair where the TLS reloader looks for them. */
 export async function writeCertificates(dir: string, caCert: string, serving: PemPair): Promise<CertificatePaths> {
   await mkdir(dir, { recursive: true, mode: 0o700 });

@@ -12,7 +12,7 @@ import { paramWatches, PolicyStore, readsClusterData } from '../policy/index.js'
 import { buildApp } from './app.js';
 import { ensureDevelopmentCertificates } from './certs.js';
 import { auditMetrics, createMetrics } from './metrics.js';
-import { readTlsMaterial, TlsReloader } from './tls.js';
+import { readTlsMaterial, secureContextOptions, TlsReloader } from './tls.js';
 
 export { buildApp, DEFAULT_BODY_LIMIT, type AppServices } from './app.js';
 export { createMetrics, type Metrics } from './metrics.js';
@@ -99,7 +99,8 @@ export async function startServer(config: ServeConfig, logger: Logger = pino({ l
     logger.warn({ caCert: caCertFile, cert: certFile, generated: dev.generated, dnsNames: config.certDnsNames },
       'no --tls-cert/--tls-key given: serving a development certificate; use the CA file as the webhook caBundle');
   }
-  const tls = await readTlsMaterial(certFile, keyFile);
+  const tlsFiles = { cert: certFile, key: keyFile, clientCa: config.clientCa };
+  const tls = await readTlsMaterial(tlsFiles);
   metrics.certificateExpiry.set(tls.notAfter.getTime() / 1000);
 
   const headers = Object.fromEntries(config.auditHeaders.map((h) => [h.slice(0, h.indexOf(':')).trim(), h.slice(h.indexOf(':') + 1).trim()]));
@@ -143,11 +144,13 @@ export async function startServer(config: ServeConfig, logger: Logger = pino({ l
       // server waiting for the answer: without a bound, senders trickling bodies could hold
       // connections (and their buffers) forever. Node checks connections every interval.
       requestTimeoutMs: 2 * config.deadlineMs,
-      https: { cert: tls.cert, key: tls.key, minVersion: 'TLSv1.2', headersTimeout: 2 * config.deadlineMs, connectionsCheckingInterval: Math.max(100, Math.min(30_000, Math.floor(config.deadlineMs / 2))) } as never,
+      // a client certificate is asked for, not required at the handshake: probes and scrapers have none
+      ...(config.clientCa ? { clientAuth: { names: config.clientNames } } : {}),
+      https: { ...secureContextOptions(tls), ...(config.clientCa ? { requestCert: true, rejectUnauthorized: false } : {}), headersTimeout: 2 * config.deadlineMs, connectionsCheckingInterval: Math.max(100, Math.min(30_000, Math.floor(config.deadlineMs / 2))) } as never,
     },
   );
   await app.listen({ host: config.listen.host, port: config.listen.port });
-  const reloader = new TlsReloader(certFile, keyFile, {
+  const reloader = new TlsReloader(tlsFiles, {
     reloaded(m) {
       metrics.tlsReloads.inc({ result: 'ok' });
       metrics.certificateExpiry.set(m.notAfter.getTime() / 1000);

@@ -16,9 +16,9 @@ export interface TestServer extends RunningServer {
 
 export interface HttpResult { status: number; headers: Record<string, unknown>; text: string; json(): any }
 
-export function https(url: string, ca: Buffer, options: { method?: string; body?: string | Buffer; headers?: Record<string, string>; minVersion?: string; maxVersion?: string } = {}): Promise<HttpResult> {
+export function https(url: string, ca: Buffer, options: { method?: string; body?: string | Buffer; headers?: Record<string, string>; minVersion?: string; maxVersion?: string; cert?: string; key?: string } = {}): Promise<HttpResult> {
   return new Promise((resolve, reject) => {
-    const req = httpsRequest(url, { method: options.method ?? 'GET', ca, headers: options.headers, agent: false, minVersion: options.minVersion as never, maxVersion: options.maxVersion as never }, (res) => {
+    const req = httpsRequest(url, { method: options.method ?? 'GET', ca, headers: options.headers, agent: false, minVersion: options.minVersion as never, maxVersion: options.maxVersion as never, cert: options.cert, key: options.key }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c) => chunks.push(c));
       res.on('end', () => {
