@@ -1,9 +1,9 @@
 // The fastify application: admission routes, health and metrics as encapsulated plugins, with
 // the policy set, recorder and metrics handed in as decorated services.
+import type { TLSSocket } from 'node:tls';
 import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify';
 import type { Logger } from 'pino';
 import { admit, AdmissionInputError, PolicySetUnavailableError, type AdmissionServices, type Endpoint } from '../admission/index.js';
-import type { TLSSocket } from 'node:tls';
 import { BodyBudget, type BodyBudgetBusyError, LARGE_BODY_BYTES } from './body-budget.js';
 import { refuseClient, type ClientAuthOptions } from './client-auth.js';
 import { requestDeadlineMs } from './deadline.js';

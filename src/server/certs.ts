@@ -6,6 +6,8 @@ import { join } from 'node:path';
 // selfsigned (and the ASN.1 libraries under it, ~3 MiB of heap) is loaded only when a
 // certificate is generated: a replica serving its mounted certificate never needs it
 const generator = async () => (await import('selfsigned')).default;
+/** selfsigned's extension type, which its typings do not export */
+type CertificateExtension = NonNullable<NonNullable<Parameters<typeof import('selfsigned').generate>[1]>['extensions']>[number];
 
 export interface CertificatePaths { caCert: string; cert: string; key: string }
 
@@ -30,37 +32,33 @@ export async function generateCa(commonName: string, validDays = 365): Promise<P
   return { cert: ca.cert, key: ca.private };
 }
 
-/** A serving certificate for dnsNames (and IPs), signed by ca. */
-export async function issueServingCertificate(ca: PemPair, dnsNames: readonly string[], validDays = 365): Promise<PemPair> {
+/** A leaf certificate for commonName with the given extensions, signed by ca (ECDSA P-256). */
+async function issueLeaf(ca: PemPair, commonName: string, extensions: CertificateExtension[], validDays: number): Promise<PemPair> {
   const notBeforeDate = new Date(Date.now() - 60_000);
   const notAfterDate = new Date(notBeforeDate.getTime() + validDays * 86_400_000);
-  const serving = await (await generator()).generate([{ name: 'commonName', value: dnsNames[0] ?? 'localhost' }], {
+  const leaf = await (await generator()).generate([{ name: 'commonName', value: commonName }], {
     keyType: 'ec', curve: 'P-256', algorithm: 'sha256', notBeforeDate, notAfterDate,
     ca: { key: ca.key, cert: ca.cert },
-    extensions: [
-      { name: 'basicConstraints', cA: false },
-      { name: 'keyUsage', digitalSignature: true, keyEncipherment: true, critical: true },
-      { name: 'extKeyUsage', serverAuth: true },
-      { name: 'subjectAltName', altNames: dnsNames.map((n) => (isIPAddress(n) ? { type: 7, ip: n } : { type: 2, value: n })) },
-    ],
+    extensions: [{ name: 'basicConstraints', cA: false }, ...extensions],
   });
-  return { cert: serving.cert, key: serving.private };
+  return { cert: leaf.cert, key: leaf.private };
+}
+
+/** A serving certificate for dnsNames (and IPs), signed by ca. */
+export function issueServingCertificate(ca: PemPair, dnsNames: readonly string[], validDays = 365): Promise<PemPair> {
+  return issueLeaf(ca, dnsNames[0] ?? 'localhost', [
+    { name: 'keyUsage', digitalSignature: true, keyEncipherment: true, critical: true },
+    { name: 'extKeyUsage', serverAuth: true },
+    { name: 'subjectAltName', altNames: dnsNames.map((n) => (isIPAddress(n) ? { type: 7, ip: n } : { type: 2, value: n })) },
+  ], validDays);
 }
 
 /** A client certificate for commonName, signed by ca: how the API server authenticates to a webhook (--client-ca). */
-export async function issueClientCertificate(ca: PemPair, commonName: string, validDays = 365): Promise<PemPair> {
-  const notBeforeDate = new Date(Date.now() - 60_000);
-  const notAfterDate = new Date(notBeforeDate.getTime() + validDays * 86_400_000);
-  const client = await (await generator()).generate([{ name: 'commonName', value: commonName }], {
-    keyType: 'ec', curve: 'P-256', algorithm: 'sha256', notBeforeDate, notAfterDate,
-    ca: { key: ca.key, cert: ca.cert },
-    extensions: [
-      { name: 'basicConstraints', cA: false },
-      { name: 'keyUsage', digitalSignature: true, critical: true },
-      { name: 'extKeyUsage', clientAuth: true },
-    ],
-  });
-  return { cert: client.cert, key: client.private };
+export function issueClientCertificate(ca: PemPair, commonName: string, validDays = 365): Promise<PemPair> {
+  return issueLeaf(ca, commonName, [
+    { name: 'keyUsage', digitalSignature: true, critical: true },
+    { name: 'extKeyUsage', clientAuth: true },
+  ], validDays);
 }
 
 /** Writes a CA certificate and a serving pair where the TLS reloader looks for them. */
