@@ -14,21 +14,22 @@ import { policyDir, policyYaml, POD_RULE } from '../helpers/policies.js';
 import { https, readFixture } from '../helpers/server.js';
 import { freePort } from '../helpers/services.js';
 
-async function serveProcess(dir: string, port: number, certs: { cert: string; key: string }, policies: string, extra: string[], ca: Buffer) {
-  const proc = spawn(process.execPath, ['--import', 'tsx', new URL('../../src/cli.ts', import.meta.url).pathname, 'serve', '--policies', policies,
-    '--listen', `127.0.0.1:${port}`, '--tls-cert', certs.cert, '--tls-key', certs.key, '--audit-spool', join(dir, 'spool'), '--audit', `file:${join(dir, 'decisions.jsonl')}`, '--log-level', 'silent', ...extra], { stdio: 'ignore' });
-  const exited = new Promise<number | null>((r) => proc.once('exit', (code) => r(code)));
-  await eventually(async () => (await https(`https://127.0.0.1:${port}/healthz`, ca).catch(() => ({ status: 0 }))).status === 200, 'serving');
-  return { proc, exited };
-}
-
-t.test('a review in flight when SIGTERM arrives is answered, then the process exits', async (t) => {
+/** `trustgate serve` in a child process with its own certificates, spool and file sink; resolves once it serves. */
+async function serveProcess(extra: string[]) {
   const dir = await mkdtemp(join(tmpdir(), 'tg-drain-'));
   const certs = await generateCertificates(join(dir, 'certs'), ['127.0.0.1']);
   const ca = await readFile(certs.caCert);
   const port = await freePort();
   const policies = await policyDir({ 'p.yaml': policyYaml('any', `${POD_RULE}\nvalidations:\n  - expression: "true"`) });
-  const { proc, exited } = await serveProcess(dir, port, certs, policies, ['--shutdown-delay-ms', '0'], ca);
+  const proc = spawn(process.execPath, ['--import', 'tsx', new URL('../../src/cli.ts', import.meta.url).pathname, 'serve', '--policies', policies,
+    '--listen', `127.0.0.1:${port}`, '--tls-cert', certs.cert, '--tls-key', certs.key, '--audit-spool', join(dir, 'spool'), '--audit', `file:${join(dir, 'decisions.jsonl')}`, '--log-level', 'silent', ...extra], { stdio: 'ignore' });
+  const exited = new Promise<number | null>((r) => proc.once('exit', (code) => r(code)));
+  await eventually(async () => (await https(`https://127.0.0.1:${port}/healthz`, ca).catch(() => ({ status: 0 }))).status === 200, 'serving');
+  return { dir, ca, port, proc, exited };
+}
+
+t.test('a review in flight when SIGTERM arrives is answered, then the process exits', async (t) => {
+  const { dir, ca, port, proc, exited } = await serveProcess(['--shutdown-delay-ms', '0']);
 
   const body = Buffer.from(JSON.stringify(await readFixture('admissionreviews/pod-create-with-init-container.review.json')));
   const answer = new Promise<{ status: number; text: string }>((resolve, reject) => {
@@ -53,12 +54,7 @@ t.test('a review in flight when SIGTERM arrives is answered, then the process ex
 });
 
 t.test('after SIGTERM it answers for the shutdown delay, not ready, closing each connection after its answer', async (t) => {
-  const dir = await mkdtemp(join(tmpdir(), 'tg-drain-'));
-  const certs = await generateCertificates(join(dir, 'certs'), ['127.0.0.1']);
-  const ca = await readFile(certs.caCert);
-  const port = await freePort();
-  const policies = await policyDir({ 'p.yaml': policyYaml('any', `${POD_RULE}\nvalidations:\n  - expression: "true"`) });
-  const { proc, exited } = await serveProcess(dir, port, certs, policies, ['--shutdown-delay-ms', '2000'], ca);
+  const { ca, port, proc, exited } = await serveProcess(['--shutdown-delay-ms', '2000']);
   const review = JSON.stringify(await readFixture('admissionreviews/pod-create-with-init-container.review.json'));
   const before = await https(`https://127.0.0.1:${port}/validate`, ca, { method: 'POST', body: review, headers: { 'content-type': 'application/json' } });
   t.equal(before.status, 200);
