@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 // trustgate's one entry point. Every command fails with a clear message and a non-zero exit.
+import { X509Certificate } from 'node:crypto';
 import { readFile, writeFile } from 'node:fs/promises';
 import { setFlagsFromString } from 'node:v8';
 import { pino } from 'pino';
@@ -39,6 +40,7 @@ usage:
   trustgate certs   generate --dns NAME... --out DIR
   trustgate manifests [--namespace NS] [--image IMG] [--replicas N] [--policies DIR] [--ca-file F]
                     [--tls-secret NAME] [--audit SINK]... [--timeout-seconds N] [--pull-secrets] [--self-managed-certs]
+                    [--client-ca-file F [--client-name NAME]...]
   trustgate audit   verify SOURCE... | query SOURCE... [--since T] [--until T] [--namespace NS] [--user U]
                     [--policy P] [--allowed|--denied] [--image REF] [--format json|table]
                     SOURCE: a file sink's file (rotated siblings included), a spool directory, or postgres://…
@@ -303,7 +305,7 @@ async function audit(argv: string[]): Promise<number> {
 }
 
 async function manifests(argv: string[]): Promise<number> {
-  const { values } = parseFlags(argv, { namespace: 'value', image: 'value', replicas: 'value', policies: 'value', 'ca-file': 'value', 'tls-secret': 'value', audit: 'value', 'timeout-seconds': 'value', 'pull-secrets': 'bool', 'self-managed-certs': 'bool' });
+  const { values } = parseFlags(argv, { namespace: 'value', image: 'value', replicas: 'value', policies: 'value', 'ca-file': 'value', 'tls-secret': 'value', audit: 'value', 'timeout-seconds': 'value', 'pull-secrets': 'bool', 'self-managed-certs': 'bool', 'client-ca-file': 'value', 'client-name': 'value' });
   const one = (k: string) => values.get(k)?.at(-1) as string | undefined;
   const replicas = Number(one('replicas') ?? 2);
   if (!Number.isInteger(replicas) || replicas < 1) throw new UsageError('--replicas must be a positive whole number');
@@ -316,11 +318,25 @@ async function manifests(argv: string[]): Promise<number> {
   if (one('ca-file')) caBundle = await readFile(one('ca-file')!, 'utf8').catch(() => {
     throw new UsageError(`--ca-file ${one('ca-file')}: no such file`);
   });
+  const clientNames = (values.get('client-name') as string[] | undefined) ?? [];
+  if (clientNames.length && !one('client-ca-file')) throw new UsageError('--client-name needs --client-ca-file (the CA that issues the names)');
+  let clientCa: string | undefined;
+  if (one('client-ca-file')) {
+    clientCa = await readFile(one('client-ca-file')!, 'utf8').catch(() => {
+      throw new UsageError(`--client-ca-file ${one('client-ca-file')}: no such file`);
+    });
+    try {
+      new X509Certificate(clientCa);
+    } catch {
+      throw new UsageError(`--client-ca-file ${one('client-ca-file')}: not a PEM certificate`);
+    }
+  }
   const objects = renderManifests(set, {
     namespace: one('namespace') ?? 'trustgate', image: one('image') ?? 'ghcr.io/trustgate/trustgate:0.1.0', replicas, caBundle,
     tlsSecret: one('tls-secret') ?? 'trustgate-tls', audit: (values.get('audit') as string[] | undefined) ?? ['stdout'], timeoutSeconds: timeout,
     pullSecrets: flagOn(values, 'pull-secrets'),
     selfManagedCerts: flagOn(values, 'self-managed-certs'),
+    clientCa, clientNames,
   });
   process.stdout.write(objects.map((o) => toYaml(o, { lineWidth: 0 })).join('---\n'));
   // least privilege says so out loud when the policies need more than a name's worth

@@ -31,6 +31,10 @@ export interface ManifestOptions {
   pullSecrets?: boolean;
   /** certificates without cert-manager: the CA Secret and the caBundle Lease, in trustgate's namespace */
   selfManagedCerts?: boolean;
+  /** PEM CA of the API server's client certificate: a ConfigMap, mounted, and --client-ca */
+  clientCa?: string;
+  /** with clientCa: the accepted names of that certificate (--client-name) */
+  clientNames?: string[];
 }
 
 type Obj = Record<string, unknown>;
@@ -109,6 +113,8 @@ export function renderManifests(set: PolicySet, o: ManifestOptions): Obj[] {
       },
       { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'RoleBinding', metadata: meta('trustgate-certificates'), roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'trustgate-certificates' }, subjects: [{ kind: 'ServiceAccount', name: 'trustgate', namespace: ns }] },
     ] : []),
+    // a CA certificate is public: a ConfigMap, not a Secret (trustgate gets no access to Secrets for it)
+    ...(o.clientCa ? [{ apiVersion: 'v1', kind: 'ConfigMap', metadata: meta('trustgate-client-ca'), data: { 'ca.crt': o.clientCa } }] : []),
     {
       apiVersion: 'apps/v1', kind: 'Deployment', metadata: meta('trustgate'),
       spec: {
@@ -129,6 +135,7 @@ export function renderManifests(set: PolicySet, o: ManifestOptions): Obj[] {
               args: ['serve', '--policies', '/app/policies',
                 ...(o.selfManagedCerts ? ['--self-managed-certs', '--cert-dir', '/certs'] : ['--tls-cert', '/certs/tls.crt', '--tls-key', '/certs/tls.key']),
                 '--audit-spool', '/spool', '--in-cluster', ...(o.pullSecrets ? ['--pull-secrets'] : []),
+                ...(o.clientCa ? ['--client-ca', '/client-ca/ca.crt', ...(o.clientNames ?? []).flatMap((n) => ['--client-name', n])] : []),
                 ...o.audit.flatMap((a) => ['--audit', a])],
               env: [
                 { name: 'TRUSTGATE_REPLICA', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
@@ -141,7 +148,8 @@ export function renderManifests(set: PolicySet, o: ManifestOptions): Obj[] {
               livenessProbe: { httpGet: { path: '/healthz', port: 'https', scheme: 'HTTPS' }, periodSeconds: 10, failureThreshold: 6 },
               resources: { requests: { cpu: '100m', memory: '128Mi' }, limits: { memory: '512Mi' } },
               securityContext: { allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] }, runAsNonRoot: true },
-              volumeMounts: [{ name: 'certs', mountPath: '/certs', readOnly: !o.selfManagedCerts }, { name: 'spool', mountPath: '/spool' }, { name: 'tmp', mountPath: '/tmp' }],
+              volumeMounts: [{ name: 'certs', mountPath: '/certs', readOnly: !o.selfManagedCerts }, { name: 'spool', mountPath: '/spool' }, { name: 'tmp', mountPath: '/tmp' },
+                ...(o.clientCa ? [{ name: 'client-ca', mountPath: '/client-ca', readOnly: true }] : [])],
             }],
             volumes: [
               // self-managed: each replica writes its own serving pair (the key never leaves the pod)
@@ -149,6 +157,7 @@ export function renderManifests(set: PolicySet, o: ManifestOptions): Obj[] {
               // the spool outlives restarts of the container, not of the pod: sinks should be fast
               { name: 'spool', emptyDir: { sizeLimit: '2Gi' } },
               { name: 'tmp', emptyDir: { medium: 'Memory', sizeLimit: '64Mi' } },
+              ...(o.clientCa ? [{ name: 'client-ca', configMap: { name: 'trustgate-client-ca' } }] : []),
             ],
           },
         },

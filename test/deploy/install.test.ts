@@ -99,6 +99,26 @@ t.test('manifests with --pull-secrets and --self-managed-certs add exactly the p
   t.match(pod.containers[0].env, [{ name: 'TRUSTGATE_REPLICA' }, { name: 'NODE_OPTIONS', value: '--max-semi-space-size=4 --max-old-space-size=384' }, { name: 'MALLOC_ARENA_MAX', value: '1' }, { name: 'POD_NAMESPACE', valueFrom: { fieldRef: { fieldPath: 'metadata.namespace' } } }]);
 });
 
+t.test('manifests --client-ca-file mounts the API server\'s client CA from a ConfigMap and passes --client-ca', async (t) => {
+  const render = async (...flags: string[]) => parseAllDocuments((await run(process.execPath, ['--import', 'tsx', `${root}src/cli.ts`, 'manifests', '--namespace', 'tg', '--policies', `${root}policies`, ...flags])).stdout).map((d) => d.toJS());
+  const caFile = `${root}test/fixtures/sigstore/cosign-legacy/sigstore-rs-2021/keyless.cert.pem`;
+  const objects = await render('--client-ca-file', caFile, '--client-name', 'kube-apiserver');
+  const configMap = objects.find((o) => o.kind === 'ConfigMap' && o.metadata.name === 'trustgate-client-ca');
+  t.equal(configMap.metadata.namespace, 'tg');
+  t.equal(configMap.data['ca.crt'], await readFile(caFile, 'utf8'));
+  const pod = objects.find((o) => o.kind === 'Deployment').spec.template.spec;
+  const args: string[] = pod.containers[0].args;
+  t.same(args.slice(args.indexOf('--client-ca'), args.indexOf('--client-ca') + 4), ['--client-ca', '/client-ca/ca.crt', '--client-name', 'kube-apiserver']);
+  t.same(pod.volumes.find((v: any) => v.name === 'client-ca'), { name: 'client-ca', configMap: { name: 'trustgate-client-ca' } });
+  t.match(pod.containers[0].volumeMounts, [{}, {}, {}, { name: 'client-ca', mountPath: '/client-ca', readOnly: true }]);
+  t.notMatch(JSON.stringify(objects), /"secrets"/, 'still no access to Secrets');
+  const cli = ['--import', 'tsx', `${root}src/cli.ts`, 'manifests', '--policies', `${root}policies`];
+  const lonely = await run(process.execPath, [...cli, '--client-name', 'x']).catch((e) => e as { code: number; stderr: string });
+  t.match((lonely as { stderr: string }).stderr, /--client-name needs --client-ca-file/);
+  const notPem = await run(process.execPath, [...cli, '--client-ca-file', `${root}package.json`]).catch((e) => e as { code: number; stderr: string });
+  t.match((notPem as { stderr: string }).stderr, /not a PEM certificate/);
+});
+
 t.test('manifests refuses nonsense and warns about a single replica', async (t) => {
   const cli = ['--import', 'tsx', `${root}src/cli.ts`, 'manifests'];
   const bad = await run(process.execPath, [...cli, '--timeout-seconds', '60']).catch((e) => e as { code: number; stderr: string });

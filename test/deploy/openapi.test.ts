@@ -31,7 +31,8 @@ const manifests = async (...flags: string[]) => parseAllDocuments((await run(pro
 
 t.test('trustgate manifests, with every option, match the Kubernetes schemas', async (t) => {
   await validateAll(t, await manifests(), 'manifests');
-  await validateAll(t, await manifests('--pull-secrets', '--self-managed-certs', '--replicas', '3', '--audit', 'postgres://audit.example/trustgate'), 'manifests --pull-secrets --self-managed-certs');
+  await validateAll(t, await manifests('--pull-secrets', '--self-managed-certs', '--replicas', '3', '--audit', 'postgres://audit.example/trustgate',
+    '--client-ca-file', `${root}test/fixtures/sigstore/cosign-legacy/sigstore-rs-2021/keyless.cert.pem`, '--client-name', 'kube-apiserver'), 'manifests --pull-secrets --self-managed-certs --client-ca-file');
 });
 
 t.test('the kustomize overlays match the Kubernetes and cert-manager schemas', async (t) => {
