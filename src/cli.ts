@@ -18,7 +18,7 @@ import { readClusterFile } from './kube/cluster-file.js';
 import { authorizationRulesErrors, isConfigMap, junitReport, loadPolicySet, policiesNeverFailed, runPolicyTests, StaticAuthorizer, type AuthorizationRule } from './policy/index.js';
 import { renderManifests } from './kube/manifests.js';
 import { stringify as toYaml } from 'yaml';
-import { generateCertificates, startServer } from './server/index.js';
+import { generateCertificates, generateClientCertificate, startServer } from './server/index.js';
 import { createImageVerifier } from './supplychain/index.js';
 import { parseImageReference } from './supplychain/oci/index.js';
 import { readTrustedRootFile, verifyArtifact, VerificationFailure, type Artifact } from './supplychain/sigstore/index.js';
@@ -37,7 +37,8 @@ usage:
                     what was found for one image and why it passes or fails
   trustgate verify-bundle --bundle F (--certificate-identity ID --certificate-oidc-issuer URL | --key F)
                     [--trusted-root F] FILE|sha256:HEX      exit 0 = verified (sigstore-conformance protocol)
-  trustgate certs   generate --dns NAME... --out DIR
+  trustgate certs   generate --dns NAME... --out DIR [--days N]
+  trustgate certs   client --name NAME --out DIR [--days N]   a CA and a client certificate for the API server (serve --client-ca)
   trustgate manifests [--namespace NS] [--image IMG] [--replicas N] [--policies DIR] [--ca-file F]
                     [--tls-secret NAME] [--audit SINK]... [--timeout-seconds N] [--pull-secrets] [--self-managed-certs]
                     [--client-ca-file F [--client-name NAME]...]
@@ -230,12 +231,22 @@ async function serve(argv: string[]): Promise<number> {
 }
 
 async function certs(argv: string[]): Promise<number> {
-  const { values, positionals } = parseFlags(argv, { dns: 'value', out: 'value', days: 'value' });
-  if (positionals[0] !== 'generate') throw new UsageError('usage: trustgate certs generate --dns NAME... --out DIR');
-  const dns = (values.get('dns') as string[] | undefined) ?? [];
+  const { values, positionals } = parseFlags(argv, { dns: 'value', out: 'value', days: 'value', name: 'value' });
+  const usage = 'usage: trustgate certs generate --dns NAME... --out DIR | trustgate certs client --name NAME --out DIR';
   const out = values.get('out')?.at(-1) as string | undefined;
-  if (!dns.length || !out) throw new UsageError('certs generate needs --dns NAME (repeatable) and --out DIR');
   const days = Number(values.get('days')?.at(-1) ?? 365);
+  if (!Number.isInteger(days) || days < 1) throw new UsageError('--days must be a positive whole number');
+  if (positionals[0] === 'client') {
+    const name = values.get('name')?.at(-1) as string | undefined;
+    if (!name || !out) throw new UsageError('certs client needs --name NAME (the certificate\'s common name) and --out DIR');
+    const paths = await generateClientCertificate(out, name, days);
+    process.stdout.write(`client CA certificate: ${paths.caCert}   (serve --client-ca ${paths.caCert} --client-name ${name})\n`
+      + `client certificate: ${paths.cert}\nclient key: ${paths.key}   (for the API server's AdmissionConfiguration kubeconfig)\n`);
+    return 0;
+  }
+  if (positionals[0] !== 'generate') throw new UsageError(usage);
+  const dns = (values.get('dns') as string[] | undefined) ?? [];
+  if (!dns.length || !out) throw new UsageError('certs generate needs --dns NAME (repeatable) and --out DIR');
   const paths = await generateCertificates(out, dns, days);
   process.stdout.write(`CA certificate: ${paths.caCert}\nserving certificate: ${paths.cert}\nserving key: ${paths.key}\n`);
   return 0;

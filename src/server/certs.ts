@@ -77,6 +77,18 @@ export async function generateCertificates(dir: string, dnsNames: readonly strin
   return writeCertificates(dir, ca.cert, await issueServingCertificate(ca, dnsNames, validDays));
 }
 
+/** A new CA and a client certificate for commonName it issued, for the API server to present (serve --client-ca). */
+export async function generateClientCertificate(dir: string, commonName: string, validDays = 365): Promise<CertificatePaths> {
+  const ca = await generateCa('trustgate API server client CA', validDays);
+  const client = await issueClientCertificate(ca, commonName, validDays);
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  const paths = { caCert: join(dir, 'client-ca.crt'), cert: join(dir, 'client.crt'), key: join(dir, 'client.key') };
+  await writeFile(paths.caCert, ca.cert, { mode: 0o644 });
+  await writeFile(paths.key, client.key, { mode: 0o600 });
+  await writeFile(paths.cert, client.cert, { mode: 0o644 });
+  return paths;
+}
+
 /** Reuses development certificates in dir while they are valid for another day, else makes new ones. */
 export async function ensureDevelopmentCertificates(dir: string, dnsNames: readonly string[]): Promise<{ paths: CertificatePaths; generated: boolean }> {
   const paths = certificatePaths(dir);

@@ -16,7 +16,7 @@ import { readTlsMaterial, secureContextOptions, TlsReloader } from './tls.js';
 
 export { buildApp, DEFAULT_BODY_LIMIT, type AppServices } from './app.js';
 export { createMetrics, type Metrics } from './metrics.js';
-export { generateCertificates, ensureDevelopmentCertificates } from './certs.js';
+export { generateCertificates, generateClientCertificate, ensureDevelopmentCertificates } from './certs.js';
 
 export interface RunningServer {
   url: string;

@@ -1,5 +1,7 @@
 // The CLI as a user runs it: exit codes, messages, and the JSON it prints.
-import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { createPrivateKey, X509Certificate } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { mkdtemp, readFile, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import t from 'tap';
@@ -212,6 +214,24 @@ t.test('usage errors are clear and exit 2', async (t) => {
   const lintMissing = await trustgate('lint', '/no/such/dir');
   t.equal(lintMissing.code, 1);
   t.match(lintMissing.stderr, /\/no\/such\/dir: no such file or directory/);
+});
+
+t.test('certs client writes a client CA and a client certificate it issued, for the API server', async (t) => {
+  const dir = t.testdir({});
+  const res = await trustgate('certs', 'client', '--name', 'kube-apiserver', '--out', dir);
+  t.equal(res.code, 0, res.stderr);
+  t.match(res.stdout, /serve --client-ca .*client-ca\.crt --client-name kube-apiserver/);
+  const ca = new X509Certificate(await readFile(join(dir, 'client-ca.crt')));
+  const client = new X509Certificate(await readFile(join(dir, 'client.crt')));
+  t.ok(client.checkIssued(ca) && client.verify(ca.publicKey), 'issued and signed by the CA');
+  t.match(client.subject, /CN=kube-apiserver/);
+  t.ok(client.keyUsage?.includes('1.3.6.1.5.5.7.3.2'), 'for client authentication');
+  t.ok(client.checkPrivateKey(createPrivateKey(await readFile(join(dir, 'client.key')))));
+  t.equal((await stat(join(dir, 'client.key'))).mode & 0o777, 0o600, 'the key is readable by its owner only');
+  t.notOk(existsSync(join(dir, 'client-ca.key')), 'the CA key is not kept: a new pair is made when one is needed');
+  const missing = await trustgate('certs', 'client', '--out', dir);
+  t.equal(missing.code, 2);
+  t.match(missing.stderr, /certs client needs --name NAME/);
 });
 
 t.test('certs generate writes a CA and a serving pair', async (t) => {
