@@ -14,6 +14,10 @@ export interface OciServer {
   stats: { tokens: number; referrersCalls: number };
   /** make every request hang (a registry that stopped answering) */
   hang(on: boolean): void;
+  /** answer the next `times` pulls 429, with this Retry-After header (none when undefined) */
+  rateLimit(times: number, retryAfter?: string): void;
+  /** pulls answered so far, 429s included */
+  readonly pulls: number;
   stop(): Promise<void>;
 }
 
@@ -33,6 +37,8 @@ export async function startOciServer(options: { bearer?: { user: string; passwor
   const stats = { tokens: 0, referrersCalls: 0 };
   const TOKEN = randomUUID();
   let hanging = false;
+  let limited = { times: 0, retryAfter: undefined as string | undefined };
+  let pulls = 0;
   let host = '';
 
   const handler = async (req: IncomingMessage, res: ServerResponse) => {
@@ -50,6 +56,11 @@ export async function startOciServer(options: { bearer?: { user: string; passwor
       return send(200, { token: TOKEN, expires_in: 300 });
     }
     const isPull = req.method === 'GET' || req.method === 'HEAD';
+    if (isPull && url.pathname !== '/v2/') pulls++;
+    if (isPull && url.pathname !== '/v2/' && limited.times > 0) {
+      limited.times--;
+      return send(429, { errors: [{ code: 'TOOMANYREQUESTS', message: 'pull rate limit exceeded' }] }, limited.retryAfter ? { 'retry-after': limited.retryAfter } : {});
+    }
     if (options.bearer && isPull && req.headers.authorization !== `Bearer ${TOKEN}`) {
       const m = /^\/v2\/(.+?)\/(manifests|blobs|referrers|tags)\//.exec(url.pathname);
       return send(401, { errors: [{ code: 'UNAUTHORIZED' }] }, {
@@ -123,6 +134,12 @@ export async function startOciServer(options: { bearer?: { user: string; passwor
     stats,
     hang(on) {
       hanging = on;
+    },
+    rateLimit(times, retryAfter) {
+      limited = { times, retryAfter };
+    },
+    get pulls() {
+      return pulls;
     },
     async stop() {
       server.closeAllConnections();

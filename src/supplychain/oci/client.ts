@@ -245,6 +245,9 @@ export class RegistryClient {
           continue;
         }
         if (res.status === 403) throw new RegistryError('REGISTRY_AUTH_FAILED', `${registry}: access to ${repository} forbidden (HTTP 403)`);
+        // a registry that asks for a pause longer than a backoff is not asked again within this
+        // review (Docker Hub's pull limit answers in hours): its 429 is the answer
+        if (res.status === 429 && (retryAfterSeconds(res.headers['retry-after']) ?? 0) > MAX_RETRY_AFTER_S) return res;
         if ((res.status === 429 || res.status >= 500) && attempt < this.#retries) {
           await backoff(attempt);
           continue;
@@ -258,7 +261,7 @@ export class RegistryClient {
   async getManifest(registry: string, repository: string, reference: string, scope: RequestScope = {}): Promise<FetchedManifest> {
     const res = await this.#get(registry, repository, `manifests/${reference}`, MANIFEST_ACCEPT, this.#maxManifestBytes, scope);
     if (res.status === 404) throw new RegistryError('IMAGE_NOT_FOUND', `${registry}/${repository}: no manifest ${reference}`);
-    if (res.status !== 200) throw new RegistryError('REGISTRY_UNAVAILABLE', `${registry}/${repository}: manifest ${reference}: HTTP ${res.status}`);
+    if (res.status !== 200) throw new RegistryError('REGISTRY_UNAVAILABLE', `${registry}/${repository}: manifest ${reference}: ${statusMessage(res)}`);
     const digest = sha256Digest(res.body);
     if (reference.includes(':') && reference !== digest) {
       throw new RegistryError('CONTENT_INVALID', `${registry}/${repository}: the registry served ${digest} for ${reference}`);
@@ -286,7 +289,7 @@ export class RegistryClient {
       res = await this.#send(target.toString(), { 'user-agent': 'trustgate' }, maxBytes, scope);
     }
     if (res.status === 404) throw new RegistryError('IMAGE_NOT_FOUND', `${registry}/${repository}: no blob ${digest}`);
-    if (res.status !== 200) throw new RegistryError('REGISTRY_UNAVAILABLE', `${registry}/${repository}: blob ${digest}: HTTP ${res.status}`);
+    if (res.status !== 200) throw new RegistryError('REGISTRY_UNAVAILABLE', `${registry}/${repository}: blob ${digest}: ${statusMessage(res)}`);
     if (sha256Digest(res.body) !== digest) throw new RegistryError('CONTENT_INVALID', `${registry}/${repository}: blob ${digest} does not match its digest`);
     return res.body;
   }
@@ -298,7 +301,7 @@ export class RegistryClient {
     while (path && tags.length < maxTags) {
       const res = await this.#get(registry, repository, path, 'application/json', 4 * 1024 * 1024, scope);
       if (res.status === 404) throw new RegistryError('IMAGE_NOT_FOUND', `${registry}/${repository}: no such repository`);
-      if (res.status !== 200) throw new RegistryError('REGISTRY_UNAVAILABLE', `${registry}/${repository}: tags: HTTP ${res.status}`);
+      if (res.status !== 200) throw new RegistryError('REGISTRY_UNAVAILABLE', `${registry}/${repository}: tags: ${statusMessage(res)}`);
       try {
         tags.push(...((JSON.parse(res.body.toString('utf8')) as { tags?: string[] | null }).tags ?? []));
       } catch {
@@ -327,7 +330,7 @@ export class RegistryClient {
           throw new RegistryError('CONTENT_INVALID', `${registry}/${repository}: the referrers answer is not JSON`);
         }
       }
-      if (res.status !== 404) throw new RegistryError('REGISTRY_UNAVAILABLE', `${registry}/${repository}: referrers: HTTP ${res.status}`);
+      if (res.status !== 404) throw new RegistryError('REGISTRY_UNAVAILABLE', `${registry}/${repository}: referrers: ${statusMessage(res)}`);
       // distribution 2.x and others: no referrers API (spec: 404 means use the tag schema)
       this.#noReferrersApi.add(registry);
     }
@@ -345,6 +348,24 @@ export class RegistryClient {
 /** Tokens are per registry, scope and identity: a pull secret's token never serves another pod's anonymous pull. */
 function tokenKey(registry: string, scope: string, credential: Credential | undefined): string {
   return `${registry} ${scope} ${credential?.username ?? ''}`;
+}
+
+/** the longest Retry-After worth waiting for inside one review's deadline */
+const MAX_RETRY_AFTER_S = 1;
+
+/** Retry-After in seconds: delta-seconds or an HTTP date; undefined when absent or unreadable. */
+export function retryAfterSeconds(header: unknown, now = Date.now()): number | undefined {
+  if (typeof header !== 'string' || !header.trim()) return undefined;
+  if (/^\d+$/.test(header.trim())) return Number(header.trim());
+  const at = Date.parse(header);
+  return Number.isNaN(at) ? undefined : Math.max(0, Math.ceil((at - now) / 1000));
+}
+
+/** What a status other than the expected one means, for a RegistryError message. */
+function statusMessage(res: Response): string {
+  if (res.status !== 429) return `HTTP ${res.status}`;
+  const after = retryAfterSeconds(res.headers['retry-after']);
+  return `rate limited by the registry (HTTP 429${after === undefined ? '' : `, retry after ${after} s`})`;
 }
 
 async function backoff(attempt: number): Promise<void> {

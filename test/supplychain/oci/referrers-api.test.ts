@@ -1,6 +1,8 @@
 // The referrers API and bearer-token auth, against a small server answering as the OCI
-// distribution spec v1.1 describes (Debian's distribution 2.8 has neither).
+// distribution spec v1.1 describes (Debian's distribution 2.8 has neither); and rate limiting,
+// which Debian's registry cannot be made to do.
 import t from 'tap';
+import { retryAfterSeconds } from '../../../src/supplychain/oci/client.js';
 import { CredentialStore, RegistryClient } from '../../../src/supplychain/oci/index.js';
 import { startOciServer } from '../../helpers/oci-server.js';
 
@@ -35,4 +37,31 @@ t.test('referrers through the API, filtered by artifactType, behind a bearer-tok
   const anonymous = new RegistryClient({ insecure: [server.host] });
   t.teardown(() => anonymous.close());
   await t.rejects(anonymous.getManifest(server.host, 'team/app', 'v1'), { code: 'REGISTRY_AUTH_FAILED', message: /anonymous/ });
+});
+
+t.test('a rate-limited registry: a short pause is retried, a long one is the answer, said as such', async (t) => {
+  const server = await startOciServer();
+  t.teardown(() => server.stop());
+  await server.push.image('team/app', 'v1');
+  const client = new RegistryClient({ insecure: [server.host], retries: 2 });
+  t.teardown(() => client.close());
+
+  server.rateLimit(1);
+  const before = server.pulls;
+  t.ok((await client.getManifest(server.host, 'team/app', 'v1')).digest, 'a 429 without Retry-After is retried like a 5xx');
+  t.equal(server.pulls - before, 2);
+
+  server.rateLimit(5, '3600');
+  const limited = server.pulls;
+  await t.rejects(client.getManifest(server.host, 'team/app', 'v1'), { code: 'REGISTRY_UNAVAILABLE', message: /team\/app: manifest v1: rate limited by the registry \(HTTP 429, retry after 3600 s\)/ });
+  t.equal(server.pulls - limited, 1, 'an hour\'s pause is not asked for again within the review');
+});
+
+t.test('Retry-After in seconds or as an HTTP date', async (t) => {
+  const now = Date.parse('2026-12-01T10:00:00Z');
+  t.equal(retryAfterSeconds('120', now), 120);
+  t.equal(retryAfterSeconds('Tue, 01 Dec 2026 10:01:00 GMT', now), 60);
+  t.equal(retryAfterSeconds('Tue, 01 Dec 2026 09:00:00 GMT', now), 0, 'a date in the past: no pause');
+  t.equal(retryAfterSeconds('soon', now), undefined);
+  t.equal(retryAfterSeconds(undefined, now), undefined);
 });
