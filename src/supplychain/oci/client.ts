@@ -192,7 +192,7 @@ export class RegistryClient {
     if (credential?.username || credential?.password) headers.authorization = basicAuthorization(credential);
     const res = await this.#send(url.toString(), headers, 64 * 1024, scope);
     if (res.status === 401 || res.status === 403) throw new RegistryError('REGISTRY_AUTH_FAILED', `${registry}: the token service refused ${credential ? `the credentials of ${credential.username}` : 'anonymous access'} (HTTP ${res.status})`);
-    if (res.status !== 200) throw new RegistryError('REGISTRY_UNAVAILABLE', `${registry}: token service answered HTTP ${res.status}`);
+    if (res.status !== 200) throw new RegistryError('REGISTRY_UNAVAILABLE', `${registry}: token service answered ${statusMessage(res)}`);
     let body: { token?: string; access_token?: string; expires_in?: number };
     try {
       body = JSON.parse(res.body.toString('utf8'));
