@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // trustgate's one entry point. Every command fails with a clear message and a non-zero exit.
-import { X509Certificate } from 'node:crypto';
-import { readFile, writeFile } from 'node:fs/promises';
+import { X509Certificate, type KeyObject } from 'node:crypto';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { setFlagsFromString } from 'node:v8';
 import { pino } from 'pino';
 import { parse as parseYaml } from 'yaml';
@@ -9,6 +10,7 @@ import { admit, AdmissionInputError } from './admission/index.js';
 import { reviewForObject } from './admission/synthesize.js';
 import type { KubeObject } from './admission/types.js';
 import { NullDecisionRecorder, query, tableRow, verifyRecords, type QueryFilter } from './audit/index.js';
+import { CheckpointKeyError, generateSigningKey, readVerificationKeys, type KeyAlgorithm } from './audit/checkpoint.js';
 import type { DecisionRecord } from './audit/record.js';
 import { readLogLines } from './audit/sources.js';
 import { readPostgresRecords, redactedURL } from './audit/sinks/postgres.js';
@@ -41,10 +43,13 @@ usage:
   trustgate certs   client --name NAME --out DIR [--days N]   a CA and a client certificate for the API server (serve --client-ca)
   trustgate manifests [--namespace NS] [--image IMG] [--replicas N] [--policies DIR] [--ca-file F]
                     [--tls-secret NAME] [--audit SINK]... [--timeout-seconds N] [--pull-secrets] [--self-managed-certs]
-                    [--client-ca-file F [--client-name NAME]...]
-  trustgate audit   verify SOURCE... | query SOURCE... [--since T] [--until T] [--namespace NS] [--user U]
+                    [--client-ca-file F [--client-name NAME]...] [--audit-signing-secret NAME]
+  trustgate audit   verify SOURCE... [--key F]... | query SOURCE... [--since T] [--until T] [--namespace NS] [--user U]
                     [--policy P] [--allowed|--denied] [--image REF] [--format json|table]
                     SOURCE: a file sink's file (rotated siblings included), a spool directory, or postgres://…
+                    --key: a replica's public key; its signed checkpoints are then checked and required
+  trustgate audit   keygen --out DIR [--algorithm ed25519|p256|p384]
+                    a key pair for serve --audit-signing-key (audit-signing.key, 0600) and audit verify --key (audit-signing.pub)
 
 exit codes: 0 success (eval: allowed), 1 failure (lint errors, failed tests, eval: denied), 2 usage or input error
 `;
@@ -259,13 +264,49 @@ function parseTime(v: string, flag: string): Date {
   return d;
 }
 
+/** `audit keygen`: never overwrites a key; the private key is readable by its owner only. */
+async function auditKeygen(out: string | undefined, algorithm: string): Promise<number> {
+  if (!out) throw new UsageError('audit keygen needs --out DIR');
+  if (!['ed25519', 'p256', 'p384'].includes(algorithm)) throw new UsageError(`--algorithm is ed25519, p256 or p384, got ${JSON.stringify(algorithm)}`);
+  const pair = generateSigningKey(algorithm as KeyAlgorithm);
+  await mkdir(out, { recursive: true });
+  const keyFile = join(out, 'audit-signing.key');
+  const pubFile = join(out, 'audit-signing.pub');
+  try {
+    await writeFile(keyFile, pair.privateKey, { mode: 0o600, flag: 'wx' });
+    await writeFile(pubFile, pair.publicKey, { flag: 'wx' });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EEXIST') throw new UsageError(`${(err as NodeJS.ErrnoException).path}: exists; a signing key is never overwritten (move it away first)`);
+    throw err;
+  }
+  process.stdout.write(`signing key: ${keyFile}   (serve --audit-signing-key ${keyFile}; keep it secret: a Kubernetes Secret)
+`
+    + `public key: ${pubFile}   (audit verify SOURCE --key ${pubFile}; give it to the auditors)
+key id: ${pair.keyId}
+`);
+  return 0;
+}
+
+async function readKeyFiles(paths: readonly string[]): Promise<Map<string, KeyObject>> {
+  const files = await Promise.all(paths.map(async (path) => ({ where: `--key ${path}`, pem: await readFile(path, 'utf8').catch(() => { throw new UsageError(`--key ${path}: no such file`); }) })));
+  try {
+    return readVerificationKeys(files);
+  } catch (err) {
+    throw err instanceof CheckpointKeyError ? new UsageError(err.message) : err;
+  }
+}
+
 async function audit(argv: string[]): Promise<number> {
   const { values, positionals } = parseFlags(argv, {
-    since: 'value', until: 'value', namespace: 'value', user: 'value', policy: 'value', image: 'value', allowed: 'bool', denied: 'bool', format: 'value',
+    since: 'value', until: 'value', namespace: 'value', user: 'value', policy: 'value', image: 'value', allowed: 'bool', denied: 'bool', format: 'value', key: 'value', out: 'value', algorithm: 'value',
   });
   const [action, ...sources] = positionals;
-  if ((action !== 'verify' && action !== 'query') || !sources.length) throw new UsageError('usage: trustgate audit verify SOURCE... | audit query SOURCE... [filters]');
   const one = (k: string) => values.get(k)?.at(-1) as string | undefined;
+  if (action === 'keygen') return auditKeygen(one('out'), one('algorithm') ?? 'ed25519');
+  if ((action !== 'verify' && action !== 'query') || !sources.length) throw new UsageError('usage: trustgate audit verify SOURCE... [--key F]... | audit query SOURCE... [filters] | audit keygen --out DIR');
+  const keyPaths = (values.get('key') as string[] | undefined) ?? [];
+  if (keyPaths.length && action !== 'verify') throw new UsageError('--key belongs to audit verify');
+  const keys = keyPaths.length ? await readKeyFiles(keyPaths) : undefined;
   if (flagOn(values, 'allowed') && flagOn(values, 'denied')) throw new UsageError('give --allowed or --denied, not both');
   const filter: QueryFilter = {
     since: one('since') ? parseTime(one('since')!, '--since') : undefined,
@@ -288,10 +329,17 @@ async function audit(argv: string[]): Promise<number> {
       }
     })();
   if (action === 'verify') {
-    const result = verifyRecords(lines.map((l) => ({ position: l.position, where: l.where, text: l.text })));
-    for (const [replica, r] of Object.entries(result.replicas)) process.stdout.write(`replica ${replica}: ${r.count} records, seq ${r.first}…${r.last}\n`);
+    const result = verifyRecords(lines.map((l) => ({ position: l.position, where: l.where, text: l.text })), { keys });
+    for (const [replica, r] of Object.entries(result.replicas)) {
+      // a checkpoint vouches for the chain before it; what follows the newest one is the tail
+      // a rewriter could still have changed (at most one cadence's worth, or the chain ends there)
+      const signed = !keys ? '' : r.signedThrough === undefined ? ', no valid checkpoint'
+        : `, ${r.checkpoints} checkpoints, signed through seq ${r.signedThrough} (${r.last - r.signedThrough} after it)`;
+      process.stdout.write(`replica ${replica}: ${r.count} records, seq ${r.first}…${r.last}${signed}\n`);
+    }
+    if (!keys && result.checkpointed) process.stdout.write(`note: ${result.checkpointed} records carry signed checkpoints; give the replicas' public keys (--key) to check them\n`);
     if (!result.problems.length) {
-      process.stdout.write(`verified: ${result.records} records, every chain intact\n`);
+      process.stdout.write(`verified: ${result.records} records, every chain intact${keys ? ' and signed' : ''}\n`);
       return 0;
     }
     for (const p of result.problems) process.stdout.write(`FAILED ${p.kind} at ${p.where ?? `position ${p.position}`} (replica ${p.replica}, seq ${p.seq ?? '?'}): ${p.detail}\n`);
@@ -316,7 +364,7 @@ async function audit(argv: string[]): Promise<number> {
 }
 
 async function manifests(argv: string[]): Promise<number> {
-  const { values } = parseFlags(argv, { namespace: 'value', image: 'value', replicas: 'value', policies: 'value', 'ca-file': 'value', 'tls-secret': 'value', audit: 'value', 'timeout-seconds': 'value', 'pull-secrets': 'bool', 'self-managed-certs': 'bool', 'client-ca-file': 'value', 'client-name': 'value' });
+  const { values } = parseFlags(argv, { namespace: 'value', image: 'value', replicas: 'value', policies: 'value', 'ca-file': 'value', 'tls-secret': 'value', audit: 'value', 'timeout-seconds': 'value', 'pull-secrets': 'bool', 'self-managed-certs': 'bool', 'client-ca-file': 'value', 'client-name': 'value', 'audit-signing-secret': 'value' });
   const one = (k: string) => values.get(k)?.at(-1) as string | undefined;
   const replicas = Number(one('replicas') ?? 2);
   if (!Number.isInteger(replicas) || replicas < 1) throw new UsageError('--replicas must be a positive whole number');
@@ -330,6 +378,8 @@ async function manifests(argv: string[]): Promise<number> {
     throw new UsageError(`--ca-file ${one('ca-file')}: no such file`);
   });
   const clientNames = (values.get('client-name') as string[] | undefined) ?? [];
+  const signingSecret = one('audit-signing-secret');
+  if (signingSecret !== undefined && !/^(?=.{1,253}$)[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/.test(signingSecret)) throw new UsageError(`--audit-signing-secret ${JSON.stringify(signingSecret)} is not a Secret name (lower-case DNS subdomain)`);
   if (clientNames.length && !one('client-ca-file')) throw new UsageError('--client-name needs --client-ca-file (the CA that issues the names)');
   let clientCa: string | undefined;
   if (one('client-ca-file')) {
@@ -348,6 +398,7 @@ async function manifests(argv: string[]): Promise<number> {
     pullSecrets: flagOn(values, 'pull-secrets'),
     selfManagedCerts: flagOn(values, 'self-managed-certs'),
     clientCa, clientNames,
+    auditSigningSecret: one('audit-signing-secret'),
   });
   process.stdout.write(objects.map((o) => toYaml(o, { lineWidth: 0 })).join('---\n'));
   // least privilege says so out loud when the policies need more than a name's worth

@@ -2,6 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { parse as parseYaml } from 'yaml';
+import { DEFAULT_CHECKPOINT_CADENCE } from './audit/checkpoint.js';
 import { didYouMean } from './did-you-mean.js';
 
 export interface ServeConfig {
@@ -19,6 +20,9 @@ export interface ServeConfig {
   auditHeaders: string[];
   auditCa?: string;
   auditHttpFormat: 'json' | 'ecs';
+  auditSigningKey?: string;
+  auditCheckpointRecords: number;
+  auditCheckpointMs: number;
   clusterName: string;
   registryConfig?: string;
   insecureRegistries: string[];
@@ -67,6 +71,9 @@ export const SERVE_OPTIONS: OptionSpec[] = [
   { key: 'auditHeaders', flag: 'audit-header', kind: 'list', help: "'Name: value' header for http sinks (repeatable), e.g. a bearer token" },
   { key: 'auditCa', flag: 'audit-ca', kind: 'string', help: 'CA bundle for https and syslog+tls sinks' },
   { key: 'auditHttpFormat', flag: 'audit-http-format', kind: 'string', help: 'json (default) or ecs (Elastic Common Schema) for http sinks' },
+  { key: 'auditSigningKey', flag: 'audit-signing-key', kind: 'string', help: 'private key (PEM: Ed25519, ECDSA P-256/P-384; trustgate audit keygen) that signs checkpoints of the hash chain into the records' },
+  { key: 'auditCheckpointRecords', flag: 'audit-checkpoint-records', kind: 'number', help: 'with --audit-signing-key: a signed checkpoint at least every N records (default 1000)' },
+  { key: 'auditCheckpointMs', flag: 'audit-checkpoint-ms', kind: 'number', help: 'with --audit-signing-key: and at least every N milliseconds of record time (default 1000)' },
   { key: 'clusterName', flag: 'cluster-name', kind: 'string', help: 'cluster label in decision records' },
   { key: 'registryConfig', flag: 'registry-config', kind: 'string', help: 'docker config.json with registry credentials for images rules' },
   { key: 'insecureRegistries', flag: 'insecure-registry', kind: 'list', help: 'HOST:PORT reached over plain HTTP (repeatable); every other registry is HTTPS only' },
@@ -101,6 +108,8 @@ export function defaultConfig(): ServeConfig {
     auditSync: 'fsync',
     auditHeaders: [],
     auditHttpFormat: 'json',
+    auditCheckpointRecords: DEFAULT_CHECKPOINT_CADENCE.records,
+    auditCheckpointMs: DEFAULT_CHECKPOINT_CADENCE.ms,
     clusterName: '',
     insecureRegistries: [],
     registryCa: [],
@@ -228,6 +237,10 @@ export function resolveServeConfig(flags: ParsedFlags, env: NodeJS.ProcessEnv = 
   if (c.auditSync !== 'fsync' && c.auditSync !== 'write') throw new ConfigError(`--audit-sync must be fsync or write, got ${JSON.stringify(c.auditSync)}`);
   if (!LOG_LEVELS.includes(c.logLevel)) throw new ConfigError(`--log-level must be one of ${LOG_LEVELS.join(', ')}, got ${JSON.stringify(c.logLevel)}`);
   if (c.auditFull !== 'deny' && c.auditFull !== 'allow') throw new ConfigError(`--audit-full must be deny or allow, got ${JSON.stringify(c.auditFull)}`);
+  if (!Number.isInteger(c.auditCheckpointRecords) || c.auditCheckpointRecords > 1_000_000) throw new ConfigError(`--audit-checkpoint-records must be a whole number from 1 to 1000000, got ${c.auditCheckpointRecords}`);
+  if (!Number.isInteger(c.auditCheckpointMs) || c.auditCheckpointMs > 3_600_000) throw new ConfigError(`--audit-checkpoint-ms must be a whole number from 1 to 3600000 (an hour), got ${c.auditCheckpointMs}`);
+  // the replica name is signed into checkpoints: text a sink would have to rewrite would break them
+  if (!c.replica || c.replica.length > 253 || /[\u0000-\u001f\u007f\ud800-\udfff]/.test(c.replica)) throw new ConfigError(`--replica must be 1 to 253 printable characters, got ${JSON.stringify(c.replica)}`);
   for (const h of c.auditHeaders) if (!/^[A-Za-z0-9-]+:\s?.+/.test(h)) throw new ConfigError(`--audit-header must look like 'Name: value'`);
   return c;
 }

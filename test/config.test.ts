@@ -62,3 +62,12 @@ t.test('mistyped settings are errors that say what was meant', async (t) => {
   rejects(t, () => resolve(['--listen', ':99999']), /is not HOST:PORT/);
   rejects(t, () => resolve(['--deadline-ms']), /flag --deadline-ms needs a value/);
 });
+
+t.test('checkpoint cadence and the replica name (signed into checkpoints) are checked', async (t) => {
+  t.match(resolve(['--audit-signing-key', 'k.key']), { auditSigningKey: 'k.key', auditCheckpointRecords: 1000, auditCheckpointMs: 1000 });
+  t.match(resolve([], { TRUSTGATE_AUDIT_CHECKPOINT_RECORDS: '50', TRUSTGATE_AUDIT_CHECKPOINT_MS: '250' }), { auditCheckpointRecords: 50, auditCheckpointMs: 250 });
+  t.throws(() => resolve(['--audit-checkpoint-records', '0']), /audit-checkpoint-records must be a positive number/);
+  t.throws(() => resolve(['--audit-checkpoint-records', '2.5']), /--audit-checkpoint-records must be a whole number from 1 to 1000000/);
+  t.throws(() => resolve(['--audit-checkpoint-ms', '86400000']), /--audit-checkpoint-ms must be a whole number from 1 to 3600000/);
+  t.throws(() => resolve(['--replica', 'a\tb']), /--replica must be 1 to 253 printable characters/);
+});

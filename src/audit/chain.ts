@@ -2,6 +2,7 @@
 // its hash), seq counting up from 1. Editing, removing or reordering a record breaks it.
 import { hash } from 'node:crypto';
 import { canonicalJson, sortKeys } from './canonical.js';
+import type { CheckpointSigner } from './checkpoint.js';
 import { replaceUnstorableText, type DecisionRecord } from './record.js';
 
 export const GENESIS_HASH = '0'.repeat(64);
@@ -47,7 +48,8 @@ export function recordHash(record: DecisionRecord): string {
 }
 
 export class HashChain {
-  constructor(private state: ChainState = { seq: 0, hash: GENESIS_HASH }) {}
+  /** with a signer, records now and then carry a signed checkpoint of the head before them */
+  constructor(private state: ChainState = { seq: 0, hash: GENESIS_HASH }, private readonly signer?: CheckpointSigner) {}
 
   get head(): ChainState {
     return { ...this.state };
@@ -72,6 +74,10 @@ export class HashChain {
   #link(record: DecisionRecord): [string, string] {
     record.seq = this.state.seq + 1;
     record.prevHash = this.state.hash;
+    // signed over the replica name and time, which hold no unstorable text (config and
+    // toISOString), so the replacement below never invalidates it
+    const checkpoint = this.signer?.checkpointFor(record);
+    if (checkpoint) record.checkpoint = checkpoint;
     let halves = unsealedHalves(record);
     // A NUL or an unpaired surrogate (in a message quoting the object, a user name) is text
     // PostgreSQL's jsonb refuses, and a record a sink can never take blocks that sink for good:

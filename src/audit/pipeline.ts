@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import { HashChain } from './chain.js';
+import type { CheckpointSigner } from './checkpoint.js';
 import type { DecisionRecord } from './record.js';
 import { readCursor, saveCursor, Spool, SpoolFullError, type Cursor, type SpoolSync } from './spool.js';
 import { BatchTooLargeError, type AuditSink } from './sinks/types.js';
@@ -32,6 +33,8 @@ export interface AuditMetrics {
   acked(sink: string, n: number): void;
   sinkError(sink: string): void;
   spoolBytes(bytes: number): void;
+  /** a record carrying a signed checkpoint reached the spool */
+  checkpoint(seq: number): void;
   backlog(sink: string, bytes: number, oldestAgeSeconds: number): void;
 }
 
@@ -48,9 +51,11 @@ export interface AuditPipelineOptions {
   batchDelayMs?: number;
   logger: Logger;
   metrics?: AuditMetrics;
+  /** signs checkpoints into the chain (--audit-signing-key) */
+  checkpoints?: CheckpointSigner;
 }
 
-const NO_METRICS: AuditMetrics = { written() {}, lost() {}, acked() {}, sinkError() {}, spoolBytes() {}, backlog() {} };
+const NO_METRICS: AuditMetrics = { written() {}, lost() {}, acked() {}, sinkError() {}, spoolBytes() {}, checkpoint() {}, backlog() {} };
 
 /**
  * Spool bytes a disk turned bad reach a sink decoded as every other reader of the spool decodes
@@ -76,7 +81,7 @@ export class AuditPipeline {
 
   static async start(options: AuditPipelineOptions): Promise<AuditPipeline> {
     const spool = await Spool.open(options.spoolDir, { maxBytes: options.maxSpoolBytes, sync: options.spoolSync });
-    const chain = new HashChain(await spool.chainHead());
+    const chain = new HashChain(await spool.chainHead(), options.checkpoints);
     const pipeline = new AuditPipeline(spool, chain, options);
     for (const sink of options.sinks) {
       pipeline.#cursors.set(sink.id, await readCursor(pipeline.#cursorPath(sink)));
@@ -120,6 +125,7 @@ export class AuditPipeline {
     }
     this.#metrics.written();
     this.#metrics.spoolBytes(this.spool.bytes);
+    if (record.checkpoint) this.#metrics.checkpoint(record.seq!);
     for (const wake of this.#wake.splice(0)) wake();
   }
 

@@ -5,6 +5,7 @@ import { clip, type JsonPatchOperation } from '../admission/response.js';
 import type { PolicyResult } from '../policy/index.js';
 import type { AuthorizationRecord } from '../policy/authorization.js';
 import { canonicalSha256 } from './canonical.js';
+import type { Checkpoint } from './checkpoint.js';
 
 /** What was verified for one image under one policy: never a credential, never unverified claims. */
 export interface ImageRecord {
@@ -97,6 +98,8 @@ export interface DecisionRecord {
   seq?: number;
   prevHash?: string;
   hash?: string;
+  /** with --audit-signing-key: a signature over the chain head before this record */
+  checkpoint?: Checkpoint;
   request: {
     uid: string;
     kind: AdmissionRequest['kind'];

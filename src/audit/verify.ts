@@ -1,7 +1,11 @@
 // Verifies decision logs: every replica's chain must run seq 1, 2, 3 … (or continue from its
 // first record) with each prevHash equal to the previous hash and each hash recomputable.
-// Reports the first gap, edit, reorder or deletion per replica, with its position.
+// Reports the first gap, edit, reorder or deletion per replica, with its position. Given the
+// replicas' public keys, also their signed checkpoints: each must hold, and none may be missing
+// where the cadence the last one announced makes one due (checkpoint.ts says why).
+import type { KeyObject } from 'node:crypto';
 import { recordHash } from './chain.js';
+import { checkpointDue, checkpointFailure, type CheckpointCadence } from './checkpoint.js';
 import type { DecisionRecord } from './record.js';
 
 export interface ChainProblem {
@@ -11,18 +15,38 @@ export interface ChainProblem {
   /** file:line, where known */
   where?: string;
   seq: number | undefined;
-  kind: 'edited' | 'gap' | 'reordered' | 'broken-link' | 'unparseable' | 'duplicate';
+  kind: 'edited' | 'gap' | 'reordered' | 'broken-link' | 'unparseable' | 'duplicate' | 'checkpoint' | 'unsigned';
   detail: string;
+}
+
+export interface ReplicaSummary {
+  first: number;
+  last: number;
+  count: number;
+  /** with keys: the valid checkpoints, and the seq the newest of them vouches for */
+  checkpoints: number;
+  signedThrough?: number;
 }
 
 export interface VerifyResult {
   records: number;
-  replicas: Record<string, { first: number; last: number; count: number }>;
+  replicas: Record<string, ReplicaSummary>;
   problems: ChainProblem[];
+  /** records that carry a checkpoint (checked only when keys were given) */
+  checkpointed: number;
 }
 
-export function verifyRecords(entries: Iterable<{ position: number; where?: string; text?: string; record?: DecisionRecord }>): VerifyResult {
+export interface VerifyOptions {
+  /** public keys by key id: checkpoints are checked, and required, when given */
+  keys?: ReadonlyMap<string, KeyObject>;
+}
+
+export function verifyRecords(entries: Iterable<{ position: number; where?: string; text?: string; record?: DecisionRecord }>, options: VerifyOptions = {}): VerifyResult {
+  const { keys } = options;
   const heads = new Map<string, { seq: number; hash: string }>();
+  const lastCheckpoint = new Map<string, { seq: number; timeMs: number; every: CheckpointCadence }>();
+  const lastPosition = new Map<string, { position: number; where?: string; seq: number }>();
+  let checkpointed = 0;
   const replicas: VerifyResult['replicas'] = {};
   const problems: ChainProblem[] = [];
   const reported = new Set<string>();
@@ -49,7 +73,7 @@ export function verifyRecords(entries: Iterable<{ position: number; where?: stri
     records++;
     const replica = record.replica;
     const seq = record.seq ?? NaN;
-    const stats = (replicas[replica] ??= { first: seq, last: seq, count: 0 });
+    const stats = (replicas[replica] ??= { first: seq, last: seq, count: 0, checkpoints: 0 });
     stats.count++;
     stats.last = seq;
     if (record.hash !== recordHash(record)) {
@@ -65,6 +89,29 @@ export function verifyRecords(entries: Iterable<{ position: number; where?: stri
       report({ replica, position, seq, kind: 'broken-link', detail: 'seq 1 does not start from the genesis hash' });
     }
     if (!head || seq > head.seq) heads.set(replica, { seq, hash: record.hash! });
+    if (record.checkpoint) checkpointed++;
+    if (keys) {
+      lastPosition.set(replica, { position, where, seq });
+      const last = lastCheckpoint.get(replica);
+      if (record.checkpoint) {
+        const failure = checkpointFailure(record, keys);
+        if (failure) report({ replica, position, seq, kind: 'checkpoint', detail: failure });
+        else {
+          lastCheckpoint.set(replica, { seq, timeMs: Date.parse(record.time), every: record.checkpoint.every });
+          stats.checkpoints++;
+          stats.signedThrough = seq - 1;
+        }
+      } else if (last && checkpointDue(last, seq, Date.parse(record.time))) {
+        report({ replica, position, seq, kind: 'unsigned', detail: `no checkpoint where one is due (every ${last.every.records} records or ${last.every.ms} ms after seq ${last.seq}'s): checkpoints were removed, or the chain after seq ${last.seq} was rewritten` });
+      }
+    }
   }
-  return { records, replicas, problems };
+  // a chain stripped of every checkpoint (or rewritten from its start) has none left to fail
+  if (keys) {
+    for (const [replica, stats] of Object.entries(replicas)) {
+      const at = lastPosition.get(replica)!;
+      if (!stats.checkpoints) report({ replica, position: at.position, where: at.where, seq: at.seq, kind: 'unsigned', detail: `none of the replica's ${stats.count} records carries a valid checkpoint: nothing vouches for this chain` });
+    }
+  }
+  return { records, replicas, problems, checkpointed };
 }

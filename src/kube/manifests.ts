@@ -35,6 +35,11 @@ export interface ManifestOptions {
   clientCa?: string;
   /** with clientCa: the accepted names of that certificate (--client-name) */
   clientNames?: string[];
+  /**
+   * a Secret (created by hand, never rendered: it holds a private key) whose `audit-signing.key`
+   * signs the chain's checkpoints: mounted, and --audit-signing-key
+   */
+  auditSigningSecret?: string;
 }
 
 type Obj = Record<string, unknown>;
@@ -136,6 +141,7 @@ export function renderManifests(set: PolicySet, o: ManifestOptions): Obj[] {
                 ...(o.selfManagedCerts ? ['--self-managed-certs', '--cert-dir', '/certs'] : ['--tls-cert', '/certs/tls.crt', '--tls-key', '/certs/tls.key']),
                 '--audit-spool', '/spool', '--in-cluster', ...(o.pullSecrets ? ['--pull-secrets'] : []),
                 ...(o.clientCa ? ['--client-ca', '/client-ca/ca.crt', ...(o.clientNames ?? []).flatMap((n) => ['--client-name', n])] : []),
+                ...(o.auditSigningSecret ? ['--audit-signing-key', '/audit-signing/audit-signing.key'] : []),
                 ...o.audit.flatMap((a) => ['--audit', a])],
               env: [
                 { name: 'TRUSTGATE_REPLICA', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
@@ -149,7 +155,8 @@ export function renderManifests(set: PolicySet, o: ManifestOptions): Obj[] {
               resources: { requests: { cpu: '100m', memory: '128Mi' }, limits: { memory: '512Mi' } },
               securityContext: { allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] }, runAsNonRoot: true },
               volumeMounts: [{ name: 'certs', mountPath: '/certs', readOnly: !o.selfManagedCerts }, { name: 'spool', mountPath: '/spool' }, { name: 'tmp', mountPath: '/tmp' },
-                ...(o.clientCa ? [{ name: 'client-ca', mountPath: '/client-ca', readOnly: true }] : [])],
+                ...(o.clientCa ? [{ name: 'client-ca', mountPath: '/client-ca', readOnly: true }] : []),
+                ...(o.auditSigningSecret ? [{ name: 'audit-signing', mountPath: '/audit-signing', readOnly: true }] : [])],
             }],
             volumes: [
               // self-managed: each replica writes its own serving pair (the key never leaves the pod)
@@ -158,6 +165,8 @@ export function renderManifests(set: PolicySet, o: ManifestOptions): Obj[] {
               { name: 'spool', emptyDir: { sizeLimit: '2Gi' } },
               { name: 'tmp', emptyDir: { medium: 'Memory', sizeLimit: '64Mi' } },
               ...(o.clientCa ? [{ name: 'client-ca', configMap: { name: 'trustgate-client-ca' } }] : []),
+              // readable by the pod's group (fsGroup) only: the signing key is the chain's authenticity
+              ...(o.auditSigningSecret ? [{ name: 'audit-signing', secret: { secretName: o.auditSigningSecret, defaultMode: 0o440, items: [{ key: 'audit-signing.key', path: 'audit-signing.key' }] } }] : []),
             ],
           },
         },

@@ -2,9 +2,10 @@
 import { createImageVerifier } from '../supplychain/index.js';
 import { resolve } from 'node:path';
 import { pino, type Logger } from 'pino';
-import type { ServeConfig } from '../config.js';
+import { ConfigError, type ServeConfig } from '../config.js';
 import { readFileSync } from 'node:fs';
 import { AuditPipeline, createSink } from '../audit/index.js';
+import { CheckpointSigner, readSigningKey } from '../audit/checkpoint.js';
 import { TRUSTGATE_VERSION } from '../audit/record.js';
 import { readClusterFile } from '../kube/cluster-file.js';
 import type { SelfManagedCertificates } from '../kube/index.js';
@@ -17,6 +18,20 @@ import { readTlsMaterial, secureContextOptions, TlsReloader } from './tls.js';
 export { buildApp, DEFAULT_BODY_LIMIT, type AppServices } from './app.js';
 export { createMetrics, type Metrics } from './metrics.js';
 export { generateCertificates, generateClientCertificate, ensureDevelopmentCertificates } from './certs.js';
+
+function checkpointSigner(file: string, config: ServeConfig): CheckpointSigner {
+  let pem: string;
+  try {
+    pem = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new ConfigError(`--audit-signing-key ${file}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (err as Error).message}`);
+  }
+  try {
+    return new CheckpointSigner(readSigningKey(pem, `--audit-signing-key ${file}`), { records: config.auditCheckpointRecords, ms: config.auditCheckpointMs });
+  } catch (err) {
+    throw new ConfigError((err as Error).message);
+  }
+}
 
 export interface RunningServer {
   url: string;
@@ -32,6 +47,8 @@ export interface RunningServer {
 }
 
 export async function startServer(config: ServeConfig, logger: Logger = pino({ level: config.logLevel })): Promise<RunningServer> {
+  // read first: a key that cannot sign stops the start before anything listens or watches
+  const checkpoints = config.auditSigningKey ? checkpointSigner(config.auditSigningKey, config) : undefined;
   const metrics = createMetrics();
   // @kubernetes/client-node costs ~85 MiB resident: loaded only when there is a cluster to talk to
   const kube = config.kubeconfig || config.inCluster ? await import('../kube/index.js') : undefined;
@@ -109,9 +126,10 @@ export async function startServer(config: ServeConfig, logger: Logger = pino({ l
   }));
   if (!sinks.length) logger.warn({ spool: config.auditSpool }, 'no audit sink: decision records stay in the spool until one is configured');
   const recorder = await AuditPipeline.start({
-    spoolDir: resolve(config.auditSpool), sinks, whenFull: config.auditFull, maxSpoolBytes: config.auditSpoolMaxBytes, spoolSync: config.auditSync, logger, metrics: auditMetrics(metrics),
+    spoolDir: resolve(config.auditSpool), sinks, whenFull: config.auditFull, maxSpoolBytes: config.auditSpoolMaxBytes, spoolSync: config.auditSync, logger, metrics: auditMetrics(metrics), checkpoints,
   });
-  logger.info({ spool: resolve(config.auditSpool), sinks: sinks.map((s) => s.name), chainHead: recorder.chainHead }, 'audit pipeline started');
+  logger.info({ spool: resolve(config.auditSpool), sinks: sinks.map((s) => s.name), chainHead: recorder.chainHead,
+    checkpoints: checkpoints ? { keyId: checkpoints.keyId, every: checkpoints.every } : 'none (no --audit-signing-key): the chain shows edits, but not a rewrite of the whole log' }, 'audit pipeline started');
   const offline = config.clusterFile ? readClusterFile(config.clusterFile) : undefined;
   const images = await createImageVerifier({
     registryConfig: config.registryConfig, insecureRegistries: config.insecureRegistries, registryCa: config.registryCa,

@@ -98,6 +98,8 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
     auditSinkErrors: new Counter({ name: 'trustgate_audit_sink_errors_total', help: 'Failed deliveries by sink', labelNames: ['sink'] as const, registers: [registry] }),
     auditSpoolBytes: new Gauge({ name: 'trustgate_audit_spool_bytes', help: 'Bytes in the audit spool', registers: [registry] }),
     auditBacklogBytes: new Gauge({ name: 'trustgate_audit_backlog_bytes', help: 'Spooled bytes a sink has not acknowledged', labelNames: ['sink'] as const, registers: [registry] }),
+    // outside the audit store, a witness of each chain's length: a log cut short below it was truncated
+    auditCheckpointSeq: new Gauge({ name: 'trustgate_audit_checkpoint_seq', help: 'The seq of the newest record carrying a signed checkpoint (this replica\'s chain)', registers: [registry] }),
     auditBacklogAge: new Gauge({ name: 'trustgate_audit_backlog_age_seconds', help: 'Age of the oldest record a sink has not acknowledged', labelNames: ['sink'] as const, registers: [registry] }),
     registryRequests: new Histogram({
       name: 'trustgate_registry_request_seconds', help: 'Registry HTTP exchanges by registry host and outcome (HTTP status, or error)', labelNames: ['registry', 'outcome'] as const,
@@ -122,6 +124,7 @@ export function auditMetrics(m: Metrics): import('../audit/index.js').AuditMetri
     acked: (sink, n) => m.auditAcked.inc({ sink }, n),
     sinkError: (sink) => m.auditSinkErrors.inc({ sink }),
     spoolBytes: (bytes) => m.auditSpoolBytes.set(bytes),
+    checkpoint: (seq) => m.auditCheckpointSeq.set(seq),
     backlog: (sink, bytes, age) => {
       m.auditBacklogBytes.set({ sink }, bytes);
       m.auditBacklogAge.set({ sink }, age);

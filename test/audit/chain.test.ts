@@ -20,7 +20,7 @@ t.test('a sealed chain verifies; seq counts from 1 and links to the genesis hash
   t.equal(JSON.parse(lines[1]!).prevHash, first.hash);
   const result = verifyRecords(lines.map((text, i) => ({ position: i + 1, text })));
   t.same(result.problems, []);
-  t.same(result.replicas, { 'r-0': { first: 1, last: 5, count: 5 } });
+  t.same(result.replicas, { 'r-0': { first: 1, last: 5, count: 5, checkpoints: 0 } });
 });
 
 t.test('an edit, a deletion, a reorder and a duplicate are each found at their position', async (t) => {

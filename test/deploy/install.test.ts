@@ -119,6 +119,22 @@ t.test('manifests --client-ca-file mounts the API server\'s client CA from a Con
   t.match((notPem as { stderr: string }).stderr, /not a PEM certificate/);
 });
 
+t.test('manifests --audit-signing-secret mounts the signing key from a Secret made by hand, readable by the pod\'s group only', async (t) => {
+  const render = async (...flags: string[]) => parseAllDocuments((await run(process.execPath, ['--import', 'tsx', `${root}src/cli.ts`, 'manifests', '--namespace', 'tg', '--policies', `${root}policies`, ...flags])).stdout).map((d) => d.toJS());
+  const objects = await render('--audit-signing-secret', 'trustgate-audit-signing');
+  t.notOk(objects.some((o) => o.kind === 'Secret'), 'the private key is never rendered');
+  const pod = objects.find((o) => o.kind === 'Deployment').spec.template.spec;
+  const args: string[] = pod.containers[0].args;
+  t.same(args.slice(args.indexOf('--audit-signing-key'), args.indexOf('--audit-signing-key') + 2), ['--audit-signing-key', '/audit-signing/audit-signing.key']);
+  t.same(pod.volumes.find((v: any) => v.name === 'audit-signing'), { name: 'audit-signing', secret: { secretName: 'trustgate-audit-signing', defaultMode: 0o440, items: [{ key: 'audit-signing.key', path: 'audit-signing.key' }] } });
+  t.match(pod.containers[0].volumeMounts.at(-1), { name: 'audit-signing', mountPath: '/audit-signing', readOnly: true });
+  t.equal(pod.securityContext.fsGroup, 65532, 'the group the key is readable by');
+  t.notMatch(JSON.stringify(objects.filter((o) => /Role/.test(o.kind))), /"secrets"/, 'mounting needs no RBAC on Secrets');
+  const bad = await run(process.execPath, ['--import', 'tsx', `${root}src/cli.ts`, 'manifests', '--policies', `${root}policies`, '--audit-signing-secret', 'Not_A_Name']).catch((e) => e as { code: number; stderr: string });
+  t.equal((bad as { code: number }).code, 2);
+  t.match((bad as { stderr: string }).stderr, /--audit-signing-secret "Not_A_Name" is not a Secret name/);
+});
+
 t.test('manifests refuses nonsense and warns about a single replica', async (t) => {
   const cli = ['--import', 'tsx', `${root}src/cli.ts`, 'manifests'];
   const bad = await run(process.execPath, [...cli, '--timeout-seconds', '60']).catch((e) => e as { code: number; stderr: string });
