@@ -1,9 +1,13 @@
 // The PostgreSQL sink against a real PostgreSQL: rows with indexed query columns, verification
 // and queries straight from the database, and no loss or duplicate when the database dies.
 import { execFile } from 'node:child_process';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { promisify } from 'node:util';
 import pg from 'pg';
 import t from 'tap';
+import { recordHash, type DecisionRecord } from '../../src/audit/index.js';
+import { generateSigningKey } from '../../src/audit/checkpoint.js';
 import { postgresOrSkip, type Postgres } from '../helpers/postgres.js';
 import { policyDir, policyYaml, POD_RULE } from '../helpers/policies.js';
 import { readFixture, startTestServer } from '../helpers/server.js';
@@ -82,6 +86,38 @@ t.test('decisions land as rows; audit verify and query read the database', async
   await client.query(`UPDATE trustgate_decisions SET record = jsonb_set(record, '{allowed}', 'true') WHERE seq = 7`);
   t.match((await trustgate('audit', 'verify', db.url)).stdout, /FAILED gap/, 'the first problem is still reported first');
   await client.query('TRUNCATE trustgate_decisions');
+});
+
+t.test('a database administrator rewriting a decision and every hash after it is caught by the signed checkpoints', async (t) => {
+  if (!db) return;
+  const keys = generateSigningKey();
+  const dir = t.testdir({ 'k.key': keys.privateKey, 'k.pub': keys.publicKey });
+  await writeFile(join(dir, 'k.key'), keys.privateKey, { mode: 0o600 });
+  const server = await startTestServer({ policies: [await policyDir({ 'p.yaml': policies })], audit: [db.url], auditSigningKey: join(dir, 'k.key'), auditCheckpointRecords: 4 });
+  t.teardown(() => server.close());
+  for (let i = 0; i < 10; i++) await server.post('/validate', await review(i));
+  t.ok(await server.audit.drained(20_000));
+  const client = new pg.Client({ connectionString: db.url });
+  await client.connect();
+  t.teardown(async () => {
+    await client.query('TRUNCATE trustgate_decisions');
+    await client.end();
+  });
+  t.match((await trustgate('audit', 'verify', db.url, '--key', join(dir, 'k.pub'))).stdout, /replica test-0: 10 records, seq 1…10, \d+ checkpoints, signed through seq \d+.*\nverified: 10 records, every chain intact and signed/);
+
+  // seq 2 denied: turn it into an allow, and make the chain whole again, as only a key-less hash allows
+  const records = (await client.query('SELECT record FROM trustgate_decisions ORDER BY seq')).rows.map((r) => r.record as DecisionRecord);
+  records[1]!.allowed = true;
+  for (let i = 1; i < records.length; i++) {
+    records[i]!.prevHash = records[i - 1]!.hash;
+    delete records[i]!.hash;
+    records[i]!.hash = recordHash(records[i]!);
+    await client.query('UPDATE trustgate_decisions SET record = $1, allowed = $2 WHERE seq = $3', [records[i], records[i]!.allowed, records[i]!.seq]);
+  }
+  t.match((await trustgate('audit', 'verify', db.url)).stdout, /note: \d+ records carry signed checkpoints; give .*\nverified: 10 records, every chain intact\n/, 'without the key, the rewrite passes');
+  const caught = await trustgate('audit', 'verify', db.url, '--key', join(dir, 'k.pub'));
+  t.equal((caught as { code?: number }).code, 1);
+  t.match(caught.stdout, /FAILED checkpoint at postgres:\/\/\S+ row \d+ \(replica test-0, seq \d+\): the checkpoint's signature does not hold/);
 });
 
 t.test('the database going away mid-stream loses nothing and duplicates nothing', async (t) => {
