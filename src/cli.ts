@@ -16,8 +16,8 @@ import { readLogLines } from './audit/sources.js';
 import { readPostgresRecords, redactedURL } from './audit/sinks/postgres.js';
 import { ConfigError, flagOn, parseFlags, resolveServeConfig, SERVE_OPTIONS, serveFlagKinds } from './config.js';
 import { didYouMean } from './did-you-mean.js';
-import { readClusterFile } from './kube/cluster-file.js';
-import { authorizationRulesErrors, isConfigMap, junitReport, loadPolicySet, policiesNeverFailed, runPolicyTests, StaticAuthorizer, type AuthorizationRule } from './policy/index.js';
+import { readClusterFile, readClusterObjects, StaticCluster } from './kube/cluster-file.js';
+import { authorizationRulesErrors, findingLine, isConfigMap, junitReport, namespacesIn, readManifests, scanObjects, type ScanFinding, loadPolicySet, policiesNeverFailed, runPolicyTests, StaticAuthorizer, type AuthorizationRule } from './policy/index.js';
 import { renderManifests } from './kube/manifests.js';
 import { stringify as toYaml } from 'yaml';
 import { generateCertificates, generateClientCertificate, startServer } from './server/index.js';
@@ -35,6 +35,10 @@ usage:
                     [--user NAME] [--group G]... [--cluster-file F] [--authorizations F] [--mutate] [--explain]
                     --user/--group: who sends the object (default trustgate-offline, system:authenticated)
                     --authorizations: answers to the policies' authorization checks, as a PolicyTest lists them
+  trustgate scan    --policies DIR FILE|DIR|-... [--namespace NS] [--cluster-file F] [--user NAME] [--group G]...
+                    [--format table|json] [--all] [--strict] [registry flags as for verify]
+                    every object in the manifests judged as its CREATE would be: exit 1 if any is denied
+                    (--strict: or fails a warn/audit policy, i.e. would be denied once it enforces)
   trustgate verify  IMAGE --policies DIR [--registry-config F] [--insecure-registry HOST:PORT]... [--registry-ca F]... [--json]
                     what was found for one image and why it passes or fails
   trustgate verify-bundle --bundle F (--certificate-identity ID --certificate-oidc-issuer URL | --key F)
@@ -198,6 +202,54 @@ async function evaluate(argv: string[]): Promise<number> {
   }
   process.stdout.write(`${JSON.stringify(outcome.review, null, 2)}\n`);
   return outcome.decision.allowed ? 0 : 1;
+}
+
+async function scan(argv: string[]): Promise<number> {
+  const { values, positionals } = parseFlags(argv, {
+    policies: 'value', namespace: 'value', 'cluster-file': 'value', user: 'value', group: 'value', format: 'value', all: 'bool', strict: 'bool',
+    'registry-config': 'value', 'insecure-registry': 'value', 'registry-ca': 'value',
+  });
+  const one = (k: string) => values.get(k)?.at(-1) as string | undefined;
+  const policies = (values.get('policies') as string[] | undefined) ?? [];
+  if (!policies.length || !positionals.length) throw new UsageError('usage: trustgate scan --policies DIR FILE|DIR|-... (manifests: YAML or JSON, Lists included; - reads standard input)');
+  const format = one('format') ?? 'table';
+  if (format !== 'table' && format !== 'json') throw new UsageError('--format is table or json');
+  const set = await loadOrFail(policies);
+  if (!set) return 2;
+  const reading = await readManifests(positionals).catch((err: Error) => {
+    throw new UsageError(err.message);
+  });
+  // namespaceSelector and params see the cluster file's objects and the namespaces the manifests create
+  let clusterObjects: KubeObject[] = [];
+  if (one('cluster-file')) {
+    try {
+      clusterObjects = readClusterObjects(one('cluster-file')!);
+    } catch (err) {
+      throw new UsageError(`--cluster-file ${one('cluster-file')}: ${(err as Error).message}`);
+    }
+  }
+  const cluster = new StaticCluster([...clusterObjects, ...namespacesIn(reading.objects)]);
+  const userInfo = { username: one('user') ?? 'trustgate-offline', groups: ['system:authenticated', ...((values.get('group') as string[] | undefined) ?? [])] };
+  const images = await verifierFromFlags(values, set.registries);
+  let findings: ScanFinding[];
+  try {
+    findings = await scanObjects(reading.objects, {
+      policies: () => set, recorder: new NullDecisionRecorder(), namespaces: cluster, params: cluster, replica: 'scan', deadlineMs: 8000, images,
+    }, { namespace: one('namespace'), userInfo });
+  } finally {
+    await images.client.close();
+  }
+  for (const f of findings) {
+    if (format === 'json') process.stdout.write(`${JSON.stringify(f)}\n`);
+    else if (f.verdict !== 'allow' || flagOn(values, 'all')) process.stdout.write(`${findingLine(f)}\n`);
+  }
+  for (const e of reading.errors) process.stderr.write(`${e}\n`);
+  if (reading.skipped.length) process.stderr.write(`note: ${reading.skipped.length} document(s) are not Kubernetes objects (no apiVersion or kind) and were not judged: ${reading.skipped.slice(0, 5).join(', ')}${reading.skipped.length > 5 ? ', …' : ''}\n`);
+  const count = (v: string) => findings.filter((f) => f.verdict === v).length;
+  const [denied, warned] = [count('deny'), count('warn')];
+  process.stderr.write(`scanned ${findings.length} object(s) against ${set.policies.length} policies: ${findings.length - denied - warned} allowed, ${warned} admitted but failing warn or audit policies, ${denied} denied${reading.unreadable ? `; ${reading.unreadable} unreadable document(s)` : ''}\n`);
+  if (reading.unreadable) return 2;
+  return denied || (warned && flagOn(values, 'strict')) ? 1 : 0;
 }
 
 /**
@@ -491,7 +543,7 @@ async function verifyBundleCommand(argv: string[]): Promise<number> {
   }
 }
 
-const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = { serve, lint, test, eval: evaluate, certs, audit, manifests, verify: verifyImage, 'verify-bundle': verifyBundleCommand };
+const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = { serve, lint, test, eval: evaluate, scan, certs, audit, manifests, verify: verifyImage, 'verify-bundle': verifyBundleCommand };
 
 export async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;

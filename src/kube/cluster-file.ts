@@ -62,6 +62,10 @@ export class StaticCluster implements NamespaceLookup, ParamsLookup {
 
 /** Reads cluster objects: YAML documents, v1 Lists, or plain lists. */
 export function readClusterFile(path: string): StaticCluster {
+  return new StaticCluster(readClusterObjects(path));
+}
+
+export function readClusterObjects(path: string): KubeObject[] {
   const objects: KubeObject[] = [];
   for (const doc of parseAllDocuments(readFileSync(path, 'utf8'))) {
     if (!('toJS' in doc)) continue;
@@ -69,5 +73,5 @@ export function readClusterFile(path: string): StaticCluster {
     const items = Array.isArray(v) ? v : (v as { kind?: string; items?: unknown[] })?.kind?.endsWith('List') ? (v as { items: unknown[] }).items : [v];
     objects.push(...(items as KubeObject[]).filter((o) => typeof o?.kind === 'string'));
   }
-  return new StaticCluster(objects);
+  return objects;
 }

@@ -1,0 +1,166 @@
+// `trustgate scan`: the policies over a set of manifests (what kubectl apply, Flux or a CI job
+// would send), each object judged as its CREATE would be, to see before a merge or before a
+// switch to enforce what would be denied. The same admission path as the server's.
+import { readdir, readFile, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { isMap, isSeq, LineCounter, parseAllDocuments, type Node as YamlNode } from 'yaml';
+import { admit, type AdmissionServices } from '../admission/index.js';
+import { reviewForObject } from '../admission/synthesize.js';
+import type { KubeObject, UserInfo } from '../admission/types.js';
+import type { PolicyResult } from './evaluate.js';
+
+/** An object from a manifest, with where it was written. */
+export interface ManifestObject {
+  object: KubeObject;
+  /** file:line of the document, or of the item in a List */
+  where: string;
+}
+
+export interface ManifestReading {
+  objects: ManifestObject[];
+  /** what makes documents unreadable (YAML errors), as file:line:col: message */
+  errors: string[];
+  /** how many documents could not be read */
+  unreadable: number;
+  /** documents that are not Kubernetes objects (no apiVersion or kind), as file:line */
+  skipped: string[];
+}
+
+const MANIFEST_FILE = /\.(ya?ml|json)$/i;
+
+/** Every manifest file under the paths: directories recursively (hidden ones left out), sorted for a stable report. */
+async function manifestFiles(paths: readonly string[]): Promise<string[]> {
+  const files: string[] = [];
+  const walk = async (path: string, given: boolean): Promise<void> => {
+    const info = await stat(path).catch(() => undefined);
+    if (!info) {
+      if (given) throw new Error(`${path}: no such file or directory`);
+      return;
+    }
+    if (info.isDirectory()) {
+      const entries = (await readdir(path)).filter((e) => !e.startsWith('.')).sort();
+      for (const e of entries) await walk(join(path, e), false);
+    } else if (given || MANIFEST_FILE.test(path)) {
+      files.push(path);
+    }
+  };
+  for (const p of paths) await walk(p, true);
+  return files;
+}
+
+/** Parses one manifest text: YAML documents (JSON is YAML), each an object or a List of them. */
+export function parseManifests(text: string, file: string, into: ManifestReading): void {
+  const lineCounter = new LineCounter();
+  const at = (node: YamlNode | null | undefined, fallback: number) => `${file}:${lineCounter.linePos(node?.range?.[0] ?? fallback).line}`;
+  for (const doc of parseAllDocuments(text, { lineCounter, prettyErrors: false })) {
+    if (!('toJS' in doc)) continue;
+    if (doc.errors.length) {
+      into.unreadable++;
+      for (const e of doc.errors) {
+        const { line, col } = lineCounter.linePos(e.pos[0]);
+        into.errors.push(`${file}:${line}:${col}: ${e.message.split('\n')[0]}`);
+      }
+      continue;
+    }
+    const value = doc.toJS({ maxAliasCount: 100 }) as unknown;
+    if (value === null || value === undefined) continue;
+    const root = doc.contents as YamlNode | null;
+    const isList = typeof value === 'object' && !Array.isArray(value) && typeof (value as KubeObject).kind === 'string'
+      && (value as KubeObject).kind!.endsWith('List') && Array.isArray((value as { items?: unknown }).items);
+    const items = isList ? (value as { items: unknown[] }).items : Array.isArray(value) ? value : [value];
+    const itemNodes = isList && isMap(root) ? root.get('items', true) : isSeq(root) ? root : undefined;
+    items.forEach((item, i) => {
+      const node = isList || Array.isArray(value) ? (isSeq(itemNodes) ? (itemNodes.items[i] as YamlNode) : undefined) : root;
+      const where = at(node, doc.range[0]);
+      const o = item as KubeObject;
+      if (o === null || typeof o !== 'object' || typeof o.apiVersion !== 'string' || typeof o.kind !== 'string') into.skipped.push(where);
+      else into.objects.push({ object: o, where });
+    });
+  }
+}
+
+/** Reads manifests from files and directories; `-` is standard input. */
+export async function readManifests(paths: readonly string[], stdin: () => Promise<string> = readStdin): Promise<ManifestReading> {
+  const reading: ManifestReading = { objects: [], errors: [], unreadable: 0, skipped: [] };
+  const files = await manifestFiles(paths.filter((p) => p !== '-'));
+  if (paths.includes('-')) parseManifests(await stdin(), '<stdin>', reading);
+  for (const file of files) parseManifests(await readFile(file, 'utf8'), file, reading);
+  return reading;
+}
+
+async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const c of process.stdin) chunks.push(c as Buffer);
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+/**
+ * deny: denied as the policies stand; warn: admitted, but it fails a warn- or audit-mode
+ * policy, so it would be denied once that policy enforces; allow: fails nothing.
+ */
+export type ScanVerdict = 'deny' | 'warn' | 'allow';
+
+export interface ScanFinding {
+  where: string;
+  apiVersion: string;
+  kind: string;
+  namespace?: string;
+  name?: string;
+  verdict: ScanVerdict;
+  /** the policies it fails, or that could not judge it */
+  policies: { name: string; mode: string; result: PolicyResult['result']; code?: string; messages: string[] }[];
+}
+
+export interface ScanOptions {
+  /** for objects that name no namespace, as kubectl apply -n does (default: default) */
+  namespace?: string;
+  userInfo?: UserInfo;
+  /** objects judged at once (image look-ups overlap) */
+  concurrency?: number;
+}
+
+/** a result that denies under enforce: a failure, or an error the policy does not ignore */
+const failing = (r: PolicyResult) => r.result === 'fail' || (r.result === 'error' && r.failurePolicy !== 'Ignore');
+
+async function judge(m: ManifestObject, services: AdmissionServices, options: ScanOptions): Promise<ScanFinding> {
+  const meta = m.object.metadata;
+  const review = reviewForObject(m.object, { operation: 'CREATE', namespace: meta?.namespace ?? options.namespace, userInfo: options.userInfo });
+  const { decision, results } = await admit(review, 'validate', services);
+  const noted = results.filter((r) => r.result !== 'pass');
+  const verdict: ScanVerdict = !decision.allowed ? 'deny' : results.some(failing) ? 'warn' : 'allow';
+  return {
+    where: m.where, apiVersion: m.object.apiVersion!, kind: m.object.kind!, namespace: review.request.namespace, name: meta?.name ?? meta?.generateName,
+    verdict,
+    policies: noted.map((r) => ({ name: r.name, mode: r.mode, result: r.result, ...(r.code ? { code: r.code } : {}), messages: r.messages })),
+  };
+}
+
+/** Judges every object as its CREATE; findings in the order of the objects. */
+export async function scanObjects(objects: readonly ManifestObject[], services: AdmissionServices, options: ScanOptions = {}): Promise<ScanFinding[]> {
+  const findings: ScanFinding[] = new Array(objects.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < objects.length) {
+      const i = next++;
+      findings[i] = await judge(objects[i]!, services, options);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, Math.min(options.concurrency ?? 8, objects.length)) }, worker));
+  return findings;
+}
+
+/**
+ * Namespaces the manifests create, as the API server stores them (with the
+ * kubernetes.io/metadata.name label it sets), so namespaceSelector sees them.
+ */
+export function namespacesIn(objects: readonly ManifestObject[]): KubeObject[] {
+  return objects.filter((m) => m.object.kind === 'Namespace' && m.object.apiVersion === 'v1' && m.object.metadata?.name).map(({ object }) => ({
+    ...object, metadata: { ...object.metadata, labels: { ...object.metadata!.labels, 'kubernetes.io/metadata.name': object.metadata!.name! } },
+  }));
+}
+
+export function findingLine(f: ScanFinding): string {
+  const id = `${f.apiVersion} ${f.kind} ${f.namespace ? `${f.namespace}/` : ''}${f.name ?? '(unnamed)'}`;
+  const head = `${f.where}: ${f.verdict.toUpperCase()} ${id}${f.verdict === 'warn' ? ' (admitted now; denied once these policies enforce)' : ''}`;
+  return [head, ...f.policies.map((p) => `    [${p.name}] ${p.mode} ${p.result}${p.code ? ` ${p.code}` : ''}: ${p.messages.join('; ')}`)].join('\n');
+}

@@ -1,0 +1,108 @@
+// trustgate scan: every object of a set of manifests judged as its CREATE, with where it was
+// written, what denies it now and what would once warn-mode policies enforce.
+import { spawn } from 'node:child_process';
+import t from 'tap';
+import { trustgate } from '../helpers/cli.js';
+import { policyDir, policyYaml } from '../helpers/policies.js';
+
+const WORKLOADS = `match:
+  resources:
+    - apiGroups: ["", "apps"]
+      resources: [pods, deployments]
+      operations: [CREATE]`;
+
+const policies = () => policyDir({
+  'p.yaml': [
+    policyYaml('no-privileged', `mode: enforce
+${WORKLOADS}
+validations:
+  - expression: "object.kind != 'Pod' || object.spec.containers.all(c, !c.?securityContext.?privileged.orValue(false))"
+    messageExpression: "'privileged container in ' + object.metadata.name"`),
+    policyYaml('team-label', `mode: warn
+${WORKLOADS}
+validations:
+  - expression: "'team' in object.metadata.?labels.orValue({})"
+    message: needs a team label`),
+    // namespaceSelector: only namespaces labelled env=prod, as the manifests themselves create them
+    policyYaml('prod-replicas', `mode: enforce
+match:
+  resources: [{ apiGroups: [apps], resources: [deployments], operations: [CREATE] }]
+  namespaceSelector: { matchLabels: { env: prod } }
+validations:
+  - expression: "object.spec.replicas >= 2"
+    message: prod runs at least two replicas`),
+  ].join('---\n'),
+});
+
+const files = {
+  'namespace.yaml': 'apiVersion: v1\nkind: Namespace\nmetadata: { name: shop, labels: { env: prod } }\n',
+  'web.yaml': `# the web tier
+apiVersion: apps/v1
+kind: Deployment
+metadata: { name: web, namespace: shop, labels: { team: web } }
+spec: { replicas: 1, template: { spec: { containers: [{ name: c, image: "nginx:1.27" }] } } }
+---
+apiVersion: v1
+kind: Pod
+metadata: { name: debug, namespace: shop }
+spec: { containers: [{ name: c, image: "busybox:1.36" }] }
+`,
+  'list.json': JSON.stringify({ apiVersion: 'v1', kind: 'List', items: [
+    { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'root', labels: { team: 'ops' } }, spec: { containers: [{ name: 'c', image: 'x:1', securityContext: { privileged: true } }] } },
+    { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'settings' } },
+  ] }, null, 2),
+  'kustomization.yaml': 'resources: [web.yaml]\n',
+  'README.md': '# not a manifest\n',
+  '.git': { 'config.yaml': 'apiVersion: v1\nkind: Pod\nmetadata: { name: hidden }\n' },
+};
+const manifests = { app: files };
+
+t.test('scan: denials and would-be denials with file:line; exit 1 on a denial; hidden directories and non-manifests left out', async (t) => {
+  const dir = t.testdir(manifests);
+  const out = await trustgate('scan', '--policies', await policies(), `${dir}/app`);
+  t.equal(out.code, 1, out.stderr);
+  t.match(out.stdout, new RegExp(`^${dir}/app/list\\.json:5: DENY v1 Pod default/root\\n    \\[no-privileged\\] enforce fail VALIDATION_FAILED: privileged container in root$`, 'm'));
+  t.match(out.stdout, /app\/web\.yaml:2: DENY apps\/v1 Deployment shop\/web\n {4}\[prod-replicas\] enforce fail VALIDATION_FAILED: prod runs at least two replicas$/m, 'the Namespace in the manifests feeds namespaceSelector');
+  t.match(out.stdout, /app\/web\.yaml:7: WARN v1 Pod shop\/debug \(admitted now; denied once these policies enforce\)\n {4}\[team-label\] warn fail VALIDATION_FAILED: needs a team label$/m);
+  t.notMatch(out.stdout, /ConfigMap|Pod default\/hidden|Namespace shop/, 'allowed objects are not listed; .git is not read');
+  t.match(out.stderr, /note: 1 document\(s\) are not Kubernetes objects .*kustomization\.yaml:1/);
+  t.match(out.stderr, /scanned 5 object\(s\) against 3 policies: 2 allowed, 1 admitted but failing warn or audit policies, 2 denied/);
+});
+
+t.test('scan --all --format json, --namespace for objects without one, --strict', async (t) => {
+  const dir = t.testdir({ ...manifests, 'warn-only': { 'pod.yaml': files['web.yaml'].split('---\n')[1]! } });
+  const warnOnly = `${dir}/warn-only`;
+  const json = await trustgate('scan', '--policies', await policies(), '--format', 'json', '--namespace', 'team-a', `${dir}/app/list.json`);
+  const lines = json.stdout.trim().split('\n').map((l) => JSON.parse(l));
+  t.match(lines, [
+    { where: /list\.json:5$/, kind: 'Pod', namespace: 'team-a', name: 'root', verdict: 'deny', policies: [{ name: 'no-privileged', mode: 'enforce', result: 'fail', messages: ['privileged container in root'] }] },
+    { where: /list\.json:\d+$/, kind: 'ConfigMap', namespace: 'team-a', verdict: 'allow', policies: [] },
+  ]);
+  t.equal((await trustgate('scan', '--policies', await policies(), warnOnly)).code, 0, 'a warn-mode failure alone passes');
+  t.equal((await trustgate('scan', '--policies', await policies(), '--strict', warnOnly)).code, 1, '--strict fails on it');
+  const all = await trustgate('scan', '--policies', await policies(), '--all', `${dir}/app/namespace.yaml`);
+  t.match(all.stdout, /namespace\.yaml:1: ALLOW v1 Namespace shop$/m);
+});
+
+t.test('scan reads standard input (kustomize build | trustgate scan -), and says what it cannot read', async (t) => {
+  const dir = await policies();
+  const child = spawn(process.execPath, ['--import', 'tsx', new URL('../../src/cli.ts', import.meta.url).pathname, 'scan', '--policies', dir, '-']);
+  let stdout = '';
+  child.stdout.on('data', (c) => (stdout += c));
+  child.stdin.end(files['list.json']);
+  const code = await new Promise((resolve) => child.on('close', resolve));
+  t.equal(code, 1);
+  t.match(stdout, /^<stdin>:5: DENY v1 Pod default\/root/m);
+
+  const broken = t.testdir({ 'bad.yaml': 'apiVersion: v1\nkind: Pod\nmetadata: { name: [unclosed\n---\napiVersion: v1\nkind: Pod\nmetadata: { name: fine, labels: { team: t } }\nspec: { containers: [] }\n' });
+  const out = await trustgate('scan', '--policies', dir, broken);
+  t.equal(out.code, 2, 'an unreadable manifest is an input error, after the rest was judged');
+  t.match(out.stderr, /bad\.yaml:\d+:\d+: Flow sequence in block collection must be sufficiently indented/);
+  t.match(out.stderr, /scanned 1 object\(s\) .*; 1 unreadable document\(s\)/);
+  const missing = await trustgate('scan', '--policies', dir, `${broken}/nope.yaml`);
+  t.equal(missing.code, 2);
+  t.match(missing.stderr, /nope\.yaml: no such file or directory/);
+  const usage = await trustgate('scan', broken);
+  t.equal(usage.code, 2);
+  t.match(usage.stderr, /usage: trustgate scan --policies DIR/);
+});
