@@ -35,10 +35,10 @@ usage:
                     [--user NAME] [--group G]... [--cluster-file F] [--authorizations F] [--mutate] [--explain]
                     --user/--group: who sends the object (default trustgate-offline, system:authenticated)
                     --authorizations: answers to the policies' authorization checks, as a PolicyTest lists them
-  trustgate scan    --policies DIR FILE|DIR|-... [--namespace NS] [--cluster-file F] [--user NAME] [--group G]...
-                    [--format table|json] [--all] [--strict] [registry flags as for verify]
-                    every object in the manifests judged as its CREATE would be: exit 1 if any is denied
-                    (--strict: or fails a warn/audit policy, i.e. would be denied once it enforces)
+  trustgate scan    --policies DIR (FILE|DIR|-... | --kubeconfig F | --in-cluster) [--kubeconfig F | --in-cluster | --cluster-file F]
+                    [--namespace NS] [--user NAME] [--group G]... [--format table|json] [--all] [--strict] [registry flags as for verify]
+                    every object of the manifests (or, with a cluster and no PATH, in the cluster) judged as its CREATE
+                    would be: exit 1 if any is denied (--strict: or fails a warn/audit policy), 2 if the scan is incomplete
   trustgate verify  IMAGE --policies DIR [--registry-config F] [--insecure-registry HOST:PORT]... [--registry-ca F]... [--json]
                     what was found for one image and why it passes or fails
   trustgate verify-bundle --bundle F (--certificate-identity ID --certificate-oidc-issuer URL | --key F)
@@ -206,20 +206,24 @@ async function evaluate(argv: string[]): Promise<number> {
 
 async function scan(argv: string[]): Promise<number> {
   const { values, positionals } = parseFlags(argv, {
-    policies: 'value', namespace: 'value', 'cluster-file': 'value', user: 'value', group: 'value', format: 'value', all: 'bool', strict: 'bool',
+    policies: 'value', namespace: 'value', 'cluster-file': 'value', kubeconfig: 'value', 'in-cluster': 'bool', user: 'value', group: 'value', format: 'value', all: 'bool', strict: 'bool',
     'registry-config': 'value', 'insecure-registry': 'value', 'registry-ca': 'value',
   });
   const one = (k: string) => values.get(k)?.at(-1) as string | undefined;
   const policies = (values.get('policies') as string[] | undefined) ?? [];
-  if (!policies.length || !positionals.length) throw new UsageError('usage: trustgate scan --policies DIR FILE|DIR|-... (manifests: YAML or JSON, Lists included; - reads standard input)');
+  const live = Boolean(one('kubeconfig')) || flagOn(values, 'in-cluster');
+  if (!policies.length || (!positionals.length && !live)) throw new UsageError('usage: trustgate scan --policies DIR (FILE|DIR|-... | --kubeconfig F | --in-cluster): manifests (YAML or JSON, Lists included; - reads standard input), or the objects in the cluster');
+  if (one('kubeconfig') && flagOn(values, 'in-cluster')) throw new UsageError('give --kubeconfig or --in-cluster, not both');
+  if (live && one('cluster-file')) throw new UsageError('--cluster-file stands in for a cluster: give it or --kubeconfig/--in-cluster, not both');
   const format = one('format') ?? 'table';
   if (format !== 'table' && format !== 'json') throw new UsageError('--format is table or json');
   const set = await loadOrFail(policies);
   if (!set) return 2;
-  const reading = await readManifests(positionals).catch((err: Error) => {
+  const reading = positionals.length ? await readManifests(positionals).catch((err: Error) => {
     throw new UsageError(err.message);
-  });
-  // namespaceSelector and params see the cluster file's objects and the namespaces the manifests create
+  }) : { objects: [], errors: [], unreadable: 0, skipped: [] };
+  // namespaceSelector and params read the cluster (or the cluster file) and the namespaces the manifests create
+  const created = new StaticCluster(namespacesIn(reading.objects));
   let clusterObjects: KubeObject[] = [];
   if (one('cluster-file')) {
     try {
@@ -228,27 +232,44 @@ async function scan(argv: string[]): Promise<number> {
       throw new UsageError(`--cluster-file ${one('cluster-file')}: ${(err as Error).message}`);
     }
   }
-  const cluster = new StaticCluster([...clusterObjects, ...namespacesIn(reading.objects)]);
-  const userInfo = { username: one('user') ?? 'trustgate-offline', groups: ['system:authenticated', ...((values.get('group') as string[] | undefined) ?? [])] };
+  const kube = live ? await import('./kube/index.js') : undefined;
+  const kc = kube?.loadKubeConfig({ kubeconfig: one('kubeconfig'), inCluster: flagOn(values, 'in-cluster') });
+  const logger = pino({ level: 'warn' }, pino.destination(2));
+  const state = kube && kc ? await kube.syncedClusterState(kc, set, logger) : undefined;
+  const params = state ?? new StaticCluster([...clusterObjects, ...namespacesIn(reading.objects)]);
+  const namespaces = { get: (name: string) => created.get(name) ?? params.get(name) };
+  let unlisted: string[] = [];
+  let objects = reading.objects;
   const images = await verifierFromFlags(values, set.registries);
   let findings: ScanFinding[];
   try {
-    findings = await scanObjects(reading.objects, {
-      policies: () => set, recorder: new NullDecisionRecorder(), namespaces: cluster, params: cluster, replica: 'scan', deadlineMs: 8000, images,
-    }, { namespace: one('namespace'), userInfo });
+    if (kube && kc && !positionals.length) {
+      const found = await kube.liveObjects(kc, set);
+      ({ objects } = found);
+      unlisted = found.failures;
+      process.stderr.write(`read ${objects.length} object(s) of ${found.resources} resource(s) the policies match from the cluster\n`);
+    }
+    findings = await scanObjects(objects, {
+      policies: () => set, recorder: new NullDecisionRecorder(), namespaces, params, replica: 'scan', deadlineMs: 8000, images,
+      authorizer: kube && kc ? new kube.SubjectAccessReviewAuthorizer(kc, logger) : undefined,
+    }, { namespace: one('namespace'), userInfo: { username: one('user') ?? 'trustgate-offline', groups: ['system:authenticated', ...((values.get('group') as string[] | undefined) ?? [])] } });
   } finally {
     await images.client.close();
+    await state?.stop();
   }
   for (const f of findings) {
     if (format === 'json') process.stdout.write(`${JSON.stringify(f)}\n`);
     else if (f.verdict !== 'allow' || flagOn(values, 'all')) process.stdout.write(`${findingLine(f)}\n`);
   }
   for (const e of reading.errors) process.stderr.write(`${e}\n`);
+  for (const u of unlisted) process.stderr.write(`cannot list ${u}\n`);
   if (reading.skipped.length) process.stderr.write(`note: ${reading.skipped.length} document(s) are not Kubernetes objects (no apiVersion or kind) and were not judged: ${reading.skipped.slice(0, 5).join(', ')}${reading.skipped.length > 5 ? ', …' : ''}\n`);
   const count = (v: string) => findings.filter((f) => f.verdict === v).length;
   const [denied, warned] = [count('deny'), count('warn')];
-  process.stderr.write(`scanned ${findings.length} object(s) against ${set.policies.length} policies: ${findings.length - denied - warned} allowed, ${warned} admitted but failing warn or audit policies, ${denied} denied${reading.unreadable ? `; ${reading.unreadable} unreadable document(s)` : ''}\n`);
-  if (reading.unreadable) return 2;
+  const incomplete = [reading.unreadable ? `${reading.unreadable} unreadable document(s)` : '', unlisted.length ? `${unlisted.length} resource(s) not listed` : ''].filter(Boolean).join(', ');
+  process.stderr.write(`scanned ${findings.length} object(s) against ${set.policies.length} policies: ${findings.length - denied - warned} allowed, ${warned} admitted but failing warn or audit policies, ${denied} denied${incomplete ? `; incomplete: ${incomplete}` : ''}\n`);
+  // a scan that could not read everything vouches for nothing
+  if (incomplete) return 2;
   return denied || (warned && flagOn(values, 'strict')) ? 1 : 0;
 }
 

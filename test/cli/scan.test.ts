@@ -98,7 +98,7 @@ t.test('scan reads standard input (kustomize build | trustgate scan -), and says
   const out = await trustgate('scan', '--policies', dir, broken);
   t.equal(out.code, 2, 'an unreadable manifest is an input error, after the rest was judged');
   t.match(out.stderr, /bad\.yaml:\d+:\d+: Flow sequence in block collection must be sufficiently indented/);
-  t.match(out.stderr, /scanned 1 object\(s\) .*; 1 unreadable document\(s\)/);
+  t.match(out.stderr, /scanned 1 object\(s\) .*; incomplete: 1 unreadable document\(s\)/);
   const missing = await trustgate('scan', '--policies', dir, `${broken}/nope.yaml`);
   t.equal(missing.code, 2);
   t.match(missing.stderr, /nope\.yaml: no such file or directory/);

@@ -118,6 +118,22 @@ export async function startFakeApiServer(dir: string, seed: Record<string, Obj[]
     for await (const c of req) chunks.push(c as Buffer);
     const body = chunks.length ? JSON.parse(Buffer.concat(chunks).toString('utf8')) : undefined;
     if (forbidden.has(url.pathname)) return status(res, 403, 'Forbidden');
+    // group discovery: the core version, and every group some resource is served in (one version each here)
+    if (req.method === 'GET' && url.pathname === '/api') {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      return res.end(JSON.stringify({ kind: 'APIVersions', versions: ['v1'] }));
+    }
+    if (req.method === 'GET' && url.pathname === '/apis') {
+      const groups = new Map<string, string[]>();
+      for (const path of discovery.keys()) {
+        const m = /^\/apis\/([^/]+)\/([^/]+)$/.exec(path);
+        if (m) groups.set(m[1]!, [...(groups.get(m[1]!) ?? []), m[2]!]);
+      }
+      res.writeHead(200, { 'content-type': 'application/json' });
+      return res.end(JSON.stringify({ kind: 'APIGroupList', apiVersion: 'v1', groups: [...groups].map(([name, versions]) => ({
+        name, versions: versions.map((version) => ({ groupVersion: `${name}/${version}`, version })), preferredVersion: { groupVersion: `${name}/${versions[0]}`, version: versions[0] },
+      })) }));
+    }
     const served = discovery.get(url.pathname);
     if (served && req.method === 'GET') {
       res.writeHead(200, { 'content-type': 'application/json' });
@@ -205,7 +221,13 @@ export async function startFakeApiServer(dir: string, seed: Record<string, Obj[]
       return;
     }
     const kind = `${[...items.values()][0]?.kind ?? 'Object'}List`;
-    res.end(JSON.stringify({ apiVersion: 'v1', kind, metadata: { resourceVersion: String(rv) }, items: [...items.values()].filter(selects(url.searchParams)) }));
+    // paged as the API server pages: limit, and a continue token for the rest
+    const selected = [...items.values()].filter(selects(url.searchParams));
+    const limit = Number(url.searchParams.get('limit') ?? 0);
+    const from = Number(url.searchParams.get('continue') ?? 0);
+    const page = limit ? selected.slice(from, from + limit) : selected;
+    const more = limit > 0 && from + limit < selected.length;
+    res.end(JSON.stringify({ apiVersion: 'v1', kind, metadata: { resourceVersion: String(rv), ...(more ? { continue: String(from + limit) } : {}) }, items: page }));
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const url = `https://127.0.0.1:${(server.address() as AddressInfo).port}`;

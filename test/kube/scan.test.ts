@@ -1,0 +1,99 @@
+// trustgate scan against a cluster: the objects of the resources some policy matches, found by
+// discovery and listed in pages; namespaceSelector reading the cluster's Namespaces; a resource
+// that cannot be listed makes the scan incomplete, never silently clean.
+import { mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import t from 'tap';
+import { ApiReader, listObjects, resourcesToScan, servedResources } from '../../src/kube/live-objects.js';
+import { loadKubeConfig } from '../../src/kube/index.js';
+import { loadPolicySet } from '../../src/policy/index.js';
+import { trustgate } from '../helpers/cli.js';
+import { startFakeApiServer } from '../helpers/fake-apiserver.js';
+import { policyDir, policyYaml } from '../helpers/policies.js';
+
+const policies = () => policyDir({
+  'p.yaml': [
+    policyYaml('team-label', `mode: warn
+match:
+  resources: [{ apiGroups: ["", apps], resources: [pods, deployments], operations: [CREATE] }]
+validations:
+  - expression: "'team' in object.metadata.?labels.orValue({})"
+    message: needs a team label`),
+    policyYaml('prod-replicas', `mode: enforce
+match:
+  resources: [{ apiGroups: [apps], resources: [deployments], operations: [CREATE] }]
+  namespaceSelector: { matchLabels: { env: prod } }
+validations:
+  - expression: "object.spec.replicas >= 2"
+    message: prod runs at least two replicas`),
+  ].join('---\n'),
+});
+
+const ns = (name: string, labels: Record<string, string>) => ({ apiVersion: 'v1', kind: 'Namespace', metadata: { name, labels } });
+const pod = (name: string, namespace: string, labels: Record<string, string> = {}) => ({ apiVersion: 'v1', kind: 'Pod', metadata: { name, namespace, labels, creationTimestamp: '2026-01-02T03:04:05Z' }, spec: { containers: [{ name: 'c', image: 'x:1' }] } });
+const deployment = (name: string, namespace: string, replicas: number) => ({ apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name, namespace, labels: { team: 'web' } }, spec: { replicas, template: { spec: { containers: [{ name: 'c', image: 'x:1' }] } } } });
+
+async function cluster(t: { teardown(fn: () => unknown): void }) {
+  const api = await startFakeApiServer(await mkdtemp(join(tmpdir(), 'trustgate-scan-')), {
+    '/api/v1/namespaces': [ns('shop', { env: 'prod' }), ns('dev', {})],
+    '/api/v1/namespaces/shop/pods': [pod('debug', 'shop'), pod('web-1', 'shop', { team: 'web' })],
+    '/api/v1/namespaces/dev/pods': [pod('try', 'dev')],
+    '/apis/apps/v1/deployments': [deployment('web', 'shop', 1), deployment('api', 'dev', 1)],
+    '/api/v1/namespaces/shop/secrets': [{ apiVersion: 'v1', kind: 'Secret', metadata: { name: 'db', namespace: 'shop' } }],
+  });
+  t.teardown(() => api.close());
+  for (const [name, kind, namespaced] of [['namespaces', 'Namespace', false], ['pods', 'Pod', true], ['configmaps', 'ConfigMap', true], ['secrets', 'Secret', true], ['pods/status', 'Pod', true]] as const) {
+    api.serveResource('v1', { name, kind, namespaced });
+  }
+  api.serveResource('apps/v1', { name: 'deployments', kind: 'Deployment', namespaced: true });
+  return api;
+}
+
+t.test('scan --kubeconfig judges the objects of the resources the policies match, and no others', async (t) => {
+  const api = await cluster(t);
+  const out = await trustgate('scan', '--policies', await policies(), '--kubeconfig', api.kubeconfig);
+  t.equal(out.code, 1, out.stderr);
+  t.match(out.stdout, /^cluster: DENY apps\/v1 Deployment shop\/web\n {4}\[prod-replicas\] enforce fail VALIDATION_FAILED: prod runs at least two replicas$/m, 'the cluster\'s Namespace labels feed namespaceSelector');
+  t.match(out.stdout, /^cluster: WARN v1 Pod shop\/debug /m);
+  t.match(out.stdout, /^cluster: WARN v1 Pod dev\/try /m);
+  t.notMatch(out.stdout, /dev\/api|web-1/, 'what passes is not listed');
+  t.match(out.stderr, /read 5 object\(s\) of 2 resource\(s\) the policies match from the cluster/);
+  t.match(out.stderr, /scanned 5 object\(s\) against 2 policies: 2 allowed, 2 admitted but failing warn or audit policies, 1 denied/);
+  t.notOk(api.requests.some((r) => r.includes('secrets')), 'no policy matches Secrets: they are not read');
+});
+
+t.test('a resource the scan cannot list makes it incomplete (exit 2), the rest still judged', async (t) => {
+  const api = await cluster(t);
+  api.forbid('/apis/apps/v1/deployments');
+  const out = await trustgate('scan', '--policies', await policies(), '--kubeconfig', api.kubeconfig);
+  t.equal(out.code, 2);
+  t.match(out.stderr, /cannot list apps\/v1 deployments: GET \/apis\/apps\/v1\/deployments: HTTP 403/);
+  t.match(out.stderr, /scanned 3 object\(s\) .*; incomplete: 1 resource\(s\) not listed/);
+});
+
+t.test('manifests judged against the cluster: its Namespaces decide namespaceSelector', async (t) => {
+  const api = await cluster(t);
+  const dir = t.testdir({ 'web.yaml': 'apiVersion: apps/v1\nkind: Deployment\nmetadata: { name: new, namespace: shop, labels: { team: web } }\nspec: { replicas: 1 }\n' });
+  const out = await trustgate('scan', '--policies', await policies(), '--kubeconfig', api.kubeconfig, dir);
+  t.equal(out.code, 1);
+  t.match(out.stdout, /web\.yaml:1: DENY apps\/v1 Deployment shop\/new/);
+  t.match(out.stderr, /scanned 1 object\(s\)/);
+  const both = await trustgate('scan', '--policies', await policies(), '--kubeconfig', api.kubeconfig, '--cluster-file', join(dir, 'web.yaml'));
+  t.equal(both.code, 2);
+  t.match(both.stderr, /--cluster-file stands in for a cluster/);
+});
+
+t.test('discovery: preferred versions, no subresources, lists read page by page with raw timestamps', async (t) => {
+  const api = await cluster(t);
+  const reader = ApiReader.of(loadKubeConfig({ kubeconfig: api.kubeconfig }));
+  const served = await servedResources(reader);
+  t.same(served.map((r) => `${r.group}/${r.version}/${r.resource}`), ['/v1/namespaces', '/v1/pods', '/v1/configmaps', '/v1/secrets', 'apps/v1/deployments']);
+  const { set } = await loadPolicySet([await policies()]);
+  t.same(resourcesToScan(served, set!).map((r) => r.resource), ['pods', 'deployments']);
+  const pods = [];
+  for await (const o of listObjects(reader, served[1]!, 2)) pods.push(o);
+  t.equal(pods.length, 3);
+  t.same(pods[0], { ...pod('debug', 'shop'), metadata: { ...pod('debug', 'shop').metadata, resourceVersion: pods[0]!.metadata!.resourceVersion } }, 'the wire form: creationTimestamp stays a string');
+  t.ok(api.queries.some((q) => /pods\?limit=2&continue=2/.test(q)), 'the second page asked with the continue token');
+});
