@@ -30,8 +30,8 @@ interface ObjectList { items: KubeObject[]; metadata?: { continue?: string } }
 const RAW = 'raw JSON';
 
 export class ApiRequestError extends Error {
-  constructor(readonly path: string, readonly statusCode: number, message: string) {
-    super(`GET ${path}: HTTP ${statusCode}${message ? ` (${message})` : ''}`);
+  constructor(readonly path: string, readonly statusCode: number, readonly reason: string) {
+    super(`GET ${path}: HTTP ${statusCode}${reason ? ` (${reason})` : ''}`);
   }
 }
 
@@ -51,7 +51,7 @@ export class ApiReader extends KubernetesObjectApi {
     try {
       return (await this.requestPromise(request as never, RAW)) as T;
     } catch (err) {
-      if (err instanceof ApiRequestError) throw new ApiRequestError(path, err.statusCode, err.message);
+      if (err instanceof ApiRequestError) throw new ApiRequestError(path, err.statusCode, err.reason);
       throw err;
     }
   }
@@ -70,8 +70,12 @@ export class ApiReader extends KubernetesObjectApi {
   }
 }
 
-/** Every listable top-level resource the API server serves, each group's preferred version first. */
-export async function servedResources(api: ApiReader): Promise<ServedResource[]> {
+/**
+ * Every listable top-level resource the API server serves, each group's preferred version
+ * first. A group version whose discovery fails (an aggregated API whose backend is down, as
+ * metrics.k8s.io often is) is named in failures; the others are still found.
+ */
+export async function servedResources(api: ApiReader): Promise<{ resources: ServedResource[]; failures: string[] }> {
   const core = await api.get<APIVersions>('/api');
   const groups = await api.get<APIGroupList>('/apis');
   const groupVersions: { group: string; version: string }[] = core.versions.map((version) => ({ group: '', version }));
@@ -80,17 +84,24 @@ export async function servedResources(api: ApiReader): Promise<ServedResource[]>
     const versions = g.versions.map((v) => v.version).sort((a, b) => Number(b === preferred) - Number(a === preferred));
     for (const version of versions) groupVersions.push({ group: g.name, version });
   }
-  const out: ServedResource[] = [];
+  const resources: ServedResource[] = [];
+  const failures: string[] = [];
   for (const gv of groupVersions) {
     const path = gv.group ? `/apis/${gv.group}/${gv.version}` : `/api/${gv.version}`;
-    const list = await api.get<APIResourceList>(path);
-    for (const r of list.resources) {
+    let list: APIResourceList;
+    try {
+      list = await api.get<APIResourceList>(path);
+    } catch (err) {
+      failures.push(`${apiVersionOf(gv)} (discovery): ${(err as Error).message}`);
+      continue;
+    }
+    for (const r of list.resources ?? []) {
       // subresources (pods/status) and what cannot be listed (reviews, bindings) hold no objects to judge
-      if (r.name.includes('/') || !r.verbs.includes('list')) continue;
-      out.push({ ...gv, kind: r.kind, resource: r.name, namespaced: r.namespaced });
+      if (r.name.includes('/') || !r.verbs?.includes('list')) continue;
+      resources.push({ ...gv, kind: r.kind, resource: r.name, namespaced: r.namespaced });
     }
   }
-  return out;
+  return { resources, failures };
 }
 
 /**
@@ -129,12 +140,14 @@ export async function* listObjects(api: ApiReader, r: ServedResource, pageSize =
  */
 export async function liveObjects(kc: KubeConfig, set: PolicySet): Promise<{ objects: ManifestObject[]; resources: number; failures: string[] }> {
   const api = ApiReader.of(kc);
-  const resources = resourcesToScan(await servedResources(api), set);
+  const served = await servedResources(api);
+  const resources = resourcesToScan(served.resources, set);
   const objects: ManifestObject[] = [];
-  const failures: string[] = [];
+  // a group that could not be discovered may hold resources the policies match: the scan is incomplete
+  const failures = [...served.failures];
   for (const r of resources) {
     try {
-      for await (const object of listObjects(api, r)) objects.push({ object, where: 'cluster' });
+      for await (const object of listObjects(api, r)) objects.push({ object, where: 'cluster', served: { resource: r.resource, namespaced: r.namespaced } });
     } catch (err) {
       failures.push(`${apiVersionOf(r)} ${r.resource}: ${(err as Error).message}`);
     }

@@ -14,6 +14,11 @@ export interface ManifestObject {
   object: KubeObject;
   /** file:line of the document, or of the item in a List */
   where: string;
+  /**
+   * where the cluster serves it, when known (objects read from a cluster): the true plural
+   * and scope, which a manifest leaves to be guessed from its kind
+   */
+  served?: { resource: string; namespaced: boolean };
 }
 
 export interface ManifestReading {
@@ -125,6 +130,10 @@ const failing = (r: PolicyResult) => r.result === 'fail' || (r.result === 'error
 async function judge(m: ManifestObject, services: AdmissionServices, options: ScanOptions): Promise<ScanFinding> {
   const meta = m.object.metadata;
   const review = reviewForObject(m.object, { operation: 'CREATE', namespace: meta?.namespace ?? options.namespace, userInfo: options.userInfo });
+  if (m.served) {
+    review.request.resource.resource = m.served.resource;
+    if (!m.served.namespaced) delete review.request.namespace;
+  }
   const { decision, results } = await admit(review, 'validate', services);
   const noted = results.filter((r) => r.result !== 'pass');
   const verdict: ScanVerdict = !decision.allowed ? 'deny' : results.some(failing) ? 'warn' : 'allow';

@@ -87,7 +87,8 @@ t.test('manifests judged against the cluster: its Namespaces decide namespaceSel
 t.test('discovery: preferred versions, no subresources, lists read page by page with raw timestamps', async (t) => {
   const api = await cluster(t);
   const reader = ApiReader.of(loadKubeConfig({ kubeconfig: api.kubeconfig }));
-  const served = await servedResources(reader);
+  const { resources: served, failures } = await servedResources(reader);
+  t.same(failures, []);
   t.same(served.map((r) => `${r.group}/${r.version}/${r.resource}`), ['/v1/namespaces', '/v1/pods', '/v1/configmaps', '/v1/secrets', 'apps/v1/deployments']);
   const { set } = await loadPolicySet([await policies()]);
   t.same(resourcesToScan(served, set!).map((r) => r.resource), ['pods', 'deployments']);
@@ -96,4 +97,27 @@ t.test('discovery: preferred versions, no subresources, lists read page by page 
   t.equal(pods.length, 3);
   t.same(pods[0], { ...pod('debug', 'shop'), metadata: { ...pod('debug', 'shop').metadata, resourceVersion: pods[0]!.metadata!.resourceVersion } }, 'the wire form: creationTimestamp stays a string');
   t.ok(api.queries.some((q) => /pods\?limit=2&continue=2/.test(q)), 'the second page asked with the continue token');
+});
+
+t.test('objects read from the cluster carry their true plural and scope, not guesses from the kind', async (t) => {
+  const api = await startFakeApiServer(await mkdtemp(join(tmpdir(), 'trustgate-scan-')), {
+    '/api/v1/namespaces': [],
+    '/apis/example.com/v1/clusterwidgetz': [{ apiVersion: 'example.com/v1', kind: 'ClusterWidget', metadata: { name: 'w1' }, spec: { size: 9 } }],
+  });
+  t.teardown(() => api.close());
+  api.serveResource('example.com/v1', { name: 'clusterwidgetz', kind: 'ClusterWidget', namespaced: false });
+  const dir = await policyDir({ 'p.yaml': policyYaml('small-widgets', `mode: enforce
+match:
+  resources: [{ apiGroups: [example.com], resources: [clusterwidgetz], operations: [CREATE], scope: Cluster }]
+validations:
+  - expression: "object.spec.size < 5"
+    message: widgets stay small`) });
+  const out = await trustgate('scan', '--policies', dir, '--kubeconfig', api.kubeconfig, '--format', 'json');
+  // the core group is not served here: a discovery failure, named, and the scan incomplete
+  t.equal(out.code, 2);
+  t.match(out.stderr, /cannot list v1 \(discovery\): GET \/api\/v1: HTTP 404\n/);
+  t.match(out.stderr, /incomplete: 1 resource\(s\) not listed/);
+  const [finding] = out.stdout.trim().split('\n').map((l) => JSON.parse(l));
+  t.match(finding, { kind: 'ClusterWidget', name: 'w1', verdict: 'deny', policies: [{ name: 'small-widgets', messages: ['widgets stay small'] }] });
+  t.notOk('namespace' in finding, 'cluster-scoped: no namespace, whatever the kind is called');
 });
