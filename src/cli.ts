@@ -11,13 +11,13 @@ import { reviewForObject } from './admission/synthesize.js';
 import type { KubeObject } from './admission/types.js';
 import { NullDecisionRecorder, query, tableRow, verifyRecords, type QueryFilter } from './audit/index.js';
 import { CheckpointKeyError, generateSigningKey, readVerificationKeys, type KeyAlgorithm } from './audit/checkpoint.js';
-import type { DecisionRecord } from './audit/record.js';
+import { TRUSTGATE_VERSION, type DecisionRecord } from './audit/record.js';
 import { readLogLines } from './audit/sources.js';
 import { readPostgresRecords, redactedURL } from './audit/sinks/postgres.js';
 import { ConfigError, flagOn, parseFlags, resolveServeConfig, SERVE_OPTIONS, serveFlagKinds } from './config.js';
 import { didYouMean } from './did-you-mean.js';
 import { readClusterFile, readClusterObjects, StaticCluster } from './kube/cluster-file.js';
-import { authorizationRulesErrors, findingLine, isConfigMap, junitReport, namespacesIn, readManifests, scanObjects, type ScanFinding, loadPolicySet, policiesNeverFailed, runPolicyTests, StaticAuthorizer, type AuthorizationRule } from './policy/index.js';
+import { authorizationRulesErrors, findingLine, sarifReport, isConfigMap, junitReport, namespacesIn, readManifests, scanObjects, type ScanFinding, loadPolicySet, policiesNeverFailed, runPolicyTests, StaticAuthorizer, type AuthorizationRule } from './policy/index.js';
 import { renderManifests } from './kube/manifests.js';
 import { stringify as toYaml } from 'yaml';
 import { generateCertificates, generateClientCertificate, startServer } from './server/index.js';
@@ -36,7 +36,7 @@ usage:
                     --user/--group: who sends the object (default trustgate-offline, system:authenticated)
                     --authorizations: answers to the policies' authorization checks, as a PolicyTest lists them
   trustgate scan    --policies DIR (FILE|DIR|-... | --kubeconfig F | --in-cluster) [--kubeconfig F | --in-cluster | --cluster-file F]
-                    [--namespace NS] [--user NAME] [--group G]... [--format table|json] [--all] [--strict] [registry flags as for verify]
+                    [--namespace NS] [--user NAME] [--group G]... [--format table|json|sarif] [--all] [--strict] [registry flags as for verify]
                     every object of the manifests (or, with a cluster and no PATH, in the cluster) judged as its CREATE
                     would be: exit 1 if any is denied (--strict: or fails a warn/audit policy), 2 if the scan is incomplete
   trustgate verify  IMAGE --policies DIR [--registry-config F] [--insecure-registry HOST:PORT]... [--registry-ca F]... [--json]
@@ -216,7 +216,7 @@ async function scan(argv: string[]): Promise<number> {
   if (one('kubeconfig') && flagOn(values, 'in-cluster')) throw new UsageError('give --kubeconfig or --in-cluster, not both');
   if (live && one('cluster-file')) throw new UsageError('--cluster-file stands in for a cluster: give it or --kubeconfig/--in-cluster, not both');
   const format = one('format') ?? 'table';
-  if (format !== 'table' && format !== 'json') throw new UsageError('--format is table or json');
+  if (format !== 'table' && format !== 'json' && format !== 'sarif') throw new UsageError('--format is table, json or sarif');
   const set = await loadOrFail(policies);
   if (!set) return 2;
   const reading = positionals.length ? await readManifests(positionals).catch((err: Error) => {
@@ -257,7 +257,8 @@ async function scan(argv: string[]): Promise<number> {
     await images.client.close();
     await state?.stop();
   }
-  for (const f of findings) {
+  if (format === 'sarif') process.stdout.write(`${JSON.stringify(sarifReport(findings, { version: TRUSTGATE_VERSION }), null, 2)}\n`);
+  for (const f of format === 'sarif' ? [] : findings) {
     if (format === 'json') process.stdout.write(`${JSON.stringify(f)}\n`);
     else if (f.verdict !== 'allow' || flagOn(values, 'all')) process.stdout.write(`${findingLine(f)}\n`);
   }

@@ -12,8 +12,11 @@ import type { PolicyResult } from './evaluate.js';
 /** An object from a manifest, with where it was written. */
 export interface ManifestObject {
   object: KubeObject;
-  /** file:line of the document, or of the item in a List */
+  /** file:line of the document, or of the item in a List; `cluster` for objects read from one */
   where: string;
+  /** the manifest file and line, when it came from one (`-` reads as <stdin>) */
+  file?: string;
+  line?: number;
   /**
    * where the cluster serves it, when known (objects read from a cluster): the true plural
    * and scope, which a manifest leaves to be guessed from its kind
@@ -56,7 +59,7 @@ async function manifestFiles(paths: readonly string[]): Promise<string[]> {
 /** Parses one manifest text: YAML documents (JSON is YAML), each an object or a List of them. */
 export function parseManifests(text: string, file: string, into: ManifestReading): void {
   const lineCounter = new LineCounter();
-  const at = (node: YamlNode | null | undefined, fallback: number) => `${file}:${lineCounter.linePos(node?.range?.[0] ?? fallback).line}`;
+  const lineOf = (node: YamlNode | null | undefined, fallback: number) => lineCounter.linePos(node?.range?.[0] ?? fallback).line;
   for (const doc of parseAllDocuments(text, { lineCounter, prettyErrors: false })) {
     if (!('toJS' in doc)) continue;
     if (doc.errors.length) {
@@ -76,10 +79,11 @@ export function parseManifests(text: string, file: string, into: ManifestReading
     const itemNodes = isList && isMap(root) ? root.get('items', true) : isSeq(root) ? root : undefined;
     items.forEach((item, i) => {
       const node = isList || Array.isArray(value) ? (isSeq(itemNodes) ? (itemNodes.items[i] as YamlNode) : undefined) : root;
-      const where = at(node, doc.range[0]);
+      const line = lineOf(node, doc.range[0]);
+      const where = `${file}:${line}`;
       const o = item as KubeObject;
       if (o === null || typeof o !== 'object' || typeof o.apiVersion !== 'string' || typeof o.kind !== 'string') into.skipped.push(where);
-      else into.objects.push({ object: o, where });
+      else into.objects.push({ object: o, where, file, line });
     });
   }
 }
@@ -107,6 +111,8 @@ export type ScanVerdict = 'deny' | 'warn' | 'allow';
 
 export interface ScanFinding {
   where: string;
+  file?: string;
+  line?: number;
   apiVersion: string;
   kind: string;
   namespace?: string;
@@ -138,7 +144,7 @@ async function judge(m: ManifestObject, services: AdmissionServices, options: Sc
   const noted = results.filter((r) => r.result !== 'pass');
   const verdict: ScanVerdict = !decision.allowed ? 'deny' : results.some(failing) ? 'warn' : 'allow';
   return {
-    where: m.where, apiVersion: m.object.apiVersion!, kind: m.object.kind!, namespace: review.request.namespace, name: meta?.name ?? meta?.generateName,
+    where: m.where, ...(m.file !== undefined ? { file: m.file, line: m.line } : {}), apiVersion: m.object.apiVersion!, kind: m.object.kind!, namespace: review.request.namespace, name: meta?.name ?? meta?.generateName,
     verdict,
     policies: noted.map((r) => ({ name: r.name, mode: r.mode, result: r.result, ...(r.code ? { code: r.code } : {}), messages: r.messages })),
   };

@@ -1,6 +1,7 @@
 // trustgate scan: every object of a set of manifests judged as its CREATE, with where it was
 // written, what denies it now and what would once warn-mode policies enforce.
-import { spawn } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
+import { promisify } from 'node:util';
 import t from 'tap';
 import { trustgate } from '../helpers/cli.js';
 import { policyDir, policyYaml } from '../helpers/policies.js';
@@ -105,4 +106,19 @@ t.test('scan reads standard input (kustomize build | trustgate scan -), and says
   const usage = await trustgate('scan', broken);
   t.equal(usage.code, 2);
   t.match(usage.stderr, /usage: trustgate scan --policies DIR/);
+});
+
+t.test('scan --format sarif: SARIF 2.1.0 with a rule per policy, errors for denials, warnings for warn mode, repository-relative lines', async (t) => {
+  const dir = t.testdir(manifests);
+  const run = promisify(execFile);
+  const out = await run(process.execPath, ['--import', 'tsx', new URL('../../src/cli.ts', import.meta.url).pathname, 'scan', '--policies', await policies(), '--format', 'sarif', 'app'], { cwd: dir })
+    .catch((e) => e as { code: number; stdout: string });
+  const sarif = JSON.parse(out.stdout);
+  t.match(sarif, { version: '2.1.0', $schema: /sarif-2\.1\.0/, runs: [{ tool: { driver: { name: 'trustgate', version: /^\d+\.\d+\.\d+/ } } }] });
+  const run0 = sarif.runs[0];
+  t.same(run0.tool.driver.rules.map((r: { id: string }) => r.id).sort(), ['no-privileged', 'prod-replicas', 'team-label']);
+  const byRule = (id: string) => run0.results.filter((r: { ruleId: string }) => r.ruleId === id);
+  t.match(byRule('no-privileged'), [{ level: 'error', message: { text: 'Pod default/root: privileged container in root' }, locations: [{ physicalLocation: { artifactLocation: { uri: 'app/list.json' }, region: { startLine: 5 } } }], logicalLocations: [{ fullyQualifiedName: 'v1/Pod/default/root' }] }]);
+  t.match(byRule('team-label'), [{ level: 'warning', message: { text: /^Pod shop\/debug: needs a team label \(warn mode: denied once it enforces\)$/ }, locations: [{ physicalLocation: { artifactLocation: { uri: 'app/web.yaml' }, region: { startLine: 7 } } }] }]);
+  t.equal(run0.results.length, 3, 'allowed objects give no result');
 });
