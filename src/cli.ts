@@ -248,6 +248,9 @@ async function scan(argv: string[]): Promise<number> {
       ({ objects } = found);
       unlisted = found.failures;
       process.stderr.write(`read ${objects.length} object(s) of ${found.resources} resource(s) the policies match from the cluster\n`);
+    } else if (kube && kc) {
+      // a discovery failure here only leaves some kinds to the plural guessed from them: noted, not fatal
+      for (const f of await kube.withServedResources(kc, objects)) process.stderr.write(`note: cannot read ${f}; manifests of its kinds are matched by the plural their kind suggests\n`);
     }
     findings = await scanObjects(objects, {
       policies: () => set, recorder: new NullDecisionRecorder(), namespaces, params, replica: 'scan', deadlineMs: 8000, images,

@@ -3,4 +3,4 @@ export { ClusterState, loadKubeConfig } from './cluster.js';
 export { PullSecretReader, credentialsOfSecret } from './pull-secrets.js';
 export { SelfManagedCertificates, type SelfManagedOptions } from './self-managed-certs.js';
 export { SubjectAccessReviewAuthorizer, subjectAccessReview } from './authorizer.js';
-export { liveObjects, syncedClusterState } from './live-objects.js';
+export { liveObjects, syncedClusterState, withServedResources } from './live-objects.js';

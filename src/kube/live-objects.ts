@@ -155,6 +155,21 @@ export async function liveObjects(kc: KubeConfig, set: PolicySet): Promise<{ obj
   return { objects, resources: resources.length, failures };
 }
 
+/**
+ * Manifests judged against a cluster take the plural and scope it serves their kinds under
+ * (a CRD's plural need not be the English one the kind suggests); kinds it does not serve keep
+ * the guess. Returns the discovery failures, which may hide a manifest's kind.
+ */
+export async function withServedResources(kc: KubeConfig, objects: ManifestObject[]): Promise<string[]> {
+  const { resources, failures } = await servedResources(ApiReader.of(kc));
+  const byKind = new Map(resources.map((r) => [`${apiVersionOf(r)}|${r.kind}`, r]));
+  for (const m of objects) {
+    const r = byKind.get(`${m.object.apiVersion}|${m.object.kind}`);
+    if (r) m.served = { resource: r.resource, namespaced: r.namespaced };
+  }
+  return failures;
+}
+
 /** The cluster state policies read (namespaces, params), listed once; throws when it does not list in time. */
 export async function syncedClusterState(kc: KubeConfig, set: PolicySet, log: Logger, timeoutMs = 30_000): Promise<ClusterState> {
   const state = new ClusterState(kc, log);

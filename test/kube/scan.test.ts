@@ -121,3 +121,23 @@ validations:
   t.match(finding, { kind: 'ClusterWidget', name: 'w1', verdict: 'deny', policies: [{ name: 'small-widgets', messages: ['widgets stay small'] }] });
   t.notOk('namespace' in finding, 'cluster-scoped: no namespace, whatever the kind is called');
 });
+
+t.test('manifests judged against a cluster take the plural it serves their kind under', async (t) => {
+  const api = await startFakeApiServer(await mkdtemp(join(tmpdir(), 'trustgate-scan-')), { '/api/v1/namespaces': [ns('shop', {})] });
+  t.teardown(() => api.close());
+  api.serveResource('v1', { name: 'namespaces', kind: 'Namespace', namespaced: false });
+  api.serveResource('example.com/v1', { name: 'clusterwidgetz', kind: 'ClusterWidget', namespaced: false });
+  const dir = await policyDir({ 'p.yaml': policyYaml('small-widgets', `mode: enforce
+match:
+  resources: [{ apiGroups: [example.com], resources: [clusterwidgetz], operations: [CREATE] }]
+validations:
+  - expression: "object.spec.size < 5"
+    message: widgets stay small`) });
+  const manifests = t.testdir({ 'w.yaml': 'apiVersion: example.com/v1\nkind: ClusterWidget\nmetadata: { name: w2 }\nspec: { size: 7 }\n' });
+  const offline = await trustgate('scan', '--policies', dir, manifests);
+  t.equal(offline.code, 0, 'offline, the plural is guessed (clusterwidgets) and no rule matches it');
+  const against = await trustgate('scan', '--policies', dir, '--kubeconfig', api.kubeconfig, '--format', 'json', manifests);
+  t.equal(against.code, 1, against.stderr);
+  t.match(JSON.parse(against.stdout), { name: 'w2', verdict: 'deny', policies: [{ name: 'small-widgets' }] });
+  t.notOk('namespace' in JSON.parse(against.stdout), 'cluster-scoped, as discovery says');
+});
