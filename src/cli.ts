@@ -4,6 +4,8 @@ import { X509Certificate, type KeyObject } from 'node:crypto';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setFlagsFromString } from 'node:v8';
+// types only: client-node itself is loaded when a command talks to a cluster
+import type { KubeConfig } from '@kubernetes/client-node';
 import { pino } from 'pino';
 import { parse as parseYaml } from 'yaml';
 import { admit, AdmissionInputError } from './admission/index.js';
@@ -17,7 +19,7 @@ import { readPostgresRecords, redactedURL } from './audit/sinks/postgres.js';
 import { ConfigError, flagOn, parseFlags, resolveServeConfig, SERVE_OPTIONS, serveFlagKinds } from './config.js';
 import { didYouMean } from './did-you-mean.js';
 import { readClusterFile, readClusterObjects, StaticCluster } from './kube/cluster-file.js';
-import { authorizationRulesErrors, findingLine, sarifReport, isConfigMap, junitReport, namespacesIn, readManifests, scanObjects, type ScanFinding, loadPolicySet, policiesNeverFailed, runPolicyTests, StaticAuthorizer, type AuthorizationRule } from './policy/index.js';
+import { authorizationRulesErrors, findingLine, isConfigMap, junitReport, loadPolicySet, namespacesIn, policiesNeverFailed, readManifests, runPolicyTests, sarifReport, scanObjects, StaticAuthorizer, type AuthorizationRule, type ManifestObject, type PolicySet, type ScanFinding } from './policy/index.js';
 import { renderManifests } from './kube/manifests.js';
 import { stringify as toYaml } from 'yaml';
 import { generateCertificates, generateClientCertificate, startServer } from './server/index.js';
@@ -204,6 +206,38 @@ async function evaluate(argv: string[]): Promise<number> {
   return outcome.decision.allowed ? 0 : 1;
 }
 
+/** What a scan judges, and what it could not read. */
+interface ScanSubjects {
+  objects: ManifestObject[];
+  /** what makes the scan incomplete: unreadable documents, resources not listed */
+  errors: string[];
+  incomplete: string[];
+  notes: string[];
+}
+
+/** The manifests' objects or, with a cluster and no PATH, the cluster's (the plural and scope it serves them under, either way). */
+async function scanSubjects(paths: string[], kube: typeof import('./kube/index.js') | undefined, kc: KubeConfig | undefined, set: PolicySet): Promise<ScanSubjects> {
+  const subjects: ScanSubjects = { objects: [], errors: [], incomplete: [], notes: [] };
+  if (kube && kc && !paths.length) {
+    const found = await kube.liveObjects(kc, set);
+    subjects.objects = found.objects;
+    subjects.errors = found.failures.map((f) => `cannot list ${f}`);
+    if (found.failures.length) subjects.incomplete.push(`${found.failures.length} resource(s) not listed`);
+    subjects.notes.push(`read ${found.objects.length} object(s) of ${found.resources} resource(s) the policies match from the cluster`);
+    return subjects;
+  }
+  const reading = await readManifests(paths).catch((err: Error) => {
+    throw new UsageError(err.message);
+  });
+  subjects.objects = reading.objects;
+  subjects.errors = reading.errors;
+  if (reading.unreadable) subjects.incomplete.push(`${reading.unreadable} unreadable document(s)`);
+  if (reading.skipped.length) subjects.notes.push(`note: ${reading.skipped.length} document(s) are not Kubernetes objects (no apiVersion or kind) and were not judged: ${reading.skipped.slice(0, 5).join(', ')}${reading.skipped.length > 5 ? ', …' : ''}`);
+  // a discovery failure here only leaves some kinds to the plural guessed from them: noted, not fatal
+  if (kube && kc) for (const f of await kube.withServedResources(kc, reading.objects)) subjects.notes.push(`note: cannot read ${f}; manifests of its kinds are matched by the plural their kind suggests`);
+  return subjects;
+}
+
 async function scan(argv: string[]): Promise<number> {
   const { values, positionals } = parseFlags(argv, {
     policies: 'value', namespace: 'value', 'cluster-file': 'value', kubeconfig: 'value', 'in-cluster': 'bool', user: 'value', group: 'value', format: 'value', all: 'bool', strict: 'bool',
@@ -219,58 +253,45 @@ async function scan(argv: string[]): Promise<number> {
   if (format !== 'table' && format !== 'json' && format !== 'sarif') throw new UsageError('--format is table, json or sarif');
   const set = await loadOrFail(policies);
   if (!set) return 2;
-  const reading = positionals.length ? await readManifests(positionals).catch((err: Error) => {
-    throw new UsageError(err.message);
-  }) : { objects: [], errors: [], unreadable: 0, skipped: [] };
-  // namespaceSelector and params read the cluster (or the cluster file) and the namespaces the manifests create
-  const created = new StaticCluster(namespacesIn(reading.objects));
-  let clusterObjects: KubeObject[] = [];
+  let clusterFile: StaticCluster | undefined;
   if (one('cluster-file')) {
     try {
-      clusterObjects = readClusterObjects(one('cluster-file')!);
+      clusterFile = new StaticCluster(readClusterObjects(one('cluster-file')!));
     } catch (err) {
       throw new UsageError(`--cluster-file ${one('cluster-file')}: ${(err as Error).message}`);
     }
   }
   const kube = live ? await import('./kube/index.js') : undefined;
   const kc = kube?.loadKubeConfig({ kubeconfig: one('kubeconfig'), inCluster: flagOn(values, 'in-cluster') });
-  const logger = pino({ level: 'warn' }, pino.destination(2));
-  const state = kube && kc ? await kube.syncedClusterState(kc, set, logger) : undefined;
-  const params = state ?? new StaticCluster([...clusterObjects, ...namespacesIn(reading.objects)]);
-  const namespaces = { get: (name: string) => created.get(name) ?? params.get(name) };
-  let unlisted: string[] = [];
-  let objects = reading.objects;
+  const logger = kube ? pino({ level: 'warn' }, pino.destination(2)) : undefined;
+  // namespaceSelector and params read the cluster (or the cluster file); namespaces also those the manifests create
+  const state = kube && kc ? await kube.syncedClusterState(kc, set, logger!) : undefined;
   const images = await verifierFromFlags(values, set.registries);
+  let subjects: ScanSubjects;
   let findings: ScanFinding[];
   try {
-    if (kube && kc && !positionals.length) {
-      const found = await kube.liveObjects(kc, set);
-      ({ objects } = found);
-      unlisted = found.failures;
-      process.stderr.write(`read ${objects.length} object(s) of ${found.resources} resource(s) the policies match from the cluster\n`);
-    } else if (kube && kc) {
-      // a discovery failure here only leaves some kinds to the plural guessed from them: noted, not fatal
-      for (const f of await kube.withServedResources(kc, objects)) process.stderr.write(`note: cannot read ${f}; manifests of its kinds are matched by the plural their kind suggests\n`);
-    }
-    findings = await scanObjects(objects, {
-      policies: () => set, recorder: new NullDecisionRecorder(), namespaces, params, replica: 'scan', deadlineMs: 8000, images,
-      authorizer: kube && kc ? new kube.SubjectAccessReviewAuthorizer(kc, logger) : undefined,
+    subjects = await scanSubjects(positionals, kube, kc, set);
+    const params = state ?? clusterFile ?? new StaticCluster([]);
+    const created = new StaticCluster(namespacesIn(subjects.objects));
+    findings = await scanObjects(subjects.objects, {
+      policies: () => set, recorder: new NullDecisionRecorder(), namespaces: { get: (name: string) => created.get(name) ?? params.get(name) }, params,
+      replica: 'scan', deadlineMs: 8000, images, authorizer: kube && kc ? new kube.SubjectAccessReviewAuthorizer(kc, logger!) : undefined,
     }, { namespace: one('namespace'), userInfo: { username: one('user') ?? 'trustgate-offline', groups: ['system:authenticated', ...((values.get('group') as string[] | undefined) ?? [])] } });
   } finally {
     await images.client.close();
     await state?.stop();
   }
   if (format === 'sarif') process.stdout.write(`${JSON.stringify(sarifReport(findings, { version: TRUSTGATE_VERSION }), null, 2)}\n`);
-  for (const f of format === 'sarif' ? [] : findings) {
-    if (format === 'json') process.stdout.write(`${JSON.stringify(f)}\n`);
-    else if (f.verdict !== 'allow' || flagOn(values, 'all')) process.stdout.write(`${findingLine(f)}\n`);
+  else {
+    for (const f of findings) {
+      if (format === 'json') process.stdout.write(`${JSON.stringify(f)}\n`);
+      else if (f.verdict !== 'allow' || flagOn(values, 'all')) process.stdout.write(`${findingLine(f)}\n`);
+    }
   }
-  for (const e of reading.errors) process.stderr.write(`${e}\n`);
-  for (const u of unlisted) process.stderr.write(`cannot list ${u}\n`);
-  if (reading.skipped.length) process.stderr.write(`note: ${reading.skipped.length} document(s) are not Kubernetes objects (no apiVersion or kind) and were not judged: ${reading.skipped.slice(0, 5).join(', ')}${reading.skipped.length > 5 ? ', …' : ''}\n`);
+  for (const line of [...subjects.errors, ...subjects.notes]) process.stderr.write(`${line}\n`);
   const count = (v: string) => findings.filter((f) => f.verdict === v).length;
   const [denied, warned] = [count('deny'), count('warn')];
-  const incomplete = [reading.unreadable ? `${reading.unreadable} unreadable document(s)` : '', unlisted.length ? `${unlisted.length} resource(s) not listed` : ''].filter(Boolean).join(', ');
+  const incomplete = subjects.incomplete.join(', ');
   process.stderr.write(`scanned ${findings.length} object(s) against ${set.policies.length} policies: ${findings.length - denied - warned} allowed, ${warned} admitted but failing warn or audit policies, ${denied} denied${incomplete ? `; incomplete: ${incomplete}` : ''}\n`);
   // a scan that could not read everything vouches for nothing
   if (incomplete) return 2;
@@ -356,11 +377,8 @@ async function auditKeygen(out: string | undefined, algorithm: string): Promise<
     if ((err as NodeJS.ErrnoException).code === 'EEXIST') throw new UsageError(`${(err as NodeJS.ErrnoException).path}: exists; a signing key is never overwritten (move it away first)`);
     throw err;
   }
-  process.stdout.write(`signing key: ${keyFile}   (serve --audit-signing-key ${keyFile}; keep it secret: a Kubernetes Secret)
-`
-    + `public key: ${pubFile}   (audit verify SOURCE --key ${pubFile}; give it to the auditors)
-key id: ${pair.keyId}
-`);
+  process.stdout.write(`signing key: ${keyFile}   (serve --audit-signing-key ${keyFile}; keep it secret: a Kubernetes Secret)\n`
+    + `public key: ${pubFile}   (audit verify SOURCE --key ${pubFile}; give it to the auditors)\nkey id: ${pair.keyId}\n`);
   return 0;
 }
 
