@@ -19,7 +19,7 @@ import { readPostgresRecords, redactedURL } from './audit/sinks/postgres.js';
 import { ConfigError, flagOn, parseFlags, resolveServeConfig, SERVE_OPTIONS, serveFlagKinds } from './config.js';
 import { didYouMean } from './did-you-mean.js';
 import { readClusterFile, readClusterObjects, StaticCluster } from './kube/cluster-file.js';
-import { authorizationRulesErrors, findingLine, isConfigMap, junitReport, loadPolicySet, namespacesIn, policiesNeverFailed, readManifests, runPolicyTests, sarifReport, scanObjects, StaticAuthorizer, type AuthorizationRule, type ManifestObject, type PolicySet, type ScanFinding } from './policy/index.js';
+import { authorizationRulesErrors, findingLine, isConfigMap, junitReport, loadPolicySet, namespacesIn, policiesNeverFailed, readManifests, runPolicyTests, sarifReport, scanEach, StaticAuthorizer, type AuthorizationRule, type ManifestObject, type PolicySet, type ScanFinding } from './policy/index.js';
 import { renderManifests } from './kube/manifests.js';
 import { stringify as toYaml } from 'yaml';
 import { generateCertificates, generateClientCertificate, startServer } from './server/index.js';
@@ -208,34 +208,40 @@ async function evaluate(argv: string[]): Promise<number> {
 
 /** What a scan judges, and what it could not read. */
 interface ScanSubjects {
-  objects: ManifestObject[];
-  /** what makes the scan incomplete: unreadable documents, resources not listed */
-  errors: string[];
-  incomplete: string[];
+  /** a cluster's stream through, page by page; manifests are read whole (their Namespaces count) */
+  objects: Iterable<ManifestObject> | AsyncIterable<ManifestObject>;
+  /** the Namespaces the manifests create, for namespaceSelector */
+  created: StaticCluster;
+  /** read once the objects are consumed: unreadable documents, groups and resources not read */
+  errors(): string[];
+  incomplete(): string[];
   notes: string[];
 }
 
 /** The manifests' objects or, with a cluster and no PATH, the cluster's (the plural and scope it serves them under, either way). */
 async function scanSubjects(paths: string[], kube: typeof import('./kube/index.js') | undefined, kc: KubeConfig | undefined, set: PolicySet): Promise<ScanSubjects> {
-  const subjects: ScanSubjects = { objects: [], errors: [], incomplete: [], notes: [] };
   if (kube && kc && !paths.length) {
-    const found = await kube.liveObjects(kc, set);
-    subjects.objects = found.objects;
-    subjects.errors = found.failures.map((f) => `cannot list ${f}`);
-    if (found.failures.length) subjects.incomplete.push(`${found.failures.length} resource(s) not listed`);
-    subjects.notes.push(`read ${found.objects.length} object(s) of ${found.resources} resource(s) the policies match from the cluster`);
-    return subjects;
+    const live = await kube.liveObjects(kc, set);
+    return {
+      objects: live.objects, created: new StaticCluster([]),
+      errors: () => live.failures.map((f) => `cannot list ${f}`),
+      incomplete: () => (live.failures.length ? [`${live.failures.length} resource(s) not listed`] : []),
+      notes: [`read from the cluster: ${live.resources} resource(s) the policies match`],
+    };
   }
   const reading = await readManifests(paths).catch((err: Error) => {
     throw new UsageError(err.message);
   });
-  subjects.objects = reading.objects;
-  subjects.errors = reading.errors;
-  if (reading.unreadable) subjects.incomplete.push(`${reading.unreadable} unreadable document(s)`);
-  if (reading.skipped.length) subjects.notes.push(`note: ${reading.skipped.length} document(s) are not Kubernetes objects (no apiVersion or kind) and were not judged: ${reading.skipped.slice(0, 5).join(', ')}${reading.skipped.length > 5 ? ', …' : ''}`);
+  const notes: string[] = [];
+  if (reading.skipped.length) notes.push(`note: ${reading.skipped.length} document(s) are not Kubernetes objects (no apiVersion or kind) and were not judged: ${reading.skipped.slice(0, 5).join(', ')}${reading.skipped.length > 5 ? ', …' : ''}`);
   // a discovery failure here only leaves some kinds to the plural guessed from them: noted, not fatal
-  if (kube && kc) for (const f of await kube.withServedResources(kc, reading.objects)) subjects.notes.push(`note: cannot read ${f}; manifests of its kinds are matched by the plural their kind suggests`);
-  return subjects;
+  if (kube && kc) for (const f of await kube.withServedResources(kc, reading.objects)) notes.push(`note: cannot read ${f}; manifests of its kinds are matched by the plural their kind suggests`);
+  return {
+    objects: reading.objects, created: new StaticCluster(namespacesIn(reading.objects)),
+    errors: () => reading.errors,
+    incomplete: () => (reading.unreadable ? [`${reading.unreadable} unreadable document(s)`] : []),
+    notes,
+  };
 }
 
 async function scan(argv: string[]): Promise<number> {
@@ -266,36 +272,36 @@ async function scan(argv: string[]): Promise<number> {
   const logger = kube ? pino({ level: 'warn' }, pino.destination(2)) : undefined;
   // namespaceSelector and params read the cluster (or the cluster file); namespaces also those the manifests create
   const state = kube && kc ? await kube.syncedClusterState(kc, set, logger!) : undefined;
+  const params = state ?? clusterFile ?? new StaticCluster([]);
   const images = await verifierFromFlags(values, set.registries);
+  // findings are printed as they come; only SARIF, one document, keeps them (the failing ones)
+  const counts = { allow: 0, warn: 0, deny: 0 };
+  const failing: ScanFinding[] = [];
   let subjects: ScanSubjects;
-  let findings: ScanFinding[];
   try {
     subjects = await scanSubjects(positionals, kube, kc, set);
-    const params = state ?? clusterFile ?? new StaticCluster([]);
-    const created = new StaticCluster(namespacesIn(subjects.objects));
-    findings = await scanObjects(subjects.objects, {
+    const { created } = subjects;
+    await scanEach(subjects.objects, {
       policies: () => set, recorder: new NullDecisionRecorder(), namespaces: { get: (name: string) => created.get(name) ?? params.get(name) }, params,
       replica: 'scan', deadlineMs: 8000, images, authorizer: kube && kc ? new kube.SubjectAccessReviewAuthorizer(kc, logger!) : undefined,
-    }, { namespace: one('namespace'), userInfo: { username: one('user') ?? 'trustgate-offline', groups: ['system:authenticated', ...((values.get('group') as string[] | undefined) ?? [])] } });
+    }, { namespace: one('namespace'), userInfo: { username: one('user') ?? 'trustgate-offline', groups: ['system:authenticated', ...((values.get('group') as string[] | undefined) ?? [])] } }, (f) => {
+      counts[f.verdict]++;
+      if (format === 'sarif') {
+        if (f.verdict !== 'allow') failing.push(f);
+      } else if (format === 'json') process.stdout.write(`${JSON.stringify(f)}\n`);
+      else if (f.verdict !== 'allow' || flagOn(values, 'all')) process.stdout.write(`${findingLine(f)}\n`);
+    });
   } finally {
     await images.client.close();
     await state?.stop();
   }
-  if (format === 'sarif') process.stdout.write(`${JSON.stringify(sarifReport(findings, { version: TRUSTGATE_VERSION }), null, 2)}\n`);
-  else {
-    for (const f of findings) {
-      if (format === 'json') process.stdout.write(`${JSON.stringify(f)}\n`);
-      else if (f.verdict !== 'allow' || flagOn(values, 'all')) process.stdout.write(`${findingLine(f)}\n`);
-    }
-  }
-  for (const line of [...subjects.errors, ...subjects.notes]) process.stderr.write(`${line}\n`);
-  const count = (v: string) => findings.filter((f) => f.verdict === v).length;
-  const [denied, warned] = [count('deny'), count('warn')];
-  const incomplete = subjects.incomplete.join(', ');
-  process.stderr.write(`scanned ${findings.length} object(s) against ${set.policies.length} policies: ${findings.length - denied - warned} allowed, ${warned} admitted but failing warn or audit policies, ${denied} denied${incomplete ? `; incomplete: ${incomplete}` : ''}\n`);
+  if (format === 'sarif') process.stdout.write(`${JSON.stringify(sarifReport(failing, { version: TRUSTGATE_VERSION }), null, 2)}\n`);
+  for (const line of [...subjects.errors(), ...subjects.notes]) process.stderr.write(`${line}\n`);
+  const incomplete = subjects.incomplete().join(', ');
+  process.stderr.write(`scanned ${counts.allow + counts.warn + counts.deny} object(s) against ${set.policies.length} policies: ${counts.allow} allowed, ${counts.warn} admitted but failing warn or audit policies, ${counts.deny} denied${incomplete ? `; incomplete: ${incomplete}` : ''}\n`);
   // a scan that could not read everything vouches for nothing
   if (incomplete) return 2;
-  return denied || (warned && flagOn(values, 'strict')) ? 1 : 0;
+  return counts.deny || (counts.warn && flagOn(values, 'strict')) ? 1 : 0;
 }
 
 /**

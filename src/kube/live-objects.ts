@@ -134,25 +134,35 @@ export async function* listObjects(api: ApiReader, r: ServedResource, pageSize =
   } while (next);
 }
 
+/** The cluster's objects of the resources some policy matches, streamed: a large cluster is never held whole. */
+export interface LiveObjects {
+  /** how many resources are listed */
+  resources: number;
+  objects: AsyncIterable<ManifestObject>;
+  /** groups not discovered and resources not listed, complete once objects is exhausted */
+  failures: string[];
+}
+
 /**
- * The cluster's objects of every resource some policy matches. A resource that cannot be listed
- * (RBAC, a broken aggregated API) is named in failures, and the rest is still read.
+ * Discovery first; then each matched resource is listed page by page as the objects are
+ * consumed. A resource that cannot be listed (RBAC) is named in failures, and the rest is still read.
  */
-export async function liveObjects(kc: KubeConfig, set: PolicySet): Promise<{ objects: ManifestObject[]; resources: number; failures: string[] }> {
+export async function liveObjects(kc: KubeConfig, set: PolicySet, pageSize = PAGE): Promise<LiveObjects> {
   const api = ApiReader.of(kc);
   const served = await servedResources(api);
   const resources = resourcesToScan(served.resources, set);
-  const objects: ManifestObject[] = [];
   // a group that could not be discovered may hold resources the policies match: the scan is incomplete
   const failures = [...served.failures];
-  for (const r of resources) {
-    try {
-      for await (const object of listObjects(api, r)) objects.push({ object, where: 'cluster', served: { resource: r.resource, namespaced: r.namespaced } });
-    } catch (err) {
-      failures.push(`${apiVersionOf(r)} ${r.resource}: ${(err as Error).message}`);
+  async function* objects(): AsyncGenerator<ManifestObject> {
+    for (const r of resources) {
+      try {
+        for await (const object of listObjects(api, r, pageSize)) yield { object, where: 'cluster', served: { resource: r.resource, namespaced: r.namespaced } };
+      } catch (err) {
+        failures.push(`${apiVersionOf(r)} ${r.resource}: ${(err as Error).message}`);
+      }
     }
   }
-  return { objects, resources: resources.length, failures };
+  return { resources: resources.length, objects: objects(), failures };
 }
 
 /**

@@ -150,18 +150,23 @@ async function judge(m: ManifestObject, services: AdmissionServices, options: Sc
   };
 }
 
-/** Judges every object as its CREATE; findings in the order of the objects. */
-export async function scanObjects(objects: readonly ManifestObject[], services: AdmissionServices, options: ScanOptions = {}): Promise<ScanFinding[]> {
-  const findings: ScanFinding[] = new Array(objects.length);
-  let next = 0;
-  const worker = async () => {
-    while (next < objects.length) {
-      const i = next++;
-      findings[i] = await judge(objects[i]!, services, options);
-    }
+/**
+ * Judges every object as its CREATE and hands each finding on in the order of the objects,
+ * `concurrency` at a time (image look-ups overlap): objects read from a cluster stream through
+ * and only what the caller keeps stays in memory.
+ */
+export async function scanEach(objects: Iterable<ManifestObject> | AsyncIterable<ManifestObject>, services: AdmissionServices, options: ScanOptions, found: (f: ScanFinding) => void): Promise<void> {
+  const width = Math.max(1, options.concurrency ?? 8);
+  let batch: ManifestObject[] = [];
+  const judgeBatch = async () => {
+    for (const f of await Promise.all(batch.map((m) => judge(m, services, options)))) found(f);
+    batch = [];
   };
-  await Promise.all(Array.from({ length: Math.max(1, Math.min(options.concurrency ?? 8, objects.length)) }, worker));
-  return findings;
+  for await (const m of objects) {
+    batch.push(m);
+    if (batch.length >= width) await judgeBatch();
+  }
+  if (batch.length) await judgeBatch();
 }
 
 /**

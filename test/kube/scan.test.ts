@@ -5,7 +5,7 @@ import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
-import { ApiReader, listObjects, resourcesToScan, servedResources } from '../../src/kube/live-objects.js';
+import { ApiReader, listObjects, liveObjects, resourcesToScan, servedResources } from '../../src/kube/live-objects.js';
 import { loadKubeConfig } from '../../src/kube/index.js';
 import { loadPolicySet } from '../../src/policy/index.js';
 import { trustgate } from '../helpers/cli.js';
@@ -58,7 +58,7 @@ t.test('scan --kubeconfig judges the objects of the resources the policies match
   t.match(out.stdout, /^cluster: WARN v1 Pod shop\/debug /m);
   t.match(out.stdout, /^cluster: WARN v1 Pod dev\/try /m);
   t.notMatch(out.stdout, /dev\/api|web-1/, 'what passes is not listed');
-  t.match(out.stderr, /read 5 object\(s\) of 2 resource\(s\) the policies match from the cluster/);
+  t.match(out.stderr, /read from the cluster: 2 resource\(s\) the policies match/);
   t.match(out.stderr, /scanned 5 object\(s\) against 2 policies: 2 allowed, 2 admitted but failing warn or audit policies, 1 denied/);
   t.notOk(api.requests.some((r) => r.includes('secrets')), 'no policy matches Secrets: they are not read');
 });
@@ -97,6 +97,15 @@ t.test('discovery: preferred versions, no subresources, lists read page by page 
   t.equal(pods.length, 3);
   t.same(pods[0], { ...pod('debug', 'shop'), metadata: { ...pod('debug', 'shop').metadata, resourceVersion: pods[0]!.metadata!.resourceVersion } }, 'the wire form: creationTimestamp stays a string');
   t.ok(api.queries.some((q) => /pods\?limit=2&continue=2/.test(q)), 'the second page asked with the continue token');
+
+  // a scan streams: the first object is judged before the second page is asked for
+  const before = api.queries.length;
+  const live = await liveObjects(loadKubeConfig({ kubeconfig: api.kubeconfig }), set!, 2);
+  const iterator = live.objects[Symbol.asyncIterator]();
+  t.match((await iterator.next()).value, { where: 'cluster', object: { kind: 'Pod' }, served: { resource: 'pods', namespaced: true } });
+  const lists = api.queries.slice(before).filter((q) => /\/pods\?/.test(q));
+  t.same(lists, ['GET /api/v1/pods?limit=2'], 'one page asked so far');
+  await iterator.return?.();
 });
 
 t.test('objects read from the cluster carry their true plural and scope, not guesses from the kind', async (t) => {
