@@ -4,7 +4,7 @@
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { isMap, isSeq, LineCounter, parseAllDocuments, type Node as YamlNode } from 'yaml';
-import { admit, type AdmissionServices } from '../admission/index.js';
+import { admit, AdmissionInputError, type AdmissionServices } from '../admission/index.js';
 import { reviewForObject } from '../admission/synthesize.js';
 import type { KubeObject, UserInfo } from '../admission/types.js';
 import type { PolicyResult } from './evaluate.js';
@@ -140,14 +140,22 @@ async function judge(m: ManifestObject, services: AdmissionServices, options: Sc
     review.request.resource.resource = m.served.resource;
     if (!m.served.namespaced) delete review.request.namespace;
   }
-  const { decision, results } = await admit(review, 'validate', services);
-  const noted = results.filter((r) => r.result !== 'pass');
-  const verdict: ScanVerdict = !decision.allowed ? 'deny' : results.some(failing) ? 'warn' : 'allow';
-  return {
-    where: m.where, ...(m.file !== undefined ? { file: m.file, line: m.line } : {}), apiVersion: m.object.apiVersion!, kind: m.object.kind!, namespace: review.request.namespace, name: meta?.name ?? meta?.generateName,
-    verdict,
-    policies: noted.map((r) => ({ name: r.name, mode: r.mode, result: r.result, ...(r.code ? { code: r.code } : {}), messages: r.messages })),
+  const object = {
+    where: m.where, ...(m.file !== undefined ? { file: m.file, line: m.line } : {}),
+    apiVersion: m.object.apiVersion!, kind: m.object.kind!, namespace: review.request.namespace, name: meta?.name ?? meta?.generateName,
   };
+  let outcome;
+  try {
+    outcome = await admit(review, 'validate', services);
+  } catch (err) {
+    // what the server would refuse before any policy (too deep, too large): denied, and said why
+    if (!(err instanceof AdmissionInputError)) throw err;
+    return { ...object, verdict: 'deny', policies: [{ name: 'trustgate', mode: 'enforce', result: 'error', code: err.error, messages: [err.message] }] };
+  }
+  const { decision, results } = outcome;
+  const verdict: ScanVerdict = !decision.allowed ? 'deny' : results.some(failing) ? 'warn' : 'allow';
+  const policies = results.filter((r) => r.result !== 'pass').map((r) => ({ name: r.name, mode: r.mode, result: r.result, ...(r.code ? { code: r.code } : {}), messages: r.messages }));
+  return { ...object, verdict, policies };
 }
 
 /**

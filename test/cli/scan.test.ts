@@ -1,6 +1,9 @@
 // trustgate scan: every object of a set of manifests judged as its CREATE, with where it was
 // written, what denies it now and what would once warn-mode policies enforce.
 import { execFile, spawn } from 'node:child_process';
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { promisify } from 'node:util';
 import t from 'tap';
 import { trustgate } from '../helpers/cli.js';
@@ -100,6 +103,11 @@ t.test('scan reads standard input (kustomize build | trustgate scan -), and says
   t.equal(out.code, 2, 'an unreadable manifest is an input error, after the rest was judged');
   t.match(out.stderr, /bad\.yaml:\d+:\d+: Flow sequence in block collection must be sufficiently indented/);
   t.match(out.stderr, /scanned 1 object\(s\) .*; incomplete: 1 unreadable document\(s\)/);
+  const deep = join(await mkdtemp(join(tmpdir(), 'trustgate-scan-')), 'deep.json');
+  await writeFile(deep, JSON.stringify({ apiVersion: 'v1', kind: 'Pod', metadata: { name: 'deep' }, x: JSON.parse(`${'{"a":'.repeat(150)}1${'}'.repeat(150)}`) }));
+  const refused = await trustgate('scan', '--policies', dir, deep);
+  t.equal(refused.code, 1, 'an object the server would refuse before any policy is a denial, and the scan goes on');
+  t.match(refused.stdout, /deep\.json:1: DENY v1 Pod default\/deep\n {4}\[trustgate\] enforce error ObjectTooDeep: request\.object is nested deeper than 100 levels/);
   const missing = await trustgate('scan', '--policies', dir, `${broken}/nope.yaml`);
   t.equal(missing.code, 2);
   t.match(missing.stderr, /nope\.yaml: no such file or directory/);
