@@ -20,7 +20,7 @@ import { ConfigError, flagOn, parseFlags, resolveServeConfig, SERVE_OPTIONS, ser
 import { didYouMean } from './did-you-mean.js';
 import { readClusterFile, readClusterObjects, StaticCluster } from './kube/cluster-file.js';
 import { authorizationRulesErrors, findingLine, isConfigMap, junitReport, loadPolicySet, namespacesIn, policiesNeverFailed, readManifests, runPolicyTests, sarifReport, scanEach, StaticAuthorizer, type AuthorizationRule, type ManifestObject, type PolicySet, type ScanFinding } from './policy/index.js';
-import { renderManifests } from './kube/manifests.js';
+import { renderManifests, webhookRules } from './kube/manifests.js';
 import { stringify as toYaml } from 'yaml';
 import { generateCertificates, generateClientCertificate, startServer } from './server/index.js';
 import { createImageVerifier } from './supplychain/index.js';
@@ -49,7 +49,7 @@ usage:
   trustgate certs   client --name NAME --out DIR [--days N]   a CA and a client certificate for the API server (serve --client-ca)
   trustgate manifests [--namespace NS] [--image IMG] [--replicas N] [--policies DIR] [--ca-file F]
                     [--tls-secret NAME] [--audit SINK]... [--timeout-seconds N] [--pull-secrets] [--self-managed-certs]
-                    [--client-ca-file F [--client-name NAME]...] [--audit-signing-secret NAME]
+                    [--client-ca-file F [--client-name NAME]...] [--audit-signing-secret NAME] [--scan-schedule CRON]
   trustgate audit   verify SOURCE... [--key F]... | query SOURCE... [--since T] [--until T] [--namespace NS] [--user U]
                     [--policy P] [--allowed|--denied] [--image REF] [--format json|table]
                     SOURCE: a file sink's file (rotated siblings included), a spool directory, or postgres://…
@@ -465,7 +465,7 @@ async function audit(argv: string[]): Promise<number> {
 }
 
 async function manifests(argv: string[]): Promise<number> {
-  const { values } = parseFlags(argv, { namespace: 'value', image: 'value', replicas: 'value', policies: 'value', 'ca-file': 'value', 'tls-secret': 'value', audit: 'value', 'timeout-seconds': 'value', 'pull-secrets': 'bool', 'self-managed-certs': 'bool', 'client-ca-file': 'value', 'client-name': 'value', 'audit-signing-secret': 'value' });
+  const { values } = parseFlags(argv, { namespace: 'value', image: 'value', replicas: 'value', policies: 'value', 'ca-file': 'value', 'tls-secret': 'value', audit: 'value', 'timeout-seconds': 'value', 'pull-secrets': 'bool', 'self-managed-certs': 'bool', 'client-ca-file': 'value', 'client-name': 'value', 'audit-signing-secret': 'value', 'scan-schedule': 'value' });
   const one = (k: string) => values.get(k)?.at(-1) as string | undefined;
   const replicas = Number(one('replicas') ?? 2);
   if (!Number.isInteger(replicas) || replicas < 1) throw new UsageError('--replicas must be a positive whole number');
@@ -479,6 +479,10 @@ async function manifests(argv: string[]): Promise<number> {
     throw new UsageError(`--ca-file ${one('ca-file')}: no such file`);
   });
   const clientNames = (values.get('client-name') as string[] | undefined) ?? [];
+  const scanSchedule = one('scan-schedule');
+  if (scanSchedule !== undefined && !/^(@(yearly|annually|monthly|weekly|daily|midnight|hourly)|(\S+\s+){4}\S+)$/.test(scanSchedule.trim())) {
+    throw new UsageError(`--scan-schedule ${JSON.stringify(scanSchedule)} is not a cron schedule (five fields, e.g. "17 * * * *", or @hourly, @daily)`);
+  }
   const signingSecret = one('audit-signing-secret');
   if (signingSecret !== undefined && !/^(?=.{1,253}$)[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/.test(signingSecret)) throw new UsageError(`--audit-signing-secret ${JSON.stringify(signingSecret)} is not a Secret name (lower-case DNS subdomain)`);
   if (clientNames.length && !one('client-ca-file')) throw new UsageError('--client-name needs --client-ca-file (the CA that issues the names)');
@@ -500,8 +504,12 @@ async function manifests(argv: string[]): Promise<number> {
     selfManagedCerts: flagOn(values, 'self-managed-certs'),
     clientCa, clientNames,
     auditSigningSecret: one('audit-signing-secret'),
+    scanSchedule: scanSchedule?.trim(),
   });
   process.stdout.write(objects.map((o) => toYaml(o, { lineWidth: 0 })).join('---\n'));
+  if (scanSchedule && webhookRules(set).some((r) => (r.resources as string[]).some((x) => x.startsWith('*')))) {
+    process.stderr.write('warning: a policy matches every resource ("*"), so the scheduled scan may list every resource in the cluster, Secrets included; name the resources to grant less\n');
+  }
   // least privilege says so out loud when the policies need more than a name's worth
   const selecting = set.policies.filter((p) => p.params.kind === 'objects' && isConfigMap(p.params.type) && p.params.namespace === undefined).map((p) => p.name);
   if (selecting.length) {

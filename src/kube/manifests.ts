@@ -40,6 +40,11 @@ export interface ManifestOptions {
    * signs the chain's checkpoints: mounted, and --audit-signing-key
    */
   auditSigningSecret?: string;
+  /**
+   * a cron schedule: a CronJob runs `trustgate scan --in-cluster` on it, reporting the objects
+   * already in the cluster that the policies deny or would once they enforce, as JSON lines
+   */
+  scanSchedule?: string;
 }
 
 type Obj = Record<string, unknown>;
@@ -75,34 +80,40 @@ export function renderManifests(set: PolicySet, o: ManifestOptions): Obj[] {
     timeoutSeconds: o.timeoutSeconds, admissionReviewVersions: ['v1'], namespaceSelector, ...extra,
   });
   const watches = paramWatches(set);
+  // what the server reads while deciding, and a scheduled scan reads the same way
+  const namespacesRule = { apiGroups: [''], resources: ['namespaces'], verbs: ['get', 'list', 'watch'] };
+  const paramsRules: Obj[] = [
+    // params from each request's namespace: only ConfigMaps of these names (trustgate lists
+    // and watches them with a metadata.name field selector, which RBAC can limit by name)
+    ...(watches.names.length ? [{ apiGroups: [''], resources: ['configmaps'], resourceNames: watches.names, verbs: ['get', 'list', 'watch'] }] : []),
+    // params by label selector from each request's namespace: RBAC cannot limit a label
+    // selector, so this reads every ConfigMap in the cluster (trustgate watches only the selected)
+    ...(watches.selectors.length ? [{ apiGroups: [''], resources: ['configmaps'], verbs: ['get', 'list', 'watch'] }] : []),
+    // params of other kinds (a binding's custom resources), watched whole; the plural is the
+    // conventional one of the kind (trustgate itself finds the served one by discovery)
+    ...watches.kinds.map((k) => ({ apiGroups: [k.apiVersion.includes('/') ? k.apiVersion.split('/')[0]! : ''], resources: [pluralOf(k.kind)], verbs: ['get', 'list', 'watch'] })),
+    // policies' authorization checks (authorizer in CEL) are SubjectAccessReviews
+    ...(set.usesAuthorizer ? [{ apiGroups: ['authorization.k8s.io'], resources: ['subjectaccessreviews'], verbs: ['create'] }] : []),
+  ];
   const objects: Obj[] = [
     { apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns, labels: { ...LABELS, 'pod-security.kubernetes.io/enforce': 'restricted' } } },
     { apiVersion: 'v1', kind: 'ServiceAccount', metadata: meta('trustgate'), automountServiceAccountToken: true },
     {
       apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRole', metadata: meta('trustgate', false),
       rules: [
-        { apiGroups: [''], resources: ['namespaces'], verbs: ['get', 'list', 'watch'] },
+        namespacesRule,
         { apiGroups: ['admissionregistration.k8s.io'], resources: ['validatingwebhookconfigurations', 'mutatingwebhookconfigurations'], resourceNames: ['trustgate'], verbs: ['get', 'patch'] },
         // only get: pull secrets are read by name when a pod names them, never listed or watched
         ...(o.pullSecrets ? [{ apiGroups: [''], resources: ['secrets', 'serviceaccounts'], verbs: ['get'] }] : []),
-        // params from each request's namespace: only ConfigMaps of these names (trustgate lists
-        // and watches them with a metadata.name field selector, which RBAC can limit by name)
-        ...(watches.names.length ? [{ apiGroups: [''], resources: ['configmaps'], resourceNames: watches.names, verbs: ['get', 'list', 'watch'] }] : []),
-        // params by label selector from each request's namespace: RBAC cannot limit a label
-        // selector, so this reads every ConfigMap in the cluster (trustgate watches only the selected)
-        ...(watches.selectors.length ? [{ apiGroups: [''], resources: ['configmaps'], verbs: ['get', 'list', 'watch'] }] : []),
-        // params of other kinds (a binding's custom resources), watched whole; the plural is the
-        // conventional one of the kind (trustgate itself finds the served one by discovery)
-        ...watches.kinds.map((k) => ({ apiGroups: [k.apiVersion.includes('/') ? k.apiVersion.split('/')[0]! : ''], resources: [pluralOf(k.kind)], verbs: ['get', 'list', 'watch'] })),
-        // policies' authorization checks (authorizer in CEL) are SubjectAccessReviews
-        ...(set.usesAuthorizer ? [{ apiGroups: ['authorization.k8s.io'], resources: ['subjectaccessreviews'], verbs: ['create'] }] : []),
+        ...paramsRules,
       ],
     },
     { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRoleBinding', metadata: meta('trustgate', false), roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'trustgate' }, subjects: [{ kind: 'ServiceAccount', name: 'trustgate', namespace: ns }] },
-    // ConfigMaps only in the namespaces policies name, read-only
+    // ConfigMaps only in the namespaces policies name, read-only (by the scan too, when scheduled)
     ...watches.namespaces.flatMap((n) => [
       { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'Role', metadata: { name: 'trustgate-configmaps', namespace: n, labels: LABELS }, rules: [{ apiGroups: [''], resources: ['configmaps'], verbs: ['get', 'list', 'watch'] }] },
-      { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'RoleBinding', metadata: { name: 'trustgate-configmaps', namespace: n, labels: LABELS }, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'trustgate-configmaps' }, subjects: [{ kind: 'ServiceAccount', name: 'trustgate', namespace: ns }] },
+      { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'RoleBinding', metadata: { name: 'trustgate-configmaps', namespace: n, labels: LABELS }, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'trustgate-configmaps' },
+        subjects: [{ kind: 'ServiceAccount', name: 'trustgate', namespace: ns }, ...(o.scanSchedule ? [{ kind: 'ServiceAccount', name: SCAN_NAME, namespace: ns }] : [])] },
     ]),
     // self-managed certificates: its own CA Secret and caBundle Lease, nothing else in its namespace
     ...(o.selfManagedCerts ? [
@@ -190,6 +201,70 @@ export function renderManifests(set: PolicySet, o: ManifestOptions): Obj[] {
     },
     { apiVersion: 'admissionregistration.k8s.io/v1', kind: 'ValidatingWebhookConfiguration', metadata: meta('trustgate', false), webhooks: [webhook('validate.trustgate.dev', '/validate')] },
     { apiVersion: 'admissionregistration.k8s.io/v1', kind: 'MutatingWebhookConfiguration', metadata: meta('trustgate', false), webhooks: [webhook('mutate.trustgate.dev', '/mutate', { reinvocationPolicy: 'IfNeeded' })] },
+    ...(o.scanSchedule ? scheduledScan(o, rules, [namespacesRule, ...paramsRules]) : []),
   ];
   return objects;
+}
+
+const SCAN_NAME = 'trustgate-scan';
+const SCAN_LABELS = { 'app.kubernetes.io/name': 'trustgate', 'app.kubernetes.io/component': 'policy-scan' };
+
+/**
+ * `trustgate scan --in-cluster` on a schedule: what already runs and the policies deny (or would,
+ * once they enforce), as JSON lines in the job's log. Its own account reads only what the
+ * webhook rules cover (list, no watch, no get of single objects) and what the server reads.
+ */
+function scheduledScan(o: ManifestOptions, webhookRules: Obj[], readRules: Obj[]): Obj[] {
+  const meta = (name: string, namespaced = true) => ({ name, ...(namespaced ? { namespace: o.namespace } : {}), labels: SCAN_LABELS });
+  // the scan lists top-level resources: a rule for pods/ephemeralcontainers is a list of pods
+  // (rules that differ only in operations or versions are one grant here: merged by API groups)
+  const byGroups = new Map<string, Set<string>>();
+  for (const r of webhookRules) {
+    const key = JSON.stringify(r.apiGroups);
+    const resources = byGroups.get(key) ?? new Set<string>();
+    for (const x of r.resources as string[]) resources.add(x.split('/')[0]!);
+    byGroups.set(key, resources);
+  }
+  const listRules = [...byGroups].map(([groups, resources]) => ({ apiGroups: JSON.parse(groups) as string[], resources: [...resources].sort(), verbs: ['list'] }));
+  return [
+    { apiVersion: 'v1', kind: 'ServiceAccount', metadata: meta(SCAN_NAME), automountServiceAccountToken: true },
+    { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRole', metadata: meta(SCAN_NAME, false), rules: [...listRules, ...readRules] },
+    { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRoleBinding', metadata: meta(SCAN_NAME, false), roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: SCAN_NAME }, subjects: [{ kind: 'ServiceAccount', name: SCAN_NAME, namespace: o.namespace }] },
+    {
+      apiVersion: 'batch/v1', kind: 'CronJob', metadata: meta(SCAN_NAME),
+      spec: {
+        schedule: o.scanSchedule,
+        // a scan still running when the next is due is left to finish; a missed one is not made up in bulk
+        concurrencyPolicy: 'Forbid', startingDeadlineSeconds: 600, successfulJobsHistoryLimit: 3, failedJobsHistoryLimit: 3,
+        jobTemplate: {
+          spec: {
+            // exit 1 means denied objects were found: a failed Job is the signal, not a reason to run again
+            backoffLimit: 0, activeDeadlineSeconds: 3600, ttlSecondsAfterFinished: 86_400,
+            template: {
+              metadata: { labels: SCAN_LABELS },
+              spec: {
+                serviceAccountName: SCAN_NAME, restartPolicy: 'Never',
+                securityContext: { runAsNonRoot: true, runAsUser: 65532, runAsGroup: 65532, seccompProfile: { type: 'RuntimeDefault' } },
+                containers: [{
+                  name: 'scan', image: o.image, imagePullPolicy: 'IfNotPresent',
+                  args: ['scan', '--in-cluster', '--policies', '/app/policies', '--format', 'json'],
+                  env: [{ name: 'NODE_OPTIONS', value: DEPLOYMENT_NODE_OPTIONS }, { name: 'MALLOC_ARENA_MAX', value: DEPLOYMENT_MALLOC_ARENA_MAX }],
+                  resources: { requests: { cpu: '100m', memory: '128Mi' }, limits: { memory: '512Mi' } },
+                  securityContext: { allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] }, runAsNonRoot: true },
+                }],
+              },
+            },
+          },
+        },
+      },
+    },
+    {
+      // nothing calls the scan; it calls DNS, the API server and the registries images rules name
+      apiVersion: 'networking.k8s.io/v1', kind: 'NetworkPolicy', metadata: meta(SCAN_NAME),
+      spec: {
+        podSelector: { matchLabels: SCAN_LABELS }, policyTypes: ['Ingress', 'Egress'], ingress: [],
+        egress: [{ ports: [{ protocol: 'UDP', port: 53 }, { protocol: 'TCP', port: 53 }] }, { ports: [{ protocol: 'TCP', port: 443 }, { protocol: 'TCP', port: 6443 }] }],
+      },
+    },
+  ];
 }

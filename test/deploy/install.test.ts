@@ -135,6 +135,28 @@ t.test('manifests --audit-signing-secret mounts the signing key from a Secret ma
   t.match((bad as { stderr: string }).stderr, /--audit-signing-secret "Not_A_Name" is not a Secret name/);
 });
 
+t.test('manifests --scan-schedule: a CronJob scanning the cluster with an account that may list only what the webhook rules cover', async (t) => {
+  const render = async (...flags: string[]) => parseAllDocuments((await run(process.execPath, ['--import', 'tsx', `${root}src/cli.ts`, 'manifests', '--namespace', 'tg', '--policies', `${root}policies`, ...flags])).stdout).map((d) => d.toJS());
+  const objects = await render('--scan-schedule', '17 * * * *');
+  const cron = objects.find((o) => o.kind === 'CronJob');
+  t.match(cron, { metadata: { name: 'trustgate-scan', namespace: 'tg' }, spec: { schedule: '17 * * * *', concurrencyPolicy: 'Forbid', jobTemplate: { spec: { backoffLimit: 0 } } } });
+  const pod = cron.spec.jobTemplate.spec.template.spec;
+  t.same(pod.containers[0].args, ['scan', '--in-cluster', '--policies', '/app/policies', '--format', 'json']);
+  t.equal(pod.serviceAccountName, 'trustgate-scan');
+  t.match(pod.containers[0].securityContext, { allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] } });
+  const role = objects.find((o) => o.kind === 'ClusterRole' && o.metadata.name === 'trustgate-scan');
+  const grants = role.rules.flatMap((r: { apiGroups: string[]; resources: string[]; verbs: string[] }) => r.resources.map((res) => `${r.apiGroups.join(',')}/${res}:${r.verbs.join(',')}`));
+  t.ok(grants.includes('/pods:list') && grants.includes('apps/deployments:list') && grants.includes('source.toolkit.fluxcd.io/ocirepositories:list'), 'list on what the webhook covers');
+  t.ok(grants.includes('/namespaces:get,list,watch'), 'namespaces, for namespaceSelector');
+  t.notOk(grants.some((g: string) => /secrets|\*|create|update|patch|delete/.test(g)), 'nothing else: no Secrets, no writes, no wildcards');
+  t.equal(new Set(grants).size, grants.length, 'each grant once');
+  t.ok(objects.some((o) => o.kind === 'NetworkPolicy' && o.metadata.name === 'trustgate-scan' && o.spec.ingress.length === 0), 'nothing may call the scan');
+  t.notOk((await render()).some((o) => /scan/.test(o.metadata.name)), 'nothing of it without the flag');
+  const bad = await run(process.execPath, ['--import', 'tsx', `${root}src/cli.ts`, 'manifests', '--policies', `${root}policies`, '--scan-schedule', 'hourly']).catch((e) => e as { code: number; stderr: string });
+  t.equal((bad as { code: number }).code, 2);
+  t.match((bad as { stderr: string }).stderr, /--scan-schedule "hourly" is not a cron schedule/);
+});
+
 t.test('manifests refuses nonsense and warns about a single replica', async (t) => {
   const cli = ['--import', 'tsx', `${root}src/cli.ts`, 'manifests'];
   const bad = await run(process.execPath, [...cli, '--timeout-seconds', '60']).catch((e) => e as { code: number; stderr: string });

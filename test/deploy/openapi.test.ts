@@ -32,7 +32,7 @@ const manifests = async (...flags: string[]) => parseAllDocuments((await run(pro
 t.test('trustgate manifests, with every option, match the Kubernetes schemas', async (t) => {
   await validateAll(t, await manifests(), 'manifests');
   await validateAll(t, await manifests('--pull-secrets', '--self-managed-certs', '--replicas', '3', '--audit', 'postgres://audit.example/trustgate',
-    '--client-ca-file', `${root}test/fixtures/sigstore/cosign-legacy/sigstore-rs-2021/keyless.cert.pem`, '--client-name', 'kube-apiserver', '--audit-signing-secret', 'trustgate-audit-signing'), 'manifests --pull-secrets --self-managed-certs --client-ca-file --audit-signing-secret');
+    '--client-ca-file', `${root}test/fixtures/sigstore/cosign-legacy/sigstore-rs-2021/keyless.cert.pem`, '--client-name', 'kube-apiserver', '--audit-signing-secret', 'trustgate-audit-signing', '--scan-schedule', '@hourly'), 'manifests --pull-secrets --self-managed-certs --client-ca-file --audit-signing-secret --scan-schedule');
 });
 
 t.test('the kustomize overlays match the Kubernetes and cert-manager schemas', async (t) => {
