@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import t from 'tap';
 import { trustgate } from '../helpers/cli.js';
-import { policyDir, policyYaml } from '../helpers/policies.js';
+import { policyDir, policyYaml, PROD_REPLICAS, TEAM_LABEL_WARN } from '../helpers/policies.js';
 
 const WORKLOADS = `match:
   resources:
@@ -22,19 +22,8 @@ ${WORKLOADS}
 validations:
   - expression: "object.kind != 'Pod' || object.spec.containers.all(c, !c.?securityContext.?privileged.orValue(false))"
     messageExpression: "'privileged container in ' + object.metadata.name"`),
-    policyYaml('team-label', `mode: warn
-${WORKLOADS}
-validations:
-  - expression: "'team' in object.metadata.?labels.orValue({})"
-    message: needs a team label`),
     // namespaceSelector: only namespaces labelled env=prod, as the manifests themselves create them
-    policyYaml('prod-replicas', `mode: enforce
-match:
-  resources: [{ apiGroups: [apps], resources: [deployments], operations: [CREATE] }]
-  namespaceSelector: { matchLabels: { env: prod } }
-validations:
-  - expression: "object.spec.replicas >= 2"
-    message: prod runs at least two replicas`),
+    TEAM_LABEL_WARN, PROD_REPLICAS,
   ].join('---\n'),
 });
 

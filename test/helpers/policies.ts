@@ -23,3 +23,20 @@ export const POD_RULE = `match:
     - apiGroups: [""]
       resources: [pods]
       operations: [CREATE, UPDATE]`;
+
+/** for scans: a warn-mode team label on Pods and Deployments */
+export const TEAM_LABEL_WARN = policyYaml('team-label', `mode: warn
+match:
+  resources: [{ apiGroups: ["", apps], resources: [pods, deployments], operations: [CREATE] }]
+validations:
+  - expression: "'team' in object.metadata.?labels.orValue({})"
+    message: needs a team label`);
+
+/** for scans: Deployments in namespaces labelled env=prod run two replicas or more (enforced) */
+export const PROD_REPLICAS = policyYaml('prod-replicas', `mode: enforce
+match:
+  resources: [{ apiGroups: [apps], resources: [deployments], operations: [CREATE] }]
+  namespaceSelector: { matchLabels: { env: prod } }
+validations:
+  - expression: "object.spec.replicas >= 2"
+    message: prod runs at least two replicas`);

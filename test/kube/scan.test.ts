@@ -10,25 +10,9 @@ import { loadKubeConfig } from '../../src/kube/index.js';
 import { loadPolicySet } from '../../src/policy/index.js';
 import { trustgate } from '../helpers/cli.js';
 import { startFakeApiServer } from '../helpers/fake-apiserver.js';
-import { policyDir, policyYaml } from '../helpers/policies.js';
+import { policyDir, policyYaml, PROD_REPLICAS, TEAM_LABEL_WARN } from '../helpers/policies.js';
 
-const policies = () => policyDir({
-  'p.yaml': [
-    policyYaml('team-label', `mode: warn
-match:
-  resources: [{ apiGroups: ["", apps], resources: [pods, deployments], operations: [CREATE] }]
-validations:
-  - expression: "'team' in object.metadata.?labels.orValue({})"
-    message: needs a team label`),
-    policyYaml('prod-replicas', `mode: enforce
-match:
-  resources: [{ apiGroups: [apps], resources: [deployments], operations: [CREATE] }]
-  namespaceSelector: { matchLabels: { env: prod } }
-validations:
-  - expression: "object.spec.replicas >= 2"
-    message: prod runs at least two replicas`),
-  ].join('---\n'),
-});
+const policies = () => policyDir({ 'p.yaml': [TEAM_LABEL_WARN, PROD_REPLICAS].join('---\n') });
 
 const ns = (name: string, labels: Record<string, string>) => ({ apiVersion: 'v1', kind: 'Namespace', metadata: { name, labels } });
 const pod = (name: string, namespace: string, labels: Record<string, string> = {}) => ({ apiVersion: 'v1', kind: 'Pod', metadata: { name, namespace, labels, creationTimestamp: '2026-01-02T03:04:05Z' }, spec: { containers: [{ name: 'c', image: 'x:1' }] } });
