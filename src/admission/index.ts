@@ -55,6 +55,8 @@ export interface AdmitOptions {
   receivedAt?: number;
   /** this request's deadline when shorter than services.deadlineMs (its caller waits less) */
   deadlineMs?: number;
+  /** the caller its client certificate authenticated, for the record */
+  caller?: { name: string; certificateSha256: string };
 }
 
 export async function admit(body: unknown, endpoint: Endpoint, services: AdmissionServices, options: AdmitOptions = {}): Promise<AdmissionOutcome> {
@@ -97,7 +99,7 @@ export async function admit(body: unknown, endpoint: Endpoint, services: Admissi
   const decision = decide(results);
   const patch: JsonPatchOperation[] = decision.allowed ? results.flatMap((r) => r.patch ?? []) : [];
   const decisionId = randomUUID();
-  const record = buildDecisionRecord({ decisionId, replica: services.replica, request, endpoint, allowed: decision.allowed, startedAt, evaluationMs, imagesMs, policySetRevision: set.revision, results, patch, labels: services.labels, authorizations: authorization?.record() });
+  const record = buildDecisionRecord({ decisionId, replica: services.replica, request, endpoint, allowed: decision.allowed, startedAt, evaluationMs, imagesMs, policySetRevision: set.revision, results, patch, labels: services.labels, authorizations: authorization?.record(), caller: options.caller });
   try {
     await services.recorder.record(record);
   } catch (err) {

@@ -117,6 +117,8 @@ export interface DecisionRecord {
   allowed: boolean;
   /** the authorization checks policies made (SubjectAccessReviews) and their answers, when they made any */
   authorizations?: AuthorizationRecord[];
+  /** with --client-ca: who asked (the client certificate's first name and its sha256) */
+  caller?: { name: string; certificateSha256: string };
   durationMs: number;
   /** parts of the duration: policy evaluation (image verification joins with image rules) */
   timings: { evaluationMs: number; imagesMs?: number };
@@ -148,6 +150,7 @@ export function buildDecisionRecord(input: {
   patch: JsonPatchOperation[];
   labels?: { cluster: string; version: string };
   authorizations?: AuthorizationRecord[];
+  caller?: { name: string; certificateSha256: string };
 }): DecisionRecord {
   const r = input.request;
   const time = new Date().toISOString();
@@ -157,6 +160,7 @@ export function buildDecisionRecord(input: {
   return {
     allowed: input.allowed,
     authorizations: input.authorizations?.length ? input.authorizations.map(clippedAuthorization) : undefined,
+    caller: input.caller,
     decisionId: input.decisionId,
     // after the digest above, the last costly step before the record is sealed
     durationMs: Math.round((performance.now() - input.startedAt) * 1000) / 1000,

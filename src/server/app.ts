@@ -5,7 +5,7 @@ import Fastify, { LogController, type FastifyInstance, type FastifyReply, type F
 import type { Logger } from 'pino';
 import { admit, AdmissionInputError, PolicySetUnavailableError, type AdmissionServices, type Endpoint } from '../admission/index.js';
 import { BodyBudget, type BodyBudgetBusyError, LARGE_BODY_BYTES } from './body-budget.js';
-import { refuseClient, type ClientAuthOptions } from './client-auth.js';
+import { callerOf, refuseClient, type ClientAuthOptions } from './client-auth.js';
 import { requestDeadlineMs } from './deadline.js';
 import type { Metrics } from './metrics.js';
 
@@ -126,7 +126,11 @@ async function admissionRoutes(app: FastifyInstance, options: { bodyLimit: numbe
   const handle = (endpoint: Endpoint) => async (req: FastifyRequest, reply: FastifyReply) => {
     const end = metrics.latency.startTimer({ endpoint });
     try {
-      const outcome = await admit(req.body, endpoint, admission, { receivedAt: req.largeBody?.receivedAt, deadlineMs: requestDeadlineMs(req.query, admission.deadlineMs) });
+      const outcome = await admit(req.body, endpoint, admission, {
+        receivedAt: req.largeBody?.receivedAt, deadlineMs: requestDeadlineMs(req.query, admission.deadlineMs),
+        // with client certificates, the record names who asked (the onRequest hook let only accepted ones through)
+        caller: options.clientAuth ? callerOf(req.raw.socket as TLSSocket) : undefined,
+      });
       metrics.decisions.hot(endpoint, String(outcome.decision.allowed), String(outcome.record.request.dryRun));
       for (const r of outcome.results) metrics.policyResults.hot(r.name, r.mode, r.result, r.code ?? '');
       metrics.requests.hot(endpoint, '200');

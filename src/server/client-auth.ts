@@ -44,3 +44,23 @@ export function refuseClient(socket: TLSSocket, options: ClientAuthOptions): Cli
   }
   return verdict;
 }
+
+/** Who asked, as a decision record names it: the certificate's first name and its fingerprint. */
+export interface Caller {
+  name: string;
+  /** sha256 of the certificate (DER), hex: which certificate, across rotations */
+  certificateSha256: string;
+}
+
+const callers = new WeakMap<TLSSocket, Caller>();
+
+/** The authenticated caller on this connection (worked out once per connection). */
+export function callerOf(socket: TLSSocket): Caller {
+  let caller = callers.get(socket);
+  if (!caller) {
+    const cert = socket.getPeerCertificate();
+    caller = { name: certificateNames(socket)[0] ?? '', certificateSha256: (cert.fingerprint256 ?? '').replace(/:/g, '').toLowerCase() };
+    callers.set(socket, caller);
+  }
+  return caller;
+}

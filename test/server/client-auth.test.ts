@@ -1,6 +1,7 @@
 // --client-ca: /validate and /mutate answer only callers with a client certificate the CA
 // issued (and, with --client-name, one of those names); health and metrics stay open. A
 // rotation of the serving certificate must keep the client CA in the new TLS context.
+import { X509Certificate } from 'node:crypto';
 import { cp, mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -65,4 +66,25 @@ t.test('a rotated serving certificate keeps the client CA', async (t) => {
   t.equal((await withCa2(apiServer)).status, 200, 'the API server\'s certificate still verifies');
   t.equal((await withCa2()).status, 401, 'and a caller without one is still refused');
   t.equal((await withCa2(stranger)).status, 401);
+});
+
+t.test('the decision record names the authenticated caller and its certificate', async (t) => {
+  const file = join(dir, 'decisions.jsonl');
+  const server = await startTestServer({ policies: [policies], clientCa: join(dir, 'client-ca.crt'), audit: [`file:${file}`] });
+  t.teardown(() => server.close());
+  t.equal((await post(server, apiServer)).status, 200);
+  t.equal((await post(server, otherCaller)).status, 200);
+  t.ok(await server.audit.drained());
+  const records = (await readFile(file, 'utf8')).trim().split('\n').map((l) => JSON.parse(l));
+  const sha256 = (pem: string) => new X509Certificate(pem).fingerprint256.replace(/:/g, '').toLowerCase();
+  t.same(records.map((r) => r.caller), [
+    { name: 'kube-apiserver', certificateSha256: sha256(apiServer.cert) },
+    { name: 'some-pod', certificateSha256: sha256(otherCaller.cert) },
+  ]);
+  // without --client-ca nobody is authenticated, and the record claims no caller
+  const open = await startTestServer({ policies: [policies], audit: [`file:${join(dir, 'open.jsonl')}`] });
+  t.teardown(() => open.close());
+  t.equal((await open.post('/validate', review)).status, 200);
+  t.ok(await open.audit.drained());
+  t.notOk('caller' in JSON.parse(await readFile(join(dir, 'open.jsonl'), 'utf8')));
 });
