@@ -602,6 +602,19 @@ async function verifyBundleCommand(argv: string[]): Promise<number> {
 
 const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = { serve, lint, test, eval: evaluate, scan, certs, audit, manifests, verify: verifyImage, 'verify-bundle': verifyBundleCommand };
 
+/** The usage lines of one command: its own lines and their continuations. */
+function commandUsage(command: string): string {
+  const lines = USAGE.split('\n');
+  const out: string[] = [];
+  let inside = false;
+  for (const line of lines) {
+    if (/^ {2}trustgate \S+/.test(line)) inside = line.startsWith(`  trustgate ${command} `);
+    else if (!line.startsWith('    ')) inside = false;
+    if (inside) out.push(line);
+  }
+  return `usage:\n${out.join('\n')}`;
+}
+
 export async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   if (!command || command === '--help' || command === '-h' || command === 'help') {
@@ -613,6 +626,11 @@ export async function main(argv: string[]): Promise<number> {
   try {
     if (!run) {
       throw new UsageError(`unknown command "${command}"${didYouMean(command, Object.keys(COMMANDS))}; commands: ${Object.keys(COMMANDS).join(', ')}`);
+    }
+    // `trustgate CMD --help`: that command's part of the usage (serve lists its options itself)
+    if (command !== 'serve' && (rest.includes('--help') || rest.includes('-h'))) {
+      process.stdout.write(`${commandUsage(command)}\n`);
+      return 0;
     }
     return await run(rest);
   } catch (err) {

@@ -240,3 +240,16 @@ t.test('certs generate writes a CA and a serving pair', async (t) => {
   t.equal(res.code, 0, res.stderr);
   t.match(res.stdout, /CA certificate: .*ca\.crt/);
 });
+
+t.test('CMD --help prints that command\'s usage, which the unknown-flag message points to', async (t) => {
+  const help = await trustgate('scan', '--help');
+  t.equal(help.code, 0);
+  t.match(help.stdout, /^usage:\n {2}trustgate scan {4}--policies DIR/);
+  t.notMatch(help.stdout, /trustgate (eval|verify|audit)/, 'only that command');
+  t.match((await trustgate('verify', '-h')).stdout, /trustgate verify {2}IMAGE --policies DIR/);
+  t.notMatch((await trustgate('verify', '-h')).stdout, /verify-bundle/);
+  const unknown = await trustgate('eval', '--nope');
+  t.equal(unknown.code, 2);
+  t.match(unknown.stderr, /unknown flag --nope; see --help/);
+  t.equal((await trustgate('eval', '--help')).code, 0, 'and --help works there');
+});
