@@ -1,7 +1,7 @@
 // The admission recipe, whole in one function: parse the review, select the policies,
 // evaluate, decide, record, respond.
 import { randomUUID } from 'node:crypto';
-import { AuditUnavailableError, buildDecisionRecord, type DecisionRecord, type DecisionRecorder } from '../audit/index.js';
+import { AuditUnavailableError, buildDecisionRecord, type Caller, type DecisionRecord, type DecisionRecorder } from '../audit/index.js';
 import { evaluatePolicy, EvaluationContext, type CompiledPolicy, type ExplainStep, type NamespaceLookup, type ParamsLookup, type PolicyResult, type PolicySet } from '../policy/index.js';
 import { applyImageRules, RequestImages } from '../policy/images-rule.js';
 import { AuthorizationSession, MAX_AUTHORIZATION_ROUNDS, NO_AUTHORIZER, type Authorizer } from '../policy/authorization.js';
@@ -56,7 +56,7 @@ export interface AdmitOptions {
   /** this request's deadline when shorter than services.deadlineMs (its caller waits less) */
   deadlineMs?: number;
   /** the caller its client certificate authenticated, for the record */
-  caller?: { name: string; certificateSha256: string };
+  caller?: Caller;
 }
 
 export async function admit(body: unknown, endpoint: Endpoint, services: AdmissionServices, options: AdmitOptions = {}): Promise<AdmissionOutcome> {

@@ -1,7 +1,7 @@
 // The audit trail: decision records, the hash chain, the spool and the sinks fed from it.
 import type { DecisionRecord } from './record.js';
 
-export { buildDecisionRecord, objectDigest, type DecisionRecord } from './record.js';
+export { buildDecisionRecord, objectDigest, type Caller, type DecisionRecord } from './record.js';
 export { canonicalJson } from './canonical.js';
 export { AuditPipeline, AuditUnavailableError, type AuditMetrics } from './pipeline.js';
 export { HashChain, recordHash, GENESIS_HASH } from './chain.js';

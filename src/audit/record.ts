@@ -90,6 +90,14 @@ function paramsRecords(objects: readonly KubeObject[] | undefined): ParamsRecord
   });
 }
 
+/** Who asked for a decision, when a client certificate authenticated it (--client-ca). */
+export interface Caller {
+  /** the certificate's first name: its common name, else its first DNS name */
+  name: string;
+  /** sha256 of the certificate (DER), hex: which certificate, across rotations */
+  certificateSha256: string;
+}
+
 export interface DecisionRecord {
   schema: 'trustgate.dev/decision/v1';
   decisionId: string;
@@ -117,8 +125,8 @@ export interface DecisionRecord {
   allowed: boolean;
   /** the authorization checks policies made (SubjectAccessReviews) and their answers, when they made any */
   authorizations?: AuthorizationRecord[];
-  /** with --client-ca: who asked (the client certificate's first name and its sha256) */
-  caller?: { name: string; certificateSha256: string };
+  /** with --client-ca: who asked */
+  caller?: Caller;
   durationMs: number;
   /** parts of the duration: policy evaluation (image verification joins with image rules) */
   timings: { evaluationMs: number; imagesMs?: number };
@@ -150,7 +158,7 @@ export function buildDecisionRecord(input: {
   patch: JsonPatchOperation[];
   labels?: { cluster: string; version: string };
   authorizations?: AuthorizationRecord[];
-  caller?: { name: string; certificateSha256: string };
+  caller?: Caller;
 }): DecisionRecord {
   const r = input.request;
   const time = new Date().toISOString();

@@ -4,8 +4,9 @@ import type { TLSSocket } from 'node:tls';
 import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify';
 import type { Logger } from 'pino';
 import { admit, AdmissionInputError, PolicySetUnavailableError, type AdmissionServices, type Endpoint } from '../admission/index.js';
+import type { Caller } from '../audit/index.js';
 import { BodyBudget, type BodyBudgetBusyError, LARGE_BODY_BYTES } from './body-budget.js';
-import { callerOf, refuseClient, type ClientAuthOptions } from './client-auth.js';
+import { checkClient, type ClientAuthOptions } from './client-auth.js';
 import { requestDeadlineMs } from './deadline.js';
 import type { Metrics } from './metrics.js';
 
@@ -46,6 +47,8 @@ declare module 'fastify' {
   }
   interface FastifyRequest {
     largeBody: LargeBody | null;
+    /** with --client-ca: who the client certificate says asked */
+    caller: Caller | null;
   }
 }
 
@@ -110,8 +113,12 @@ function guardLargeBodies(app: FastifyInstance, bodyLimit: number, budgetBytes: 
 function requireClientCertificates(app: FastifyInstance, clientAuth: ClientAuthOptions): void {
   const { metrics, logger } = app.trustgate;
   app.addHook('onRequest', (req, reply, done) => {
-    const refusal = refuseClient(req.raw.socket as TLSSocket, clientAuth);
-    if (!refusal) return done();
+    const verdict = checkClient(req.raw.socket as TLSSocket, clientAuth);
+    if ('caller' in verdict) {
+      req.caller = verdict.caller;
+      return done();
+    }
+    const { refusal } = verdict;
     const error = refusal.status === 401 ? 'Unauthorized' : 'Forbidden';
     metrics.badRequests.inc({ error });
     logger.warn({ url: req.url, error, reason: refusal.message, remote: req.ip }, 'admission caller refused');
@@ -128,8 +135,8 @@ async function admissionRoutes(app: FastifyInstance, options: { bodyLimit: numbe
     try {
       const outcome = await admit(req.body, endpoint, admission, {
         receivedAt: req.largeBody?.receivedAt, deadlineMs: requestDeadlineMs(req.query, admission.deadlineMs),
-        // with client certificates, the record names who asked (the onRequest hook let only accepted ones through)
-        caller: options.clientAuth ? callerOf(req.raw.socket as TLSSocket) : undefined,
+        // with client certificates, the record names who asked (set by the onRequest hook that let it through)
+        caller: req.caller ?? undefined,
       });
       metrics.decisions.hot(endpoint, String(outcome.decision.allowed), String(outcome.record.request.dryRun));
       for (const r of outcome.results) metrics.policyResults.hot(r.name, r.mode, r.result, r.code ?? '');
@@ -189,6 +196,7 @@ export function buildApp(services: AppServices, options: AppOptions = {}): Fasti
   } as FastifyServerOptions) as unknown as FastifyInstance;
   app.decorate('trustgate', services);
   app.decorateRequest('largeBody', null);
+  app.decorateRequest('caller', null);
 
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('application/json', { parseAs: 'string' }, (_req, body, done) => {
