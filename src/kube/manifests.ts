@@ -48,6 +48,16 @@ export interface ManifestOptions {
 }
 
 type Obj = Record<string, unknown>;
+
+// shared by the webhook's pods and the scheduled scan's: one place to harden both
+const POD_SECURITY = { runAsNonRoot: true, runAsUser: 65532, runAsGroup: 65532, seccompProfile: { type: 'RuntimeDefault' } };
+const CONTAINER_SECURITY = { allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] }, runAsNonRoot: true };
+const MEMORY_ENV = [{ name: 'NODE_OPTIONS', value: DEPLOYMENT_NODE_OPTIONS }, { name: 'MALLOC_ARENA_MAX', value: DEPLOYMENT_MALLOC_ARENA_MAX }];
+// DNS; the API server, audit sinks and registries over TLS (narrow with CIDRs where known)
+const EGRESS = [
+  { ports: [{ protocol: 'UDP', port: 53 }, { protocol: 'TCP', port: 53 }] },
+  { ports: [{ protocol: 'TCP', port: 443 }, { protocol: 'TCP', port: 6443 }] },
+];
 const LABELS = { 'app.kubernetes.io/name': 'trustgate', 'app.kubernetes.io/component': 'admission-webhook' };
 
 /** Webhook rules covering every resource some policy matches. */
@@ -142,7 +152,7 @@ export function renderManifests(set: PolicySet, o: ManifestOptions): Obj[] {
           spec: {
             serviceAccountName: 'trustgate',
             priorityClassName: 'system-cluster-critical',
-            securityContext: { runAsNonRoot: true, runAsUser: 65532, runAsGroup: 65532, fsGroup: 65532, seccompProfile: { type: 'RuntimeDefault' } },
+            securityContext: { ...POD_SECURITY, fsGroup: 65532 },
             affinity: { podAntiAffinity: { requiredDuringSchedulingIgnoredDuringExecution: [{ labelSelector: { matchLabels: LABELS }, topologyKey: 'kubernetes.io/hostname' }] } },
             topologySpreadConstraints: [{ maxSkew: 1, topologyKey: 'topology.kubernetes.io/zone', whenUnsatisfiable: 'ScheduleAnyway', labelSelector: { matchLabels: LABELS } }],
             terminationGracePeriodSeconds: 30,
@@ -156,15 +166,14 @@ export function renderManifests(set: PolicySet, o: ManifestOptions): Obj[] {
                 ...o.audit.flatMap((a) => ['--audit', a])],
               env: [
                 { name: 'TRUSTGATE_REPLICA', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
-                { name: 'NODE_OPTIONS', value: DEPLOYMENT_NODE_OPTIONS },
-                { name: 'MALLOC_ARENA_MAX', value: DEPLOYMENT_MALLOC_ARENA_MAX },
+                ...MEMORY_ENV,
                 ...(o.selfManagedCerts ? [{ name: 'POD_NAMESPACE', valueFrom: { fieldRef: { fieldPath: 'metadata.namespace' } } }] : []),
               ],
               ports: [{ name: 'https', containerPort: 8443 }],
               readinessProbe: { httpGet: { path: '/readyz', port: 'https', scheme: 'HTTPS' }, periodSeconds: 5 },
               livenessProbe: { httpGet: { path: '/healthz', port: 'https', scheme: 'HTTPS' }, periodSeconds: 10, failureThreshold: 6 },
               resources: { requests: { cpu: '100m', memory: '128Mi' }, limits: { memory: '512Mi' } },
-              securityContext: { allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] }, runAsNonRoot: true },
+              securityContext: CONTAINER_SECURITY,
               volumeMounts: [{ name: 'certs', mountPath: '/certs', readOnly: !o.selfManagedCerts }, { name: 'spool', mountPath: '/spool' }, { name: 'tmp', mountPath: '/tmp' },
                 ...(o.clientCa ? [{ name: 'client-ca', mountPath: '/client-ca', readOnly: true }] : []),
                 ...(o.auditSigningSecret ? [{ name: 'audit-signing', mountPath: '/audit-signing', readOnly: true }] : [])],
@@ -192,11 +201,7 @@ export function renderManifests(set: PolicySet, o: ManifestOptions): Obj[] {
         policyTypes: ['Ingress', 'Egress'],
         // the API server's source addresses differ per distribution: the port is what is fixed
         ingress: [{ ports: [{ protocol: 'TCP', port: 8443 }] }],
-        egress: [
-          { ports: [{ protocol: 'UDP', port: 53 }, { protocol: 'TCP', port: 53 }] },
-          // the API server (watches) and audit sinks and registries over TLS; narrow with CIDRs where known
-          { ports: [{ protocol: 'TCP', port: 443 }, { protocol: 'TCP', port: 6443 }] },
-        ],
+        egress: EGRESS,
       },
     },
     { apiVersion: 'admissionregistration.k8s.io/v1', kind: 'ValidatingWebhookConfiguration', metadata: meta('trustgate', false), webhooks: [webhook('validate.trustgate.dev', '/validate')] },
@@ -244,13 +249,13 @@ function scheduledScan(o: ManifestOptions, webhookRules: Obj[], readRules: Obj[]
               metadata: { labels: SCAN_LABELS },
               spec: {
                 serviceAccountName: SCAN_NAME, restartPolicy: 'Never',
-                securityContext: { runAsNonRoot: true, runAsUser: 65532, runAsGroup: 65532, seccompProfile: { type: 'RuntimeDefault' } },
+                securityContext: POD_SECURITY,
                 containers: [{
                   name: 'scan', image: o.image, imagePullPolicy: 'IfNotPresent',
                   args: ['scan', '--in-cluster', '--policies', '/app/policies', '--format', 'json'],
-                  env: [{ name: 'NODE_OPTIONS', value: DEPLOYMENT_NODE_OPTIONS }, { name: 'MALLOC_ARENA_MAX', value: DEPLOYMENT_MALLOC_ARENA_MAX }],
+                  env: MEMORY_ENV,
                   resources: { requests: { cpu: '100m', memory: '128Mi' }, limits: { memory: '512Mi' } },
-                  securityContext: { allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] }, runAsNonRoot: true },
+                  securityContext: CONTAINER_SECURITY,
                 }],
               },
             },
@@ -263,7 +268,7 @@ function scheduledScan(o: ManifestOptions, webhookRules: Obj[], readRules: Obj[]
       apiVersion: 'networking.k8s.io/v1', kind: 'NetworkPolicy', metadata: meta(SCAN_NAME),
       spec: {
         podSelector: { matchLabels: SCAN_LABELS }, policyTypes: ['Ingress', 'Egress'], ingress: [],
-        egress: [{ ports: [{ protocol: 'UDP', port: 53 }, { protocol: 'TCP', port: 53 }] }, { ports: [{ protocol: 'TCP', port: 443 }, { protocol: 'TCP', port: 6443 }] }],
+        egress: EGRESS,
       },
     },
   ];
