@@ -100,9 +100,9 @@ export function readVerificationKeys(files: readonly { pem: string; where: strin
 
 /** Why the record's checkpoint does not hold, or undefined when it does. */
 export function checkpointFailure(record: CheckpointedRecord, keys: ReadonlyMap<string, KeyObject>): string | undefined {
-  const c = record.checkpoint!;
+  const c = record.checkpoint;
   const every = c?.every;
-  if (typeof c?.keyId !== 'string' || typeof c.signature !== 'string' || !every || !Number.isInteger(every.records) || every.records < 1 || !Number.isInteger(every.ms) || every.ms < 1) {
+  if (!c || typeof c.keyId !== 'string' || typeof c.signature !== 'string' || !every || !Number.isInteger(every.records) || every.records < 1 || !Number.isInteger(every.ms) || every.ms < 1) {
     return 'the checkpoint is malformed (keyId, every.records, every.ms and signature are required)';
   }
   const key = keys.get(c.keyId);

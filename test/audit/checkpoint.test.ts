@@ -127,6 +127,13 @@ t.test('trustgate audit keygen, serve-side signing, and audit verify --key from 
   t.equal((again as { code: number }).code, 2);
   t.match(again.stderr, /audit-signing\.key: exists; a signing key is never overwritten/);
 
+  const rsa = await run(process.execPath, ['--import', 'tsx', cli, 'audit', 'keygen', '--out', join(dir, 'rsa'), '--algorithm', 'rsa']).catch((e) => e as { code: number; stderr: string });
+  t.equal((rsa as { code: number }).code, 2);
+  t.match(rsa.stderr, /--algorithm is ed25519, p256 or p384, got "rsa"/);
+  const query = await run(process.execPath, ['--import', 'tsx', cli, 'audit', 'query', join(dir, 'nothing.jsonl'), '--key', join(dir, 'keys', 'audit-signing.pub')]).catch((e) => e as { code: number; stderr: string });
+  t.equal((query as { code: number }).code, 2);
+  t.match(query.stderr, /--key belongs to audit verify/);
+
   const key = await readFile(join(dir, 'keys', 'audit-signing.key'), 'utf8');
   const records = signedChain(12, { records: 5, ms: 60_000 }, { key });
   const file = join(dir, 'decisions.jsonl');

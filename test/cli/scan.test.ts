@@ -100,6 +100,12 @@ t.test('scan reads standard input (kustomize build | trustgate scan -), and says
   const missing = await trustgate('scan', '--policies', dir, `${broken}/nope.yaml`);
   t.equal(missing.code, 2);
   t.match(missing.stderr, /nope\.yaml: no such file or directory/);
+  const format = await trustgate('scan', '--policies', dir, '--format', 'xml', broken);
+  t.equal(format.code, 2);
+  t.match(format.stderr, /--format is table, json or sarif/);
+  const both = await trustgate('scan', '--policies', dir, '--kubeconfig', 'k', '--in-cluster');
+  t.equal(both.code, 2);
+  t.match(both.stderr, /give --kubeconfig or --in-cluster, not both/);
   const usage = await trustgate('scan', broken);
   t.equal(usage.code, 2);
   t.match(usage.stderr, /usage: trustgate scan --policies DIR/);
