@@ -51,7 +51,7 @@ usage:
                     [--tls-secret NAME] [--audit SINK]... [--timeout-seconds N] [--pull-secrets] [--self-managed-certs]
                     [--client-ca-file F [--client-name NAME]...] [--audit-signing-secret NAME] [--scan-schedule CRON]
   trustgate audit   verify SOURCE... [--key F]... | query SOURCE... [--since T] [--until T] [--namespace NS] [--user U]
-                    [--policy P] [--allowed|--denied] [--image REF] [--format json|table]
+                    [--policy P] [--exception E] [--allowed|--denied] [--image REF] [--format json|table]
                     SOURCE: a file sink's file (rotated siblings included), a spool directory, or postgres://…
                     --key: a replica's public key; its signed checkpoints are then checked and required
   trustgate audit   keygen --out DIR [--algorithm ed25519|p256|p384]
@@ -101,7 +101,7 @@ async function lint(argv: string[]): Promise<number> {
   const set = await loadOrFail(positionals);
   if (!set) return 1;
   const warned = set.warnings.length ? `, ${set.warnings.length} warning(s)` : '';
-  process.stdout.write(`ok: ${set.policies.length} policies, ${set.trustRoots.length} trust roots, ${set.tests.length} test suites in ${set.files} files (revision ${set.revision})${set.skipped ? `; ${set.skipped} other documents (params, data, objects) not run as policies` : ''}${warned}\n`);
+  process.stdout.write(`ok: ${set.policies.length} policies, ${set.trustRoots.length} trust roots, ${set.exceptions.size ? `${set.exceptions.size} exceptions, ` : ''}${set.tests.length} test suites in ${set.files} files (revision ${set.revision})${set.skipped ? `; ${set.skipped} other documents (params, data, objects) not run as policies` : ''}${warned}\n`);
   return set.warnings.length && flagOn(values, 'strict') ? 1 : 0;
 }
 
@@ -276,6 +276,7 @@ async function scan(argv: string[]): Promise<number> {
   const images = await verifierFromFlags(values, set.registries);
   // findings are printed as they come; only SARIF, one document, keeps them (the failing ones)
   const counts = { allow: 0, warn: 0, deny: 0 };
+  let waived = 0;
   const failing: ScanFinding[] = [];
   let subjects: ScanSubjects;
   try {
@@ -286,6 +287,7 @@ async function scan(argv: string[]): Promise<number> {
       replica: 'scan', deadlineMs: 8000, images, authorizer: kube && kc ? new kube.SubjectAccessReviewAuthorizer(kc, logger!) : undefined,
     }, { namespace: one('namespace'), userInfo: { username: one('user') ?? 'trustgate-offline', groups: ['system:authenticated', ...((values.get('group') as string[] | undefined) ?? [])] } }, (f) => {
       counts[f.verdict]++;
+      if (f.verdict === 'warn' && f.policies.some((p) => p.exceptions)) waived++;
       if (format === 'sarif') {
         if (f.verdict !== 'allow') failing.push(f);
       } else if (format === 'json') process.stdout.write(`${JSON.stringify(f)}\n`);
@@ -298,7 +300,7 @@ async function scan(argv: string[]): Promise<number> {
   if (format === 'sarif') process.stdout.write(`${JSON.stringify(sarifReport(failing, { version: TRUSTGATE_VERSION }), null, 2)}\n`);
   for (const line of [...subjects.errors(), ...subjects.notes]) process.stderr.write(`${line}\n`);
   const incomplete = subjects.incomplete().join(', ');
-  process.stderr.write(`scanned ${counts.allow + counts.warn + counts.deny} object(s) against ${set.policies.length} policies: ${counts.allow} allowed, ${counts.warn} admitted but failing warn or audit policies, ${counts.deny} denied${incomplete ? `; incomplete: ${incomplete}` : ''}\n`);
+  process.stderr.write(`scanned ${counts.allow + counts.warn + counts.deny} object(s) against ${set.policies.length} policies: ${counts.allow} allowed, ${counts.warn} admitted but failing warn or audit policies${waived ? ` (${waived} of them admitted by exception)` : ''}, ${counts.deny} denied${incomplete ? `; incomplete: ${incomplete}` : ''}\n`);
   // a scan that could not read everything vouches for nothing
   if (incomplete) return 2;
   return counts.deny || (counts.warn && flagOn(values, 'strict')) ? 1 : 0;
@@ -399,7 +401,7 @@ async function readKeyFiles(paths: readonly string[]): Promise<Map<string, KeyOb
 
 async function audit(argv: string[]): Promise<number> {
   const { values, positionals } = parseFlags(argv, {
-    since: 'value', until: 'value', namespace: 'value', user: 'value', policy: 'value', image: 'value', allowed: 'bool', denied: 'bool', format: 'value', key: 'value', out: 'value', algorithm: 'value',
+    since: 'value', until: 'value', namespace: 'value', user: 'value', policy: 'value', image: 'value', exception: 'value', allowed: 'bool', denied: 'bool', format: 'value', key: 'value', out: 'value', algorithm: 'value',
   });
   const [action, ...sources] = positionals;
   const one = (k: string) => values.get(k)?.at(-1) as string | undefined;
@@ -412,7 +414,7 @@ async function audit(argv: string[]): Promise<number> {
   const filter: QueryFilter = {
     since: one('since') ? parseTime(one('since')!, '--since') : undefined,
     until: one('until') ? parseTime(one('until')!, '--until') : undefined,
-    namespace: one('namespace'), user: one('user'), policy: one('policy'), image: one('image'),
+    namespace: one('namespace'), user: one('user'), policy: one('policy'), image: one('image'), exception: one('exception'),
     allowed: flagOn(values, 'allowed') ? true : flagOn(values, 'denied') ? false : undefined,
   };
   const database = sources.find((s) => /^postgres(ql)?:\/\//.test(s));

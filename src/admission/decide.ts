@@ -25,6 +25,11 @@ function line(r: PolicyResult): string {
   return `[${r.name}] ${r.messages.join('; ')}`;
 }
 
+/** "[policy] excepted by name (ticket) until 2027-01-31T00:00:00.000Z: message; message" */
+function exceptedLine(r: PolicyResult, e: NonNullable<PolicyResult['exceptions']>[number]): string {
+  return `[${r.name}] excepted by ${e.name}${e.ticket ? ` (${e.ticket})` : ''} until ${e.expires}: ${e.messages.join('; ')}`;
+}
+
 export function decide(results: readonly PolicyResult[]): Decision {
   const denials: string[] = [];
   const warnings: string[] = [];
@@ -37,7 +42,9 @@ export function decide(results: readonly PolicyResult[]): Decision {
       for (const [k, v] of Object.entries(r.annotations)) if (!auditAnnotations || !Object.hasOwn(auditAnnotations, k)) (auditAnnotations ??= {})[k] = v;
     }
     for (const note of r.notes ?? []) warnings.push(`[${r.name}] ${note}`);
-    if (r.result === 'pass') continue;
+    // waived, not hidden: whoever applies the object sees what it breaks and until when it may
+    if (r.exceptions && r.mode !== 'audit') for (const e of r.exceptions) warnings.push(exceptedLine(r, e));
+    if (r.result === 'pass' || r.result === 'excepted') continue;
     // an evaluation error counts as a failure unless the policy says failurePolicy: Ignore
     const failing = r.result === 'fail' || r.failurePolicy === 'Fail';
     if (r.mode === 'audit') continue;

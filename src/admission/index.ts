@@ -57,6 +57,8 @@ export interface AdmitOptions {
   deadlineMs?: number;
   /** the caller its client certificate authenticated, for the record */
   caller?: Caller;
+  /** the time PolicyExceptions' expiry is judged at (a PolicyTest's `now`); default the clock */
+  now?: number;
 }
 
 export async function admit(body: unknown, endpoint: Endpoint, services: AdmissionServices, options: AdmitOptions = {}): Promise<AdmissionOutcome> {
@@ -96,6 +98,7 @@ export async function admit(body: unknown, endpoint: Endpoint, services: Admissi
     await Promise.all(withImages.map(([policy, result]) => applyImageRules(policy, result, { request, images, endpoint, verifier: services.images, signal, credentials })));
     imagesMs = performance.now() - imagesStarted;
   }
+  if (set.exceptions.size) set.exceptions.apply(results, ctx, options.now ?? Date.now());
   const decision = decide(results);
   const patch: JsonPatchOperation[] = decision.allowed ? results.flatMap((r) => r.patch ?? []) : [];
   const decisionId = randomUUID();

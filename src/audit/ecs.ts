@@ -4,6 +4,7 @@ import type { DecisionRecord } from './record.js';
 
 export function toECS(r: DecisionRecord): Record<string, unknown> {
   const failing = r.policies.filter((p) => p.result !== 'pass');
+  const waived = [...new Set(failing.flatMap((p) => p.exceptions?.map((e) => `${e.name} (${p.name})`) ?? []))];
   return {
     '@timestamp': r.time,
     ecs: { version: '8.11.0' },
@@ -18,7 +19,7 @@ export function toECS(r: DecisionRecord): Record<string, unknown> {
       resource: { type: r.request.resource.resource, name: r.request.name }, api_version: `${r.request.kind.group ? `${r.request.kind.group}/` : ''}${r.request.kind.version}`,
     },
     rule: failing.length ? { name: failing.map((p) => p.name), ruleset: r.policySetRevision } : undefined,
-    message: r.allowed ? `allowed ${r.request.operation} ${r.request.kind.kind} ${r.request.namespace}/${r.request.name}` : `denied ${r.request.operation} ${r.request.kind.kind} ${r.request.namespace}/${r.request.name}: ${failing.map((p) => `[${p.name}] ${p.messages.join('; ')}`).join(' ')}`,
+    message: r.allowed ? `allowed ${r.request.operation} ${r.request.kind.kind} ${r.request.namespace}/${r.request.name}${waived.length ? ` by exception: ${waived.join(', ')}` : ''}` : `denied ${r.request.operation} ${r.request.kind.kind} ${r.request.namespace}/${r.request.name}: ${failing.map((p) => `[${p.name}] ${p.messages.join('; ')}`).join(' ')}`,
     trustgate: r,
   };
 }

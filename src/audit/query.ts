@@ -11,6 +11,8 @@ export interface QueryFilter {
   policy?: string;
   allowed?: boolean;
   image?: string;
+  /** decisions in which this PolicyException waived something */
+  exception?: string;
 }
 
 export function matchesFilter(r: DecisionRecord, f: QueryFilter): boolean {
@@ -21,6 +23,7 @@ export function matchesFilter(r: DecisionRecord, f: QueryFilter): boolean {
   if (f.user !== undefined && r.request.userInfo.username !== f.user) return false;
   if (f.allowed !== undefined && r.allowed !== f.allowed) return false;
   if (f.policy !== undefined && !r.policies.some((p) => namesPolicy(p.name, f.policy!))) return false;
+  if (f.exception !== undefined && !r.policies.some((p) => p.exceptions?.some((e) => e.name === f.exception))) return false;
   if (f.image !== undefined && !(r.images as { ref?: string; digest?: string }[]).some((i) => i.ref?.includes(f.image!) || i.digest === f.image)) return false;
   return true;
 }
@@ -35,7 +38,7 @@ export function* query(records: Iterable<DecisionRecord>, filter: QueryFilter): 
 }
 
 export function tableRow(r: DecisionRecord): string {
-  const failing = r.policies.filter((p) => p.result !== 'pass').map((p) => `${p.name}:${p.result}`).join(',') || '-';
+  const failing = r.policies.filter((p) => p.result !== 'pass').map((p) => `${p.name}:${p.result}${p.exceptions?.length ? `(${p.exceptions.map((e) => e.name).join('+')})` : ''}`).join(',') || '-';
   const req = r.request;
   return [r.time, r.allowed ? 'ALLOW' : 'DENY ', req.operation.padEnd(7), `${req.namespace || '-'}/${req.kind.kind}/${req.name || '-'}`, req.userInfo.username || '-', failing, r.decisionId].join('  ');
 }

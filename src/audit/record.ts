@@ -91,6 +91,18 @@ function paramsRecords(objects: readonly KubeObject[] | undefined): ParamsRecord
 }
 
 /** Who asked for a decision, when a client certificate authenticated it (--client-ca). */
+/** A PolicyException that waived some or all of a policy's failures: who may, why, until when, and what it waived. */
+export interface ExceptionRecord {
+  name: string;
+  expires: string;
+  ticket?: string;
+  reason: string;
+  messages: string[];
+}
+
+// members in key order, as the record's own
+const exceptionRecord = (e: ExceptionRecord): ExceptionRecord => ({ expires: e.expires, messages: recordedMessages(e.messages), name: e.name, reason: clip(e.reason, MAX_RECORDED_MESSAGE_LENGTH), ticket: e.ticket });
+
 export interface Caller {
   /** the certificate's first name: its common name, else its first DNS name */
   name: string;
@@ -131,7 +143,7 @@ export interface DecisionRecord {
   /** parts of the duration: policy evaluation (image verification joins with image rules) */
   timings: { evaluationMs: number; imagesMs?: number };
   policySetRevision: string;
-  policies: { name: string; revision: string; mode: string; result: string; code?: string; messages: string[]; annotations?: Record<string, string>; params?: ParamsRecord[] }[];
+  policies: { name: string; revision: string; mode: string; result: string; code?: string; messages: string[]; annotations?: Record<string, string>; params?: ParamsRecord[]; exceptions?: ExceptionRecord[] }[];
   images: ImageRecord[];
   patch: JsonPatchOperation[];
   labels: { cluster: string; version: string };
@@ -176,7 +188,7 @@ export function buildDecisionRecord(input: {
     images: imageRecords(input.results),
     labels: input.labels ?? { cluster: '', version: TRUSTGATE_VERSION },
     patch: input.patch,
-    policies: input.results.map((p) => ({ annotations: p.annotations, code: p.code, messages: recordedMessages(p.messages), mode: p.mode, name: p.name, params: paramsRecords(p.params), result: p.result, revision: p.revision })),
+    policies: input.results.map((p) => ({ annotations: p.annotations, code: p.code, exceptions: p.exceptions?.map(exceptionRecord), messages: recordedMessages(p.messages), mode: p.mode, name: p.name, params: paramsRecords(p.params), result: p.result, revision: p.revision })),
     policySetRevision: input.policySetRevision,
     replica: input.replica,
     request: {

@@ -21,7 +21,7 @@ export function policyRevision(doc: Document, paramsFile?: unknown): string {
   return createHash('sha256').update(text).digest('hex').slice(0, 12);
 }
 
-function compileRule(r: PolicySpec['match']['resources'][number]): CompiledRule {
+export function compileRule(r: PolicySpec['match']['resources'][number]): CompiledRule {
   return {
     groups: new Set(r.apiGroups ?? ['*']),
     versions: new Set(r.apiVersions ?? ['*']),

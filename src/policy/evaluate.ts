@@ -12,6 +12,7 @@ import { selectorString } from './selector.js';
 import { isConfigMap, type CompiledPolicy, type LabelSelector, type ParamKind, type ParamsSource } from './types.js';
 import type { ImageVerdict } from '../supplychain/image-verifier.js';
 import type { VerificationCode } from '../supplychain/sigstore/index.js';
+import type { AppliedException } from './exceptions.js';
 
 /** Stable reason codes: they reach the response, the decision record and the metrics unchanged. */
 export type ReasonCode =
@@ -32,14 +33,19 @@ export interface PolicyResult {
   revision: string;
   mode: CompiledPolicy['mode'];
   failurePolicy: CompiledPolicy['failurePolicy'];
-  /** pass, fail (the object breaks the policy), error (the policy could not be evaluated) */
-  result: 'pass' | 'fail' | 'error';
+  /**
+   * pass, fail (the object breaks the policy), error (the policy could not be evaluated),
+   * excepted (it failed or errored, and PolicyExceptions waived all of it: see `exceptions`)
+   */
+  result: 'pass' | 'fail' | 'error' | 'excepted';
   code?: ReasonCode;
   messages: string[];
   /** things the user should know whatever the result, e.g. empty allowlist entries (shown as warnings) */
   notes?: string[];
   /** one machine-readable cause per failure when a policy fails for several reasons (one per image) */
-  causes?: { code: string; message: string }[];
+  causes?: { code: string; message: string; /** the image it is about */ image?: string; /** the image could not be checked (registry), rather than failed */ registryError?: boolean }[];
+  /** what PolicyExceptions waived, each with the messages it waived (no longer in `messages`) */
+  exceptions?: AppliedException[];
   /** what images rules found, for the decision record */
   images?: ImageVerdict[];
   /** the Kubernetes status reason of the first failing validation that gives one (Invalid, Forbidden …) */

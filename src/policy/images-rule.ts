@@ -148,10 +148,7 @@ async function verifyUseAsync(use: ImageUse, ref: ImageReference, rules: readonl
   return done.length ? [...done, ...rest] : rest;
 }
 
-interface Cause {
-  code: string;
-  message: string;
-}
+type Cause = NonNullable<PolicyResult['causes']>[number];
 
 /**
  * Adds the images rules' causes to the result. A definite failure outranks "could not check":
@@ -197,7 +194,9 @@ export async function applyImageRules(policy: CompiledPolicy, result: PolicyResu
   const errors: Cause[] = [];
   for (const { use, rule, verdict } of checked) {
     if (verdict.verified) continue;
-    (verdict.registryError ? errors : failures).push({ code: verdict.code ?? 'SIGNATURE_NOT_FOUND', message: describe(verdict, rule, use) });
+    const cause = { code: verdict.code ?? 'SIGNATURE_NOT_FOUND', message: describe(verdict, rule, use), image: use.image };
+    if (verdict.registryError) errors.push({ ...cause, registryError: true });
+    else failures.push(cause);
   }
   result.images = checked.map((c) => c.verdict);
   if (failures.length || errors.length) {

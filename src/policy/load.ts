@@ -6,6 +6,7 @@ import { PolicyIndex } from './match.js';
 import { schemaErrors } from './schema.js';
 import { selectorString } from './selector.js';
 import { isConfigMap, paramKindKey, PolicyFileError, type CompiledPolicy, type LabelSelector, type ParamKind } from './types.js';
+import { compileException, PolicyExceptions, type CompiledException } from './exceptions.js';
 import { namesPolicy, paramObjectsOf, translateVaps, VAP_API_GROUP, VAP_KINDS } from './vap.js';
 import { compileTrustRoot, publicGoodTrustRoot, PUBLIC_GOOD, TrustRootError, type CompiledTrustRoot, type TrustRootSpec } from '../supplychain/sigstore/index.js';
 
@@ -18,17 +19,19 @@ export interface PolicySet {
   trustRoots: CompiledTrustRoot[];
   /** registries named literally by some images[].match glob: the only ones verification contacts */
   registries: Set<string>;
+  /** PolicyExceptions, applied after evaluation to the policies they name */
+  exceptions: PolicyExceptions;
   /** some policy makes authorization checks: admissions then carry an authorization session */
   usesAuthorizer: boolean;
   tests: LoadedDocument[];
-  /** what loads but is likely a mistake: resource rules that never match, validations that fail on every DELETE */
+  /** what loads but is likely a mistake: resource rules that never match, validations that fail on every DELETE, exceptions expired or about to */
   warnings: PolicyFileError[];
   files: number;
   /** documents that are not trustgate's (params data, test objects), left alone */
   skipped: number;
 }
 
-const OUR_KINDS = new Set(['Policy', 'TrustRoot', 'PolicyTest']);
+const OUR_KINDS = new Set(['Policy', 'TrustRoot', 'PolicyTest', 'PolicyException']);
 
 /** Ours if it says so by apiVersion or kind; a typo in one of the two still gets validated. */
 function isTrustgateDocument(value: Record<string, unknown>): boolean {
@@ -66,7 +69,12 @@ function foreignPolicyWarning(doc: LoadedDocument): PolicyFileError | undefined 
 
 export type LoadResult = { set: PolicySet; errors: [] } | { set?: undefined; errors: PolicyFileError[] };
 
-export async function loadPolicySet(paths: readonly string[]): Promise<LoadResult> {
+export interface LoadOptions {
+  /** the time exceptions' expiry is judged at for warnings (default: the clock) */
+  now?: number;
+}
+
+export async function loadPolicySet(paths: readonly string[], options: LoadOptions = {}): Promise<LoadResult> {
   let read;
   try {
     read = await readPolicyDocuments(paths);
@@ -78,6 +86,7 @@ export async function loadPolicySet(paths: readonly string[]): Promise<LoadResul
   const trustRootDocs: LoadedDocument[] = [];
   const policyDocs: LoadedDocument[] = [];
   const tests: LoadedDocument[] = [];
+  const exceptionDocs: LoadedDocument[] = [];
   const vaps: LoadedDocument[] = [];
   const bindings: LoadedDocument[] = [];
   const others: LoadedDocument[] = [];
@@ -111,6 +120,7 @@ export async function loadPolicySet(paths: readonly string[]): Promise<LoadResul
     }
     names.set(key, `${pos.file}:${pos.line}:${pos.col}`);
     if (kind === 'TrustRoot') trustRootDocs.push(doc);
+    else if (kind === 'PolicyException') exceptionDocs.push(doc);
     else if (kind === 'ValidatingAdmissionPolicy') vaps.push(doc);
     else if (kind === 'ValidatingAdmissionPolicyBinding') bindings.push(doc);
     else policyDocs.push(doc);
@@ -139,10 +149,21 @@ export async function loadPolicySet(paths: readonly string[]): Promise<LoadResul
     warnings.push(...compiled.warnings);
   }
   for (const doc of translated.unbound) errors.push(...(await compilePolicy(doc, rootByName)).errors);
+  // after the policies, which they must name
+  const exceptions: CompiledException[] = [];
+  const now = options.now ?? Date.now();
+  for (const doc of exceptionDocs) {
+    const compiled = compileException(doc, policies, now);
+    if (compiled.exception) exceptions.push(compiled.exception);
+    errors.push(...compiled.errors);
+    warnings.push(...compiled.warnings);
+  }
   if (errors.length) return { errors };
   const registries = new Set(policies.flatMap((p) => p.images.flatMap((r) => r.hosts)));
-  const revision = createHash('sha256').update(policies.map((p) => `${p.name}@${p.revision}`).join('\n')).digest('hex').slice(0, 12);
-  return { set: { revision, policies, index: new PolicyIndex(policies), trustRoots, registries, usesAuthorizer: policies.some((p) => p.usesAuthorizer), tests, warnings, files: new Set(read.documents.map((d) => d.file)).size, skipped: others.length }, errors: [] };
+  // exceptions change decisions as policies do: the set's revision covers both
+  const revisions = [...policies.map((p) => `${p.name}@${p.revision}`), ...exceptions.map((e) => `exception ${e.name}@${e.revision}`)];
+  const revision = createHash('sha256').update(revisions.join('\n')).digest('hex').slice(0, 12);
+  return { set: { revision, policies, index: new PolicyIndex(policies), exceptions: new PolicyExceptions(exceptions, policies), trustRoots, registries, usesAuthorizer: policies.some((p) => p.usesAuthorizer), tests, warnings, files: new Set(read.documents.map((d) => d.file)).size, skipped: others.length }, errors: [] };
 }
 
 /** The same set restricted to the named policies (for test suites that target some of them). */

@@ -12,7 +12,7 @@ function artifactUri(file: string, cwd: string): string {
 
 /**
  * One result per failing policy of each denied or would-be-denied object: `error` for what is
- * denied now, `warning` for what a switch to enforce would deny. The rule id is the policy name,
+ * denied now, `warning` for what a switch to enforce, or an exception's expiry, would deny. The rule id is the policy name,
  * stable across runs, so services match a result to the one before it.
  */
 export function sarifReport(findings: readonly ScanFinding[], options: { version: string; cwd?: string }): object {
@@ -24,11 +24,13 @@ export function sarifReport(findings: readonly ScanFinding[], options: { version
     const object = `${f.apiVersion}/${f.kind}/${f.namespace ? `${f.namespace}/` : ''}${f.name ?? ''}`;
     for (const p of f.policies) {
       rules.set(p.name, { id: p.name, shortDescription: { text: `trustgate policy ${p.name}` } });
-      const denies = f.verdict === 'deny' && p.mode === 'enforce';
+      // an exception's waiver is said in the message itself, with its expiry
+      const excepted = p.result === 'excepted';
+      const denies = f.verdict === 'deny' && p.mode === 'enforce' && !excepted;
       results.push({
         ruleId: p.name,
         level: denies ? 'error' : 'warning',
-        message: { text: `${f.kind} ${f.namespace ? `${f.namespace}/` : ''}${f.name ?? '(unnamed)'}: ${p.messages.join('; ') || p.result}${denies ? '' : ` (${p.mode} mode: denied once it enforces)`}` },
+        message: { text: `${f.kind} ${f.namespace ? `${f.namespace}/` : ''}${f.name ?? '(unnamed)'}: ${p.messages.join('; ') || p.result}${denies || excepted ? '' : ` (${p.mode} mode: denied once it enforces)`}` },
         // a file in the repository gets its line annotated; an object from stdin or a cluster only its name
         ...(f.file && f.file !== '<stdin>' ? { locations: [{ physicalLocation: { artifactLocation: { uri: artifactUri(f.file, cwd) }, region: { startLine: f.line ?? 1 } } }] } : {}),
         logicalLocations: [{ fullyQualifiedName: object, kind: 'object' }],

@@ -105,7 +105,8 @@ async function readStdin(): Promise<string> {
 
 /**
  * deny: denied as the policies stand; warn: admitted, but it fails a warn- or audit-mode
- * policy, so it would be denied once that policy enforces; allow: fails nothing.
+ * policy, so it would be denied once that policy enforces, or an exception waives what it
+ * fails until the exception expires; allow: fails nothing.
  */
 export type ScanVerdict = 'deny' | 'warn' | 'allow';
 
@@ -119,7 +120,7 @@ export interface ScanFinding {
   name?: string;
   verdict: ScanVerdict;
   /** the policies it fails, or that could not judge it */
-  policies: { name: string; mode: string; result: PolicyResult['result']; code?: string; messages: string[] }[];
+  policies: { name: string; mode: string; result: PolicyResult['result']; code?: string; messages: string[]; exceptions?: { name: string; expires: string; ticket?: string }[] }[];
 }
 
 export interface ScanOptions {
@@ -130,8 +131,16 @@ export interface ScanOptions {
   concurrency?: number;
 }
 
-/** a result that denies under enforce: a failure, or an error the policy does not ignore */
-const failing = (r: PolicyResult) => r.result === 'fail' || (r.result === 'error' && r.failurePolicy !== 'Ignore');
+/** a result that denies under enforce: a failure, or an error the policy does not ignore; or one an exception waives for now */
+const failing = (r: PolicyResult) => r.result === 'fail' || r.result === 'excepted' || (r.result === 'error' && r.failurePolicy !== 'Ignore');
+
+/** what the policy found: what still counts, then what exceptions waive (until they expire) */
+function findingOf(r: PolicyResult): ScanFinding['policies'][number] {
+  const waived = r.exceptions ?? [];
+  const messages = [...r.messages, ...waived.flatMap((e) => e.messages.map((m) => `${m} (excepted by ${e.name} until ${e.expires})`))];
+  const exceptions = waived.map((e) => ({ name: e.name, expires: e.expires, ...(e.ticket ? { ticket: e.ticket } : {}) }));
+  return { name: r.name, mode: r.mode, result: r.result, ...(r.code ? { code: r.code } : {}), messages, ...(exceptions.length ? { exceptions } : {}) };
+}
 
 async function judge(m: ManifestObject, services: AdmissionServices, options: ScanOptions): Promise<ScanFinding> {
   const meta = m.object.metadata;
@@ -154,7 +163,7 @@ async function judge(m: ManifestObject, services: AdmissionServices, options: Sc
   }
   const { decision, results } = outcome;
   const verdict: ScanVerdict = !decision.allowed ? 'deny' : results.some(failing) ? 'warn' : 'allow';
-  const policies = results.filter((r) => r.result !== 'pass').map((r) => ({ name: r.name, mode: r.mode, result: r.result, ...(r.code ? { code: r.code } : {}), messages: r.messages }));
+  const policies = results.filter((r) => r.result !== 'pass').map(findingOf);
   return { ...object, verdict, policies };
 }
 
@@ -187,8 +196,15 @@ export function namespacesIn(objects: readonly ManifestObject[]): KubeObject[] {
   }));
 }
 
+/** what would turn an admitted finding into a denial */
+function until(f: ScanFinding): string {
+  const waived = f.policies.some((p) => p.exceptions);
+  const unwaived = f.policies.some((p) => p.result !== 'excepted');
+  return waived ? (unwaived ? 'these policies enforce or their exceptions expire' : 'its exceptions expire') : 'these policies enforce';
+}
+
 export function findingLine(f: ScanFinding): string {
   const id = `${f.apiVersion} ${f.kind} ${f.namespace ? `${f.namespace}/` : ''}${f.name ?? '(unnamed)'}`;
-  const head = `${f.where}: ${f.verdict.toUpperCase()} ${id}${f.verdict === 'warn' ? ' (admitted now; denied once these policies enforce)' : ''}`;
+  const head = `${f.where}: ${f.verdict.toUpperCase()} ${id}${f.verdict === 'warn' ? ` (admitted now; denied once ${until(f)})` : ''}`;
   return [head, ...f.policies.map((p) => `    [${p.name}] ${p.mode} ${p.result}${p.code ? ` ${p.code}` : ''}: ${p.messages.join('; ')}`)].join('\n');
 }

@@ -53,7 +53,7 @@ export interface PolicySpec {
 
 export interface Document<Spec = unknown> {
   apiVersion: string;
-  kind: 'Policy' | 'TrustRoot' | 'PolicyTest';
+  kind: 'Policy' | 'TrustRoot' | 'PolicyTest' | 'PolicyException';
   metadata: { name: string; labels?: Record<string, string>; annotations?: Record<string, string> };
   spec: Spec;
 }

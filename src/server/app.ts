@@ -139,7 +139,10 @@ async function admissionRoutes(app: FastifyInstance, options: { bodyLimit: numbe
         caller: req.caller ?? undefined,
       });
       metrics.decisions.hot(endpoint, String(outcome.decision.allowed), String(outcome.record.request.dryRun));
-      for (const r of outcome.results) metrics.policyResults.hot(r.name, r.mode, r.result, r.code ?? '');
+      for (const r of outcome.results) {
+        metrics.policyResults.hot(r.name, r.mode, r.result, r.code ?? '');
+        if (r.exceptions) for (const e of r.exceptions) metrics.exceptionsApplied.inc({ exception: e.name, policy: r.name });
+      }
       metrics.requests.hot(endpoint, '200');
       // the API server reconnects through the Service, to a replica that is staying
       if (draining?.()) void reply.header('connection', 'close');

@@ -75,12 +75,14 @@ export async function startServer(config: ServeConfig, logger: Logger = pino({ l
       metrics.policyReloads.inc({ result: 'ok' });
       metrics.policiesLoaded.set(set.policies.length);
       metrics.policyWarnings.set(set.warnings.length);
+      metrics.exceptionExpiry.reset();
+      for (const e of set.exceptions.exceptions) metrics.exceptionExpiry.set({ exception: e.name }, e.expires / 1000);
       metrics.policySetInfo.reset();
       metrics.policySetInfo.set({ revision: set.revision }, 1);
       metrics.lastReloadFailed.set(0);
-      logger.info({ revision: set.revision, policies: set.policies.map((p) => `${p.name}@${p.revision}`), files: set.files }, 'policy set loaded');
+      logger.info({ revision: set.revision, policies: set.policies.map((p) => `${p.name}@${p.revision}`), ...(set.exceptions.size ? { exceptions: set.exceptions.exceptions.map((e) => `${e.name} until ${e.expiresAt}`) } : {}), files: set.files }, 'policy set loaded');
       // loaded all the same: a newer server may serve what trustgate's table lacks
-      if (set.warnings.length) logger.warn({ warnings: set.warnings.map((w) => w.message) }, 'policy files load with warnings: rules that never match, or validations that fail on every DELETE');
+      if (set.warnings.length) logger.warn({ warnings: set.warnings.map((w) => w.message) }, 'policy files load with warnings: rules that never match, validations that fail on every DELETE, exceptions expired or about to');
     },
     rejected(errors) {
       metrics.policyReloads.inc({ result: 'rejected' });

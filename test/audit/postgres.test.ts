@@ -88,6 +88,32 @@ t.test('decisions land as rows; audit verify and query read the database', async
   await client.query('TRUNCATE trustgate_decisions');
 });
 
+t.test('audit query --exception finds the decisions a PolicyException waived something in', async (t) => {
+  if (!db) return;
+  const exception = `apiVersion: trustgate.dev/v1alpha1
+kind: PolicyException
+metadata: { name: first-pod }
+spec:
+  policies: [team-label]
+  reason: the first pod predates the label
+  expires: "2999-01-01"
+  match: { conditions: [{ name: first, expression: "request.uid == 'pg-0'" }] }
+`;
+  const server = await startTestServer({ policies: [await policyDir({ 'p.yaml': policies, 'e.yaml': exception })], audit: [db.url] });
+  t.teardown(() => server.close());
+  for (let i = 0; i < 3; i++) await server.post('/validate', await review(i));
+  t.ok(await server.audit.drained(20_000));
+  const waived = await trustgate('audit', 'query', db.url, '--exception', 'first-pod', '--format', 'table');
+  t.equal(waived.stdout.trim().split('\n').length, 1, 'one of three');
+  t.match(waived.stdout, /ALLOW\s+CREATE .* team-label:excepted\(first-pod\)/);
+  t.equal((await trustgate('audit', 'query', db.url, '--denied')).stdout.trim().split('\n').length, 2, 'the other two are denied');
+  t.equal((await trustgate('audit', 'query', db.url, '--exception', 'first')).stdout.trim(), '', 'not a part of a name');
+  const client = new pg.Client({ connectionString: db.url });
+  await client.connect();
+  await client.query('TRUNCATE trustgate_decisions');
+  await client.end();
+});
+
 t.test('a database administrator rewriting a decision and every hash after it is caught by the signed checkpoints', async (t) => {
   if (!db) return;
   const keys = generateSigningKey();

@@ -18,3 +18,11 @@ t.test('--policy finds a policy by its name, and a ValidatingAdmissionPolicy und
   t.notOk(matchesFilter(r, { policy: 'vap.example' }), 'not a part of a name');
   t.notOk(matchesFilter(r, { policy: 'team' }));
 });
+
+t.test('--exception finds the decisions in which that PolicyException waived something', async (t) => {
+  const r = record('team-label', 'no-privileged');
+  (r.policies[1] as { exceptions?: unknown[] }).exceptions = [{ name: 'node-agent', expires: '2030-01-01T00:00:00.000Z', reason: 'r', messages: ['m'] }];
+  t.ok(matchesFilter(r, { exception: 'node-agent' }));
+  t.notOk(matchesFilter(r, { exception: 'node' }), 'not a part of a name');
+  t.notOk(matchesFilter(record('team-label'), { exception: 'node-agent' }));
+});

@@ -1,7 +1,7 @@
 // trustgate scan: every object of a set of manifests judged as its CREATE, with where it was
 // written, what denies it now and what would once warn-mode policies enforce.
 import { execFile, spawn } from 'node:child_process';
-import { mkdtemp, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -124,4 +124,27 @@ t.test('scan --format sarif: SARIF 2.1.0 with a rule per policy, errors for deni
   t.match(byRule('no-privileged'), [{ level: 'error', message: { text: 'Pod default/root: privileged container in root' }, locations: [{ physicalLocation: { artifactLocation: { uri: 'app/list.json' }, region: { startLine: 5 } } }], logicalLocations: [{ fullyQualifiedName: 'v1/Pod/default/root' }] }]);
   t.match(byRule('team-label'), [{ level: 'warning', message: { text: /^Pod shop\/debug: needs a team label \(warn mode: denied once it enforces\)$/ }, locations: [{ physicalLocation: { artifactLocation: { uri: 'app/web.yaml' }, region: { startLine: 7 } } }] }]);
   t.equal(run0.results.length, 3, 'allowed objects give no result');
+});
+
+t.test('scan: an object admitted only by a PolicyException is a WARN that says what is waived and until when', async (t) => {
+  const dir = t.testdir(manifests);
+  const exception = `apiVersion: trustgate.dev/v1alpha1
+kind: PolicyException
+metadata: { name: root-pod }
+spec:
+  policies: [no-privileged]
+  reason: the root pod is retired next quarter
+  ticket: OPS-9
+  expires: "2999-01-01"
+  match: { names: [root] }
+`;
+  const withException = await policyDir({ 'p.yaml': await readFile(join(await policies(), 'p.yaml'), 'utf8'), 'e.yaml': exception });
+  const out = await trustgate('scan', '--policies', withException, `${dir}/app/list.json`);
+  t.equal(out.code, 0, 'nothing is denied');
+  t.match(out.stdout, /list\.json:5: WARN v1 Pod default\/root \(admitted now; denied once its exceptions expire\)\n {4}\[no-privileged\] enforce excepted VALIDATION_FAILED: privileged container in root \(excepted by root-pod until 2999-01-01T00:00:00\.000Z\)$/m);
+  t.match(out.stderr, /1 admitted but failing warn or audit policies \(1 of them admitted by exception\), 0 denied/);
+  const json = await trustgate('scan', '--policies', withException, '--format', 'json', `${dir}/app/list.json`);
+  t.match(JSON.parse(json.stdout.split('\n')[0]!), { verdict: 'warn', policies: [{ name: 'no-privileged', result: 'excepted', exceptions: [{ name: 'root-pod', expires: '2999-01-01T00:00:00.000Z', ticket: 'OPS-9' }] }] });
+  const sarif = JSON.parse((await trustgate('scan', '--policies', withException, '--format', 'sarif', `${dir}/app/list.json`)).stdout);
+  t.match(sarif.runs[0].results, [{ ruleId: 'no-privileged', level: 'warning', message: { text: 'Pod default/root: privileged container in root (excepted by root-pod until 2999-01-01T00:00:00.000Z)' } }]);
 });

@@ -137,6 +137,45 @@ spec:
     t.same(out.record.images.map((i) => [i.verified, i.code]), [[false, 'SIGNATURE_NOT_FOUND']]);
   });
 
+  t.test('a PolicyException naming images waives only their failures, and says which', async (t) => {
+    await reg.push.image('signed/legacy', 'v1');
+    const other = await reg.push.image('signed/unsigned-too', 'v1');
+    const withException = await loadPolicySet([dir, await policyDir({ 'exception.yaml': `apiVersion: trustgate.dev/v1alpha1
+kind: PolicyException
+metadata: { name: legacy-images }
+spec:
+  policies: [signed-images]
+  reason: rebuilt signed by SEC-7
+  ticket: SEC-7
+  expires: "2999-01-01"
+  match: { namespaces: [team] }
+  images: ["${reg.host}/signed/legacy"]
+` })]);
+    if (!withException.set) throw new Error(withException.errors.map((e) => e.message).join('\n'));
+    const s = { ...services, policies: () => withException.set };
+    const legacy = `${reg.host}/signed/legacy:v1`;
+
+    const waived = await run(pod(legacy, `${reg.host}/signed/app:v1`), 'mutate', s);
+    t.ok(waived.decision.allowed, waived.decision.denials.join());
+    t.match(waived.review.response.warnings, [new RegExp(`^\\[signed-images\\] excepted by legacy-images \\(SEC-7\\) until 2999-01-01T00:00:00\\.000Z: image ${legacy} .*SIGNATURE_NOT_FOUND`)]);
+    const [policy] = waived.record.policies;
+    t.same([policy!.result, policy!.code, policy!.messages], ['excepted', 'SIGNATURE_NOT_FOUND', []]);
+    t.match(policy!.exceptions, [{ name: 'legacy-images', ticket: 'SEC-7', reason: 'rebuilt signed by SEC-7', messages: [new RegExp(`image ${legacy}`)] }]);
+    t.same(waived.record.images.map((i) => [i.ref, i.verified]), [[legacy, false], [`${reg.host}/signed/app:v1`, true]], 'the record still says the image is unverified');
+    t.equal(waived.review.response.patch, undefined, 'nothing of a policy with a failed image is pinned');
+
+    const mixed = await run(pod(legacy, `${reg.host}/signed/unsigned-too:v1`), 'validate', s);
+    t.notOk(mixed.decision.allowed, 'another unsigned image still denies');
+    t.match(mixed.review.response.status?.message, other.digest.slice(0, 19));
+    t.notMatch(mixed.review.response.status?.message, 'signed/legacy', 'the denial names only what still counts');
+    t.same(mixed.decision.causes?.map((c) => c.message.includes('unsigned-too')), [true]);
+    t.match(mixed.review.response.warnings, [/excepted by legacy-images/]);
+    t.same([mixed.record.policies[0]!.result, mixed.record.policies[0]!.messages.length, mixed.record.policies[0]!.exceptions?.[0]?.messages.length], ['fail', 1, 1]);
+
+    const elsewhere = await admit(reviewForObject({ ...pod(legacy), metadata: { name: 'p', namespace: 'prod' } } as KubeObject, { namespace: 'prod' }), 'validate', s);
+    t.notOk(elsewhere.decision.allowed, 'a namespace the exception does not name');
+  });
+
   t.test('a Pod padded with over 100 distinct images is denied before any registry look-up', async (t) => {
     const before = lookups.length;
     const padded = Array.from({ length: 101 }, (_, i) => `${reg.host}/signed/app:pad-${i}`);
