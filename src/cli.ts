@@ -19,7 +19,7 @@ import { readPostgresRecords, redactedURL } from './audit/sinks/postgres.js';
 import { ConfigError, flagOn, parseFlags, resolveServeConfig, SERVE_OPTIONS, serveFlagKinds } from './config.js';
 import { didYouMean } from './did-you-mean.js';
 import { readClusterFile, readClusterObjects, StaticCluster } from './kube/cluster-file.js';
-import { authorizationRulesErrors, findingLine, isConfigMap, junitReport, loadPolicySet, namespacesIn, policiesNeverFailed, readManifests, runPolicyTests, sarifReport, scanEach, StaticAuthorizer, type AuthorizationRule, type ManifestObject, type PolicySet, type ScanFinding } from './policy/index.js';
+import { authorizationRulesErrors, exceptionReport, findingLine, overlongExceptions, isConfigMap, junitReport, loadPolicySet, namespacesIn, policiesNeverFailed, readManifests, runPolicyTests, sarifReport, scanEach, StaticAuthorizer, type AuthorizationRule, type ManifestObject, type PolicySet, type ScanFinding } from './policy/index.js';
 import { renderManifests, webhookRules } from './kube/manifests.js';
 import { stringify as toYaml } from 'yaml';
 import { generateCertificates, generateClientCertificate, startServer } from './server/index.js';
@@ -31,7 +31,10 @@ const USAGE = `trustgate — Kubernetes admission webhook for software-supply-ch
 
 usage:
   trustgate serve   [--policies DIR] [--listen HOST:PORT] [--tls-cert F --tls-key F] [--config FILE] …
-  trustgate lint    DIR|FILE... [--strict]     warnings (rules that never match, reads of object on DELETE) fail too with --strict
+  trustgate lint    DIR|FILE... [--strict] [--max-exception-days N]
+                    warnings (rules that never match, reads of object on DELETE, exceptions expired or about to) fail too with --strict;
+                    --max-exception-days: a PolicyException expiring further ahead is an error
+  trustgate exceptions DIR|FILE... [--format table|json]   every PolicyException, soonest expiry first: status, days left, scope, reason
   trustgate test    DIR... [--junit FILE]     FILE: the outcomes as JUnit XML, for CI test reports
   trustgate eval    --policies DIR (--review F | --object F [--old-object F] [--operation OP] [--namespace NS])
                     [--user NAME] [--group G]... [--cluster-file F] [--authorizations F] [--mutate] [--explain]
@@ -95,14 +98,48 @@ async function loadOrFail(paths: string[]) {
   return result.set;
 }
 
+/** A whole number of at least 1 from a flag, or a usage error naming it. */
+function positiveWhole(value: string | undefined, flag: string): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) throw new UsageError(`${flag} must be a positive whole number`);
+  return n;
+}
+
 async function lint(argv: string[]): Promise<number> {
-  const { positionals, values } = parseFlags(argv, { strict: 'bool' });
+  const { positionals, values } = parseFlags(argv, { strict: 'bool', 'max-exception-days': 'value' });
   if (!positionals.length) throw new UsageError('lint needs at least one policy directory or file');
+  const maxDays = positiveWhole(values.get('max-exception-days')?.at(-1) as string | undefined, '--max-exception-days');
   const set = await loadOrFail(positionals);
   if (!set) return 1;
+  // the organisation's longest risk acceptance: an error, not a warning (it only becomes less true with time)
+  const overlong = maxDays === undefined ? [] : overlongExceptions(set.exceptions.exceptions, Date.now(), maxDays);
+  for (const e of overlong) process.stderr.write(`${e.message}\n`);
+  if (overlong.length) {
+    process.stderr.write(`${overlong.length} error(s)\n`);
+    return 1;
+  }
   const warned = set.warnings.length ? `, ${set.warnings.length} warning(s)` : '';
   process.stdout.write(`ok: ${set.policies.length} policies, ${set.trustRoots.length} trust roots, ${set.exceptions.size ? `${set.exceptions.size} exceptions, ` : ''}${set.tests.length} test suites in ${set.files} files (revision ${set.revision})${set.skipped ? `; ${set.skipped} other documents (params, data, objects) not run as policies` : ''}${warned}\n`);
   return set.warnings.length && flagOn(values, 'strict') ? 1 : 0;
+}
+
+/** `trustgate exceptions`: every PolicyException, soonest expiry first, for a review or a reminder. */
+async function exceptions(argv: string[]): Promise<number> {
+  const { positionals, values } = parseFlags(argv, { format: 'value' });
+  if (!positionals.length) throw new UsageError('exceptions needs at least one policy directory or file');
+  const format = (values.get('format')?.at(-1) as string | undefined) ?? 'table';
+  if (format !== 'table' && format !== 'json') throw new UsageError(`--format must be table or json, not ${JSON.stringify(format)}`);
+  const set = await loadOrFail(positionals);
+  if (!set) return 1;
+  const rows = exceptionReport(set.exceptions.exceptions, Date.now());
+  for (const r of rows) {
+    if (format === 'json') process.stdout.write(`${JSON.stringify(r)}\n`);
+    else process.stdout.write(`${r.status.toUpperCase().padEnd(8)} ${r.expires}  ${String(r.daysLeft).padStart(5)} days  ${r.name}  waives ${r.policies.join(',')}${r.ticket ? `  ticket ${r.ticket}` : ''}\n    ${r.scope}: ${r.reason} (${r.where})\n`);
+  }
+  const count = (status: string) => rows.filter((r) => r.status === status).length;
+  process.stderr.write(`${rows.length} exception(s): ${count('active')} active, ${count('expiring')} expiring within 14 days, ${count('expired')} expired\n`);
+  return 0;
 }
 
 async function test(argv: string[]): Promise<number> {
@@ -602,7 +639,7 @@ async function verifyBundleCommand(argv: string[]): Promise<number> {
   }
 }
 
-const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = { serve, lint, test, eval: evaluate, scan, certs, audit, manifests, verify: verifyImage, 'verify-bundle': verifyBundleCommand };
+const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = { serve, lint, exceptions, test, eval: evaluate, scan, certs, audit, manifests, verify: verifyImage, 'verify-bundle': verifyBundleCommand };
 
 /** The usage lines of one command: its own lines and their continuations. */
 function commandUsage(command: string): string {

@@ -13,7 +13,7 @@ import { compileImageRule, ImageRuleError, type CompiledImageRule } from '../sup
 import type { CompiledTrustRoot } from '../supplychain/sigstore/index.js';
 import type { CompiledSourcesRule, SourcesRuleSpec } from './sources-rule.js';
 import { parseAllowEntry, parseHostAliases, splitAllowlist, type AllowEntry, type HostAliases } from './sources.js';
-import { CONFIG_MAP, PolicyFileError, type CompiledPolicy, type CompiledRule, type CompiledVariable, type ClusterParamsSpec, type Document, type LabelSelector, type ParamKind, type ParamsSource, type PolicySpec } from './types.js';
+import { CONFIG_MAP, PolicyFileError, type CompiledPolicy, type CompiledRule, type CompiledVariable, type ClusterParamsSpec, type Document, type LabelSelector, type ParamKind, type ParamsSource, type PolicySpec, type ResourceRule } from './types.js';
 
 /** The policy's text, and the content of a params file it reads: a changed file is a new revision. */
 export function policyRevision(doc: Document, paramsFile?: unknown): string {
@@ -31,6 +31,14 @@ export function compileRule(r: PolicySpec['match']['resources'][number]): Compil
     operations: new Set(r.operations),
     scope: r.scope ?? '*',
   };
+}
+
+/** Each rule names resources or kinds, not both. */
+export function checkResourceRules(rules: readonly ResourceRule[] | undefined, at: (string | number)[], fail: (path: (string | number)[], message: string) => void): void {
+  for (const [i, r] of (rules ?? []).entries()) {
+    if (!r.resources?.length && !r.kinds?.length) fail([...at, i], 'a resource rule needs resources or kinds');
+    if (r.resources?.length && r.kinds?.length) fail([...at, i], 'give either resources or kinds, not both');
+  }
 }
 
 const REQUEST_ONLY = new Set(['object', 'oldObject', 'request', 'variables']);
@@ -172,12 +180,7 @@ export async function compilePolicy(loaded: LoadedDocument, trustRoots: (name: s
     }
   }
 
-  for (const key of ['resources', 'excludeResources', 'bindingResources'] as const) {
-    for (const [i, r] of (spec.match[key] ?? []).entries()) {
-      if (!r.resources?.length && !r.kinds?.length) fail(['spec', 'match', key, i], 'a resource rule needs resources or kinds');
-      if (r.resources?.length && r.kinds?.length) fail(['spec', 'match', key, i], 'give either resources or kinds, not both');
-    }
-  }
+  for (const key of ['resources', 'excludeResources', 'bindingResources'] as const) checkResourceRules(spec.match[key], ['spec', 'match', key], fail);
   const seenVariables = new Set<string>();
   const variables: CompiledPolicy['variables'] = [];
   for (const [i, v] of (spec.variables ?? []).entries()) {

@@ -7,9 +7,9 @@ import { CelCompileError, compileExpression, type CompiledExpression } from './c
 import { didYouMean } from '../did-you-mean.js';
 import type { LoadedDocument } from './documents.js';
 import type { EvaluationContext, PolicyResult } from './evaluate.js';
-import { ruleMatches } from './match.js';
-import { selectorMatches } from './selector.js';
-import { compileRule } from './compile.js';
+import { namespaceObjectOf, ruleMatches } from './match.js';
+import { selectorMatches, selectorString } from './selector.js';
+import { checkResourceRules, compileRule } from './compile.js';
 import { namesPolicy } from './vap.js';
 import { compileGlobs } from '../supplychain/glob.js';
 import { parsedReference } from './images-rule.js';
@@ -49,12 +49,16 @@ export interface CompiledException {
   expires: number;
   /** the same instant as an RFC 3339 UTC string, as messages and records show it */
   expiresAt: string;
+  /** where `expires` is written, for reports and lint */
+  expiresSource: SourcePosition;
+  /** what it covers, in one line (namespaces=monitoring objectSelector=app=node-agent), for reports */
+  scope: string;
   rules?: CompiledRule[];
   namespaces?: Set<string>;
   names?: Set<string>;
   namespaceSelector?: LabelSelector;
   objectSelector?: LabelSelector;
-  conditions: { name: string; label: string; expression: CompiledExpression }[];
+  conditions: { name: string; expression: CompiledExpression }[];
   /** set when only some images' failures are waived */
   images?: (reference: string) => boolean;
 }
@@ -72,6 +76,8 @@ export interface AppliedException {
 export const EXPIRY_WARNING_DAYS = 14;
 const DAY_MS = 86_400_000;
 
+const daysIn = (ms: number) => (ms < DAY_MS ? 'less than a day' : `${Math.floor(ms / DAY_MS)} day(s)`);
+
 const RFC3339 = /^(\d{4})-(\d{2})-(\d{2})(?:[Tt](\d{2}):(\d{2}):(\d{2})(?:\.\d+)?([Zz]|[+-]\d{2}:\d{2}))?$/;
 
 /** epoch ms of an RFC 3339 time or a date (its 00:00 UTC), or undefined when it is neither or is not a real day and time */
@@ -88,7 +94,7 @@ export function parseExpiry(text: string): number | undefined {
 }
 
 /** Names a CEL condition of an exception may use: no params (an exception has none), variables or authorization checks. */
-const EXCEPTION_VARIABLES = new Set(['object', 'oldObject', 'request', 'namespaceObject']);
+const EXCEPTION_VARIABLES = ['object', 'oldObject', 'request', 'namespaceObject'];
 const NOT_FOR_EXCEPTIONS = ['params', 'variables', 'authorizer'];
 
 export function compileException(loaded: LoadedDocument, policies: readonly CompiledPolicy[], now: number): { exception?: CompiledException; errors: PolicyFileError[]; warnings: PolicyFileError[] } {
@@ -107,13 +113,10 @@ export function compileException(loaded: LoadedDocument, policies: readonly Comp
   const expires = parseExpiry(spec.expires);
   if (expires === undefined) fail(['spec', 'expires'], `expires ${JSON.stringify(spec.expires)} is not an RFC 3339 time (2027-01-31T18:00:00Z) or a date (2027-01-31, meaning its 00:00 UTC)`);
   else if (expires <= now) warn(['spec', 'expires'], `expired on ${new Date(expires).toISOString()}: it waives nothing any more; remove it, or renew it with a new expiry`);
-  else if (expires - now < EXPIRY_WARNING_DAYS * DAY_MS) warn(['spec', 'expires'], `expires in ${Math.ceil((expires - now) / DAY_MS)} day(s), on ${new Date(expires).toISOString()}: the objects it covers are judged by the policies from then on`);
+  else if (expires - now < EXPIRY_WARNING_DAYS * DAY_MS) warn(['spec', 'expires'], `expires in ${daysIn(expires - now)}, on ${new Date(expires).toISOString()}: the objects it covers are judged by the policies from then on`);
 
   const m = spec.match ?? {};
-  for (const [i, r] of (m.resources ?? []).entries()) {
-    if (!r.resources?.length && !r.kinds?.length) fail(['spec', 'match', 'resources', i], 'a resource rule needs resources or kinds');
-    if (r.resources?.length && r.kinds?.length) fail(['spec', 'match', 'resources', i], 'give either resources or kinds, not both');
-  }
+  checkResourceRules(m.resources, ['spec', 'match', 'resources'], fail);
   // an exception for everything is a disabled policy, which is said with mode: audit, in the policy
   const narrowed = m.namespaces?.length || m.names?.length || m.namespaceSelector || m.objectSelector || m.conditions?.length || spec.images?.length;
   if (!narrowed) fail(['spec', 'match'], 'an exception must name what it covers: namespaces, names, namespaceSelector, objectSelector, conditions or images (to waive a policy everywhere, set its mode to audit)');
@@ -124,8 +127,8 @@ export function compileException(loaded: LoadedDocument, policies: readonly Comp
     try {
       const expression = compileExpression(c.expression, { expect: 'bool', variables: new Set() });
       const foreign = NOT_FOR_EXCEPTIONS.filter((id) => expression.identifiers.has(id));
-      if (foreign.length) fail(path, `exception conditions see ${[...EXCEPTION_VARIABLES].join(', ')}, not ${foreign.join(', ')}`);
-      else conditions.push({ name: c.name, label: `exception ${name} condition ${c.name}`, expression });
+      if (foreign.length) fail(path, `exception conditions see ${EXCEPTION_VARIABLES.join(', ')}, not ${foreign.join(', ')}`);
+      else conditions.push({ name: c.name, expression });
     } catch (err) {
       if (!(err instanceof CelCompileError)) throw err;
       errors.push(new PolicyFileError(loaded.positionInScalar(path, err.offset), err.message));
@@ -157,6 +160,8 @@ export function compileException(loaded: LoadedDocument, policies: readonly Comp
       ticket: spec.ticket,
       expires: expires!,
       expiresAt: new Date(expires!).toISOString(),
+      expiresSource: loaded.positionOf(['spec', 'expires']),
+      scope: scopeOf(spec),
       rules: m.resources?.length ? m.resources.map(compileRule) : undefined,
       namespaces: m.namespaces?.length ? new Set(m.namespaces) : undefined,
       names: m.names?.length ? new Set(m.names) : undefined,
@@ -166,6 +171,57 @@ export function compileException(loaded: LoadedDocument, policies: readonly Comp
       images,
     },
   };
+}
+
+/** One line saying what an exception covers. */
+function scopeOf(spec: PolicyExceptionSpec): string {
+  const m = spec.match ?? {};
+  const parts: string[] = [];
+  if (m.resources?.length) parts.push(`resources=${m.resources.flatMap((r) => r.resources ?? r.kinds ?? []).join(',')}`);
+  if (m.namespaces?.length) parts.push(`namespaces=${m.namespaces.join(',')}`);
+  if (m.names?.length) parts.push(`names=${m.names.join(',')}`);
+  if (m.namespaceSelector) parts.push(`namespaceSelector=${selectorString(m.namespaceSelector)}`);
+  if (m.objectSelector) parts.push(`objectSelector=${selectorString(m.objectSelector)}`);
+  if (m.conditions?.length) parts.push(`conditions=${m.conditions.map((c) => c.name).join(',')}`);
+  if (spec.images?.length) parts.push(`images=${spec.images.join(',')}`);
+  return parts.join(' ');
+}
+
+export type ExceptionStatus = 'active' | 'expiring' | 'expired';
+
+/** One exception as `trustgate exceptions` reports it. */
+export interface ExceptionReportRow {
+  name: string;
+  policies: string[];
+  status: ExceptionStatus;
+  expires: string;
+  /** whole days left, and once expired whole days since, as a negative number (0 within a day either side) */
+  daysLeft: number;
+  ticket?: string;
+  reason: string;
+  scope: string;
+  where: string;
+}
+
+/** The exceptions by expiry, soonest first, with their status at `now`. */
+export function exceptionReport(exceptions: readonly CompiledException[], now: number): ExceptionReportRow[] {
+  return [...exceptions].sort((a, b) => a.expires - b.expires || a.name.localeCompare(b.name)).map((e) => ({
+    name: e.name,
+    policies: e.waives,
+    status: e.expires <= now ? 'expired' : e.expires - now < EXPIRY_WARNING_DAYS * DAY_MS ? 'expiring' : 'active',
+    expires: e.expiresAt,
+    daysLeft: Math.trunc((e.expires - now) / DAY_MS) || 0,
+    ...(e.ticket ? { ticket: e.ticket } : {}),
+    reason: e.reason,
+    scope: e.scope,
+    where: `${e.source.file}:${e.source.line}:${e.source.col}`,
+  }));
+}
+
+/** Exceptions that run longer than the organisation allows (lint --max-exception-days), as file:line:col errors. */
+export function overlongExceptions(exceptions: readonly CompiledException[], now: number, maxDays: number): PolicyFileError[] {
+  return exceptions.filter((e) => e.expires - now > maxDays * DAY_MS).map((e) =>
+    new PolicyFileError(e.expiresSource, `exception ${e.name} runs until ${e.expiresAt}, ${Math.floor((e.expires - now) / DAY_MS)} days from now: over the limit of ${maxDays} days (--max-exception-days)`));
 }
 
 const labelsOf = (o: KubeObject | null | undefined) => o?.metadata?.labels;
@@ -182,8 +238,7 @@ function inScope(e: CompiledException, req: AdmissionRequest, ctx: EvaluationCon
   if (e.objectSelector && !selectorMatches(e.objectSelector, labelsOf(req.object)) && !(req.object == null && selectorMatches(e.objectSelector, labelsOf(req.oldObject)))) {
     return { covers: false, why: 'objectSelector does not match' };
   }
-  const isNamespace = req.resource.group === '' && req.resource.resource === 'namespaces';
-  const namespaceObject = isNamespace ? (req.object ?? req.oldObject) ?? undefined : ns ? ctx.namespaces?.get(ns) : undefined;
+  const namespaceObject = namespaceObjectOf(req, ctx.namespaces);
   if (e.namespaceSelector && !(namespaceObject && selectorMatches(e.namespaceSelector, labelsOf(namespaceObject)))) {
     return { covers: false, why: namespaceObject ? 'namespaceSelector does not match' : `namespace ${ns || '(none)'} is unknown, so namespaceSelector cannot match` };
   }

@@ -107,6 +107,14 @@ function labelsOf(o: KubeObject | null | undefined): Record<string, string> | un
   return o?.metadata?.labels;
 }
 
+const isNamespaceRequest = (req: AdmissionRequest) => req.resource.group === '' && req.resource.resource === 'namespaces';
+
+/** `namespaceObject`: the Namespace itself for a request about one, else the request's namespace as the lookup knows it. */
+export function namespaceObjectOf(req: AdmissionRequest, namespaces: NamespaceLookup | undefined): KubeObject | undefined {
+  if (isNamespaceRequest(req)) return (req.object ?? req.oldObject) ?? undefined;
+  return req.namespace ? namespaces?.get(req.namespace) : undefined;
+}
+
 /** Namespace, selector and terminating-object checks, after the resource rules matched. */
 export function policyInScope(policy: CompiledPolicy, req: AdmissionRequest, namespaces: NamespaceLookup | undefined): ScopeResult {
   const ns = req.namespace ?? '';
@@ -122,13 +130,8 @@ export function policyInScope(policy: CompiledPolicy, req: AdmissionRequest, nam
     const hit = selectorMatches(policy.objectSelector, labelsOf(req.object)) || (req.oldObject != null && selectorMatches(policy.objectSelector, labelsOf(req.oldObject)));
     if (!hit) return { applies: false, reason: 'objectSelector does not match' };
   }
-  let namespaceObject: KubeObject | undefined;
-  const isNamespace = req.resource.group === '' && req.resource.resource === 'namespaces';
-  if (isNamespace) {
-    namespaceObject = (req.object ?? req.oldObject) ?? undefined;
-  } else if (ns) {
-    namespaceObject = namespaces?.get(ns);
-  }
+  const isNamespace = isNamespaceRequest(req);
+  const namespaceObject = namespaceObjectOf(req, namespaces);
   if (policy.namespaceSelector) {
     // like the API server: cluster-scoped objects other than Namespaces are not filtered by it
     if (isNamespace || ns) {

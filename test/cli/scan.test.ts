@@ -143,6 +143,8 @@ spec:
   t.equal(out.code, 0, 'nothing is denied');
   t.match(out.stdout, /list\.json:5: WARN v1 Pod default\/root \(admitted now; denied once its exceptions expire\)\n {4}\[no-privileged\] enforce excepted VALIDATION_FAILED: privileged container in root \(excepted by root-pod until 2999-01-01T00:00:00\.000Z\)$/m);
   t.match(out.stderr, /1 admitted but failing warn or audit policies \(1 of them admitted by exception\), 0 denied/);
+  t.equal((await trustgate('scan', '--policies', withException, '--strict', `${dir}/app/list.json`)).code, 1, '--strict fails on what only an exception admits');
+  t.match((await trustgate('lint', withException)).stdout, /^ok: 3 policies, 0 trust roots, 1 exceptions, 0 test suites/);
   const json = await trustgate('scan', '--policies', withException, '--format', 'json', `${dir}/app/list.json`);
   t.match(JSON.parse(json.stdout.split('\n')[0]!), { verdict: 'warn', policies: [{ name: 'no-privileged', result: 'excepted', exceptions: [{ name: 'root-pod', expires: '2999-01-01T00:00:00.000Z', ticket: 'OPS-9' }] }] });
   const sarif = JSON.parse((await trustgate('scan', '--policies', withException, '--format', 'sarif', `${dir}/app/list.json`)).stdout);

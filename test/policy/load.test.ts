@@ -85,7 +85,7 @@ t.test('YAML syntax errors, wrong kinds and duplicate names are reported, nothin
     'kind.yaml': 'apiVersion: trustgate.dev/v1alpha1\nkind: ClusterPolicy\nmetadata: {name: y}\nspec: {}\n',
   });
   t.match(errors.join('\n'), /broken\.yaml:\d+:\d+: /);
-  t.match(errors.join('\n'), /kind\.yaml:2:7: kind: must be one of "Policy", "TrustRoot", "PolicyTest"/);
+  t.match(errors.join('\n'), /kind\.yaml:2:7: kind: must be one of "Policy", "TrustRoot", "PolicyException", "PolicyTest"/);
   t.match(errors.join('\n'), /good\.yaml:4:9: Policy good is defined twice \(first at .*dup\.yaml:4:9\)/);
 });
 
