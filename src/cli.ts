@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // trustgate's one entry point. Every command fails with a clear message and a non-zero exit.
 import { X509Certificate, type KeyObject } from 'node:crypto';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setFlagsFromString } from 'node:v8';
 // types only: client-node itself is loaded when a command talks to a cluster
@@ -11,7 +12,7 @@ import { parse as parseYaml } from 'yaml';
 import { admit, AdmissionInputError } from './admission/index.js';
 import { reviewForObject } from './admission/synthesize.js';
 import type { KubeObject } from './admission/types.js';
-import { NullDecisionRecorder, query, tableRow, verifyRecords, type QueryFilter } from './audit/index.js';
+import { AuditPipeline, createSink, NullDecisionRecorder, parseHeaderLines, query, tableRow, verifyRecords, type QueryFilter } from './audit/index.js';
 import { CheckpointKeyError, generateSigningKey, readVerificationKeys, type KeyAlgorithm } from './audit/checkpoint.js';
 import { TRUSTGATE_VERSION, type DecisionRecord } from './audit/record.js';
 import { readLogLines } from './audit/sources.js';
@@ -19,7 +20,7 @@ import { readPostgresRecords, redactedURL } from './audit/sinks/postgres.js';
 import { ConfigError, flagOn, parseFlags, resolveServeConfig, SERVE_OPTIONS, serveFlagKinds } from './config.js';
 import { didYouMean } from './did-you-mean.js';
 import { readClusterFile, readClusterObjects, StaticCluster } from './kube/cluster-file.js';
-import { authorizationRulesErrors, exceptionReport, findingLine, overlongExceptions, isConfigMap, junitReport, loadPolicySet, namespacesIn, policiesNeverFailed, readManifests, runPolicyTests, sarifReport, scanEach, StaticAuthorizer, type AuthorizationRule, type ManifestObject, type PolicySet, type ScanFinding } from './policy/index.js';
+import { authorizationRulesErrors, exceptionReport, parseExpiry, findingLine, overlongExceptions, isConfigMap, junitReport, loadPolicySet, namespacesIn, policiesNeverFailed, readManifests, runPolicyTests, sarifReport, scanEach, StaticAuthorizer, type AuthorizationRule, type ManifestObject, type PolicySet, type ScanFinding } from './policy/index.js';
 import { renderManifests, webhookRules } from './kube/manifests.js';
 import { stringify as toYaml } from 'yaml';
 import { generateCertificates, generateClientCertificate, startServer } from './server/index.js';
@@ -37,11 +38,13 @@ usage:
   trustgate exceptions DIR|FILE... [--format table|json]   every PolicyException, soonest expiry first: status, days left, scope, reason
   trustgate test    DIR... [--junit FILE]     FILE: the outcomes as JUnit XML, for CI test reports
   trustgate eval    --policies DIR (--review F | --object F [--old-object F] [--operation OP] [--namespace NS])
-                    [--user NAME] [--group G]... [--cluster-file F] [--authorizations F] [--mutate] [--explain]
+                    [--user NAME] [--group G]... [--cluster-file F] [--authorizations F] [--now TIME] [--mutate] [--explain]
+                    --now: the time PolicyExceptions are judged at (default: now)
                     --user/--group: who sends the object (default trustgate-offline, system:authenticated)
                     --authorizations: answers to the policies' authorization checks, as a PolicyTest lists them
   trustgate scan    --policies DIR (FILE|DIR|-... | --kubeconfig F | --in-cluster) [--kubeconfig F | --in-cluster | --cluster-file F]
                     [--namespace NS] [--user NAME] [--group G]... [--format table|json|sarif] [--all] [--strict] [registry flags as for verify]
+                    [--audit SINK... [--audit-header 'Name: value']... [--audit-ca F] [--audit-timeout-seconds N] [--replica NAME]]
                     every object of the manifests (or, with a cluster and no PATH, in the cluster) judged as its CREATE
                     would be: exit 1 if any is denied (--strict: or fails a warn/audit policy), 2 if the scan is incomplete
   trustgate verify  IMAGE --policies DIR [--registry-config F] [--insecure-registry HOST:PORT]... [--registry-ca F]... [--json]
@@ -54,7 +57,7 @@ usage:
                     [--tls-secret NAME] [--audit SINK]... [--timeout-seconds N] [--pull-secrets] [--self-managed-certs]
                     [--client-ca-file F [--client-name NAME]...] [--audit-signing-secret NAME] [--scan-schedule CRON]
   trustgate audit   verify SOURCE... [--key F]... | query SOURCE... [--since T] [--until T] [--namespace NS] [--user U]
-                    [--policy P] [--exception E] [--allowed|--denied] [--image REF] [--format json|table]
+                    [--policy P] [--exception E] [--endpoint validate|mutate|scan] [--allowed|--denied] [--image REF] [--format json|table]
                     SOURCE: a file sink's file (rotated siblings included), a spool directory, or postgres://…
                     --key: a replica's public key; its signed checkpoints are then checked and required
   trustgate audit   keygen --out DIR [--algorithm ed25519|p256|p384]
@@ -196,11 +199,14 @@ async function evaluate(argv: string[]): Promise<number> {
   const { values } = parseFlags(argv, {
     policies: 'value', review: 'value', object: 'value', 'old-object': 'value', operation: 'value', namespace: 'value',
     'cluster-file': 'value', authorizations: 'value', user: 'value', group: 'value', mutate: 'bool', explain: 'bool', 'sub-resource': 'value',
-    'registry-config': 'value', 'insecure-registry': 'value', 'registry-ca': 'value',
+    'registry-config': 'value', 'insecure-registry': 'value', 'registry-ca': 'value', now: 'value',
   });
   const one = (k: string) => values.get(k)?.at(-1) as string | undefined;
   const policies = (values.get('policies') as string[] | undefined) ?? [];
   if (!policies.length) throw new UsageError('eval needs --policies DIR');
+  // what-if: the decision once an exception has expired (or before it starts counting)
+  const now = one('now') === undefined ? undefined : parseExpiry(one('now')!);
+  if (one('now') !== undefined && now === undefined) throw new UsageError(`--now ${JSON.stringify(one('now'))} is not an RFC 3339 time or a date`);
   if (Boolean(one('review')) === Boolean(one('object'))) throw new UsageError('eval needs exactly one of --review FILE or --object FILE');
   const set = await loadOrFail(policies);
   if (!set) return 2;
@@ -225,7 +231,7 @@ async function evaluate(argv: string[]): Promise<number> {
   let outcome;
   try {
     outcome = await admit(review, flagOn(values, 'mutate') ? 'mutate' : 'validate',
-      { policies: () => set, recorder: new NullDecisionRecorder(), namespaces: cluster, params: cluster, replica: 'eval', deadlineMs: 8000, images, authorizer }, { explain: flagOn(values, 'explain') });
+      { policies: () => set, recorder: new NullDecisionRecorder(), namespaces: cluster, params: cluster, replica: 'eval', deadlineMs: 8000, images, authorizer }, { explain: flagOn(values, 'explain'), now });
   } catch (err) {
     if (err instanceof AdmissionInputError) throw new UsageError(`the review is not valid: ${err.message}`);
     throw err;
@@ -281,10 +287,52 @@ async function scanSubjects(paths: string[], kube: typeof import('./kube/index.j
   };
 }
 
+
+/**
+ * scan --audit: every judgement becomes a decision record (endpoint "scan") in a chain of its own
+ * (replica scan-HOST-TIME unless --replica: a fresh spool starts at seq 1, and a reused name would
+ * collide with an earlier run's rows), spooled in a temporary directory and shipped to the sinks
+ * before the scan exits; a record that no sink took fails the scan.
+ */
+async function scanAuditTrail(values: Map<string, unknown[]>) {
+  const specs = (values.get('audit') as string[] | undefined) ?? [];
+  if (!specs.length) return undefined;
+  const headerLines = (values.get('audit-header') as string[] | undefined) ?? [];
+  for (const h of headerLines) if (!/^[A-Za-z0-9-]+:\s?.+/.test(h)) throw new UsageError(`--audit-header must look like 'Name: value'`);
+  const caFile = values.get('audit-ca')?.at(-1) as string | undefined;
+  const logger = pino({ level: 'warn' }, pino.destination(2));
+  let sinks;
+  try {
+    const ca = caFile ? await readFile(caFile) : undefined;
+    sinks = specs.map((spec) => createSink(spec, { headers: parseHeaderLines(headerLines), ca, warn: (message, fields) => logger.warn(fields, message) }));
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+  // how long the scan waits, at the end, for its sinks to take its records
+  const waitSeconds = positiveWhole(values.get('audit-timeout-seconds')?.at(-1) as string | undefined, '--audit-timeout-seconds') ?? 120;
+  const spoolDir = await mkdtemp(join(tmpdir(), 'trustgate-scan-spool-'));
+  const recorder = await AuditPipeline.start({ spoolDir, sinks, whenFull: 'deny', spoolSync: 'write', logger });
+  const replica = (values.get('replica')?.at(-1) as string | undefined) ?? `scan-${hostname()}-${new Date().toISOString().replace(/[-:]|\.\d+/g, '')}`;
+  return {
+    recorder, replica, labels: { cluster: '', version: TRUSTGATE_VERSION },
+    /** waits for the sinks: what to say, and whether every record reached them all (if not, the spool is left for inspection) */
+    async finish(): Promise<{ delivered: boolean; message: string }> {
+      const delivered = await recorder.drained(waitSeconds * 1000);
+      const { seq } = recorder.chainHead;
+      await recorder.close();
+      const to = sinks.map((s) => s.name).join(', ');
+      if (!delivered) return { delivered, message: `audit: not every record reached ${to} within ${waitSeconds} s; what was not delivered is in ${spoolDir}` };
+      await rm(spoolDir, { recursive: true, force: true });
+      return { delivered, message: `audit: ${seq} record(s) delivered to ${to} (replica ${replica})` };
+    },
+  };
+}
+
 async function scan(argv: string[]): Promise<number> {
   const { values, positionals } = parseFlags(argv, {
     policies: 'value', namespace: 'value', 'cluster-file': 'value', kubeconfig: 'value', 'in-cluster': 'bool', user: 'value', group: 'value', format: 'value', all: 'bool', strict: 'bool',
     'registry-config': 'value', 'insecure-registry': 'value', 'registry-ca': 'value',
+    audit: 'value', 'audit-header': 'value', 'audit-ca': 'value', 'audit-timeout-seconds': 'value', replica: 'value',
   });
   const one = (k: string) => values.get(k)?.at(-1) as string | undefined;
   const policies = (values.get('policies') as string[] | undefined) ?? [];
@@ -311,6 +359,7 @@ async function scan(argv: string[]): Promise<number> {
   const state = kube && kc ? await kube.syncedClusterState(kc, set, logger!) : undefined;
   const params = state ?? clusterFile ?? new StaticCluster([]);
   const images = await verifierFromFlags(values, set.registries);
+  const trail = await scanAuditTrail(values);
   // findings are printed as they come; only SARIF, one document, keeps them (the failing ones)
   const counts = { allow: 0, warn: 0, deny: 0 };
   let waived = 0;
@@ -320,8 +369,8 @@ async function scan(argv: string[]): Promise<number> {
     subjects = await scanSubjects(positionals, kube, kc, set);
     const { created } = subjects;
     await scanEach(subjects.objects, {
-      policies: () => set, recorder: new NullDecisionRecorder(), namespaces: { get: (name: string) => created.get(name) ?? params.get(name) }, params,
-      replica: 'scan', deadlineMs: 8000, images, authorizer: kube && kc ? new kube.SubjectAccessReviewAuthorizer(kc, logger!) : undefined,
+      policies: () => set, recorder: trail?.recorder ?? new NullDecisionRecorder(), namespaces: { get: (name: string) => created.get(name) ?? params.get(name) }, params,
+      replica: trail?.replica ?? 'scan', deadlineMs: 8000, images, labels: trail?.labels, authorizer: kube && kc ? new kube.SubjectAccessReviewAuthorizer(kc, logger!) : undefined,
     }, { namespace: one('namespace'), userInfo: { username: one('user') ?? 'trustgate-offline', groups: ['system:authenticated', ...((values.get('group') as string[] | undefined) ?? [])] } }, (f) => {
       counts[f.verdict]++;
       if (f.verdict === 'warn' && f.policies.some((p) => p.exceptions)) waived++;
@@ -334,12 +383,14 @@ async function scan(argv: string[]): Promise<number> {
     await images.client.close();
     await state?.stop();
   }
+  const recorded = await trail?.finish();
   if (format === 'sarif') process.stdout.write(`${JSON.stringify(sarifReport(failing, { version: TRUSTGATE_VERSION }), null, 2)}\n`);
   for (const line of [...subjects.errors(), ...subjects.notes]) process.stderr.write(`${line}\n`);
   const incomplete = subjects.incomplete().join(', ');
   process.stderr.write(`scanned ${counts.allow + counts.warn + counts.deny} object(s) against ${set.policies.length} policies: ${counts.allow} allowed, ${counts.warn} admitted but failing warn or audit policies${waived ? ` (${waived} of them admitted by exception)` : ''}, ${counts.deny} denied${incomplete ? `; incomplete: ${incomplete}` : ''}\n`);
-  // a scan that could not read everything vouches for nothing
-  if (incomplete) return 2;
+  if (recorded) process.stderr.write(`${recorded.message}\n`);
+  // a scan that could not read everything, or record it, vouches for nothing
+  if (incomplete || (recorded && !recorded.delivered)) return 2;
   return counts.deny || (counts.warn && flagOn(values, 'strict')) ? 1 : 0;
 }
 
@@ -436,9 +487,14 @@ async function readKeyFiles(paths: readonly string[]): Promise<Map<string, KeyOb
   }
 }
 
+function endpointFilter(value: string | undefined): QueryFilter['endpoint'] {
+  if (value !== undefined && value !== 'validate' && value !== 'mutate' && value !== 'scan') throw new UsageError(`--endpoint is validate, mutate or scan, not ${JSON.stringify(value)}`);
+  return value;
+}
+
 async function audit(argv: string[]): Promise<number> {
   const { values, positionals } = parseFlags(argv, {
-    since: 'value', until: 'value', namespace: 'value', user: 'value', policy: 'value', image: 'value', exception: 'value', allowed: 'bool', denied: 'bool', format: 'value', key: 'value', out: 'value', algorithm: 'value',
+    since: 'value', until: 'value', namespace: 'value', user: 'value', policy: 'value', image: 'value', exception: 'value', endpoint: 'value', allowed: 'bool', denied: 'bool', format: 'value', key: 'value', out: 'value', algorithm: 'value',
   });
   const [action, ...sources] = positionals;
   const one = (k: string) => values.get(k)?.at(-1) as string | undefined;
@@ -451,7 +507,7 @@ async function audit(argv: string[]): Promise<number> {
   const filter: QueryFilter = {
     since: one('since') ? parseTime(one('since')!, '--since') : undefined,
     until: one('until') ? parseTime(one('until')!, '--until') : undefined,
-    namespace: one('namespace'), user: one('user'), policy: one('policy'), image: one('image'), exception: one('exception'),
+    namespace: one('namespace'), user: one('user'), policy: one('policy'), image: one('image'), exception: one('exception'), endpoint: endpointFilter(one('endpoint')),
     allowed: flagOn(values, 'allowed') ? true : flagOn(values, 'denied') ? false : undefined,
   };
   const database = sources.find((s) => /^postgres(ql)?:\/\//.test(s));

@@ -64,4 +64,5 @@ export interface AdmissionReviewResponse {
   response: AdmissionResponse;
 }
 
-export type Endpoint = 'validate' | 'mutate';
+/** validate and mutate: the webhook's routes; scan: `trustgate scan` judging an object as validate would, recorded as a scan */
+export type Endpoint = 'validate' | 'mutate' | 'scan';

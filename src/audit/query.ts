@@ -13,6 +13,8 @@ export interface QueryFilter {
   image?: string;
   /** decisions in which this PolicyException waived something */
   exception?: string;
+  /** the webhook's validate or mutate, or a scan's judgement */
+  endpoint?: 'validate' | 'mutate' | 'scan';
 }
 
 export function matchesFilter(r: DecisionRecord, f: QueryFilter): boolean {
@@ -23,6 +25,7 @@ export function matchesFilter(r: DecisionRecord, f: QueryFilter): boolean {
   if (f.user !== undefined && r.request.userInfo.username !== f.user) return false;
   if (f.allowed !== undefined && r.allowed !== f.allowed) return false;
   if (f.policy !== undefined && !r.policies.some((p) => namesPolicy(p.name, f.policy!))) return false;
+  if (f.endpoint !== undefined && r.endpoint !== f.endpoint) return false;
   if (f.exception !== undefined && !r.policies.some((p) => p.exceptions?.some((e) => e.name === f.exception))) return false;
   if (f.image !== undefined && !(r.images as { ref?: string; digest?: string }[]).some((i) => i.ref?.includes(f.image!) || i.digest === f.image)) return false;
   return true;

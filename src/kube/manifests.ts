@@ -216,7 +216,8 @@ const SCAN_LABELS = { 'app.kubernetes.io/name': 'trustgate', 'app.kubernetes.io/
 
 /**
  * `trustgate scan --in-cluster` on a schedule: what already runs and the policies deny (or would,
- * once they enforce), as JSON lines in the job's log. Its own account reads only what the
+ * once they enforce), as JSON lines in the job's log and, as decision records, in the webhook's
+ * audit sinks other than stdout. Its own account reads only what the
  * webhook rules cover (list, no watch, no get of single objects) and what the server reads.
  */
 function scheduledScan(o: ManifestOptions, webhookRules: Obj[], readRules: Obj[]): Obj[] {
@@ -230,6 +231,8 @@ function scheduledScan(o: ManifestOptions, webhookRules: Obj[], readRules: Obj[]
     for (const x of r.resources as string[]) resources.add(x.split('/')[0]!);
     byGroups.set(key, resources);
   }
+  // the webhook's external sinks get the scans' records too (endpoint "scan"); its findings are in its log already
+  const scanSinks = o.audit.filter((a) => a !== 'stdout');
   const listRules = [...byGroups].map(([groups, resources]) => ({ apiGroups: JSON.parse(groups) as string[], resources: [...resources].sort(), verbs: ['list'] }));
   return [
     { apiVersion: 'v1', kind: 'ServiceAccount', metadata: meta(SCAN_NAME), automountServiceAccountToken: true },
@@ -252,11 +255,14 @@ function scheduledScan(o: ManifestOptions, webhookRules: Obj[], readRules: Obj[]
                 securityContext: POD_SECURITY,
                 containers: [{
                   name: 'scan', image: o.image, imagePullPolicy: 'IfNotPresent',
-                  args: ['scan', '--in-cluster', '--policies', '/app/policies', '--format', 'json'],
+                  args: ['scan', '--in-cluster', '--policies', '/app/policies', '--format', 'json', ...scanSinks.flatMap((a) => ['--audit', a])],
                   env: MEMORY_ENV,
                   resources: { requests: { cpu: '100m', memory: '128Mi' }, limits: { memory: '512Mi' } },
                   securityContext: CONTAINER_SECURITY,
+                  // the records' spool, until the sinks have them (the root filesystem is read-only)
+                  ...(scanSinks.length ? { volumeMounts: [{ name: 'tmp', mountPath: '/tmp' }] } : {}),
                 }],
+                ...(scanSinks.length ? { volumes: [{ name: 'tmp', emptyDir: { sizeLimit: '256Mi' } }] } : {}),
               },
             },
           },

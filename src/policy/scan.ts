@@ -155,7 +155,7 @@ async function judge(m: ManifestObject, services: AdmissionServices, options: Sc
   };
   let outcome;
   try {
-    outcome = await admit(review, 'validate', services);
+    outcome = await admit(review, 'scan', services);
   } catch (err) {
     // what the server would refuse before any policy (too deep, too large): denied, and said why
     if (!(err instanceof AdmissionInputError)) throw err;

@@ -4,7 +4,7 @@ import { resolve } from 'node:path';
 import { pino, type Logger } from 'pino';
 import { ConfigError, type ServeConfig } from '../config.js';
 import { readFileSync } from 'node:fs';
-import { AuditPipeline, createSink } from '../audit/index.js';
+import { AuditPipeline, createSink, parseHeaderLines } from '../audit/index.js';
 import { CheckpointSigner, readSigningKey } from '../audit/checkpoint.js';
 import { TRUSTGATE_VERSION } from '../audit/record.js';
 import { readClusterFile } from '../kube/cluster-file.js';
@@ -122,7 +122,7 @@ export async function startServer(config: ServeConfig, logger: Logger = pino({ l
   const tls = await readTlsMaterial(tlsFiles);
   metrics.certificateExpiry.set(tls.notAfter.getTime() / 1000);
 
-  const headers = Object.fromEntries(config.auditHeaders.map((h) => [h.slice(0, h.indexOf(':')).trim(), h.slice(h.indexOf(':') + 1).trim()]));
+  const headers = parseHeaderLines(config.auditHeaders);
   const sinks = config.audit.map((spec) => createSink(spec, {
     headers, format: config.auditHttpFormat, ca: config.auditCa ? readFileSync(config.auditCa) : undefined, warn: (message, fields) => logger.warn(fields, message),
   }));

@@ -9,7 +9,7 @@ import t from 'tap';
 import { recordHash, type DecisionRecord } from '../../src/audit/index.js';
 import { generateSigningKey } from '../../src/audit/checkpoint.js';
 import { postgresOrSkip, type Postgres } from '../helpers/postgres.js';
-import { policyDir, policyYaml, POD_RULE } from '../helpers/policies.js';
+import { exceptionYaml, policyDir, policyYaml, POD_RULE } from '../helpers/policies.js';
 import { readFixture, startTestServer } from '../helpers/server.js';
 
 const run = promisify(execFile);
@@ -90,15 +90,10 @@ t.test('decisions land as rows; audit verify and query read the database', async
 
 t.test('audit query --exception finds the decisions a PolicyException waived something in', async (t) => {
   if (!db) return;
-  const exception = `apiVersion: trustgate.dev/v1alpha1
-kind: PolicyException
-metadata: { name: first-pod }
-spec:
-  policies: [team-label]
-  reason: the first pod predates the label
-  expires: "2999-01-01"
-  match: { conditions: [{ name: first, expression: "request.uid == 'pg-0'" }] }
-`;
+  const exception = exceptionYaml('first-pod', `policies: [team-label]
+reason: the first pod predates the label
+expires: "2999-01-01"
+match: { conditions: [{ name: first, expression: "request.uid == 'pg-0'" }] }`);
   const server = await startTestServer({ policies: [await policyDir({ 'p.yaml': policies, 'e.yaml': exception })], audit: [db.url] });
   t.teardown(() => server.close());
   for (let i = 0; i < 3; i++) await server.post('/validate', await review(i));
@@ -108,6 +103,8 @@ spec:
   t.match(waived.stdout, /ALLOW\s+CREATE .* team-label:excepted\(first-pod\)/);
   t.equal((await trustgate('audit', 'query', db.url, '--denied')).stdout.trim().split('\n').length, 2, 'the other two are denied');
   t.equal((await trustgate('audit', 'query', db.url, '--exception', 'first')).stdout.trim(), '', 'not a part of a name');
+  t.equal((await trustgate('audit', 'query', db.url, '--endpoint', 'validate')).stdout.trim().split('\n').length, 3, '--endpoint, in SQL');
+  t.equal((await trustgate('audit', 'query', db.url, '--endpoint', 'scan')).stdout.trim(), '');
   const client = new pg.Client({ connectionString: db.url });
   await client.connect();
   await client.query('TRUNCATE trustgate_decisions');

@@ -2,24 +2,20 @@
 // with expiries relative to today so the test means the same every day.
 import t from 'tap';
 import { trustgate } from '../helpers/cli.js';
-import { policyDir, policyYaml, POD_RULE } from '../helpers/policies.js';
+import { exceptionYaml, policyDir, policyYaml, POD_RULE } from '../helpers/policies.js';
 
 const DAY = 86_400_000;
 const at = (days: number) => new Date(Date.now() + days * DAY).toISOString().replace(/\.\d+Z$/, 'Z');
-const exception = (name: string, days: number, extra = '') => `apiVersion: trustgate.dev/v1alpha1
-kind: PolicyException
-metadata: { name: ${name} }
-spec:
-  policies: [no-privileged]
-  reason: reason of ${name}
-  expires: "${at(days)}"
-  match: { namespaces: [monitoring] }
-${extra}`;
+const exception = (name: string, days: number, extra = '') => exceptionYaml(name, `policies: [no-privileged]
+reason: reason of ${name}
+expires: "${at(days)}"
+match: { namespaces: [monitoring] }
+${extra}`);
 
 async function dir() {
   return policyDir({
     'p.yaml': policyYaml('no-privileged', `${POD_RULE}\nvalidations:\n  - expression: "object.spec.containers.all(c, !c.?securityContext.?privileged.orValue(false))"`),
-    'e.yaml': [exception('long', 200.5, '  ticket: SEC-9\n'), exception('soon', 3.5), exception('gone', -1)].join('---\n'),
+    'e.yaml': [exception('long', 200.5, 'ticket: SEC-9'), exception('soon', 3.5), exception('gone', -1)].join('---\n'),
   });
 }
 
@@ -50,4 +46,17 @@ t.test('lint: expired and expiring exceptions are warnings; --max-exception-days
   t.notMatch(limited.stderr, /exception soon runs/);
   t.equal((await trustgate('lint', '--max-exception-days', '365', d)).code, 0);
   t.match((await trustgate('lint', '--max-exception-days', '0', d)).stderr, /--max-exception-days must be a positive whole number/);
+});
+
+t.test('eval --now: the decision at another time, as once an exception has run out', async (t) => {
+  const d = await dir();
+  const pod = JSON.stringify({ apiVersion: 'v1', kind: 'Pod', metadata: { name: 'agent', namespace: 'monitoring' }, spec: { containers: [{ name: 'c', image: 'x:1', securityContext: { privileged: true } }] } });
+  const file = `${await policyDir({ 'pod.json': pod })}/pod.json`;
+  const today = await trustgate('eval', '--policies', d, '--object', file);
+  t.equal(today.code, 0, 'waived today');
+  t.match(JSON.parse(today.stdout).response.warnings, [/excepted by long \(SEC-9\)/], 'the first exception in the files that covers it');
+  const after = await trustgate('eval', '--policies', d, '--object', file, '--now', at(201));
+  t.equal(after.code, 1, 'denied once every exception has run out');
+  t.match(JSON.parse(after.stdout).response.status.message, /privileged|no-privileged/);
+  t.match((await trustgate('eval', '--policies', d, '--object', file, '--now', 'tomorrow')).stderr, /--now "tomorrow" is not an RFC 3339 time or a date/);
 });

@@ -1,13 +1,13 @@
 // trustgate scan: every object of a set of manifests judged as its CREATE, with where it was
 // written, what denies it now and what would once warn-mode policies enforce.
 import { execFile, spawn } from 'node:child_process';
-import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import t from 'tap';
 import { trustgate } from '../helpers/cli.js';
-import { policyDir, policyYaml, PROD_REPLICAS, TEAM_LABEL_WARN } from '../helpers/policies.js';
+import { exceptionYaml, policyDir, policyYaml, PROD_REPLICAS, TEAM_LABEL_WARN } from '../helpers/policies.js';
 
 const WORKLOADS = `match:
   resources:
@@ -128,16 +128,11 @@ t.test('scan --format sarif: SARIF 2.1.0 with a rule per policy, errors for deni
 
 t.test('scan: an object admitted only by a PolicyException is a WARN that says what is waived and until when', async (t) => {
   const dir = t.testdir(manifests);
-  const exception = `apiVersion: trustgate.dev/v1alpha1
-kind: PolicyException
-metadata: { name: root-pod }
-spec:
-  policies: [no-privileged]
-  reason: the root pod is retired next quarter
-  ticket: OPS-9
-  expires: "2999-01-01"
-  match: { names: [root] }
-`;
+  const exception = exceptionYaml('root-pod', `policies: [no-privileged]
+reason: the root pod is retired next quarter
+ticket: OPS-9
+expires: "2999-01-01"
+match: { names: [root] }`);
   const withException = await policyDir({ 'p.yaml': await readFile(join(await policies(), 'p.yaml'), 'utf8'), 'e.yaml': exception });
   const out = await trustgate('scan', '--policies', withException, `${dir}/app/list.json`);
   t.equal(out.code, 0, 'nothing is denied');
@@ -149,4 +144,34 @@ spec:
   t.match(JSON.parse(json.stdout.split('\n')[0]!), { verdict: 'warn', policies: [{ name: 'no-privileged', result: 'excepted', exceptions: [{ name: 'root-pod', expires: '2999-01-01T00:00:00.000Z', ticket: 'OPS-9' }] }] });
   const sarif = JSON.parse((await trustgate('scan', '--policies', withException, '--format', 'sarif', `${dir}/app/list.json`)).stdout);
   t.match(sarif.runs[0].results, [{ ruleId: 'no-privileged', level: 'warning', message: { text: 'Pod default/root: privileged container in root (excepted by root-pod until 2999-01-01T00:00:00.000Z)' } }]);
+});
+
+t.test('scan --audit: each judgement a decision record (endpoint scan) in a chain of its own, delivered before exit', async (t) => {
+  const dir = t.testdir(manifests);
+  const log = join(dir, 'scan-audit.jsonl');
+  const out = await trustgate('scan', '--policies', await policies(), '--audit', `file:${log}`, `${dir}/app`);
+  t.equal(out.code, 1, 'the verdict is the scan\'s as ever');
+  t.match(out.stderr, new RegExp(`audit: 5 record\\(s\\) delivered to file:${log} \\(replica scan-\\S+-\\d{8}T\\d{6}Z\\)`));
+  const records = (await readFile(log, 'utf8')).trim().split('\n').map((l) => JSON.parse(l));
+  t.equal(records.length, 5);
+  t.match(records, records.map(() => ({ endpoint: 'scan', replica: /^scan-/, request: { operation: 'CREATE', userInfo: { username: 'trustgate-offline' } } })));
+  t.same(records.map((r) => r.seq), [1, 2, 3, 4, 5], 'a fresh chain');
+  t.equal(records.filter((r) => !r.allowed).length, 2);
+  t.match((await trustgate('audit', 'verify', log)).stdout, /verified: 5 records, every chain intact/);
+  t.equal((await trustgate('audit', 'query', log, '--endpoint', 'scan', '--denied')).stdout.trim().split('\n').length, 2);
+  t.equal((await trustgate('audit', 'query', log, '--endpoint', 'validate')).stdout.trim(), '');
+  t.equal((await trustgate('audit', 'query', log, '--endpoint', 'webhook')).code, 2);
+  const named = await trustgate('scan', '--policies', await policies(), '--audit', `file:${log}`, '--replica', 'nightly-1', `${dir}/app/list.json`);
+  t.match(named.stderr, /delivered to .* \(replica nightly-1\)/);
+});
+
+t.test('scan --audit: records no sink took fail the scan (exit 2) and stay in a spool it names', async (t) => {
+  const dir = t.testdir(manifests);
+  const out = await trustgate('scan', '--policies', await policies(), '--audit', 'http://127.0.0.1:9/audit', '--audit-timeout-seconds', '1', `${dir}/app/list.json`);
+  t.equal(out.code, 2);
+  const spool = /what was not delivered is in (\S+)/.exec(out.stderr)?.[1];
+  t.ok(spool, out.stderr);
+  t.ok((await readdir(spool!)).length > 0, 'the spool is left for inspection');
+  t.match((await trustgate('scan', '--policies', await policies(), '--audit', 'file:/x', '--audit-header', 'nonsense', `${dir}/app`)).stderr, /--audit-header must look like 'Name: value'/);
+  t.equal((await trustgate('scan', '--policies', await policies(), '--audit', 'gopher://x', `${dir}/app`)).code, 2);
 });

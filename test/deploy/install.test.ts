@@ -151,6 +151,10 @@ t.test('manifests --scan-schedule: a CronJob scanning the cluster with an accoun
   t.notOk(grants.some((g: string) => /secrets|\*|create|update|patch|delete/.test(g)), 'nothing else: no Secrets, no writes, no wildcards');
   t.equal(new Set(grants).size, grants.length, 'each grant once');
   t.ok(objects.some((o) => o.kind === 'NetworkPolicy' && o.metadata.name === 'trustgate-scan' && o.spec.ingress.length === 0), 'nothing may call the scan');
+  t.same(pod.volumes, undefined, 'no spool without audit sinks beyond stdout');
+  const audited = (await render('--scan-schedule', '@daily', '--audit', 'stdout', '--audit', 'postgres://audit@db/trustgate')).find((o) => o.kind === 'CronJob').spec.jobTemplate.spec.template.spec;
+  t.same(audited.containers[0].args.slice(6), ['--audit', 'postgres://audit@db/trustgate'], "the webhook's sinks but stdout (the job's log has the findings)");
+  t.same([audited.containers[0].volumeMounts, audited.volumes], [[{ name: 'tmp', mountPath: '/tmp' }], [{ name: 'tmp', emptyDir: { sizeLimit: '256Mi' } }]], 'a writable spool under a read-only root');
   t.notOk((await render()).some((o) => /scan/.test(o.metadata.name)), 'nothing of it without the flag');
   const bad = await run(process.execPath, ['--import', 'tsx', `${root}src/cli.ts`, 'manifests', '--policies', `${root}policies`, '--scan-schedule', 'hourly']).catch((e) => e as { code: number; stderr: string });
   t.equal((bad as { code: number }).code, 2);

@@ -18,6 +18,12 @@ export function policyYaml(name: string, spec: string): string {
   return `apiVersion: trustgate.dev/v1alpha1\nkind: Policy\nmetadata:\n  name: ${name}\nspec:\n${body}\n`;
 }
 
+/** A PolicyException document; spec is YAML text indented under spec:. */
+export function exceptionYaml(name: string, spec: string): string {
+  const body = spec.replace(/^\n/, '').replace(/\n$/, '').split('\n').map((l) => (l ? `  ${l}` : l)).join('\n');
+  return `apiVersion: trustgate.dev/v1alpha1\nkind: PolicyException\nmetadata: { name: ${name} }\nspec:\n${body}\n`;
+}
+
 export const POD_RULE = `match:
   resources:
     - apiGroups: [""]

@@ -8,7 +8,7 @@ import { toECS } from '../../src/audit/ecs.js';
 import { StaticCluster } from '../../src/kube/cluster-file.js';
 import { loadPolicySet, runPolicyTests, type PolicySet } from '../../src/policy/index.js';
 import { parseExpiry } from '../../src/policy/exceptions.js';
-import { policyDir, policyYaml, POD_RULE } from '../helpers/policies.js';
+import { exceptionYaml, policyDir, policyYaml, POD_RULE } from '../helpers/policies.js';
 
 const NO_PRIVILEGED = policyYaml('no-privileged', `${POD_RULE}
 validations:
@@ -20,8 +20,7 @@ validations:
   - expression: "'team' in object.metadata.?labels.orValue({})"
     message: needs a team label`);
 
-const exception = (name: string, spec: string) =>
-  `apiVersion: trustgate.dev/v1alpha1\nkind: PolicyException\nmetadata: { name: ${name} }\nspec:\n${spec.replace(/^\n/, '').split('\n').map((l) => `  ${l}`).join('\n')}\n`;
+const exception = exceptionYaml;
 const AGENT = exception('node-agent', `policies: [no-privileged]
 reason: the node agent needs privileged mode until v3
 ticket: SEC-1234

@@ -1,22 +1,17 @@
 // A PolicyException through the real TLS server: the API server's answer, the audit record
 // and the metrics an alert on expiring exceptions reads.
 import t from 'tap';
-import { policyDir, policyYaml, POD_RULE } from '../helpers/policies.js';
+import { exceptionYaml, policyDir, policyYaml, POD_RULE } from '../helpers/policies.js';
 import { readFixture, startTestServer } from '../helpers/server.js';
 
 t.test('a waived denial over HTTPS: allowed with a warning, counted, its expiry exported', async (t) => {
   const policies = await policyDir({
     'p.yaml': policyYaml('team-label', `${POD_RULE}\nvalidations:\n  - expression: "'team' in object.metadata.?labels.orValue({})"\n    message: pods need a team label`),
-    'e.yaml': `apiVersion: trustgate.dev/v1alpha1
-kind: PolicyException
-metadata: { name: default-namespace }
-spec:
-  policies: [team-label]
-  reason: the default namespace is being cleaned up
-  ticket: PLAT-12
-  expires: "2999-01-01T00:00:00Z"
-  match: { namespaces: [default] }
-`,
+    'e.yaml': exceptionYaml('default-namespace', `policies: [team-label]
+reason: the default namespace is being cleaned up
+ticket: PLAT-12
+expires: "2999-01-01T00:00:00Z"
+match: { namespaces: [default] }`),
   });
   const server = await startTestServer({ policies: [policies] });
   t.teardown(() => server.close());

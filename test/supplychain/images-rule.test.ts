@@ -15,7 +15,7 @@ import { parseImageReference, RegistryClient, RegistryError } from '../../src/su
 import { eventually } from '../helpers/eventually.js';
 import { attachBundle, attachLegacySignatures } from '../helpers/cosign.js';
 import { startOciServer } from '../helpers/oci-server.js';
-import { policyDir } from '../helpers/policies.js';
+import { exceptionYaml, policyDir } from '../helpers/policies.js';
 import { startRegistry } from '../helpers/registry.js';
 import { serviceOrSkip } from '../helpers/services.js';
 import { CI_IDENTITY, cosignStatement, keyPair, OTHER_IDENTITY, PrivateSigstore, privateRootPolicyDir, simpleSigningPayload, type Identity } from '../helpers/sigstore.js';
@@ -140,17 +140,12 @@ spec:
   t.test('a PolicyException naming images waives only their failures, and says which', async (t) => {
     await reg.push.image('signed/legacy', 'v1');
     const other = await reg.push.image('signed/unsigned-too', 'v1');
-    const withException = await loadPolicySet([dir, await policyDir({ 'exception.yaml': `apiVersion: trustgate.dev/v1alpha1
-kind: PolicyException
-metadata: { name: legacy-images }
-spec:
-  policies: [signed-images]
-  reason: rebuilt signed by SEC-7
-  ticket: SEC-7
-  expires: "2999-01-01"
-  match: { namespaces: [team] }
-  images: ["${reg.host}/signed/legacy"]
-` })]);
+    const withException = await loadPolicySet([dir, await policyDir({ 'exception.yaml': exceptionYaml('legacy-images', `policies: [signed-images]
+reason: rebuilt signed by SEC-7
+ticket: SEC-7
+expires: "2999-01-01"
+match: { namespaces: [team] }
+images: ["${reg.host}/signed/legacy"]`) })]);
     if (!withException.set) throw new Error(withException.errors.map((e) => e.message).join('\n'));
     const s = { ...services, policies: () => withException.set };
     const legacy = `${reg.host}/signed/legacy:v1`;

@@ -113,7 +113,7 @@ export class PostgresSink implements AuditSink {
 
 /** Records from the table in chain order, optionally filtered in SQL on the indexed columns. */
 export async function readPostgresRecords(url: string, filter: {
-  since?: Date; until?: Date; namespace?: string; user?: string; policy?: string; allowed?: boolean; image?: string; exception?: string;
+  since?: Date; until?: Date; namespace?: string; user?: string; policy?: string; allowed?: boolean; image?: string; exception?: string; endpoint?: string;
 } = {}): Promise<{ position: number; record: import('../record.js').DecisionRecord }[]> {
   const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 5000 });
   await client.connect();
@@ -132,6 +132,7 @@ export async function readPostgresRecords(url: string, filter: {
     if (filter.policy !== undefined) add("(policies @> ARRAY[?]::text[] OR EXISTS (SELECT 1 FROM unnest(policies) AS p WHERE starts_with(p, ? || '/')))", filter.policy);
     if (filter.allowed !== undefined) add('allowed = ?', filter.allowed);
     if (filter.image !== undefined) add('images @> ARRAY[?]::text[]', filter.image);
+    if (filter.endpoint !== undefined) add("record->>'endpoint' = ?", filter.endpoint);
     // rare and read by auditors, not indexed: jsonb containment over the record
     if (filter.exception !== undefined) add('record @> ?::jsonb', JSON.stringify({ policies: [{ exceptions: [{ name: filter.exception }] }] }));
     const sql = `SELECT record FROM ${DECISIONS_TABLE}${where.length ? ` WHERE ${where.join(' AND ')}` : ''} ORDER BY replica, seq`;
