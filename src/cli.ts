@@ -20,7 +20,7 @@ import { readPostgresRecords, redactedURL } from './audit/sinks/postgres.js';
 import { ConfigError, flagOn, parseFlags, resolveServeConfig, SERVE_OPTIONS, serveFlagKinds } from './config.js';
 import { didYouMean } from './did-you-mean.js';
 import { readClusterFile, readClusterObjects, StaticCluster } from './kube/cluster-file.js';
-import { authorizationRulesErrors, exceptionReport, parseExpiry, findingLine, overlongExceptions, isConfigMap, junitReport, loadPolicySet, namespacesIn, policiesNeverFailed, readManifests, runPolicyTests, sarifReport, scanEach, StaticAuthorizer, type AuthorizationRule, type ManifestObject, type PolicySet, type ScanFinding } from './policy/index.js';
+import { authorizationRulesErrors, exceptionReport, EXPIRY_WARNING_DAYS, parseExpiry, findingLine, overlongExceptions, isConfigMap, junitReport, loadPolicySet, namespacesIn, policiesNeverFailed, readManifests, runPolicyTests, sarifReport, scanEach, StaticAuthorizer, type AuthorizationRule, type ManifestObject, type PolicySet, type ScanFinding } from './policy/index.js';
 import { renderManifests, webhookRules } from './kube/manifests.js';
 import { stringify as toYaml } from 'yaml';
 import { generateCertificates, generateClientCertificate, startServer } from './server/index.js';
@@ -141,7 +141,7 @@ async function exceptions(argv: string[]): Promise<number> {
     else process.stdout.write(`${r.status.toUpperCase().padEnd(8)} ${r.expires}  ${String(r.daysLeft).padStart(5)} days  ${r.name}  waives ${r.policies.join(',')}${r.ticket ? `  ticket ${r.ticket}` : ''}\n    ${r.scope}: ${r.reason} (${r.where})\n`);
   }
   const count = (status: string) => rows.filter((r) => r.status === status).length;
-  process.stderr.write(`${rows.length} exception(s): ${count('active')} active, ${count('expiring')} expiring within 14 days, ${count('expired')} expired\n`);
+  process.stderr.write(`${rows.length} exception(s): ${count('active')} active, ${count('expiring')} expiring within ${EXPIRY_WARNING_DAYS} days, ${count('expired')} expired\n`);
   return 0;
 }
 
@@ -287,7 +287,6 @@ async function scanSubjects(paths: string[], kube: typeof import('./kube/index.j
   };
 }
 
-
 /**
  * scan --audit: every judgement becomes a decision record (endpoint "scan") in a chain of its own
  * (replica scan-HOST-TIME unless --replica: a fresh spool starts at seq 1, and a reused name would
@@ -379,6 +378,11 @@ async function scan(argv: string[]): Promise<number> {
       } else if (format === 'json') process.stdout.write(`${JSON.stringify(f)}\n`);
       else if (f.verdict !== 'allow' || flagOn(values, 'all')) process.stdout.write(`${findingLine(f)}\n`);
     });
+  } catch (err) {
+    // what was judged before the failure is still delivered
+    const recorded = await trail?.finish();
+    if (recorded) process.stderr.write(`${recorded.message}\n`);
+    throw err;
   } finally {
     await images.client.close();
     await state?.stop();

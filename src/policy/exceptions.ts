@@ -7,7 +7,7 @@ import { CelCompileError, compileExpression, type CompiledExpression } from './c
 import { didYouMean } from '../did-you-mean.js';
 import type { LoadedDocument } from './documents.js';
 import type { EvaluationContext, PolicyResult } from './evaluate.js';
-import { namespaceObjectOf, ruleMatches } from './match.js';
+import { labelsOf, namespaceObjectOf, ruleMatches } from './match.js';
 import { selectorMatches, selectorString } from './selector.js';
 import { checkResourceRules, compileRule } from './compile.js';
 import { namesPolicy } from './vap.js';
@@ -223,8 +223,6 @@ export function overlongExceptions(exceptions: readonly CompiledException[], now
   return exceptions.filter((e) => e.expires - now > maxDays * DAY_MS).map((e) =>
     new PolicyFileError(e.expiresSource, `exception ${e.name} runs until ${e.expiresAt}, ${Math.floor((e.expires - now) / DAY_MS)} days from now: over the limit of ${maxDays} days (--max-exception-days)`));
 }
-
-const labelsOf = (o: KubeObject | null | undefined) => o?.metadata?.labels;
 
 /**
  * Whether the exception covers this request, conditions aside. Fails closed: a namespace the

@@ -103,7 +103,7 @@ export class PolicyIndex {
 
 export type ScopeResult = { applies: true; namespaceObject?: KubeObject } | { applies: false; reason: string } | { error: string };
 
-function labelsOf(o: KubeObject | null | undefined): Record<string, string> | undefined {
+export function labelsOf(o: KubeObject | null | undefined): Record<string, string> | undefined {
   return o?.metadata?.labels;
 }
 
