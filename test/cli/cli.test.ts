@@ -248,8 +248,8 @@ t.test('CMD --help prints that command\'s usage, which the unknown-flag message 
   t.notMatch(help.stdout, /trustgate (eval|verify|audit)/, 'only that command');
   t.match((await trustgate('verify', '-h')).stdout, /trustgate verify {2}IMAGE --policies DIR/);
   t.notMatch((await trustgate('verify', '-h')).stdout, /verify-bundle/);
-  const unknown = await trustgate('eval', '--nope');
+  const unknown = await trustgate('eval', '--frobnicate');
   t.equal(unknown.code, 2);
-  t.match(unknown.stderr, /unknown flag --nope; see --help/);
+  t.match(unknown.stderr, /unknown flag --frobnicate; see --help/);
   t.equal((await trustgate('eval', '--help')).code, 0, 'and --help works there');
 });
