@@ -12,7 +12,7 @@ import { parse as parseYaml } from 'yaml';
 import { admit, AdmissionInputError } from './admission/index.js';
 import { reviewForObject } from './admission/synthesize.js';
 import type { KubeObject } from './admission/types.js';
-import { AuditPipeline, createSink, NullDecisionRecorder, parseHeaderLines, query, tableRow, verifyRecords, type QueryFilter } from './audit/index.js';
+import { AuditPipeline, createSink, HEADER_LINE_ERROR, isHeaderLine, NullDecisionRecorder, parseHeaderLines, query, tableRow, verifyRecords, type QueryFilter } from './audit/index.js';
 import { CheckpointKeyError, generateSigningKey, readVerificationKeys, type KeyAlgorithm } from './audit/checkpoint.js';
 import { TRUSTGATE_VERSION, type DecisionRecord } from './audit/record.js';
 import { readLogLines } from './audit/sources.js';
@@ -20,7 +20,7 @@ import { readPostgresRecords, redactedURL } from './audit/sinks/postgres.js';
 import { ConfigError, flagOn, parseFlags, resolveServeConfig, SERVE_OPTIONS, serveFlagKinds } from './config.js';
 import { didYouMean } from './did-you-mean.js';
 import { readClusterFile, readClusterObjects, StaticCluster } from './kube/cluster-file.js';
-import { authorizationRulesErrors, exceptionReport, EXPIRY_WARNING_DAYS, parseExpiry, findingLine, overlongExceptions, isConfigMap, junitReport, loadPolicySet, namespacesIn, policiesNeverFailed, readManifests, runPolicyTests, sarifReport, scanEach, StaticAuthorizer, type AuthorizationRule, type ManifestObject, type PolicySet, type ScanFinding } from './policy/index.js';
+import { authorizationRulesErrors, exceptionReport, EXPIRY_WARNING_DAYS, parseInstant, findingLine, overlongExceptions, isConfigMap, junitReport, loadPolicySet, namespacesIn, policiesNeverFailed, readManifests, runPolicyTests, sarifReport, scanEach, StaticAuthorizer, type AuthorizationRule, type ManifestObject, type PolicySet, type ScanFinding } from './policy/index.js';
 import { renderManifests, webhookRules } from './kube/manifests.js';
 import { stringify as toYaml } from 'yaml';
 import { generateCertificates, generateClientCertificate, startServer } from './server/index.js';
@@ -205,7 +205,7 @@ async function evaluate(argv: string[]): Promise<number> {
   const policies = (values.get('policies') as string[] | undefined) ?? [];
   if (!policies.length) throw new UsageError('eval needs --policies DIR');
   // what-if: the decision once an exception has expired (or before it starts counting)
-  const now = one('now') === undefined ? undefined : parseExpiry(one('now')!);
+  const now = one('now') === undefined ? undefined : parseInstant(one('now')!);
   if (one('now') !== undefined && now === undefined) throw new UsageError(`--now ${JSON.stringify(one('now'))} is not an RFC 3339 time or a date`);
   if (Boolean(one('review')) === Boolean(one('object'))) throw new UsageError('eval needs exactly one of --review FILE or --object FILE');
   const set = await loadOrFail(policies);
@@ -297,7 +297,7 @@ async function scanAuditTrail(values: Map<string, unknown[]>) {
   const specs = (values.get('audit') as string[] | undefined) ?? [];
   if (!specs.length) return undefined;
   const headerLines = (values.get('audit-header') as string[] | undefined) ?? [];
-  for (const h of headerLines) if (!/^[A-Za-z0-9-]+:\s?.+/.test(h)) throw new UsageError(`--audit-header must look like 'Name: value'`);
+  for (const h of headerLines) if (!isHeaderLine(h)) throw new UsageError(HEADER_LINE_ERROR);
   const caFile = values.get('audit-ca')?.at(-1) as string | undefined;
   const logger = pino({ level: 'warn' }, pino.destination(2));
   let sinks;
@@ -437,8 +437,7 @@ async function certs(argv: string[]): Promise<number> {
   const { values, positionals } = parseFlags(argv, { dns: 'value', out: 'value', days: 'value', name: 'value' });
   const usage = 'usage: trustgate certs generate --dns NAME... --out DIR | trustgate certs client --name NAME --out DIR';
   const out = values.get('out')?.at(-1) as string | undefined;
-  const days = Number(values.get('days')?.at(-1) ?? 365);
-  if (!Number.isInteger(days) || days < 1) throw new UsageError('--days must be a positive whole number');
+  const days = positiveWhole(values.get('days')?.at(-1) as string | undefined, '--days') ?? 365;
   if (positionals[0] === 'client') {
     const name = values.get('name')?.at(-1) as string | undefined;
     if (!name || !out) throw new UsageError('certs client needs --name NAME (the certificate\'s common name) and --out DIR');
@@ -566,8 +565,7 @@ async function audit(argv: string[]): Promise<number> {
 async function manifests(argv: string[]): Promise<number> {
   const { values } = parseFlags(argv, { namespace: 'value', image: 'value', replicas: 'value', policies: 'value', 'ca-file': 'value', 'tls-secret': 'value', audit: 'value', 'timeout-seconds': 'value', 'pull-secrets': 'bool', 'self-managed-certs': 'bool', 'client-ca-file': 'value', 'client-name': 'value', 'audit-signing-secret': 'value', 'scan-schedule': 'value' });
   const one = (k: string) => values.get(k)?.at(-1) as string | undefined;
-  const replicas = Number(one('replicas') ?? 2);
-  if (!Number.isInteger(replicas) || replicas < 1) throw new UsageError('--replicas must be a positive whole number');
+  const replicas = positiveWhole(one('replicas'), '--replicas') ?? 2;
   if (replicas < 2) process.stderr.write('warning: one replica cannot survive a node loss; use 2 or more\n');
   const timeout = Number(one('timeout-seconds') ?? 10);
   if (!Number.isInteger(timeout) || timeout < 1 || timeout > 30) throw new UsageError('--timeout-seconds must be 1 to 30 (the API server caps webhooks at 30 s)');

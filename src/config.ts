@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { parse as parseYaml } from 'yaml';
 import { DEFAULT_CHECKPOINT_CADENCE } from './audit/checkpoint.js';
+import { HEADER_LINE_ERROR, isHeaderLine } from './audit/sinks/headers.js';
 import { didYouMean } from './did-you-mean.js';
 
 export interface ServeConfig {
@@ -241,6 +242,6 @@ export function resolveServeConfig(flags: ParsedFlags, env: NodeJS.ProcessEnv = 
   if (!Number.isInteger(c.auditCheckpointMs) || c.auditCheckpointMs > 3_600_000) throw new ConfigError(`--audit-checkpoint-ms must be a whole number from 1 to 3600000 (an hour), got ${c.auditCheckpointMs}`);
   // the replica name is signed into checkpoints: text a sink would have to rewrite would break them
   if (!c.replica || c.replica.length > 253 || /[\u0000-\u001f\u007f\ud800-\udfff]/.test(c.replica)) throw new ConfigError(`--replica must be 1 to 253 printable characters, got ${JSON.stringify(c.replica)}`);
-  for (const h of c.auditHeaders) if (!/^[A-Za-z0-9-]+:\s?.+/.test(h)) throw new ConfigError(`--audit-header must look like 'Name: value'`);
+  for (const h of c.auditHeaders) if (!isHeaderLine(h)) throw new ConfigError(HEADER_LINE_ERROR);
   return c;
 }

@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import type { AdmissionRequest, Endpoint, KubeObject } from '../admission/types.js';
 import { clip, type JsonPatchOperation } from '../admission/response.js';
 import type { PolicyResult } from '../policy/index.js';
+import type { AppliedException } from '../policy/exceptions.js';
 import type { AuthorizationRecord } from '../policy/authorization.js';
 import { canonicalSha256 } from './canonical.js';
 import type { Checkpoint } from './checkpoint.js';
@@ -91,14 +92,8 @@ function paramsRecords(objects: readonly KubeObject[] | undefined): ParamsRecord
 }
 
 /** Who asked for a decision, when a client certificate authenticated it (--client-ca). */
-/** A PolicyException that waived some or all of a policy's failures: who may, why, until when, and what it waived. */
-export interface ExceptionRecord {
-  name: string;
-  expires: string;
-  ticket?: string;
-  reason: string;
-  messages: string[];
-}
+/** A PolicyException that waived some or all of a policy's failures: why, until when, and what it waived. */
+type ExceptionRecord = AppliedException;
 
 // members in key order, as the record's own
 const exceptionRecord = (e: ExceptionRecord): ExceptionRecord => ({ expires: e.expires, messages: recordedMessages(e.messages), name: e.name, reason: clip(e.reason, MAX_RECORDED_MESSAGE_LENGTH), ticket: e.ticket });

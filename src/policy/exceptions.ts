@@ -80,8 +80,8 @@ const daysIn = (ms: number) => (ms < DAY_MS ? 'less than a day' : `${Math.floor(
 
 const RFC3339 = /^(\d{4})-(\d{2})-(\d{2})(?:[Tt](\d{2}):(\d{2}):(\d{2})(?:\.\d+)?([Zz]|[+-]\d{2}:\d{2}))?$/;
 
-/** epoch ms of an RFC 3339 time or a date (its 00:00 UTC), or undefined when it is neither or is not a real day and time */
-export function parseExpiry(text: string): number | undefined {
+/** epoch ms of an RFC 3339 time or a date (its 00:00 UTC): an expiry, or the time exceptions are judged at; undefined when it is neither or not a real day and time */
+export function parseInstant(text: string): number | undefined {
   const m = RFC3339.exec(text);
   if (!m) return undefined;
   const [, y, mo, d, h = '00', mi = '00', s = '00'] = m;
@@ -110,7 +110,7 @@ export function compileException(loaded: LoadedDocument, policies: readonly Comp
     // a misspelt name would waive nothing, silently: the set does not load
     if (!known.some((n) => namesPolicy(n, wanted))) fail(['spec', 'policies', i], `no policy named ${wanted} is loaded${didYouMean(wanted, known)}`);
   }
-  const expires = parseExpiry(spec.expires);
+  const expires = parseInstant(spec.expires);
   if (expires === undefined) fail(['spec', 'expires'], `expires ${JSON.stringify(spec.expires)} is not an RFC 3339 time (2027-01-31T18:00:00Z) or a date (2027-01-31, meaning its 00:00 UTC)`);
   else if (expires <= now) warn(['spec', 'expires'], `expired on ${new Date(expires).toISOString()}: it waives nothing any more; remove it, or renew it with a new expiry`);
   else if (expires - now < EXPIRY_WARNING_DAYS * DAY_MS) warn(['spec', 'expires'], `expires in ${daysIn(expires - now)}, on ${new Date(expires).toISOString()}: the objects it covers are judged by the policies from then on`);
@@ -233,7 +233,8 @@ function inScope(e: CompiledException, req: AdmissionRequest, ctx: EvaluationCon
   const ns = req.namespace ?? '';
   if (e.namespaces && !e.namespaces.has(ns)) return { covers: false, why: 'namespace not listed' };
   if (e.names && !e.names.has(req.name ?? '')) return { covers: false, why: 'name not listed' };
-  if (e.objectSelector && !selectorMatches(e.objectSelector, labelsOf(req.object)) && !(req.object == null && selectorMatches(e.objectSelector, labelsOf(req.oldObject)))) {
+  // the object being written, or on a DELETE the one being deleted (never the old labels of an UPDATE)
+  if (e.objectSelector && !selectorMatches(e.objectSelector, labelsOf(req.object ?? req.oldObject))) {
     return { covers: false, why: 'objectSelector does not match' };
   }
   const namespaceObject = namespaceObjectOf(req, ctx.namespaces);

@@ -11,4 +11,4 @@ export { selectObjects, selectorMatches, selectorString } from './selector.js';
 export { POLICY_SCHEMA_PATH, authorizationRulesErrors } from './schema.js';
 export { StaticAuthorizer, type AuthorizationRule } from './authorization.js';
 export { parseYamlDocuments } from './documents.js';
-export { exceptionReport, EXPIRY_WARNING_DAYS, overlongExceptions, parseExpiry, type ExceptionReportRow } from './exceptions.js';
+export { exceptionReport, EXPIRY_WARNING_DAYS, overlongExceptions, parseInstant, type ExceptionReportRow } from './exceptions.js';

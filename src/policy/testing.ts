@@ -8,7 +8,7 @@ import type { AdmissionReviewResponse, KubeObject } from '../admission/types.js'
 import { NullDecisionRecorder } from '../audit/index.js';
 import { StaticCluster } from '../kube/cluster-file.js';
 import { StaticAuthorizer, type AuthorizationRule } from './authorization.js';
-import { parseExpiry } from './exceptions.js';
+import { parseInstant } from './exceptions.js';
 import { subsetPolicySet, type PolicySet } from './load.js';
 
 export interface TestCase {
@@ -86,7 +86,7 @@ export async function runPolicyTests(set: PolicySet): Promise<CaseOutcome[]> {
           review = reviewForObject(object, { operation: c.operation, namespace: c.namespace, oldObject: c.oldObject, subResource: c.subResource, userInfo: c.userInfo as never });
         }
         const now = c.now ?? spec.now;
-        const at = now === undefined ? undefined : parseExpiry(now);
+        const at = now === undefined ? undefined : parseInstant(now);
         if (now !== undefined && at === undefined) throw new Error(`now ${JSON.stringify(now)} is not an RFC 3339 time or a date`);
         const outcome = await admit(review, c.endpoint ?? 'validate', {
           policies: () => policies, recorder: new NullDecisionRecorder(), namespaces: cluster, params: cluster, replica: 'test', deadlineMs: 8000,

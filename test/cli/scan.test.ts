@@ -174,4 +174,6 @@ t.test('scan --audit: records no sink took fail the scan (exit 2) and stay in a 
   t.ok((await readdir(spool!)).length > 0, 'the spool is left for inspection');
   t.match((await trustgate('scan', '--policies', await policies(), '--audit', 'file:/x', '--audit-header', 'nonsense', `${dir}/app`)).stderr, /--audit-header must look like 'Name: value'/);
   t.equal((await trustgate('scan', '--policies', await policies(), '--audit', 'gopher://x', `${dir}/app`)).code, 2);
+  const zero = await trustgate('scan', '--policies', await policies(), '--audit', 'file:/x', '--audit-timeout-seconds', '0', `${dir}/app`);
+  t.same([zero.code, /--audit-timeout-seconds must be a positive whole number/.test(zero.stderr)], [2, true]);
 });

@@ -7,7 +7,7 @@ import { NullDecisionRecorder } from '../../src/audit/index.js';
 import { toECS } from '../../src/audit/ecs.js';
 import { StaticCluster } from '../../src/kube/cluster-file.js';
 import { loadPolicySet, runPolicyTests, type PolicySet } from '../../src/policy/index.js';
-import { parseExpiry } from '../../src/policy/exceptions.js';
+import { parseInstant } from '../../src/policy/exceptions.js';
 import { exceptionYaml, policyDir, policyYaml, POD_RULE } from '../helpers/policies.js';
 
 const NO_PRIVILEGED = policyYaml('no-privileged', `${POD_RULE}
@@ -192,10 +192,10 @@ t.test("the set's revision changes with its exceptions", async (t) => {
 });
 
 t.test('expiry times: RFC 3339 with any offset, or a date meaning its 00:00 UTC; nothing else', async (t) => {
-  t.equal(parseExpiry('2030-01-01'), Date.parse('2030-01-01T00:00:00Z'));
-  t.equal(parseExpiry('2030-01-01T02:00:00+02:00'), Date.parse('2030-01-01T00:00:00Z'));
-  t.equal(parseExpiry('2030-01-01t00:00:00.5z'), Date.parse('2030-01-01T00:00:00.500Z'));
-  for (const bad of ['2030-02-29', '2030-13-01', '2030-01-01T24:00:00Z', '2030-01-01T00:00:00', '1 Jan 2030', '']) t.equal(parseExpiry(bad), undefined, bad);
+  t.equal(parseInstant('2030-01-01'), Date.parse('2030-01-01T00:00:00Z'));
+  t.equal(parseInstant('2030-01-01T02:00:00+02:00'), Date.parse('2030-01-01T00:00:00Z'));
+  t.equal(parseInstant('2030-01-01t00:00:00.5z'), Date.parse('2030-01-01T00:00:00.500Z'));
+  for (const bad of ['2030-02-29', '2030-13-01', '2030-01-01T24:00:00Z', '2030-01-01T00:00:00', '1 Jan 2030', '']) t.equal(parseInstant(bad), undefined, bad);
 });
 
 t.test('PolicyTest suites judge exceptions at their `now` (a case may set its own)', async (t) => {
@@ -220,4 +220,17 @@ spec:
   const outcomes = await runPolicyTests(set);
   t.same(outcomes.map((o) => [o.name, o.passed, o.detail]), [['waived on the last second', true, undefined], ['denied once it expires', true, undefined]]);
   t.same(outcomes[0]!.failed, ['no-privileged'], "a waived failure still exercises the policy's deny path");
+});
+
+t.test("a PolicyTest's `now` that is no real time fails its cases, saying why (the schema lets 2030-02-30 through)", async (t) => {
+  const suite = `apiVersion: trustgate.dev/v1alpha1
+kind: PolicyTest
+metadata: { name: bad-now }
+spec:
+  now: "2030-02-30"
+  cases:
+    - { name: any, namespace: monitoring, expect: allow, object: { apiVersion: v1, kind: Pod, metadata: { name: a }, spec: { containers: [] } } }
+`;
+  const outcomes = await runPolicyTests(await setOf(NO_PRIVILEGED, AGENT, suite));
+  t.same(outcomes.map((o) => [o.passed, o.detail]), [[false, 'could not run: now "2030-02-30" is not an RFC 3339 time or a date']]);
 });

@@ -20,8 +20,4 @@ export function createSink(spec: string, http: SinkOptions = {}): AuditSink {
   if (/^syslog\+(tcp|tls):\/\//.test(spec)) return new SyslogSink(spec, { ca: http.ca, warn: http.warn });
   throw new Error(`unknown audit sink ${JSON.stringify(spec)}`);
 }
-
-/** --audit-header values ('Name: value') as a header map. */
-export function parseHeaderLines(lines: readonly string[]): Record<string, string> {
-  return Object.fromEntries(lines.map((h) => [h.slice(0, h.indexOf(':')).trim(), h.slice(h.indexOf(':') + 1).trim()]));
-}
+export { HEADER_LINE_ERROR, isHeaderLine, parseHeaderLines } from './headers.js';
