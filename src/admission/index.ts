@@ -8,6 +8,7 @@ import { AuthorizationSession, MAX_AUTHORIZATION_ROUNDS, NO_AUTHORIZER, type Aut
 import type { ImageVerifier } from '../supplychain/image-verifier.js';
 import type { CredentialStore } from '../supplychain/oci/index.js';
 import { decide, type Decision } from './decide.js';
+import { diffPatch } from '../policy/mutation/index.js';
 import { parseReview } from './parse.js';
 import { buildResponse, type JsonPatchOperation } from './response.js';
 import type { AdmissionRequest, AdmissionReviewResponse, Endpoint } from './types.js';
@@ -63,21 +64,26 @@ export interface AdmitOptions {
 
 export async function admit(body: unknown, endpoint: Endpoint, services: AdmissionServices, options: AdmitOptions = {}): Promise<AdmissionOutcome> {
   const startedAt = performance.now();
-  const request = parseReview(body);
+  const original = parseReview(body);
   const set = services.policies();
   // fail closed: without a policy set nothing can be vouched for
   if (!set) throw new PolicySetUnavailableError('no policy set is loaded yet');
   const explain = options.explain ? [] : undefined;
   const authorization = set.usesAuthorizer ? new AuthorizationSession(services.authorizer ?? NO_AUTHORIZER) : undefined;
-  const ctx = new EvaluationContext(request, (options.receivedAt ?? Date.now()) + (options.deadlineMs ?? services.deadlineMs), services.namespaces, services.params, explain, authorization);
+  const deadline = (options.receivedAt ?? Date.now()) + (options.deadlineMs ?? services.deadlineMs);
   // a namespace created a moment ago may not have reached the watch yet: looked up once rather
   // than judged unknown (a Namespace's own request names itself, and needs no look-up)
-  const ns = request.namespace;
-  if (ns && services.namespaces?.resolve && request.resource.resource !== 'namespaces' && !services.namespaces.get(ns)) {
-    await services.namespaces.resolve(ns, Math.min(NAMESPACE_LOOKUP_MS, ctx.deadline - Date.now()));
+  const ns = original.namespace;
+  if (ns && services.namespaces?.resolve && original.resource.resource !== 'namespaces' && !services.namespaces.get(ns)) {
+    await services.namespaces.resolve(ns, Math.min(NAMESPACE_LOOKUP_MS, deadline - Date.now()));
   }
   const evaluationStarted = performance.now();
   const results: PolicyResult[] = [];
+  // mutation policies first: every other policy judges the object as they leave it
+  const request = endpoint === 'mutate' && set.mutates
+    ? applyMutationPolicies(set, original, results, (r) => new EvaluationContext(r, deadline, services.namespaces, services.params, explain))
+    : original;
+  const ctx = new EvaluationContext(request, deadline, services.namespaces, services.params, explain, authorization);
   const withImages: [CompiledPolicy, PolicyResult][] = [];
   const evaluated = authorization ? await evaluateWithAuthorization(set, ctx, authorization) : undefined;
   for (const policy of evaluated?.keys() ?? set.index.candidates(request)) {
@@ -102,7 +108,7 @@ export async function admit(body: unknown, endpoint: Endpoint, services: Admissi
   const decision = decide(results);
   const patch: JsonPatchOperation[] = decision.allowed ? results.flatMap((r) => r.patch ?? []) : [];
   const decisionId = randomUUID();
-  const record = buildDecisionRecord({ decisionId, replica: services.replica, request, endpoint, allowed: decision.allowed, startedAt, evaluationMs, imagesMs, policySetRevision: set.revision, results, patch, labels: services.labels, authorizations: authorization?.record(), caller: options.caller });
+  const record = buildDecisionRecord({ decisionId, replica: services.replica, request: original, endpoint, allowed: decision.allowed, startedAt, evaluationMs, imagesMs, policySetRevision: set.revision, results, patch, labels: services.labels, authorizations: authorization?.record(), caller: options.caller });
   try {
     await services.recorder.record(record);
   } catch (err) {
@@ -112,6 +118,28 @@ export async function admit(body: unknown, endpoint: Endpoint, services: Admissi
     return { review: buildResponse(request.uid, refused, decisionId), decision: refused, results, record, explain };
   }
   return { review: buildResponse(request.uid, decision, decisionId, patch), decision, results, record, explain };
+}
+
+/**
+ * Runs the mutation policies that match, in order, each on the object as the one before left it;
+ * their results (with the patch each made) join `results`. The request as they leave it.
+ */
+function applyMutationPolicies(set: PolicySet, request: AdmissionRequest, results: PolicyResult[], contextFor: (r: AdmissionRequest) => EvaluationContext): AdmissionRequest {
+  let current = request;
+  for (const policy of set.index.candidates(request)) {
+    if (!policy.mutations.length) continue;
+    const ctx = contextFor(current);
+    ctx.runMutations = true;
+    const result = evaluatePolicy(policy, ctx);
+    if (!result) continue;
+    results.push(result);
+    if (!result.mutated || !current.object) continue;
+    const patch = diffPatch(current.object, result.mutated);
+    if (!patch.length) continue;
+    result.patch = patch;
+    current = { ...current, object: result.mutated };
+  }
+  return current;
 }
 
 /**

@@ -13,6 +13,8 @@ export interface JsonPatchOperation {
   op: 'add' | 'replace' | 'remove' | 'test';
   path: string;
   value?: unknown;
+  /** in decision records, instead of a mutation's value (object content is recorded by digest) */
+  valueSha256?: string;
 }
 
 /** The HTTP status of each reason a validation may give, as the API server maps a ValidatingAdmissionPolicy's. */

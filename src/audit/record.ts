@@ -151,6 +151,16 @@ export function objectDigest(object: unknown): string | null {
   return canonicalSha256(object);
 }
 
+/**
+ * The patch as recorded: a mutation policy's values are object content (an environment value,
+ * an annotation), recorded by digest as objects are; tag-to-digest pins are kept as they are.
+ */
+function patchRecord(patch: JsonPatchOperation[], results: readonly PolicyResult[]): JsonPatchOperation[] {
+  if (!patch.length || !results.some((r) => r.mutated)) return patch;
+  const fromMutations = new Set(results.flatMap((r) => (r.mutated ? r.patch ?? [] : [])));
+  return patch.map((o) => (fromMutations.has(o) && Object.hasOwn(o, 'value') ? { op: o.op, path: o.path, valueSha256: canonicalSha256(o.value ?? null) } : o));
+}
+
 export function buildDecisionRecord(input: {
   decisionId: string;
   replica: string;
@@ -182,7 +192,7 @@ export function buildDecisionRecord(input: {
     endpoint: input.endpoint,
     images: imageRecords(input.results),
     labels: input.labels ?? { cluster: '', version: TRUSTGATE_VERSION },
-    patch: input.patch,
+    patch: patchRecord(input.patch, input.results),
     policies: input.results.map((p) => ({ annotations: p.annotations, code: p.code, exceptions: p.exceptions?.map(exceptionRecord), messages: recordedMessages(p.messages), mode: p.mode, name: p.name, params: paramsRecords(p.params), result: p.result, revision: p.revision })),
     policySetRevision: input.policySetRevision,
     replica: input.replica,

@@ -209,6 +209,27 @@ export async function compilePolicy(loaded: LoadedDocument, trustRoots: (name: s
     const expression = compile(['spec', 'auditAnnotations', i, 'valueExpression'], a.valueExpression, { expect: 'any', variables: variableNames });
     if (expression) auditAnnotations.push({ key: a.key, label: `auditAnnotations[${i}]`, expression });
   }
+  const mutations: CompiledPolicy['mutations'] = [];
+  for (const [i, m] of (spec.mutations ?? []).entries()) {
+    const field = m.patchType === 'JSONPatch' ? 'jsonPatch' : 'applyConfiguration';
+    const source = m[field]?.expression;
+    if (source === undefined) {
+      fail(['spec', 'mutations', i], `patchType ${m.patchType} needs ${field}.expression`);
+      continue;
+    }
+    const expression = compile(['spec', 'mutations', i, field, 'expression'], source, { expect: 'any', variables: variableNames, messages: m.patchType === 'JSONPatch' ? 'JSONPatch' : 'Object' });
+    if (!expression) continue;
+    // the type checker knows Object{…} and JSONPatch{…} only as maps: the shape is checked here
+    const want = m.patchType === 'JSONPatch' ? /^(list<.*>|dyn)$/ : /^(map<.*>|dyn)$/;
+    if (!want.test(expression.type)) fail(['spec', 'mutations', i, field, 'expression'], `a ${m.patchType} expression must evaluate to ${m.patchType === 'JSONPatch' ? 'a list of JSONPatch{…}' : 'Object{…}'}, but its type is ${expression.type}`);
+    else mutations.push({ label: `mutations[${i}]`, patchType: m.patchType, expression });
+  }
+  if (spec.mutations?.length && (spec.validations?.length || spec.auditAnnotations?.length || spec.schema || spec.sources || spec.images?.length)) {
+    fail(['spec', 'mutations'], 'a policy mutates or checks, not both: mutations run on /mutate before any check, so put validations, schema, sources and images in a policy of their own');
+  }
+  if (spec.mutations?.length && [...conditions, ...variables, ...mutations].some((c) => c.expression.identifiers.has('authorizer'))) {
+    fail(['spec', 'mutations'], 'a mutation policy cannot make authorization checks (authorizer) here: decide them in a validating policy');
+  }
   let schema: CompiledPolicy['schema'];
   if (spec.schema) {
     try {
@@ -219,7 +240,7 @@ export async function compilePolicy(loaded: LoadedDocument, trustRoots: (name: s
   }
   let sources: CompiledSourcesRule | undefined;
   if (spec.sources) sources = await compileSourcesRule(spec.sources, loaded, fail);
-  if (!validations.length && !auditAnnotations.length && !schema && !spec.images?.length && !spec.sources && !errors.length) {
+  if (!validations.length && !auditAnnotations.length && !spec.mutations?.length && !schema && !spec.images?.length && !spec.sources && !errors.length) {
     fail(['spec'], 'the policy checks nothing: add validations or a schema');
   }
   let params: ParamsSource = { kind: 'none' };
@@ -259,11 +280,12 @@ export async function compilePolicy(loaded: LoadedDocument, trustRoots: (name: s
       variables,
       validations,
       auditAnnotations,
+      mutations,
       schema,
       sources,
       images,
-      usesCel: conditions.length + variables.length + validations.length + auditAnnotations.length > 0,
-      usesAuthorizer: [...conditions, ...variables, ...auditAnnotations].some((c) => c.expression.identifiers.has('authorizer'))
+      usesCel: conditions.length + variables.length + validations.length + auditAnnotations.length + mutations.length > 0,
+      usesAuthorizer: [...conditions, ...variables, ...auditAnnotations, ...mutations].some((c) => c.expression.identifiers.has('authorizer'))
         || validations.some((v) => v.expression.identifiers.has('authorizer') || v.messageExpression?.identifiers.has('authorizer')),
     },
   };

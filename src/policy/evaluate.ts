@@ -13,6 +13,8 @@ import { isConfigMap, type CompiledPolicy, type LabelSelector, type ParamKind, t
 import type { ImageVerdict } from '../supplychain/image-verifier.js';
 import type { VerificationCode } from '../supplychain/sigstore/index.js';
 import type { AppliedException } from './exceptions.js';
+import type { JsonPatchOperation } from '../admission/response.js';
+import { applyMutation, JsonPatchError } from './mutation/index.js';
 
 /** Stable reason codes: they reach the response, the decision record and the metrics unchanged. */
 export type ReasonCode =
@@ -26,6 +28,7 @@ export type ReasonCode =
   | 'INPUT_TOO_LARGE'
   | 'COST_LIMIT_EXCEEDED'
   | 'SOURCE_NOT_ALLOWED'
+  | 'MUTATION_FAILED'
   | VerificationCode;
 
 export interface PolicyResult {
@@ -54,8 +57,10 @@ export interface PolicyResult {
   annotations?: Record<string, string>;
   /** the cluster objects bound as `params` (for the decision record: which version decided) */
   params?: KubeObject[];
-  /** tag -> digest pins for /mutate */
-  patch?: { op: 'replace'; path: string; value: string }[];
+  /** tag -> digest pins, or a mutation policy's changes, for /mutate */
+  patch?: JsonPatchOperation[];
+  /** a mutation policy's: the object as its mutations left it (on /mutate) */
+  mutated?: KubeObject;
 }
 
 export interface ExplainStep {
@@ -98,6 +103,8 @@ export class EvaluationContext {
   #lastActivation?: { params: unknown; namespaceObject: unknown; activation: Record<string, unknown> };
   /** values of request-only variables, shared by the policies that define them alike */
   readonly shared = new Map<string, unknown>();
+  /** /mutate: mutation policies apply, and other policies see what they made */
+  runMutations = false;
 
   constructor(
     readonly request: AdmissionRequest,
@@ -295,7 +302,33 @@ function celValidations(policy: CompiledPolicy, ctx: EvaluationContext, activati
     if (typeof value !== 'string') throw new Error(`${a.label} (${a.key}) must be a string or null, not ${typeof value}`);
     (result.annotations ??= {})[a.key] = value;
   }
+  if (policy.mutations.length) mutate(policy, ctx, activation, result);
   return true;
+}
+
+/**
+ * Runs a policy's mutations in order into result.mutated. Each after the first sees the object
+ * as the one before left it, and its variables are evaluated again over that object.
+ */
+function mutate(policy: CompiledPolicy, ctx: EvaluationContext, activation: Record<string, unknown>, result: PolicyResult): void {
+  let current = result.mutated ?? ctx.request.object;
+  if (!current) return;
+  for (const m of policy.mutations) {
+    let act = activation;
+    if (current !== ctx.request.object) {
+      const over = new EvaluationContext({ ...ctx.request, object: current }, ctx.deadline, ctx.namespaces, ctx.params, ctx.explain);
+      act = { ...activation, object: over.base().object };
+      if (policy.variables.length) act.variables = lazyVariables(over, policy, act);
+    }
+    const value = fromCel(run(ctx, policy, m.label, m.expression, act));
+    try {
+      current = applyMutation(m, current, value) as KubeObject;
+    } catch (err) {
+      if (err instanceof JsonPatchError) throw new JsonPatchError(`${m.label}: ${err.message}`);
+      throw err;
+    }
+  }
+  result.mutated = current;
 }
 
 function celWithParams(policy: CompiledPolicy, ctx: EvaluationContext, params: unknown, namespaceObject: unknown, result: PolicyResult): boolean {
@@ -352,6 +385,8 @@ function celWithClusterParams(policy: CompiledPolicy, p: ClusterParams, ctx: Eva
 }
 
 export function evaluatePolicy(policy: CompiledPolicy, ctx: EvaluationContext): PolicyResult | undefined {
+  // a mutation policy has nothing to judge on /validate (nor in a scan)
+  if (policy.mutations.length && !ctx.runMutations) return undefined;
   const scope = policyInScope(policy, ctx.request, ctx.namespaces);
   if ('error' in scope) return makeResult(policy, 'error', [scope.error], 'NAMESPACE_UNKNOWN');
   if (!scope.applies) {
@@ -392,6 +427,7 @@ export function evaluatePolicy(policy: CompiledPolicy, ctx: EvaluationContext): 
     if (err instanceof DeadlineExceededError) return makeResult(policy, 'error', [err.message], 'DEADLINE_EXCEEDED');
     if (err instanceof ParamsUnavailableError) return makeResult(policy, 'error', [err.message], 'PARAMS_UNAVAILABLE');
     if (err instanceof InputLimitError) return makeResult(policy, 'error', [err.message], 'INPUT_TOO_LARGE');
+    if (err instanceof JsonPatchError) return makeResult(policy, 'error', [err.message], 'MUTATION_FAILED');
     if (err instanceof CostLimitError || (err as { cause?: unknown }).cause instanceof CostLimitError) {
       return makeResult(policy, 'error', [`${(err as Error).message.split('\n')[0]}; the object is too large for this policy`], 'COST_LIMIT_EXCEEDED');
     }

@@ -23,6 +23,8 @@ export interface PolicySet {
   exceptions: PolicyExceptions;
   /** some policy makes authorization checks: admissions then carry an authorization session */
   usesAuthorizer: boolean;
+  /** some policy mutates (MutatingAdmissionPolicies): /mutate runs those first */
+  mutates: boolean;
   tests: LoadedDocument[];
   /** what loads but is likely a mistake: resource rules that never match, validations that fail on every DELETE, exceptions expired or about to */
   warnings: PolicyFileError[];
@@ -38,7 +40,7 @@ function isTrustgateDocument(value: Record<string, unknown>): boolean {
   return (typeof value.apiVersion === 'string' && value.apiVersion.startsWith('trustgate.dev/')) || OUR_KINDS.has(value.kind as string);
 }
 
-/** A Kubernetes ValidatingAdmissionPolicy or binding, which trustgate runs as written. */
+/** A Kubernetes Validating or MutatingAdmissionPolicy or binding, which trustgate runs as written. */
 function isVapDocument(value: Record<string, unknown>): boolean {
   return VAP_KINDS.has(value.kind as string) && typeof value.apiVersion === 'string' && value.apiVersion.startsWith(VAP_API_GROUP);
 }
@@ -52,16 +54,10 @@ const FOREIGN_POLICY_GROUPS: Record<string, string> = {
   'constraints.gatekeeper.sh': "Gatekeeper's",
 };
 
-/** admissionregistration.k8s.io's mutating policies: the validating ones run here, these do not */
-const MUTATING_POLICY_KINDS = new Set(['MutatingAdmissionPolicy', 'MutatingAdmissionPolicyBinding']);
-
 function foreignPolicyWarning(doc: LoadedDocument): PolicyFileError | undefined {
   const { apiVersion, kind } = doc.value;
   if (typeof apiVersion !== 'string' || typeof kind !== 'string') return undefined;
   const group = apiVersion.split('/')[0]!;
-  if (apiVersion.startsWith(VAP_API_GROUP) && MUTATING_POLICY_KINDS.has(kind)) {
-    return new PolicyFileError(doc.positionOf(['kind']), `${kind} is a Kubernetes mutation policy, which trustgate does not run: nothing here applies it (the API server runs MutatingAdmissionPolicies itself)`);
-  }
   const engine = Object.hasOwn(FOREIGN_POLICY_GROUPS, group) ? FOREIGN_POLICY_GROUPS[group] : undefined;
   if (!engine) return undefined;
   return new PolicyFileError(doc.positionOf(['kind']), `${kind} is ${engine}, which trustgate does not run: nothing here enforces it (see "Coming from Sigstore policy-controller or Kyverno" in the README)`);
@@ -89,8 +85,10 @@ export async function loadPolicySet(paths: readonly string[], options: LoadOptio
   const exceptionDocs: LoadedDocument[] = [];
   const vaps: LoadedDocument[] = [];
   const bindings: LoadedDocument[] = [];
+  const maps: LoadedDocument[] = [];
+  const mapBindings: LoadedDocument[] = [];
   const others: LoadedDocument[] = [];
-  /** ValidatingAdmissionPolicies refused by the schema: their own errors explain a binding's missing policy */
+  /** Validating and MutatingAdmissionPolicies refused by the schema (kind/name): their own errors explain a binding's missing policy */
   const refusedVaps = new Set<string>();
   const names = new Map<string, string>();
   for (const doc of read.documents) {
@@ -103,7 +101,7 @@ export async function loadPolicySet(paths: readonly string[], options: LoadOptio
     if (docErrors.length) {
       errors.push(...docErrors);
       const name = (doc.value.metadata as { name?: unknown } | undefined)?.name;
-      if (doc.value.kind === 'ValidatingAdmissionPolicy' && typeof name === 'string') refusedVaps.add(name);
+      if (typeof name === 'string') refusedVaps.add(`${String(doc.value.kind)}/${name}`);
       continue;
     }
     const kind = doc.value.kind as string;
@@ -123,10 +121,17 @@ export async function loadPolicySet(paths: readonly string[], options: LoadOptio
     else if (kind === 'PolicyException') exceptionDocs.push(doc);
     else if (kind === 'ValidatingAdmissionPolicy') vaps.push(doc);
     else if (kind === 'ValidatingAdmissionPolicyBinding') bindings.push(doc);
+    else if (kind === 'MutatingAdmissionPolicy') maps.push(doc);
+    else if (kind === 'MutatingAdmissionPolicyBinding') mapBindings.push(doc);
     else policyDocs.push(doc);
   }
-  // params objects of the ValidatingAdmissionPolicies are looked up among the other documents
-  const translated = translateVaps(vaps, bindings.filter((b) => !refusedVaps.has((b.value.spec as { policyName: string }).policyName)), paramObjectsOf(others));
+  // params objects of the Validating and MutatingAdmissionPolicies are looked up among the other documents
+  const paramObjects = paramObjectsOf(others);
+  const bound = (list: LoadedDocument[], kind: string) => list.filter((b) => !refusedVaps.has(`${kind}/${(b.value.spec as { policyName: string }).policyName}`));
+  const validating = translateVaps(vaps, bound(bindings, 'ValidatingAdmissionPolicy'), paramObjects);
+  // in file order, as /mutate applies mutation policies in the order of the set
+  const mutating = translateVaps(maps, bound(mapBindings, 'MutatingAdmissionPolicy'), paramObjects, 'Mutating');
+  const translated = { policies: [...mutating.policies, ...validating.policies], unbound: [...mutating.unbound, ...validating.unbound], errors: [...mutating.errors, ...validating.errors], warnings: [...mutating.warnings, ...validating.warnings] };
   errors.push(...translated.errors);
   policyDocs.push(...translated.policies);
   // trust roots first, so a policy may name one defined later in the files
@@ -163,7 +168,7 @@ export async function loadPolicySet(paths: readonly string[], options: LoadOptio
   // exceptions change decisions as policies do: the set's revision covers both
   const revisions = [...policies.map((p) => `${p.name}@${p.revision}`), ...exceptions.map((e) => `exception ${e.name}@${e.revision}`)];
   const revision = createHash('sha256').update(revisions.join('\n')).digest('hex').slice(0, 12);
-  return { set: { revision, policies, index: new PolicyIndex(policies), exceptions: new PolicyExceptions(exceptions, policies), trustRoots, registries, usesAuthorizer: policies.some((p) => p.usesAuthorizer), tests, warnings, files: new Set(read.documents.map((d) => d.file)).size, skipped: others.length }, errors: [] };
+  return { set: { revision, policies, index: new PolicyIndex(policies), exceptions: new PolicyExceptions(exceptions, policies), trustRoots, registries, usesAuthorizer: policies.some((p) => p.usesAuthorizer), mutates: policies.some((p) => p.mutations.length > 0), tests, warnings, files: new Set(read.documents.map((d) => d.file)).size, skipped: others.length }, errors: [] };
 }
 
 /** The same set restricted to the named policies (for test suites that target some of them). */
@@ -171,7 +176,7 @@ export function subsetPolicySet(set: PolicySet, names: readonly string[]): Polic
   const unknown = names.filter((n) => !set.policies.some((p) => namesPolicy(p.name, n)));
   if (unknown.length) throw new Error(`unknown policy name(s): ${unknown.join(', ')}`);
   const policies = set.policies.filter((p) => names.some((n) => namesPolicy(p.name, n)));
-  return { ...set, policies, index: new PolicyIndex(policies), usesAuthorizer: policies.some((p) => p.usesAuthorizer) };
+  return { ...set, policies, index: new PolicyIndex(policies), usesAuthorizer: policies.some((p) => p.usesAuthorizer), mutates: policies.some((p) => p.mutations.length > 0) };
 }
 
 /** The cluster objects the policies read (params and sources allowlists), as cluster caches watch them. */

@@ -46,9 +46,17 @@ export interface PolicySpec {
   validations?: { expression: string; message?: string; messageExpression?: string; reason?: string }[];
   /** a ValidatingAdmissionPolicy's: a string value is recorded under its key, null records nothing */
   auditAnnotations?: { key: string; valueExpression: string }[];
+  /** a MutatingAdmissionPolicy's, run in order on /mutate only */
+  mutations?: MutationSpec[];
   schema?: Record<string, unknown>;
   sources?: SourcesRuleSpec;
   images?: ImageRuleSpec[];
+}
+
+export interface MutationSpec {
+  patchType: 'ApplyConfiguration' | 'JSONPatch';
+  applyConfiguration?: { expression: string };
+  jsonPatch?: { expression: string };
 }
 
 export interface Document<Spec = unknown> {
@@ -121,6 +129,13 @@ export interface PolicyWarning {
   message: string;
 }
 
+export interface CompiledMutation {
+  /** how errors and --explain name it: mutations[0] */
+  label: string;
+  patchType: MutationSpec['patchType'];
+  expression: CompiledExpression;
+}
+
 export interface CompiledVariable {
   name: string;
   label: string;
@@ -167,6 +182,8 @@ export interface CompiledPolicy {
   variables: CompiledVariable[];
   validations: CompiledValidation[];
   auditAnnotations: { key: string; label: string; expression: CompiledExpression }[];
+  /** changes to the object, made on /mutate only, each seeing the object as the one before left it */
+  mutations: CompiledMutation[];
   schema?: ValidateFunction;
   sources?: CompiledSourcesRule;
   images: CompiledImageRule[];

@@ -1,11 +1,14 @@
-// Kubernetes ValidatingAdmissionPolicies run unchanged: each (policy, binding) pair becomes one
-// trustgate policy, compiled by the same path as our own documents, with every position still
-// pointing into the ValidatingAdmissionPolicy or binding file the user wrote.
+// Kubernetes ValidatingAdmissionPolicies and MutatingAdmissionPolicies run unchanged: each
+// (policy, binding) pair becomes one trustgate policy, compiled by the same path as our own
+// documents, with every position still pointing into the policy or binding file the user wrote.
 import type { LoadedDocument } from './documents.js';
-import { isConfigMap, PolicyFileError, type LabelSelector, type Mode, type PolicySpec, type ResourceRule } from './types.js';
+import { isConfigMap, PolicyFileError, type LabelSelector, type Mode, type MutationSpec, type PolicySpec, type ResourceRule } from './types.js';
 
 export const VAP_API_GROUP = 'admissionregistration.k8s.io/';
-export const VAP_KINDS = new Set(['ValidatingAdmissionPolicy', 'ValidatingAdmissionPolicyBinding']);
+export const VAP_KINDS = new Set(['ValidatingAdmissionPolicy', 'ValidatingAdmissionPolicyBinding', 'MutatingAdmissionPolicy', 'MutatingAdmissionPolicyBinding']);
+
+/** which of Kubernetes' admission policies: their bindings name policies of their own kind */
+export type PolicyFlavour = 'Validating' | 'Mutating';
 
 type Path = readonly (string | number)[];
 
@@ -20,6 +23,8 @@ interface VapSpec {
   paramKind?: { apiVersion: string; kind: string };
   matchConstraints: MatchResources & { resourceRules: ResourceRule[] };
   validations?: PolicySpec['validations'];
+  /** a MutatingAdmissionPolicy's */
+  mutations?: MutationSpec[];
   auditAnnotations?: { key: string; valueExpression: string }[];
   matchConditions?: { name: string; expression: string }[];
   variables?: { name: string; expression: string }[];
@@ -30,10 +35,11 @@ interface BindingSpec {
   policyName: string;
   paramRef?: { name?: string; namespace?: string; selector?: LabelSelector; parameterNotFoundAction?: 'Allow' | 'Deny' };
   matchResources?: MatchResources;
-  validationActions: ('Deny' | 'Warn' | 'Audit')[];
+  /** a ValidatingAdmissionPolicyBinding's (a mutating binding has none) */
+  validationActions?: ('Deny' | 'Warn' | 'Audit')[];
 }
 
-/** Whether `wanted` names the policy: its whole name, or a ValidatingAdmissionPolicy's name under any binding. */
+/** Whether `wanted` names the policy: its whole name, or a Validating or MutatingAdmissionPolicy's name under any binding. */
 export function namesPolicy(name: string, wanted: string): boolean {
   return name === wanted || name.startsWith(`${wanted}/`);
 }
@@ -43,6 +49,8 @@ const specOf = <S>(doc: LoadedDocument) => doc.value.spec as S;
 
 /** Deny wins, then Warn; Audit alone only records (trustgate records every decision anyway). */
 function modeOf(actions: BindingSpec['validationActions']): Mode {
+  // a mutation policy's failures (with failurePolicy: Fail) deny, as in Kubernetes
+  if (!actions) return 'enforce';
   return actions.includes('Deny') ? 'enforce' : actions.includes('Warn') ? 'warn' : 'audit';
 }
 
@@ -164,7 +172,7 @@ function unusedParamsFile(vap: VapSpec, binding: BindingSpec, objects: ParamObje
 }
 
 /** A policy without a binding, compiled for its errors only */
-const UNBOUND: BindingSpec = { policyName: '', validationActions: ['Deny'] };
+const UNBOUND: BindingSpec = { policyName: '' };
 
 /** The trustgate Policy document of one (policy, binding) pair. */
 function policyValue(policy: LoadedDocument, b: LoadedDocument | undefined, vap: VapSpec, binding: BindingSpec, params: PolicySpec['params']): Record<string, unknown> {
@@ -186,6 +194,7 @@ function policyValue(policy: LoadedDocument, b: LoadedDocument | undefined, vap:
     // the API server answers a failed validation without a reason as Invalid (422)
     validations: vap.validations?.map((v) => ({ ...v, reason: v.reason ?? 'Invalid' })),
     auditAnnotations: vap.auditAnnotations,
+    mutations: vap.mutations,
   };
   // through JSON: no undefined members, and nothing shared with the documents
   return { apiVersion: 'trustgate.dev/v1alpha1', kind: 'Policy', metadata: { name: b ? `${nameOf(policy)}/${nameOf(b)}` : nameOf(policy) }, spec: JSON.parse(JSON.stringify(spec)) };
@@ -201,7 +210,8 @@ export interface TranslatedVaps {
 }
 
 /** Pairs every binding with its policy and writes the pair as a trustgate policy. */
-export function translateVaps(policies: readonly LoadedDocument[], bindings: readonly LoadedDocument[], objects: ParamObjects): TranslatedVaps {
+export function translateVaps(policies: readonly LoadedDocument[], bindings: readonly LoadedDocument[], objects: ParamObjects, flavour: PolicyFlavour = 'Validating'): TranslatedVaps {
+  const kind = `${flavour}AdmissionPolicy`;
   const out: TranslatedVaps = { policies: [], unbound: [], errors: [], warnings: [] };
   const byName = new Map(policies.map((p) => [nameOf(p), p]));
   const bound = new Set<string>();
@@ -209,12 +219,12 @@ export function translateVaps(policies: readonly LoadedDocument[], bindings: rea
     const binding = specOf<BindingSpec>(b);
     const policy = byName.get(binding.policyName);
     if (!policy) {
-      out.errors.push(new PolicyFileError(b.positionOf(['spec', 'policyName']), `binding ${nameOf(b)} names ValidatingAdmissionPolicy ${binding.policyName}, which is not in the policy files`));
+      out.errors.push(new PolicyFileError(b.positionOf(['spec', 'policyName']), `binding ${nameOf(b)} names ${kind} ${binding.policyName}, which is not in the policy files`));
       continue;
     }
     bound.add(binding.policyName);
     const vap = specOf<VapSpec>(policy);
-    if (binding.validationActions.includes('Deny') && binding.validationActions.includes('Warn')) {
+    if (binding.validationActions?.includes('Deny') && binding.validationActions.includes('Warn')) {
       out.errors.push(new PolicyFileError(b.positionOf(['spec', 'validationActions']), 'validationActions: Deny and Warn may not be used together (as in Kubernetes)'));
       continue;
     }
@@ -235,7 +245,7 @@ export function translateVaps(policies: readonly LoadedDocument[], bindings: rea
       keys.add(a.key);
     }
     if (bound.has(nameOf(p))) continue;
-    out.warnings.push(new PolicyFileError(p.positionOf(['metadata', 'name']), `ValidatingAdmissionPolicy ${nameOf(p)} has no binding, so it checks nothing (as in Kubernetes): add a ValidatingAdmissionPolicyBinding`));
+    out.warnings.push(new PolicyFileError(p.positionOf(['metadata', 'name']), `${kind} ${nameOf(p)} has no binding, so it ${flavour === 'Mutating' ? 'changes' : 'checks'} nothing (as in Kubernetes): add a ${kind}Binding`));
     // compiled all the same, so lint reports its errors before a binding puts it to work
     out.unbound.push(translatedDocument(p, p, policyValue(p, undefined, specOf<VapSpec>(p), UNBOUND, undefined)));
   }

@@ -19,6 +19,7 @@ import { registerTime } from './library/time.js';
 import { registerSources } from './library/sources.js';
 import { registerNamedFormats } from './library/named-formats.js';
 import { registerAuthz, AUTHORIZER_TYPE } from './library/authz.js';
+import { registerJsonPatch } from './library/jsonpatch.js';
 
 export { toCel, fromCel, DEFAULT_INPUT_LIMITS, InputLimitError, type InputLimits } from './convert.js';
 export { CostLimitError, DEFAULT_RUNTIME_COST_LIMIT, DEFAULT_RUNTIME_TIME_LIMIT_MS } from './meter.js';
@@ -60,6 +61,11 @@ export interface CompileOptions {
   runtimeTimeLimitMs?: number;
   /** extra top-level names, e.g. `predicate` for attestations */
   extraVariables?: readonly string[];
+  /**
+   * the message types it may construct (a MutatingAdmissionPolicy's `Object{…}` or
+   * `JSONPatch{…}`); anywhere else a construction is a compile error
+   */
+  messages?: 'Object' | 'JSONPatch';
 }
 
 export interface CompiledExpression {
@@ -116,6 +122,7 @@ function buildEnvironment(variables: readonly string[], conformance = false): En
   registerSources(env);
   registerNamedFormats(env);
   registerAuthz(env);
+  registerJsonPatch(env);
   // after the libraries, whose types some variables have
   for (const name of variables) env.registerVariable(name, Object.hasOwn(TYPED_VARIABLES, name) ? TYPED_VARIABLES[name]! : 'dyn');
   return env;
@@ -194,11 +201,13 @@ export function useRe2(ast: unknown): void {
  * the environment's callables, that every call names one (a misspelt macro such as
  * `exist(c, …)` would otherwise be reported as an unknown variable `c`).
  */
-function prepare(ast: Node, variables: ReadonlySet<string> | undefined, callables?: ReadonlySet<string>): { identifiers: Set<string>; variableRefs: Set<string> } {
+function prepare(ast: Node, variables: ReadonlySet<string> | undefined, callables?: ReadonlySet<string>, messages?: CompileOptions['messages']): { identifiers: Set<string>; variableRefs: Set<string> } {
   const identifiers = new Set<string>();
   const variableRefs = new Set<string>();
   let unknownCall: Node | undefined;
   walk(ast, (n) => {
+    const messageError = checkMessage(n, messages);
+    if (messageError) throw messageError;
     if (isIdentifier(n)) identifiers.add(n.args as string);
     const variable = variableReference(n);
     if (variable !== undefined) variableRefs.add(variable);
@@ -229,6 +238,34 @@ function prepare(ast: Node, variables: ReadonlySet<string> | undefined, callable
   return { identifiers, variableRefs };
 }
 
+/** the type name of a message construction (`Object.spec{…}`), set by the patched parser */
+const messageTypeOf = (n: Node | undefined): string | undefined => (n as { messageType?: string } | undefined)?.messageType;
+
+/**
+ * A message construction where none is allowed, of a type that is not one of Kubernetes' mutation
+ * types, or whose nested type names do not follow its field names (`Object.spec{selector:
+ * Object.spec.wrong{}}`), as the API server refuses it.
+ */
+function checkMessage(n: Node, allowed: CompileOptions['messages']): CelCompileError | undefined {
+  const type = messageTypeOf(n);
+  if (type === undefined) return undefined;
+  if (!allowed) return new CelCompileError(`${type}{…} constructs a message: only a MutatingAdmissionPolicy's mutations construct Object or JSONPatch values`, n.start);
+  const known = type === 'JSONPatch' || type === 'Object' || type.startsWith('Object.');
+  if (!known) return new CelCompileError(`unknown type ${type}: a mutation constructs ${allowed === 'Object' ? 'Object and Object.<field path>' : 'JSONPatch (and Object.<field path> values)'}`, n.start);
+  if (allowed === 'Object' && type === 'JSONPatch') return new CelCompileError('JSONPatch{…} belongs in a JSONPatch mutation; an ApplyConfiguration returns Object{…}', n.start);
+  if (type === 'JSONPatch') return undefined;
+  for (const [key, value] of n.args as [Node, Node][]) {
+    const field = key.args as string;
+    const inner = value.op === '?_' ? (value.args as Node) : value;
+    const nested = inner.op === 'list' ? (inner.args as Node[]).map((e) => (e.op === '?_' ? (e.args as Node) : e)) : [inner];
+    for (const e of nested) {
+      const t = messageTypeOf(e);
+      if (t !== undefined && t !== `${type}.${field}`) return new CelCompileError(`type mismatch: field ${field} of ${type} holds ${type}.${field}{…}, not ${t}{…}`, e.start);
+    }
+  }
+  return undefined;
+}
+
 export function compileExpression(source: string, options: CompileOptions): CompiledExpression {
   const env = environmentFor(options.extraVariables);
   let parsed: ReturnType<Environment['parse']>;
@@ -237,7 +274,7 @@ export function compileExpression(source: string, options: CompileOptions): Comp
   } catch (err) {
     throw new CelCompileError(`syntax error: ${messageOf(err)}`, (err as { range?: { start: number } }).range?.start ?? 0);
   }
-  const { identifiers, variableRefs } = prepare(parsed.ast as Node, options.variables, callablesOf(env));
+  const { identifiers, variableRefs } = prepare(parsed.ast as Node, options.variables, callablesOf(env), options.messages);
   const checked = parsed.check();
   if (!checked.valid) {
     const err = checked.error as { range?: { start: number } } | undefined;

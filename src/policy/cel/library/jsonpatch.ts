@@ -1,0 +1,15 @@
+// Kubernetes' JSON Patch library for MutatingAdmissionPolicies: jsonpatch.escapeKey(k) makes a
+// map key (a label or annotation name with '/' or '~') safe as one JSON Pointer segment.
+import type { Environment } from '@marcbachmann/cel-js';
+
+class JsonPatchNamespace {}
+
+/** RFC 6901: '~' first, so the '~' of an escaped '/' is not escaped again */
+export const escapePointerSegment = (key: string): string => key.replaceAll('~', '~0').replaceAll('/', '~1');
+
+export function registerJsonPatch(env: Environment): void {
+  env
+    .registerType('JsonPatchNamespace', JsonPatchNamespace)
+    .registerConstant('jsonpatch', 'JsonPatchNamespace', new JsonPatchNamespace())
+    .registerFunction('JsonPatchNamespace.escapeKey(string): string', (_: unknown, key: string) => escapePointerSegment(key));
+}

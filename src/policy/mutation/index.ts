@@ -1,0 +1,33 @@
+// MutatingAdmissionPolicy mutations: a CEL value (Object{…} or a list of JSONPatch{…}) applied to
+// the object. Pure: the object in, the mutated object out, or a JsonPatchError saying why not.
+import type { CompiledMutation } from '../types.js';
+import { mergeApplyConfiguration } from './apply-configuration.js';
+import { applyJsonPatch, JsonPatchError, type PatchOperation } from './json-patch.js';
+
+export { diffPatch, JsonPatchError } from './json-patch.js';
+export { escapePointerSegment } from '../cel/library/jsonpatch.js';
+
+type JsonObject = Record<string, unknown>;
+const isObject = (v: unknown): v is JsonObject => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+function patchOperations(value: unknown): PatchOperation[] {
+  if (!Array.isArray(value)) throw new JsonPatchError('a JSONPatch expression must evaluate to a list of JSONPatch{…}');
+  return value.map((o, i) => {
+    if (!isObject(o) || typeof o.op !== 'string' || typeof o.path !== 'string') throw new JsonPatchError(`item ${i} is not a JSONPatch{op, path, …} with string op and path`);
+    if ((o.op === 'move' || o.op === 'copy') && typeof o.from !== 'string') throw new JsonPatchError(`item ${i} (${o.op}) needs from`);
+    if ((o.op === 'add' || o.op === 'replace' || o.op === 'test') && !Object.hasOwn(o, 'value')) throw new JsonPatchError(`item ${i} (${o.op}) needs value`);
+    return o as unknown as PatchOperation;
+  });
+}
+
+/** The object after one mutation's value; unchanged when a JSONPatch's `test` does not hold. */
+export function applyMutation(mutation: Pick<CompiledMutation, 'patchType'>, object: JsonObject, value: unknown): JsonObject {
+  if (mutation.patchType === 'JSONPatch') {
+    const patched = applyJsonPatch(object, patchOperations(value));
+    if (patched === 'test-failed') return object;
+    if (!isObject(patched)) throw new JsonPatchError('the patch left something other than an object');
+    return patched;
+  }
+  if (!isObject(value)) throw new JsonPatchError('an ApplyConfiguration expression must evaluate to Object{…}');
+  return mergeApplyConfiguration(object, value);
+}
