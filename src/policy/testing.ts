@@ -9,6 +9,7 @@ import { NullDecisionRecorder } from '../audit/index.js';
 import { StaticCluster } from '../kube/cluster-file.js';
 import { StaticAuthorizer, type AuthorizationRule } from './authorization.js';
 import { parseInstant } from './exceptions.js';
+import { applyJsonPatch } from './mutation/json-patch.js';
 import { subsetPolicySet, type PolicySet } from './load.js';
 
 export interface TestCase {
@@ -28,6 +29,8 @@ export interface TestCase {
   now?: string;
   expect: 'allow' | 'deny' | 'warn';
   messages?: string[];
+  /** what the object must hold once the response's patch is applied (implies endpoint mutate) */
+  mutated?: Record<string, unknown>;
 }
 
 export interface CaseOutcome {
@@ -59,6 +62,36 @@ async function readData(base: string, file: string): Promise<unknown> {
   return parseYaml(await readFile(resolve(base, file), 'utf8'));
 }
 
+/** Where `actual` does not hold what `expected` gives: objects field by field, lists item by item. */
+export function containmentMismatch(expected: unknown, actual: unknown, path = ''): string | undefined {
+  if (Array.isArray(expected)) {
+    if (!Array.isArray(actual)) return `${path || '.'}: expected a list, got ${JSON.stringify(actual)}`;
+    if (actual.length !== expected.length) return `${path || '.'}: expected ${expected.length} items, got ${actual.length}`;
+    for (const [i, e] of expected.entries()) {
+      const m = containmentMismatch(e, actual[i], `${path}[${i}]`);
+      if (m) return m;
+    }
+    return undefined;
+  }
+  if (typeof expected === 'object' && expected !== null) {
+    if (typeof actual !== 'object' || actual === null || Array.isArray(actual)) return `${path || '.'}: expected an object, got ${JSON.stringify(actual)}`;
+    for (const [k, e] of Object.entries(expected)) {
+      const m = containmentMismatch(e, (actual as Record<string, unknown>)[k], `${path}.${k}`);
+      if (m) return m;
+    }
+    return undefined;
+  }
+  return expected === actual ? undefined : `${path || '.'}: expected ${JSON.stringify(expected)}, got ${JSON.stringify(actual)}`;
+}
+
+/** The case's object as the response's patch leaves it. */
+function patchedObject(review: unknown, r: AdmissionReviewResponse['response']): unknown {
+  const object = (review as { request?: { object?: unknown } }).request?.object;
+  if (!r.patch) return object;
+  const patched = applyJsonPatch(object, JSON.parse(Buffer.from(r.patch, 'base64').toString('utf8')));
+  return patched === 'test-failed' ? object : patched;
+}
+
 function verdict(r: AdmissionReviewResponse['response']): 'allow' | 'deny' | 'warn' {
   if (!r.allowed) return 'deny';
   return r.warnings?.length ? 'warn' : 'allow';
@@ -88,7 +121,7 @@ export async function runPolicyTests(set: PolicySet): Promise<CaseOutcome[]> {
         const now = c.now ?? spec.now;
         const at = now === undefined ? undefined : parseInstant(now);
         if (now !== undefined && at === undefined) throw new Error(`now ${JSON.stringify(now)} is not an RFC 3339 time or a date`);
-        const outcome = await admit(review, c.endpoint ?? 'validate', {
+        const outcome = await admit(review, c.endpoint ?? (c.mutated ? 'mutate' : 'validate'), {
           policies: () => policies, recorder: new NullDecisionRecorder(), namespaces: cluster, params: cluster, replica: 'test', deadlineMs: 8000,
           authorizer: new StaticAuthorizer([...c.authorizations ?? [], ...spec.authorizations ?? []]),
         }, { now: at });
@@ -99,6 +132,10 @@ export async function runPolicyTests(set: PolicySet): Promise<CaseOutcome[]> {
         const problems: string[] = [];
         if (got !== c.expect) problems.push(`expected ${c.expect}, got ${got}${text ? `: ${text}` : ''}`);
         if (missing.length) problems.push(`missing message fragment(s) ${missing.map((m) => JSON.stringify(m)).join(', ')} in ${JSON.stringify(text)}`);
+        if (c.mutated) {
+          const mismatch = containmentMismatch(c.mutated, patchedObject(review, r));
+          if (mismatch) problems.push(`mutated object: ${mismatch}`);
+        }
         outcomes.push({ suite, name: c.name, passed: problems.length === 0, detail: problems.join('; ') || undefined, failed: outcome.results.filter((p) => p.result === 'fail' || p.result === 'excepted').map((p) => p.name) });
       } catch (err) {
         outcomes.push({ suite, name: c.name, passed: false, detail: `could not run: ${(err as Error).message}` });
