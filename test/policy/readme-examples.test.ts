@@ -62,3 +62,23 @@ t.test('the authorization example\'s own test cases pass', async (t) => {
   t.equal(outcomes.length, 3);
   t.same(outcomes.filter((o) => !o.passed), []);
 });
+
+t.test('the MutatingAdmissionPolicy example changes what its text says', async (t) => {
+  const { admit } = await import('../../src/admission/index.js');
+  const { reviewForObject } = await import('../../src/admission/synthesize.js');
+  const { NullDecisionRecorder } = await import('../../src/audit/index.js');
+  const { applyJsonPatch } = await import('../../src/policy/mutation/json-patch.js');
+  const yaml = (await markedBlocks()).find((b) => b.includes('pull-always.example.com'));
+  const set = (await loadPolicySet([await policyDir({ 'example.yaml': yaml! })])).set!;
+  t.same(set.policies.map((p) => p.name), ['pull-always.example.com/everywhere']);
+  const mutated = async (metadata: Record<string, unknown>) => {
+    const review = reviewForObject({ apiVersion: 'v1', kind: 'Pod', metadata: { name: 'p', namespace: 'shop', ...metadata }, spec: { containers: [{ name: 'a', image: 'nginx:1.27' }, { name: 'b', image: 'redis:7' }] } });
+    const r = (await admit(review, 'mutate', { policies: () => set, recorder: new NullDecisionRecorder(), replica: 't', deadlineMs: 8000 })).review.response;
+    t.equal(r.allowed, true);
+    return applyJsonPatch(review.request.object, JSON.parse(Buffer.from(r.patch!, 'base64').toString('utf8'))) as { metadata: { annotations: Record<string, string> }; spec: { containers: { imagePullPolicy: string }[] } };
+  };
+  const bare = await mutated({});
+  t.same(bare.spec.containers.map((c) => c.imagePullPolicy), ['Always', 'Always']);
+  t.same(bare.metadata.annotations, { 'example.com/pull-policy': 'enforced' }, 'the map is created when missing');
+  t.same((await mutated({ annotations: { keep: 'me' } })).metadata.annotations, { keep: 'me', 'example.com/pull-policy': 'enforced' }, 'and added to when present');
+});
