@@ -8,6 +8,7 @@ import { CelCompileError, compileExpression, dns1123Label, dns1123Subdomain, lab
 import type { LoadedDocument } from './documents.js';
 import { deleteObjectWarnings } from './delete-object.js';
 import { matchWarnings, paramsScopeWarnings } from './known-resources.js';
+import { atomicFieldWarnings } from './mutation/lint.js';
 import { compileObjectSchema } from './object-schema.js';
 import { compileImageRule, ImageRuleError, type CompiledImageRule } from '../supplychain/image-rule.js';
 import type { CompiledTrustRoot } from '../supplychain/sigstore/index.js';
@@ -259,7 +260,7 @@ export async function compilePolicy(loaded: LoadedDocument, trustRoots: (name: s
   const m = spec.match;
   return {
     errors,
-    warnings: [...matchWarnings(m), ...paramsScopeWarnings(spec), ...deleteObjectWarnings(spec, { variables, conditions, validations })].map((w) => new PolicyFileError(loaded.positionOf(w.path), w.message)),
+    warnings: [...matchWarnings(m), ...paramsScopeWarnings(spec), ...deleteObjectWarnings(spec, { variables, conditions, validations }), ...atomicFieldWarnings(spec)].map((w) => new PolicyFileError(loaded.positionOf(w.path), w.message)),
     policy: {
       name: doc.metadata.name,
       revision: policyRevision(doc, spec.params?.file !== undefined && params.kind === 'value' ? params.value : undefined),

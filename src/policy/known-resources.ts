@@ -121,6 +121,29 @@ function ruleWarnings(rule: PolicySpec['match']['resources'][number], at: (strin
   return warnings;
 }
 
+/**
+ * The built-in kinds a policy's resource rules match, or undefined when they may match others
+ * (a wildcard, a group trustgate does not know): then nothing can be said of every kind.
+ */
+export function builtInKindsMatched(rules: readonly ResourceRule[]): string[] | undefined {
+  const kinds = new Set<string>();
+  for (const rule of rules) {
+    const groups = rule.apiGroups ?? ['*'];
+    if (!groups.every((g) => Object.hasOwn(BUILT_IN, g))) return undefined;
+    for (const pattern of rule.resources ?? []) {
+      const resource = pattern.split('/')[0]!;
+      if (resource === '*') return undefined;
+      for (const g of groups) if (Object.hasOwn(BUILT_IN[g]!, resource)) kinds.add(BUILT_IN[g]![resource]!);
+    }
+    for (const pattern of rule.kinds ?? []) {
+      const kind = pattern.split('/')[0]!;
+      if (kind === '*') return undefined;
+      kinds.add(kind);
+    }
+  }
+  return [...kinds];
+}
+
 /** Resource rules of a policy's match that cannot match what they name. */
 export function matchWarnings(match: PolicySpec['match']): PolicyWarning[] {
   // an exclusion that never matches excludes nothing; a binding's rule that never matches enforces nothing

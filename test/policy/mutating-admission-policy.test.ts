@@ -228,3 +228,17 @@ spec:
   t.same(outcomes.map((o) => o.passed), [true, false]);
   t.match(outcomes[1]!.detail, /mutated object: \.metadata\.labels\.example\.com\/team: expected "web", got "platform"/);
 });
+
+t.test('lint warns of an atomic list or selector written out in an apply configuration, for the kinds the policy matches', async (t) => {
+  const sidecar = map('sidecar', `mutations:
+  - patchType: ApplyConfiguration
+    applyConfiguration:
+      expression: >-
+        Object{spec: Object.spec{initContainers: [Object.spec.initContainers{name: "proxy", image: "mesh/proxy:1.0", args: ["proxy"], env: [Object.spec.initContainers.env{name: "A", value: "1"}]}]}}`);
+  const set = await load({ 'm.yaml': sidecar });
+  t.match(set.warnings.map((w) => w.message), [/m\.yaml:\d+:\d+: sets \.spec\.initContainers\.args, atomic in Pod: the API server \(and trustgate\) refuse this apply configuration at admission/]);
+  t.notMatch(set.warnings[0]!.message, /env/, 'env is a map list');
+  t.same((await load({ 'm.yaml': PULL_ALWAYS })).warnings, [], 'containers built by a comprehension: nothing to say');
+  const anyKind = sidecar.replace('{ apiGroups: [""], apiVersions: [v1], operations: [CREATE, UPDATE], resources: [pods] }', '{ apiGroups: ["*"], apiVersions: ["*"], operations: [CREATE], resources: ["*"] }');
+  t.same((await load({ 'm.yaml': anyKind })).warnings, [], 'a rule over every kind may meet one where the list merges');
+});

@@ -266,6 +266,28 @@ function checkMessage(n: Node, allowed: CompileOptions['messages']): CelCompileE
   return undefined;
 }
 
+/** One field a message construction sets: `Object.spec{containers: […]}` sets containers of Object.spec to a list. */
+export interface ConstructedField {
+  type: string;
+  field: string;
+  /** what the source writes there: a list literal, a message construction, or anything else */
+  value: 'list' | 'message' | 'other';
+}
+
+/** The fields the message constructions of an expression set (for load-time checks of mutations). */
+export function constructedFields(source: string): ConstructedField[] {
+  const out: ConstructedField[] = [];
+  walk(environmentFor().parse(source).ast as Node, (n) => {
+    const type = messageTypeOf(n);
+    if (type === undefined) return;
+    for (const [key, value] of n.args as [Node, Node][]) {
+      const v = value.op === '?_' ? (value.args as Node) : value;
+      out.push({ type, field: key.args as string, value: v.op === 'list' ? 'list' : messageTypeOf(v) !== undefined ? 'message' : 'other' });
+    }
+  });
+  return out;
+}
+
 export function compileExpression(source: string, options: CompileOptions): CompiledExpression {
   const env = environmentFor(options.extraVariables);
   let parsed: ReturnType<Environment['parse']>;
