@@ -135,6 +135,7 @@ function applyMutationPolicies(set: PolicySet, request: AdmissionRequest, result
     results.push(result);
     if (!result.mutated || !current.object) continue;
     const patch = diffPatch(current.object, result.mutated);
+    ctx.explain?.push({ policy: policy.name, step: 'patch', value: patch.length ? patch : 'no change' });
     if (!patch.length) continue;
     result.patch = patch;
     current = { ...current, object: result.mutated };
