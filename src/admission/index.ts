@@ -79,8 +79,9 @@ export async function admit(body: unknown, endpoint: Endpoint, services: Admissi
   }
   const evaluationStarted = performance.now();
   const results: PolicyResult[] = [];
-  // mutation policies first: every other policy judges the object as they leave it
-  const request = endpoint === 'mutate' && set.mutates
+  // mutation policies first, as the API server runs them before any validation: every other
+  // policy judges the object as they leave it (a scan judges a CREATE as the cluster would)
+  const request = endpoint !== 'validate' && set.mutates
     ? applyMutationPolicies(set, original, results, (r) => new EvaluationContext(r, deadline, services.namespaces, services.params, explain))
     : original;
   const ctx = new EvaluationContext(request, deadline, services.namespaces, services.params, explain, authorization);

@@ -103,7 +103,7 @@ export class EvaluationContext {
   #lastActivation?: { params: unknown; namespaceObject: unknown; activation: Record<string, unknown> };
   /** values of request-only variables, shared by the policies that define them alike */
   readonly shared = new Map<string, unknown>();
-  /** /mutate: mutation policies apply, and other policies see what they made */
+  /** /mutate and scans: mutation policies apply, and other policies see what they made */
   runMutations = false;
 
   constructor(
@@ -385,7 +385,7 @@ function celWithClusterParams(policy: CompiledPolicy, p: ClusterParams, ctx: Eva
 }
 
 export function evaluatePolicy(policy: CompiledPolicy, ctx: EvaluationContext): PolicyResult | undefined {
-  // a mutation policy has nothing to judge on /validate (nor in a scan)
+  // a mutation policy has nothing to judge but its own run (applyMutationPolicies)
   if (policy.mutations.length && !ctx.runMutations) return undefined;
   const scope = policyInScope(policy, ctx.request, ctx.namespaces);
   if ('error' in scope) return makeResult(policy, 'error', [scope.error], 'NAMESPACE_UNKNOWN');

@@ -242,3 +242,16 @@ t.test('lint warns of an atomic list or selector written out in an apply configu
   const anyKind = sidecar.replace('{ apiGroups: [""], apiVersions: [v1], operations: [CREATE, UPDATE], resources: [pods] }', '{ apiGroups: ["*"], apiVersions: ["*"], operations: [CREATE], resources: ["*"] }');
   t.same((await load({ 'm.yaml': anyKind })).warnings, [], 'a rule over every kind may meet one where the list merges');
 });
+
+t.test('a scan judges each manifest as the cluster would: mutated first', async (t) => {
+  const { scanEach } = await import('../../src/policy/scan.js');
+  const set = await load({
+    '1.yaml': TEAM_LABEL,
+    '2.yaml': policyYaml('needs-team', `${POD_RULE}\nvalidations:\n  - expression: "'example.com/team' in object.metadata.labels"\n    message: no team`),
+  });
+  const findings: { verdict: string; name?: string }[] = [];
+  const manifests = [{ object: pod() as never, where: 'a.yaml:1' }, { object: { ...pod(), metadata: { name: 'bare', namespace: 'shop' } } as never, where: 'a.yaml:9' }];
+  await scanEach(manifests, { policies: () => set, recorder: new NullDecisionRecorder(), replica: 't', deadlineMs: 8000 }, {}, (f) => findings.push(f));
+  t.same(findings.map((f) => `${f.name} ${f.verdict}`), ['web allow', 'bare deny'], 'the label the mutation adds satisfies the check; without labels to add to, the mutation fails');
+  t.match(findings[1], { policies: [{ name: 'team-label/team-label', code: 'MUTATION_FAILED' }] });
+});
