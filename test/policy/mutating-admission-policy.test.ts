@@ -255,3 +255,11 @@ t.test('a scan judges each manifest as the cluster would: mutated first', async 
   t.same(findings.map((f) => `${f.name} ${f.verdict}`), ['web allow', 'bare deny'], 'the label the mutation adds satisfies the check; without labels to add to, the mutation fails');
   t.match(findings[1], { policies: [{ name: 'team-label/team-label', code: 'MUTATION_FAILED' }] });
 });
+
+t.test('a mutation returns what its patch type takes, as the API server requires', async (t) => {
+  const errors = async (patchType: string, field: string, expression: string) =>
+    (await loadPolicySet([await policyDir({ 'm.yaml': map('m', `mutations:\n  - patchType: ${patchType}\n    ${field}:\n      expression: '${expression}'`) })])).errors.map((e) => e.message);
+  t.match(await errors('ApplyConfiguration', 'applyConfiguration', 'Object.spec{replicas: 1}'), [/an ApplyConfiguration must evaluate to Object\{…\}, not Object\.spec\{…\}/]);
+  t.match(await errors('JSONPatch', 'jsonPatch', '[Object{}]'), [/a JSONPatch expression lists JSONPatch\{…\} operations, not Object\{…\}/]);
+  t.same(await errors('JSONPatch', 'jsonPatch', '[JSONPatch{op: "add", path: "/spec/containers/-", value: Object.spec.containers{name: "x", image: "y"}}]'), [], 'an Object value inside one is fine');
+});

@@ -266,6 +266,24 @@ function checkMessage(n: Node, allowed: CompileOptions['messages']): CelCompileE
   return undefined;
 }
 
+/**
+ * What a mutation expression returns, where its source says: Object{…} (not a field's type) for
+ * an ApplyConfiguration, JSONPatch{…} items for a JSONPatch, as the API server requires.
+ */
+function checkMutationRoot(ast: Node, messages: NonNullable<CompileOptions['messages']>): void {
+  const root = messageTypeOf(ast);
+  if (messages === 'Object') {
+    if (root !== undefined && root !== 'Object') throw new CelCompileError(`an ApplyConfiguration must evaluate to Object{…}, not ${root}{…}`, ast.start);
+    return;
+  }
+  if (ast.op !== 'list') return;
+  for (const e of ast.args as Node[]) {
+    const item = e.op === '?_' ? (e.args as Node) : e;
+    const t = messageTypeOf(item);
+    if (t !== undefined && t !== 'JSONPatch') throw new CelCompileError(`a JSONPatch expression lists JSONPatch{…} operations, not ${t}{…}`, item.start);
+  }
+}
+
 /** One field a message construction sets: `Object.spec{containers: […]}` sets containers of Object.spec to a list. */
 export interface ConstructedField {
   type: string;
@@ -297,6 +315,7 @@ export function compileExpression(source: string, options: CompileOptions): Comp
     throw new CelCompileError(`syntax error: ${messageOf(err)}`, (err as { range?: { start: number } }).range?.start ?? 0);
   }
   const { identifiers, variableRefs } = prepare(parsed.ast as Node, options.variables, callablesOf(env), options.messages);
+  if (options.messages) checkMutationRoot(parsed.ast as Node, options.messages);
   const checked = parsed.check();
   if (!checked.valid) {
     const err = checked.error as { range?: { start: number } } | undefined;
