@@ -263,3 +263,29 @@ t.test('a mutation returns what its patch type takes, as the API server requires
   t.match(await errors('JSONPatch', 'jsonPatch', '[Object{}]'), [/a JSONPatch expression lists JSONPatch\{…\} operations, not Object\{…\}/]);
   t.same(await errors('JSONPatch', 'jsonPatch', '[JSONPatch{op: "add", path: "/spec/containers/-", value: Object.spec.containers{name: "x", image: "y"}}]'), [], 'an Object value inside one is fine');
 });
+
+t.test('the Kubernetes documentation\'s examples decide as the API server does', async (t) => {
+  const { copyFile, mkdtemp } = await import('node:fs/promises');
+  const { join } = await import('node:path');
+  const { tmpdir } = await import('node:os');
+  const examples = new URL('../fixtures/map/kubernetes-website/mutatingadmissionpolicy/', import.meta.url).pathname;
+  const setOf = async (policy: string) => {
+    const dir = await mkdtemp(join(tmpdir(), 'trustgate-map-'));
+    for (const f of [policy, 'applyconfiguration-example-binding.yaml']) await copyFile(join(examples, f), join(dir, f));
+    const result = await loadPolicySet([dir]);
+    if (!result.set) throw new Error(result.errors.map((e) => e.message).join('\n'));
+    return result.set;
+  };
+  const withInit = pod({ spec: { initContainers: [{ name: 'setup', image: 'busybox:1.36' }], containers: [{ name: 'web', image: 'nginx:1.27' }] } });
+
+  const jsonPatch = await setOf('json-patch-example.yaml');
+  t.same(jsonPatch.warnings, []);
+  const added = await run(jsonPatch, withInit);
+  t.same(added.patch, [{ op: 'add', path: '/spec/initContainers/1', value: { name: 'mesh-proxy', image: 'mesh-proxy/v1.0.0', restartPolicy: 'Always' } }]);
+  t.same((await run(jsonPatch, added.patched)).patch, [], 'a pod that has the sidecar is left alone (its match condition)');
+  t.match((await run(jsonPatch, pod())).response, { allowed: false, status: { message: /no such key: initContainers/i } }, 'a pod without initContainers: the match condition errors, and failurePolicy: Fail denies, as in the API server');
+
+  const apply = await setOf('applyconfiguration-example.yaml');
+  t.match(apply.warnings.map((w) => w.message), [/applyconfiguration-example\.yaml:\d+:\d+: sets \.spec\.initContainers\.args, atomic in Pod/], 'lint says what the API server will say');
+  t.match((await run(apply, withInit)).response, { allowed: false, status: { message: /may not mutate atomic arrays, maps or structs: \.spec\.initContainers\[0\]\.args/ } }, 'the API server\'s own error for this example');
+});
