@@ -123,24 +123,31 @@ export async function admit(body: unknown, endpoint: Endpoint, services: Admissi
 
 /**
  * Runs the mutation policies that match, in order, each on the object as the one before left it;
- * their results (with the patch each made) join `results`. The request as they leave it.
+ * their results (with the patch each made) join `results`. Then, as the API server reinvokes,
+ * once any of them changed the object, those with reinvocationPolicy: IfNeeded that ran are run
+ * once more, in order (a second run is recorded when it changed something or failed). The
+ * request as they leave it.
  */
 function applyMutationPolicies(set: PolicySet, request: AdmissionRequest, results: PolicyResult[], contextFor: (r: AdmissionRequest) => EvaluationContext): AdmissionRequest {
   let current = request;
-  for (const policy of set.index.candidates(request)) {
-    if (!policy.mutations.length) continue;
+  let changed = false;
+  const reinvocable: CompiledPolicy[] = [];
+  const invoke = (policy: CompiledPolicy, again: boolean) => {
     const ctx = contextFor(current);
     ctx.runMutations = true;
     const result = evaluatePolicy(policy, ctx);
-    if (!result) continue;
-    results.push(result);
-    if (!result.mutated || !current.object) continue;
-    const patch = diffPatch(current.object, result.mutated);
-    ctx.explain?.push({ policy: policy.name, step: 'patch', value: patch.length ? patch : 'no change' });
-    if (!patch.length) continue;
+    if (!result) return;
+    if (!again && policy.reinvoke) reinvocable.push(policy);
+    const patch = result.mutated && current.object ? diffPatch(current.object, result.mutated) : [];
+    if (result.mutated) ctx.explain?.push({ policy: policy.name, step: again ? 'patch (reinvoked)' : 'patch', value: patch.length ? patch : 'no change' });
+    if (!again || patch.length || result.result !== 'pass') results.push(result);
+    if (!patch.length) return;
     result.patch = patch;
-    current = { ...current, object: result.mutated };
-  }
+    current = { ...current, object: result.mutated! };
+    changed = true;
+  };
+  for (const policy of set.index.candidates(request)) if (policy.mutations.length) invoke(policy, false);
+  if (changed) for (const policy of reinvocable) invoke(policy, true);
   return current;
 }
 

@@ -282,6 +282,7 @@ export async function compilePolicy(loaded: LoadedDocument, trustRoots: (name: s
       validations,
       auditAnnotations,
       mutations,
+      reinvoke: spec.reinvocationPolicy === 'IfNeeded',
       schema,
       sources,
       images,

@@ -308,7 +308,9 @@ function celValidations(policy: CompiledPolicy, ctx: EvaluationContext, activati
 
 /**
  * Runs a policy's mutations in order into result.mutated. Each after the first sees the object
- * as the one before left it, and its variables are evaluated again over that object.
+ * as the one before left it, and its variables are evaluated again over that object. As in the
+ * API server, a mutation that fails is skipped and the policy's others still apply: the error
+ * is the policy's, which its failurePolicy decides (Ignore admits what the others made).
  */
 function mutate(policy: CompiledPolicy, ctx: EvaluationContext, activation: Record<string, unknown>, result: PolicyResult): void {
   let current = result.mutated ?? ctx.request.object;
@@ -320,12 +322,15 @@ function mutate(policy: CompiledPolicy, ctx: EvaluationContext, activation: Reco
       act = { ...activation, object: over.base().object };
       if (policy.variables.length) act.variables = lazyVariables(over, policy, act);
     }
-    const value = fromCel(run(ctx, policy, m.label, m.expression, act));
     try {
-      current = applyMutation(m, current, value) as KubeObject;
+      current = applyMutation(m, current, fromCel(run(ctx, policy, m.label, m.expression, act))) as KubeObject;
     } catch (err) {
-      if (err instanceof JsonPatchError) throw new JsonPatchError(`${m.label}: ${err.message}`);
-      throw err;
+      // past the deadline, or without params, nothing more can run
+      if (err instanceof DeadlineExceededError || err instanceof ParamsUnavailableError) throw err;
+      const failure = failureOf(err instanceof JsonPatchError ? new JsonPatchError(`${m.label}: ${err.message}`) : err);
+      result.result = 'error';
+      result.code ??= failure.code;
+      result.messages.push(failure.message);
     }
   }
   result.mutated = current;
@@ -424,13 +429,19 @@ export function evaluatePolicy(policy: CompiledPolicy, ctx: EvaluationContext): 
     }
     return result;
   } catch (err) {
-    if (err instanceof DeadlineExceededError) return makeResult(policy, 'error', [err.message], 'DEADLINE_EXCEEDED');
-    if (err instanceof ParamsUnavailableError) return makeResult(policy, 'error', [err.message], 'PARAMS_UNAVAILABLE');
-    if (err instanceof InputLimitError) return makeResult(policy, 'error', [err.message], 'INPUT_TOO_LARGE');
-    if (err instanceof JsonPatchError) return makeResult(policy, 'error', [err.message], 'MUTATION_FAILED');
-    if (err instanceof CostLimitError || (err as { cause?: unknown }).cause instanceof CostLimitError) {
-      return makeResult(policy, 'error', [`${(err as Error).message.split('\n')[0]}; the object is too large for this policy`], 'COST_LIMIT_EXCEEDED');
-    }
-    return makeResult(policy, 'error', [evaluationErrorMessage(err)], 'EVALUATION_ERROR');
+    const failure = failureOf(err);
+    return makeResult(policy, 'error', [failure.message], failure.code);
   }
+}
+
+/** What an error thrown while evaluating a policy means: its reason code and message. */
+function failureOf(err: unknown): { code: ReasonCode; message: string } {
+  if (err instanceof DeadlineExceededError) return { code: 'DEADLINE_EXCEEDED', message: err.message };
+  if (err instanceof ParamsUnavailableError) return { code: 'PARAMS_UNAVAILABLE', message: err.message };
+  if (err instanceof InputLimitError) return { code: 'INPUT_TOO_LARGE', message: err.message };
+  if (err instanceof JsonPatchError) return { code: 'MUTATION_FAILED', message: err.message };
+  if (err instanceof CostLimitError || (err as { cause?: unknown }).cause instanceof CostLimitError) {
+    return { code: 'COST_LIMIT_EXCEEDED', message: `${(err as Error).message.split('\n')[0]}; the object is too large for this policy` };
+  }
+  return { code: 'EVALUATION_ERROR', message: evaluationErrorMessage(err) };
 }

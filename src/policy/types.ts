@@ -48,6 +48,8 @@ export interface PolicySpec {
   auditAnnotations?: { key: string; valueExpression: string }[];
   /** a MutatingAdmissionPolicy's, run in order on /mutate only */
   mutations?: MutationSpec[];
+  /** IfNeeded: run once more when another mutation policy changed the object (as the API server reinvokes) */
+  reinvocationPolicy?: 'Never' | 'IfNeeded';
   schema?: Record<string, unknown>;
   sources?: SourcesRuleSpec;
   images?: ImageRuleSpec[];
@@ -184,6 +186,8 @@ export interface CompiledPolicy {
   auditAnnotations: { key: string; label: string; expression: CompiledExpression }[];
   /** changes to the object, made on /mutate only, each seeing the object as the one before left it */
   mutations: CompiledMutation[];
+  /** reinvocationPolicy: IfNeeded */
+  reinvoke: boolean;
   schema?: ValidateFunction;
   sources?: CompiledSourcesRule;
   images: CompiledImageRule[];

@@ -25,6 +25,7 @@ interface VapSpec {
   validations?: PolicySpec['validations'];
   /** a MutatingAdmissionPolicy's */
   mutations?: MutationSpec[];
+  reinvocationPolicy?: PolicySpec['reinvocationPolicy'];
   auditAnnotations?: { key: string; valueExpression: string }[];
   matchConditions?: { name: string; expression: string }[];
   variables?: { name: string; expression: string }[];
@@ -195,6 +196,7 @@ function policyValue(policy: LoadedDocument, b: LoadedDocument | undefined, vap:
     validations: vap.validations?.map((v) => ({ ...v, reason: v.reason ?? 'Invalid' })),
     auditAnnotations: vap.auditAnnotations,
     mutations: vap.mutations,
+    reinvocationPolicy: vap.reinvocationPolicy,
   };
   // through JSON: no undefined members, and nothing shared with the documents
   return { apiVersion: 'trustgate.dev/v1alpha1', kind: 'Policy', metadata: { name: b ? `${nameOf(policy)}/${nameOf(b)}` : nameOf(policy) }, spec: JSON.parse(JSON.stringify(spec)) };

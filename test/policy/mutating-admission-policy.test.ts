@@ -289,3 +289,41 @@ t.test('the Kubernetes documentation\'s examples decide as the API server does',
   t.match(apply.warnings.map((w) => w.message), [/applyconfiguration-example\.yaml:\d+:\d+: sets \.spec\.initContainers\.args, atomic in Pod/], 'lint says what the API server will say');
   t.match((await run(apply, withInit)).response, { allowed: false, status: { message: /may not mutate atomic arrays, maps or structs: \.spec\.initContainers\[0\]\.args/ } }, 'the API server\'s own error for this example');
 });
+
+t.test('reinvocationPolicy: IfNeeded runs a policy once more after the object changed, as the API server reinvokes', async (t) => {
+  const tierAnnotation = (reinvocation: string) => map('tier-annotation', `reinvocationPolicy: ${reinvocation}
+mutations:
+  - patchType: ApplyConfiguration
+    applyConfiguration:
+      expression: 'Object{metadata: Object.metadata{annotations: {"example.com/tier": object.metadata.labels.?tier.orValue("unknown")}}}'`);
+  const tierLabel = map('tier-label', `mutations:
+  - patchType: JSONPatch
+    jsonPatch:
+      expression: '[JSONPatch{op: "add", path: "/metadata/labels/tier", value: "web"}]'`);
+  const once = await run(await load({ '1.yaml': tierAnnotation('Never'), '2.yaml': tierLabel }), pod());
+  t.equal(once.patched.metadata.annotations['example.com/tier'], 'unknown', 'Never: it saw the object before the label');
+  const again = await run(await load({ '1.yaml': tierAnnotation('IfNeeded'), '2.yaml': tierLabel }), pod());
+  t.equal(again.patched.metadata.annotations['example.com/tier'], 'web', 'IfNeeded: run again after the label was added');
+  t.same(again.outcome.results.map((r) => r.name), ['tier-annotation/tier-annotation', 'tier-label/tier-label', 'tier-annotation/tier-annotation'], 'the second run is recorded, as it changed something');
+  const settled = await run(await load({ '1.yaml': tierAnnotation('IfNeeded'), '2.yaml': tierLabel }), pod({ metadata: { name: 'web', namespace: 'shop', labels: { tier: 'web' } } }));
+  t.equal(settled.outcome.results.length, 2, 'a second run that changes nothing is not recorded');
+});
+
+t.test('a failing mutation is skipped and the policy\'s others apply; failurePolicy: Ignore admits what they made', async (t) => {
+  const set = await load({ 'm.yaml': map('partial', `failurePolicy: Ignore
+mutations:
+  - patchType: JSONPatch
+    jsonPatch:
+      expression: '[JSONPatch{op: "add", path: "/metadata/labels/a", value: "1"}]'
+  - patchType: JSONPatch
+    jsonPatch:
+      expression: '[JSONPatch{op: "remove", path: "/metadata/labels/missing"}]'
+  - patchType: JSONPatch
+    jsonPatch:
+      expression: '[JSONPatch{op: "add", path: "/metadata/labels/c", value: "3"}]'`) });
+  const { response, patched, outcome } = await run(set, pod());
+  t.equal(response.allowed, true);
+  t.same(patched.metadata.labels, { app: 'web', a: '1', c: '3' });
+  t.match(outcome.results[0], { result: 'error', code: 'MUTATION_FAILED', messages: [/mutations\[1\]: operation 0 \(remove \/metadata\/labels\/missing\): path \/metadata\/labels\/missing does not exist/] });
+  t.match(response.warnings, [/\[partial\/partial\] could not be evaluated and was ignored \(failurePolicy: Ignore\): mutations\[1\]/]);
+});
