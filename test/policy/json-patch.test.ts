@@ -55,3 +55,13 @@ t.test('apply configurations: keyless map-list items and nulls are refused, unkn
     { spec: { template: { spec: { containers: [{ name: 'a', env: [{ name: 'X', value: '3' }] }] } } } }).spec,
   { template: { spec: { containers: [{ name: 'a', env: [{ name: 'X', value: '3' }] }] } } }, 'duplicate keys become the one merged item, as server-side apply makes them');
 });
+
+t.test('"__proto__" is a key like any other: never the prototype', async (t) => {
+  const added = applyJsonPatch({}, [{ op: 'add', path: '/__proto__', value: { polluted: true } }]) as Record<string, unknown>;
+  t.equal(Object.getPrototypeOf(added), Object.prototype);
+  t.same(Object.keys(added), ['__proto__']);
+  t.equal(({} as Record<string, unknown>).polluted, undefined);
+  const merged = mergeApplyConfiguration({ kind: 'Pod' }, JSON.parse('{"metadata": {"__proto__": {"polluted": true}}}'));
+  t.equal(Object.getPrototypeOf(merged.metadata), Object.prototype);
+  t.same(JSON.parse(JSON.stringify(merged)), JSON.parse('{"kind": "Pod", "metadata": {"__proto__": {"polluted": true}}}'));
+});

@@ -3,7 +3,7 @@
 // the API server does, a configuration holding an atomic list, map or struct anywhere (even
 // inside an item it adds) is refused: whatever values it did not repeat would be lost.
 import { isDeepStrictEqual } from 'node:util';
-import { JsonPatchError } from './json-patch.js';
+import { JsonPatchError, setOwn } from './json-patch.js';
 import { isAtomicMap, listTypeAt, type ListType } from './list-types.js';
 
 type Json = unknown;
@@ -56,7 +56,7 @@ function mergeValue(kind: string, live: Json, patch: Json, path: string): Json {
   if (Array.isArray(patch)) return mergeList(kind, live, patch, path);
   if (!isObject(patch)) return patch;
   const out: Record<string, Json> = isObject(live) ? { ...live } : {};
-  for (const [field, value] of Object.entries(patch)) out[field] = mergeValue(kind, out[field], value, below(path, field));
+  for (const [field, value] of Object.entries(patch)) setOwn(out, field, mergeValue(kind, Object.hasOwn(out, field) ? out[field] : undefined, value, below(path, field)));
   return out;
 }
 

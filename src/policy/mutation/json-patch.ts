@@ -13,6 +13,11 @@ type Container = Record<string, Json> | Json[];
 
 const isObject = (v: Json): v is Record<string, Json> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
+/** obj[key] = value as an own member, also for "__proto__" (an assignment would replace the prototype) */
+export function setOwn(obj: Record<string, Json>, key: string, value: Json): void {
+  Object.defineProperty(obj, key, { value, writable: true, enumerable: true, configurable: true });
+}
+
 /** "/a/b~1c" → ["a", "b/c"] (RFC 6901) */
 export function parsePointer(pointer: string): string[] {
   if (pointer === '') return [];
@@ -59,7 +64,7 @@ function valueAt(doc: Json, pointer: string): Json {
 function add(doc: Json, pointer: string, value: Json): void {
   const { parent, key } = parentOf(doc, pointer);
   if (Array.isArray(parent)) parent.splice(arrayIndex(key, parent.length, pointer, true), 0, value);
-  else parent[key] = value;
+  else setOwn(parent, key, value);
 }
 
 function remove(doc: Json, pointer: string): Json {
