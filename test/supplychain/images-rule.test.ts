@@ -272,6 +272,45 @@ images: ["${reg.host}/signed/legacy"]`) })]);
     t.same(JSON.parse(Buffer.from(pinned.review.response.patch!, 'base64').toString('utf8')), [{ op: 'replace', path: '/spec/template/spec/containers/0/image', value: `${reg.host}/templated/app:v1@${tmpl.digest}` }]);
   });
 
+  t.test('/mutate verifies and pins what a MutatingAdmissionPolicy adds, after its change in one patch', async (t) => {
+    const sidecarPolicy = (image: string) => `apiVersion: admissionregistration.k8s.io/v1
+kind: MutatingAdmissionPolicy
+metadata: { name: sidecar }
+spec:
+  matchConstraints:
+    resourceRules: [{ apiGroups: [""], apiVersions: [v1], operations: [CREATE], resources: [pods] }]
+  matchConditions: [{ name: none-yet, expression: "!object.spec.containers.exists(c, c.name == 'proxy')" }]
+  mutations:
+    - patchType: JSONPatch
+      jsonPatch:
+        expression: '[JSONPatch{op: "add", path: "/spec/containers/-", value: Object.spec.containers{name: "proxy", image: "${image}"}}]'
+---
+apiVersion: admissionregistration.k8s.io/v1
+kind: MutatingAdmissionPolicyBinding
+metadata: { name: all }
+spec: { policyName: sidecar }
+`;
+    const withSidecar = async (image: string) => {
+      const loaded = await loadPolicySet([dir, await policyDir({ 'sidecar.yaml': sidecarPolicy(image) })]);
+      if (!loaded.set) throw new Error(loaded.errors.map((e) => e.message).join('\n'));
+      return { ...services, policies: () => loaded.set };
+    };
+    const out = await run(pod(`${reg.host}/signed/app:v1`), 'mutate', await withSidecar(`${reg.host}/signed/app:v1`));
+    t.ok(out.decision.allowed, out.decision.denials.join());
+    const pinnedRef = `${reg.host}/signed/app:v1@${signedTag.digest}`;
+    t.same(JSON.parse(Buffer.from(out.review.response.patch!, 'base64').toString('utf8')), [
+      { op: 'add', path: '/spec/containers/1', value: { name: 'proxy', image: `${reg.host}/signed/app:v1` } },
+      { op: 'replace', path: '/spec/containers/0/image', value: pinnedRef },
+      { op: 'replace', path: '/spec/containers/1/image', value: pinnedRef },
+    ], 'the sidecar added, then every image pinned in the object as mutated');
+
+    const unsigned = await reg.push.image('signed/unsigned-sidecar', 'v1');
+    const denied = await run(pod(`${reg.host}/signed/app:v1`), 'mutate', await withSidecar(`${reg.host}/signed/unsigned-sidecar:v1`));
+    t.notOk(denied.decision.allowed, 'an unsigned image a mutation adds is judged like any other');
+    t.match(denied.review.response.status?.message, unsigned.digest.slice(0, 19));
+    t.equal(denied.review.response.patch, undefined, 'a denied request carries no patch');
+  });
+
   t.test('/validate checks a pinned digest again', async (t) => {
     t.ok((await run(pod(`${reg.host}/signed/app:v1@${signedTag.digest}`))).decision.allowed);
     const unsigned = await reg.push.image('signed/pinned-unsigned', 'v1');
