@@ -155,8 +155,9 @@ async function test(argv: string[]): Promise<number> {
   const failed = outcomes.filter((o) => !o.passed).length;
   if (!outcomes.length) process.stdout.write('no PolicyTest suites found\n');
   if (outcomes.length) {
-    const { untested, needRegistry } = policiesNeverFailed(set, outcomes);
+    const { untested, needRegistry, neverMutated } = policiesNeverFailed(set, outcomes);
     if (untested.length) process.stderr.write(`note: no case makes these policies fail, so their deny or warn path is untested: ${untested.join(', ')}\n`);
+    if (neverMutated.length) process.stderr.write(`note: no case runs these mutation policies to a change (a case with mutated:, or endpoint: mutate), so what they do is untested: ${neverMutated.join(', ')}\n`);
     if (needRegistry.length) process.stderr.write(`note: images-only policies are not judged offline (trustgate verify IMAGE checks them against a registry): ${needRegistry.join(', ')}\n`);
   }
   process.stdout.write(`${outcomes.length - failed} passed, ${failed} failed\n`);

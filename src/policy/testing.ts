@@ -40,22 +40,31 @@ export interface CaseOutcome {
   detail?: string;
   /** the policies this case made fail (their deny or warn path ran) */
   failed?: string[];
+  /** the mutation policies this case made change the object */
+  mutated?: string[];
 }
 
 /**
  * Policies of the set that no case made fail: their deny (or warn) path is never exercised.
  * Those whose only checks are images rules are apart: they need a registry, which suites lack.
+ * A mutation policy is apart too: what it does is change objects, which no case may have seen.
  */
-export function policiesNeverFailed(set: PolicySet, outcomes: readonly CaseOutcome[]): { untested: string[]; needRegistry: string[] } {
+export function policiesNeverFailed(set: PolicySet, outcomes: readonly CaseOutcome[]): { untested: string[]; needRegistry: string[]; neverMutated: string[] } {
   const failed = new Set(outcomes.flatMap((o) => o.failed ?? []));
+  const mutated = new Set(outcomes.flatMap((o) => o.mutated ?? []));
   const untested: string[] = [];
   const needRegistry: string[] = [];
+  const neverMutated: string[] = [];
   for (const p of set.policies) {
+    if (p.mutations.length) {
+      if (!mutated.has(p.name)) neverMutated.push(p.name);
+      continue;
+    }
     if (failed.has(p.name)) continue;
     const imagesOnly = p.images.length > 0 && !p.usesCel && !p.schema && !p.sources;
     (imagesOnly ? needRegistry : untested).push(p.name);
   }
-  return { untested, needRegistry };
+  return { untested, needRegistry, neverMutated };
 }
 
 async function readData(base: string, file: string): Promise<unknown> {
@@ -136,7 +145,7 @@ export async function runPolicyTests(set: PolicySet): Promise<CaseOutcome[]> {
           const mismatch = containmentMismatch(c.mutated, patchedObject(review, r));
           if (mismatch) problems.push(`mutated object: ${mismatch}`);
         }
-        outcomes.push({ suite, name: c.name, passed: problems.length === 0, detail: problems.join('; ') || undefined, failed: outcome.results.filter((p) => p.result === 'fail' || p.result === 'excepted').map((p) => p.name) });
+        outcomes.push({ suite, name: c.name, passed: problems.length === 0, detail: problems.join('; ') || undefined, failed: outcome.results.filter((p) => p.result === 'fail' || p.result === 'excepted').map((p) => p.name), mutated: outcome.results.filter((p) => p.patch?.length && p.mutated).map((p) => p.name) });
       } catch (err) {
         outcomes.push({ suite, name: c.name, passed: false, detail: `could not run: ${(err as Error).message}` });
       }

@@ -327,3 +327,23 @@ mutations:
   t.match(outcome.results[0], { result: 'error', code: 'MUTATION_FAILED', messages: [/mutations\[1\]: operation 0 \(remove \/metadata\/labels\/missing\): path \/metadata\/labels\/missing does not exist/] });
   t.match(response.warnings, [/\[partial\/partial\] could not be evaluated and was ignored \(failurePolicy: Ignore\): mutations\[1\]/]);
 });
+
+t.test('trustgate test names the mutation policies no case ran to a change', async (t) => {
+  const { policiesNeverFailed } = await import('../../src/policy/index.js');
+  const suite = (mutated: boolean) => `apiVersion: trustgate.dev/v1alpha1
+kind: PolicyTest
+metadata: { name: s }
+spec:
+  cases:
+    - name: a pod
+      object: { apiVersion: v1, kind: Pod, metadata: { name: a, namespace: shop, labels: {} }, spec: { containers: [{ name: a, image: nginx:1.27 }] } }
+      expect: allow
+${mutated ? '      mutated: { metadata: { labels: { example.com/team: platform } } }' : ''}
+`;
+  for (const mutated of [true, false]) {
+    const set = await load({ 'm.yaml': TEAM_LABEL, 's.test.yaml': suite(mutated) });
+    const outcomes = await runPolicyTests(set);
+    t.same(outcomes.map((o) => o.passed), [true]);
+    t.same(policiesNeverFailed(set, outcomes), { untested: [], needRegistry: [], neverMutated: mutated ? [] : ['team-label/team-label'] }, mutated ? 'run on /mutate' : 'only validated: never ran');
+  }
+});
