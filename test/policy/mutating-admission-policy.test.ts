@@ -347,3 +347,20 @@ ${mutated ? '      mutated: { metadata: { labels: { example.com/team: platform }
     t.same(policiesNeverFailed(set, outcomes), { untested: [], needRegistry: [], neverMutated: mutated ? [] : ['team-label/team-label'] }, mutated ? 'run on /mutate' : 'only validated: never ran');
   }
 });
+
+t.test('trustgate\'s own Policy takes mutations in the same form; its mode decides what a failing one means', async (t) => {
+  const own = (mode: string) => policyYaml('own-label', `mode: ${mode}
+${POD_RULE}
+reinvocationPolicy: Never
+mutations:
+  - patchType: JSONPatch
+    jsonPatch:
+      expression: '[JSONPatch{op: "add", path: "/metadata/labels/owner", value: "platform"}]'`);
+  const enforced = await run(await load({ 'p.yaml': own('enforce') }), pod());
+  t.same(enforced.patch, [{ op: 'add', path: '/metadata/labels/owner', value: 'platform' }]);
+  const bare = { ...pod(), metadata: { name: 'bare', namespace: 'shop' } };
+  t.equal((await run(await load({ 'p.yaml': own('enforce') }), bare)).response.allowed, false, 'enforce: a failed mutation denies');
+  const warned = await run(await load({ 'p.yaml': own('warn') }), bare);
+  t.equal(warned.response.allowed, true);
+  t.match(warned.response.warnings, [/\[own-label\] mutations\[0\]: operation 0 \(add \/metadata\/labels\/owner\)/], 'warn: admitted with the failure as a warning');
+});
