@@ -20,7 +20,7 @@ import { readPostgresRecords, redactedURL } from './audit/sinks/postgres.js';
 import { ConfigError, flagOn, parseFlags, resolveServeConfig, SERVE_OPTIONS, serveFlagKinds } from './config.js';
 import { didYouMean } from './did-you-mean.js';
 import { readClusterFile, readClusterObjects, StaticCluster } from './kube/cluster-file.js';
-import { authorizationRulesErrors, exceptionReport, EXPIRY_WARNING_DAYS, parseInstant, findingLine, overlongExceptions, isConfigMap, junitReport, loadPolicySet, namespacesIn, policiesNeverFailed, readManifests, runPolicyTests, sarifReport, scanEach, StaticAuthorizer, type AuthorizationRule, type ManifestObject, type PolicySet, type ScanFinding } from './policy/index.js';
+import { authorizationRulesErrors, exceptionReport, EXPIRY_WARNING_DAYS, parseInstant, findingLine, overlongExceptions, isConfigMap, junitReport, loadPolicySet, namespacesIn, patchedObject, policiesNeverFailed, readManifests, runPolicyTests, sarifReport, scanEach, StaticAuthorizer, type AuthorizationRule, type ManifestObject, type PolicySet, type ScanFinding } from './policy/index.js';
 import { renderManifests, webhookRules } from './kube/manifests.js';
 import { stringify as toYaml } from 'yaml';
 import { generateCertificates, generateClientCertificate, startServer } from './server/index.js';
@@ -38,7 +38,8 @@ usage:
   trustgate exceptions DIR|FILE... [--format table|json]   every PolicyException, soonest expiry first: status, days left, scope, reason
   trustgate test    DIR... [--junit FILE]     FILE: the outcomes as JUnit XML, for CI test reports
   trustgate eval    --policies DIR (--review F | --object F [--old-object F] [--operation OP] [--namespace NS])
-                    [--user NAME] [--group G]... [--cluster-file F] [--authorizations F] [--now TIME] [--mutate] [--explain]
+                    [--user NAME] [--group G]... [--cluster-file F] [--authorizations F] [--now TIME] [--mutate] [--patched] [--explain]
+                    --patched: print the object once /mutate's patch is applied, instead of the response
                     --now: the time PolicyExceptions are judged at (default: now)
                     --user/--group: who sends the object (default trustgate-offline, system:authenticated)
                     --authorizations: answers to the policies' authorization checks, as a PolicyTest lists them
@@ -200,7 +201,7 @@ async function evaluate(argv: string[]): Promise<number> {
   const { values } = parseFlags(argv, {
     policies: 'value', review: 'value', object: 'value', 'old-object': 'value', operation: 'value', namespace: 'value',
     'cluster-file': 'value', authorizations: 'value', user: 'value', group: 'value', mutate: 'bool', explain: 'bool', 'sub-resource': 'value',
-    'registry-config': 'value', 'insecure-registry': 'value', 'registry-ca': 'value', now: 'value',
+    'registry-config': 'value', 'insecure-registry': 'value', 'registry-ca': 'value', now: 'value', patched: 'bool',
   });
   const one = (k: string) => values.get(k)?.at(-1) as string | undefined;
   const policies = (values.get('policies') as string[] | undefined) ?? [];
@@ -231,7 +232,7 @@ async function evaluate(argv: string[]): Promise<number> {
   const images = await verifierFromFlags(values, set.registries);
   let outcome;
   try {
-    outcome = await admit(review, flagOn(values, 'mutate') ? 'mutate' : 'validate',
+    outcome = await admit(review, flagOn(values, 'mutate') || flagOn(values, 'patched') ? 'mutate' : 'validate',
       { policies: () => set, recorder: new NullDecisionRecorder(), namespaces: cluster, params: cluster, replica: 'eval', deadlineMs: 8000, images, authorizer }, { explain: flagOn(values, 'explain'), now });
   } catch (err) {
     if (err instanceof AdmissionInputError) throw new UsageError(`the review is not valid: ${err.message}`);
@@ -246,7 +247,10 @@ async function evaluate(argv: string[]): Promise<number> {
     }
     for (const r of outcome.results) process.stderr.write(`[${r.name}] ${r.mode} ${r.result}${r.code ? ` (${r.code})` : ''}${r.messages.length ? `: ${r.messages.join('; ')}` : ''}\n`);
   }
-  process.stdout.write(`${JSON.stringify(outcome.review, null, 2)}\n`);
+  // --patched: the object as the API server would store it, once the response's patch is applied
+  const printed = flagOn(values, 'patched') ? patchedObject(review, outcome.review.response) : outcome.review;
+  if (flagOn(values, 'patched') && !outcome.decision.allowed) process.stderr.write(`denied, so nothing is patched: ${outcome.review.response.status?.message ?? ''}\n`);
+  process.stdout.write(`${JSON.stringify(printed, null, 2)}\n`);
   return outcome.decision.allowed ? 0 : 1;
 }
 

@@ -1,5 +1,5 @@
 export { loadPolicySet, subsetPolicySet, paramWatches, readsClusterData, type ParamWatches, type PolicySet, type LoadResult } from './load.js';
-export { policiesNeverFailed, runPolicyTests, type CaseOutcome, type TestCase } from './testing.js';
+export { patchedObject, policiesNeverFailed, runPolicyTests, type CaseOutcome, type TestCase } from './testing.js';
 export { junitReport } from './junit.js';
 export { sarifReport } from './sarif.js';
 export { findingLine, namespacesIn, readManifests, scanEach, type ManifestObject, type ScanFinding, type ScanVerdict } from './scan.js';

@@ -93,8 +93,8 @@ export function containmentMismatch(expected: unknown, actual: unknown, path = '
   return expected === actual ? undefined : `${path || '.'}: expected ${JSON.stringify(expected)}, got ${JSON.stringify(actual)}`;
 }
 
-/** The case's object as the response's patch leaves it. */
-function patchedObject(review: unknown, r: AdmissionReviewResponse['response']): unknown {
+/** The review's object as the response's patch leaves it. */
+export function patchedObject(review: unknown, r: AdmissionReviewResponse['response']): unknown {
   const object = (review as { request?: { object?: unknown } }).request?.object;
   if (!r.patch) return object;
   const patched = applyJsonPatch(object, JSON.parse(Buffer.from(r.patch, 'base64').toString('utf8')));

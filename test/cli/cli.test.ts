@@ -63,6 +63,33 @@ t.test('eval --object --explain shows what each expression evaluated to', async 
   t.match(res.stderr, /\[require-team\] enforce pass/);
 });
 
+t.test('eval --patched prints the object as a MutatingAdmissionPolicy leaves it; --explain shows the patch', async (t) => {
+  const dir = await policyDir({ 'm.yaml': `apiVersion: admissionregistration.k8s.io/v1
+kind: MutatingAdmissionPolicy
+metadata: { name: team }
+spec:
+  matchConstraints:
+    resourceRules: [{ apiGroups: [""], apiVersions: [v1], operations: [CREATE], resources: [pods] }]
+  mutations:
+    - patchType: ApplyConfiguration
+      applyConfiguration:
+        expression: 'Object{metadata: Object.metadata{labels: {"team": "shop"}}}'
+---
+apiVersion: admissionregistration.k8s.io/v1
+kind: MutatingAdmissionPolicyBinding
+metadata: { name: all }
+spec: { policyName: team }
+` });
+  const pod = join(dir, 'pod.yaml');
+  await writeFile(pod, 'apiVersion: v1\nkind: Pod\nmetadata: {name: web}\nspec: {containers: [{name: web, image: "nginx:1"}]}\n');
+  const res = await trustgate('eval', '--policies', dir, '--object', pod, '--namespace', 'shop', '--patched', '--explain');
+  t.equal(res.code, 0, res.stderr);
+  t.same(JSON.parse(res.stdout).metadata, { name: 'web', labels: { team: 'shop' } });
+  t.match(res.stderr, /\[team\/all\] patch => \[\{"op":"add","path":"\/metadata\/labels","value":\{"team":"shop"\}\}\]/);
+  const validated = await trustgate('eval', '--policies', dir, '--object', pod, '--namespace', 'shop');
+  t.equal(JSON.parse(validated.stdout).response.patch, undefined, 'without --mutate or --patched: /validate, which runs no mutation');
+});
+
 t.test('eval --authorizations answers authorization checks for --user, as a PolicyTest would', async (t) => {
   const dir = await policyDir({ 'exec.yaml': policyYaml('delete-needs-right', `${POD_RULE}
 validations:
