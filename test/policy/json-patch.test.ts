@@ -65,3 +65,23 @@ t.test('"__proto__" is a key like any other: never the prototype', async (t) => 
   t.equal(Object.getPrototypeOf(merged.metadata), Object.prototype);
   t.same(JSON.parse(JSON.stringify(merged)), JSON.parse('{"kind": "Pod", "metadata": {"__proto__": {"polluted": true}}}'));
 });
+
+t.test('items inserted or removed at one place are said so, not as a replace of every item after', async (t) => {
+  const a = { spec: { containers: [{ name: 'a' }, { name: 'b' }] } };
+  t.same(diffPatch(a, { spec: { containers: [{ name: 'proxy' }, { name: 'a' }, { name: 'b' }] } }), [{ op: 'add', path: '/spec/containers/0', value: { name: 'proxy' } }]);
+  t.same(diffPatch(a, { spec: { containers: [{ name: 'a' }, { name: 'x' }, { name: 'y' }, { name: 'b' }] } }), [
+    { op: 'add', path: '/spec/containers/1', value: { name: 'x' } },
+    { op: 'add', path: '/spec/containers/2', value: { name: 'y' } },
+  ]);
+  t.same(diffPatch(a, { spec: { containers: [{ name: 'b' }] } }), [{ op: 'remove', path: '/spec/containers/0' }]);
+  t.same(diffPatch(a, { spec: { containers: [{ name: 'c' }] } }), [{ op: 'replace', path: '/spec/containers/0/name', value: 'c' }, { op: 'remove', path: '/spec/containers/1' }], 'a change that is no splice: item by item');
+});
+
+t.test('splices of random lists, diffed then applied, give the spliced list', async (t) => {
+  const item = fc.oneof(fc.integer({ min: 0, max: 3 }), fc.record({ name: fc.constantFrom('a', 'b', 'c') }));
+  fc.assert(fc.property(fc.array(item, { maxLength: 6 }), fc.nat(), fc.nat({ max: 3 }), fc.array(item, { maxLength: 3 }), (list, at, removed, inserted) => {
+    const i = list.length ? at % (list.length + 1) : 0;
+    const after = [...list.slice(0, i), ...inserted, ...list.slice(i + removed)];
+    t.same(applyJsonPatch({ l: list }, diffPatch({ l: list }, { l: after })), { l: after });
+  }), { numRuns: 500 });
+});

@@ -116,8 +116,26 @@ export function applyJsonPatch(document: Json, operations: readonly PatchOperati
 }
 
 /**
- * Operations that turn `before` into `after`: objects member by member, arrays item by item
- * (trailing items removed from the end, new ones appended), anything else replaced.
+ * When `after` is `before` with items inserted, or removed, at one place (a sidecar put first,
+ * a container taken out), the operations that say so: adds (or removes) there, rather than a
+ * replace of every item after it. False for any other change.
+ */
+function spliced(before: Json[], after: Json[], path: (string | number)[], out: JsonPatchOperation[]): boolean {
+  const d = after.length - before.length;
+  if (d === 0) return false;
+  let i = 0;
+  while (i < before.length && i < after.length && isDeepStrictEqual(before[i], after[i])) i++;
+  const [longer, shorter] = d > 0 ? [after, before] : [before, after];
+  for (let j = i; j < shorter.length; j++) if (!isDeepStrictEqual(shorter[j], longer[j + Math.abs(d)])) return false;
+  if (d > 0) for (let k = 0; k < d; k++) out.push({ op: 'add', path: pointerOf([...path, i + k]), value: after[i + k] });
+  else for (let k = 0; k < -d; k++) out.push({ op: 'remove', path: pointerOf([...path, i]) });
+  return true;
+}
+
+/**
+ * Operations that turn `before` into `after`: objects member by member, arrays by the items
+ * inserted or removed at one place, else item by item (trailing items removed from the end,
+ * new ones appended), anything else replaced.
  */
 export function diffPatch(before: Json, after: Json, path: (string | number)[] = [], out: JsonPatchOperation[] = []): JsonPatchOperation[] {
   if (isDeepStrictEqual(before, after)) return out;
@@ -128,6 +146,7 @@ export function diffPatch(before: Json, after: Json, path: (string | number)[] =
       else out.push({ op: 'add', path: pointerOf([...path, k]), value: v });
     }
   } else if (Array.isArray(before) && Array.isArray(after) && path.length) {
+    if (spliced(before, after, path, out)) return out;
     const common = Math.min(before.length, after.length);
     for (let i = 0; i < common; i++) diffPatch(before[i], after[i], [...path, i], out);
     for (let i = before.length - 1; i >= after.length; i--) out.push({ op: 'remove', path: pointerOf([...path, i]) });
