@@ -199,15 +199,14 @@ export async function applyImageRules(policy: CompiledPolicy, result: PolicyResu
     else failures.push(cause);
   }
   result.images = checked.map((c) => c.verdict);
-  if (failures.length || errors.length) {
-    addCauses(result, failures, errors);
-    return;
-  }
+  if (failures.length || errors.length) addCauses(result, failures, errors);
+  // what was verified is pinned even when another image fails: the patch applies only if the
+  // request is admitted anyway (a warn-mode policy, failurePolicy: Ignore, an exception)
   if (ctx.endpoint !== 'mutate') return;
   const isPod = ctx.request.object?.kind === 'Pod';
   const patch: NonNullable<PolicyResult['patch']> = [];
   for (const { use, rule, verdict } of checked) {
-    if (!rule.mutateDigest || !use.patchable || (!isPod && !rule.mutateTemplates)) continue;
+    if (!verdict.verified || !rule.mutateDigest || !use.patchable || (!isPod && !rule.mutateTemplates)) continue;
     // two policies pinning the same field make one operation, not two
     if (!verdict.resolvedTag || !verdict.digest || ctx.images.pinned.has(use.pointer)) continue;
     ctx.images.pinned.add(use.pointer);

@@ -157,7 +157,8 @@ images: ["${reg.host}/signed/legacy"]`) })]);
     t.same([policy!.result, policy!.code, policy!.messages], ['excepted', 'SIGNATURE_NOT_FOUND', []]);
     t.match(policy!.exceptions, [{ name: 'legacy-images', ticket: 'SEC-7', reason: 'rebuilt signed by SEC-7', messages: [new RegExp(`image ${legacy}`)] }]);
     t.same(waived.record.images.map((i) => [i.ref, i.verified]), [[legacy, false], [`${reg.host}/signed/app:v1`, true]], 'the record still says the image is unverified');
-    t.equal(waived.review.response.patch, undefined, 'nothing of a policy with a failed image is pinned');
+    t.same(JSON.parse(Buffer.from(waived.review.response.patch!, 'base64').toString('utf8')), [{ op: 'replace', path: '/spec/containers/1/image', value: `${reg.host}/signed/app:v1@${signedTag.digest}` }],
+      'the verified image is pinned though the policy failed for the other (admitted by the exception); the waived one is not');
 
     const mixed = await run(pod(legacy, `${reg.host}/signed/unsigned-too:v1`), 'validate', s);
     t.notOk(mixed.decision.allowed, 'another unsigned image still denies');
