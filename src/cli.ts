@@ -20,7 +20,7 @@ import { readPostgresRecords, redactedURL } from './audit/sinks/postgres.js';
 import { ConfigError, flagOn, parseFlags, resolveServeConfig, SERVE_OPTIONS, serveFlagKinds } from './config.js';
 import { didYouMean } from './did-you-mean.js';
 import { readClusterFile, readClusterObjects, StaticCluster } from './kube/cluster-file.js';
-import { authorizationRulesErrors, exceptionReport, EXPIRY_WARNING_DAYS, parseInstant, findingLine, overlongExceptions, isConfigMap, junitReport, loadPolicySet, namespacesIn, patchedObject, policiesNeverFailed, readManifests, runPolicyTests, sarifReport, scanEach, StaticAuthorizer, type AuthorizationRule, type ManifestObject, type PolicySet, type ScanFinding } from './policy/index.js';
+import { authorizationRulesErrors, exceptionReport, EXPIRY_WARNING_DAYS, parseInstant, findingLine, overlongExceptions, isConfigMap, junitReport, loadPolicySet, namespacesIn, patchedObject, withManifestCrds, policiesNeverFailed, readManifests, runPolicyTests, sarifReport, scanEach, StaticAuthorizer, type AuthorizationRule, type ManifestObject, type PolicySet, type ScanFinding } from './policy/index.js';
 import { renderManifests, webhookRules } from './kube/manifests.js';
 import { stringify as toYaml } from 'yaml';
 import { generateCertificates, generateClientCertificate, startServer } from './server/index.js';
@@ -284,6 +284,8 @@ async function scanSubjects(paths: string[], kube: typeof import('./kube/index.j
   if (reading.skipped.length) notes.push(`note: ${reading.skipped.length} document(s) are not Kubernetes objects (no apiVersion or kind) and were not judged: ${reading.skipped.slice(0, 5).join(', ')}${reading.skipped.length > 5 ? ', …' : ''}`);
   // a discovery failure here only leaves some kinds to the plural guessed from them: noted, not fatal
   if (kube && kc) for (const f of await kube.withServedResources(kc, reading.objects)) notes.push(`note: cannot read ${f}; manifests of its kinds are matched by the plural their kind suggests`);
+  // kinds not served yet whose CustomResourceDefinitions come with the manifests
+  withManifestCrds(reading.objects);
   return {
     objects: reading.objects, created: new StaticCluster(namespacesIn(reading.objects)),
     errors: () => reading.errors,

@@ -2,7 +2,7 @@ export { loadPolicySet, subsetPolicySet, paramWatches, readsClusterData, type Pa
 export { patchedObject, policiesNeverFailed, runPolicyTests, type CaseOutcome, type TestCase } from './testing.js';
 export { junitReport } from './junit.js';
 export { sarifReport } from './sarif.js';
-export { findingLine, namespacesIn, readManifests, scanEach, type ManifestObject, type ScanFinding, type ScanVerdict } from './scan.js';
+export { findingLine, namespacesIn, readManifests, scanEach, withManifestCrds, type ManifestObject, type ScanFinding, type ScanVerdict } from './scan.js';
 export { PolicyStore, type ReloadListener } from './store.js';
 export { evaluatePolicy, EvaluationContext, ParamsUnavailableError, type PolicyResult, type ReasonCode, type ExplainStep, type ParamsLookup } from './evaluate.js';
 export { PolicyIndex, type NamespaceLookup } from './match.js';

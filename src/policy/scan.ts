@@ -131,6 +131,31 @@ export interface ScanOptions {
   concurrency?: number;
 }
 
+/**
+ * The kinds CustomResourceDefinitions among the manifests define, as the cluster would serve
+ * them once applied: their objects in the same manifests get the CRD's plural and scope, which
+ * a kind alone leaves to be guessed (a cluster-scoped ClusterIssuer is no namespaced request).
+ * Objects the cluster already placed (`served`) keep that. The number of objects placed.
+ */
+export function withManifestCrds(objects: readonly ManifestObject[]): number {
+  const byKind = new Map<string, NonNullable<ManifestObject['served']>>();
+  for (const { object } of objects) {
+    if (object.kind !== 'CustomResourceDefinition' || !String(object.apiVersion).startsWith('apiextensions.k8s.io/')) continue;
+    const spec = (object as { spec?: { group?: unknown; scope?: unknown; names?: { kind?: unknown; plural?: unknown }; versions?: { name?: unknown }[] } }).spec;
+    const { group, names, scope, versions } = spec ?? {};
+    if (typeof group !== 'string' || typeof names?.kind !== 'string' || typeof names.plural !== 'string' || !Array.isArray(versions)) continue;
+    for (const v of versions) {
+      if (typeof v?.name === 'string') byKind.set(`${group}/${v.name}|${names.kind}`, { resource: names.plural, namespaced: scope !== 'Cluster' });
+    }
+  }
+  let placed = 0;
+  for (const m of objects) {
+    const served = m.served ? undefined : byKind.get(`${m.object.apiVersion}|${m.object.kind}`);
+    if (served) (m.served = served), placed++;
+  }
+  return placed;
+}
+
 /** a result that denies under enforce: a failure, or an error the policy does not ignore; or one an exception waives for now */
 const failing = (r: PolicyResult) => r.result === 'fail' || r.result === 'excepted' || (r.result === 'error' && r.failurePolicy !== 'Ignore');
 

@@ -177,3 +177,29 @@ t.test('scan --audit: records no sink took fail the scan (exit 2) and stay in a 
   const zero = await trustgate('scan', '--policies', await policies(), '--audit', 'file:/x', '--audit-timeout-seconds', '0', `${dir}/app`);
   t.same([zero.code, /--audit-timeout-seconds must be a positive whole number/.test(zero.stderr)], [2, true]);
 });
+
+t.test('scan: a custom kind whose CustomResourceDefinition comes with the manifests is judged under its plural and scope', async (t) => {
+  const issuerPolicy = policyYaml('no-self-signed', `match:
+  resources:
+    - { apiGroups: [cert-manager.io], resources: [clusterissuers], operations: [CREATE], scope: Cluster }
+validations:
+  - expression: "!has(object.spec.selfSigned)"
+    message: self-signed issuers are not allowed`);
+  const dir = t.testdir({
+    'crd.yaml': `apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: { name: clusterissuers.cert-manager.io }
+spec:
+  group: cert-manager.io
+  scope: Cluster
+  names: { kind: ClusterIssuer, plural: clusterissuers, singular: clusterissuer, listKind: ClusterIssuerList }
+  versions: [{ name: v1, served: true, storage: true, schema: { openAPIV3Schema: { type: object, x-kubernetes-preserve-unknown-fields: true } } }]
+`,
+    'issuer.yaml': 'apiVersion: cert-manager.io/v1\nkind: ClusterIssuer\nmetadata: { name: local }\nspec: { selfSigned: {} }\n',
+  });
+  const out = await trustgate('scan', '--policies', await policyDir({ 'p.yaml': issuerPolicy }), '--namespace', 'team-a', dir);
+  t.equal(out.code, 1, out.stderr);
+  t.match(out.stdout, /issuer\.yaml:1: DENY cert-manager\.io\/v1 ClusterIssuer local\n {4}\[no-self-signed\] enforce fail VALIDATION_FAILED: self-signed issuers are not allowed/, 'cluster-scoped, as its CRD says: no namespace given to it, and a scope: Cluster rule matches');
+  const alone = await trustgate('scan', '--policies', await policyDir({ 'p.yaml': issuerPolicy }), '--namespace', 'team-a', join(dir, 'issuer.yaml'));
+  t.equal(alone.code, 0, 'without its CRD the kind is taken for a namespaced one, which this rule does not match');
+});
