@@ -4,8 +4,7 @@ import type { CompiledMutation } from '../types.js';
 import { mergeApplyConfiguration } from './apply-configuration.js';
 import { applyJsonPatch, JsonPatchError, type PatchOperation } from './json-patch.js';
 
-export { diffPatch, JsonPatchError } from './json-patch.js';
-export { escapePointerSegment } from '../cel/library/jsonpatch.js';
+export { diffPatch, escapePointerSegment, JsonPatchError } from './json-patch.js';
 
 type JsonObject = Record<string, unknown>;
 const isObject = (v: unknown): v is JsonObject => typeof v === 'object' && v !== null && !Array.isArray(v);

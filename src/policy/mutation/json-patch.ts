@@ -28,8 +28,11 @@ export function parsePointer(pointer: string): string[] {
   });
 }
 
+/** RFC 6901: '~' first, so the '~' of an escaped '/' is not escaped again */
+export const escapePointerSegment = (key: string): string => key.replaceAll('~', '~0').replaceAll('/', '~1');
+
 /** ["a", "b/c"] → "/a/b~1c" */
-export const pointerOf = (segments: readonly (string | number)[]): string => segments.map((s) => `/${String(s).replaceAll('~', '~0').replaceAll('/', '~1')}`).join('');
+export const pointerOf = (segments: readonly (string | number)[]): string => segments.map((s) => `/${escapePointerSegment(String(s))}`).join('');
 
 /** An array index as RFC 6902 allows it: digits without a leading zero (or "-" where an append is meant) */
 function arrayIndex(segment: string, length: number, pointer: string, forAdd: boolean): number {

@@ -1,11 +1,9 @@
 // Kubernetes' JSON Patch library for MutatingAdmissionPolicies: jsonpatch.escapeKey(k) makes a
 // map key (a label or annotation name with '/' or '~') safe as one JSON Pointer segment.
 import type { Environment } from '@marcbachmann/cel-js';
+import { escapePointerSegment } from '../../mutation/json-patch.js';
 
 class JsonPatchNamespace {}
-
-/** RFC 6901: '~' first, so the '~' of an escaped '/' is not escaped again */
-export const escapePointerSegment = (key: string): string => key.replaceAll('~', '~0').replaceAll('/', '~1');
 
 export function registerJsonPatch(env: Environment): void {
   env
