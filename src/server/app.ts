@@ -142,6 +142,8 @@ async function admissionRoutes(app: FastifyInstance, options: { bodyLimit: numbe
       for (const r of outcome.results) {
         metrics.policyResults.hot(r.name, r.mode, r.result, r.code ?? '');
         if (r.exceptions) for (const e of r.exceptions) metrics.exceptionsApplied.inc({ exception: e.name, policy: r.name });
+        // a patch leaves only with an admission: what each policy changed in objects admitted
+        if (r.patch?.length && outcome.decision.allowed) metrics.patches.inc({ endpoint, policy: r.name }, r.patch.length);
       }
       metrics.requests.hot(endpoint, '200');
       // the API server reconnects through the Service, to a replica that is staying

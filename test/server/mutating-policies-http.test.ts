@@ -38,6 +38,7 @@ t.test('/mutate answers a MutatingAdmissionPolicy\'s patch over HTTPS; /validate
   t.same(patch, containers.map((c, i) => ({ op: c.imagePullPolicy === undefined ? 'add' : 'replace', path: `/spec/containers/${i}/imagePullPolicy`, value: 'Always' })).filter((_, i) => containers[i]!.imagePullPolicy !== 'Always'));
   const validated = (await server.post('/validate', review)).json().response;
   t.equal(validated.patch, undefined);
+  t.match((await server.get('/metrics')).text, new RegExp(`trustgate_patch_operations_total\\{endpoint="mutate",policy="pull-always/all"\\} ${patch.length}\\n`), 'the patch operations each policy made, counted');
   // the file sink is fed from the spool: wait for both records
   let lines: string[] = [];
   for (let i = 0; i < 100 && lines.length < 2; i++) {
