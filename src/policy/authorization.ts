@@ -35,12 +35,19 @@ export const MAX_AUTHORIZATION_CHECKS = 32;
 /** Rounds of asking: a check that depends on another's answer needs one more. */
 export const MAX_AUTHORIZATION_ROUNDS = 4;
 /**
- * Checks stop waiting this long before the internal deadline (at most a tenth of the time
- * left): the last evaluation must run before it, so that an unanswered check reaches the
- * expression as an errored decision, as in Kubernetes, instead of the policy erroring at the
- * deadline and its failurePolicy deciding (Ignore would admit what the check denies).
+ * Checks stop waiting this long before the internal deadline (a tenth of the time left, but at
+ * least 50 ms or half of it): the last evaluation must run before it, so that an unanswered
+ * check reaches the expression as an errored decision, as in Kubernetes, instead of the policy
+ * erroring at the deadline and its failurePolicy deciding (Ignore would admit what the check
+ * denies). The floor is for short deadlines on a busy machine, where a timer fires late.
  */
 export const AUTHORIZATION_EVALUATION_RESERVE_MS = 250;
+const AUTHORIZATION_EVALUATION_RESERVE_FLOOR_MS = 50;
+
+/** how long before the request's deadline waiting for answers ends, with `left` ms to go */
+export function evaluationReserve(left: number): number {
+  return Math.min(AUTHORIZATION_EVALUATION_RESERVE_MS, Math.max(left / 10, Math.min(AUTHORIZATION_EVALUATION_RESERVE_FLOOR_MS, left / 2)));
+}
 
 /** a decision the check could not reach: not allowed, and errored() says why */
 export const errored = (error: string): AuthorizationDecision => ({ allowed: false, reason: '', error });
@@ -121,7 +128,7 @@ export class AuthorizationSession implements AuthorizationChecker {
    * deadline: the request's; waiting ends a reserve before it, for the last evaluation.
    */
   async resolve(requestDeadline: number): Promise<void> {
-    const deadline = requestDeadline - Math.min(AUTHORIZATION_EVALUATION_RESERVE_MS, Math.max(0, requestDeadline - Date.now()) / 10);
+    const deadline = requestDeadline - evaluationReserve(Math.max(0, requestDeadline - Date.now()));
     const asked = [...this.#pending];
     this.#pending.clear();
     // a timer that holds the process open, unlike AbortSignal.timeout's: a hung authorizer must not end it

@@ -288,3 +288,8 @@ spec:
 ` })]);
   t.match(broken.errors.map((e) => e.message).join('\n'), /t\.yaml:5:\d+: spec\.authorizations\.0: /, 'an answer names a resource or a path');
 });
+
+t.test('the reserve for the last evaluation: a tenth of the time left, at most 250 ms, at least 50 ms or half', async (t) => {
+  const { evaluationReserve } = await import('../../src/policy/authorization.js');
+  t.same([8000, 1000, 300, 100, 40, 0].map(evaluationReserve), [250, 100, 50, 50, 20, 0]);
+});
