@@ -323,7 +323,7 @@ function mutate(policy: CompiledPolicy, ctx: EvaluationContext, activation: Reco
       if (policy.variables.length) act.variables = lazyVariables(over, policy, act);
     }
     try {
-      current = applyMutation(m, current, fromCel(run(ctx, policy, m.label, m.expression, act))) as KubeObject;
+      current = applyMutation(m, current, run(ctx, policy, m.label, m.expression, act)) as KubeObject;
     } catch (err) {
       // past the deadline, or without params, nothing more can run
       if (err instanceof DeadlineExceededError || err instanceof ParamsUnavailableError) throw err;

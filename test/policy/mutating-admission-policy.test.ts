@@ -364,3 +364,24 @@ mutations:
   t.equal(warned.response.allowed, true);
   t.match(warned.response.warnings, [/\[own-label\] mutations\[0\]: operation 0 \(add \/metadata\/labels\/owner\)/], 'warn: admitted with the failure as a warning');
 });
+
+t.test('a mutation value with no JSON form fails the mutation, as the API server cannot marshal it; bytes, timestamps and durations are written as strings', async (t) => {
+  const labelled = (value: string) => map('value', `mutations:
+  - patchType: JSONPatch
+    jsonPatch:
+      expression: '[JSONPatch{op: "add", path: "/metadata/labels/x", value: ${value}}]'`);
+  for (const [value, message] of [
+    ['optional.of("a")', /value\[0\]\.value: a value of type Optional has no JSON form/],
+    ['type(1)', /a value of type Type has no JSON form/],
+    ['1.0 / 0.0', /Infinity has no JSON form/],
+    ['{1: "a"}', /a map key 1 is no string/],
+    ['9223372036854775807', /9223372036854775807 is beyond what trustgate writes exactly as a JSON number/],
+  ] as const) {
+    const { response, outcome } = await run(await load({ 'm.yaml': labelled(value) }), pod());
+    t.equal(response.allowed, false, value);
+    t.match(outcome.results[0], { code: 'MUTATION_FAILED', messages: [message] }, value);
+  }
+  for (const [value, written] of [['b"ab"', 'YWI='], ['timestamp("2026-01-01T00:00:00Z")', '2026-01-01T00:00:00.000Z'], ['duration("90s")', '90s'], ['7u', 7]] as const) {
+    t.equal((await run(await load({ 'm.yaml': labelled(value) }), pod())).patched.metadata.labels.x, written, value);
+  }
+});

@@ -3,6 +3,7 @@
 import type { CompiledMutation } from '../types.js';
 import { mergeApplyConfiguration } from './apply-configuration.js';
 import { applyJsonPatch, JsonPatchError, type PatchOperation } from './json-patch.js';
+import { jsonValue } from './json-value.js';
 
 export { diffPatch, escapePointerSegment, JsonPatchError } from './json-patch.js';
 
@@ -19,13 +20,16 @@ function patchOperations(value: unknown): PatchOperation[] {
   });
 }
 
-/** The object after one mutation's value; unchanged when a JSONPatch's `test` does not hold. */
-export function applyMutation(mutation: Pick<CompiledMutation, 'patchType'>, object: JsonObject, value: unknown): JsonObject {
+/**
+ * The object after one mutation's CEL value (converted strictly to JSON first); unchanged when a
+ * JSONPatch's `test` does not hold.
+ */
+export function applyMutation(mutation: Pick<CompiledMutation, 'patchType'>, object: JsonObject, celValue: unknown): JsonObject {
+  const value = jsonValue(celValue);
   if (mutation.patchType === 'JSONPatch') {
+    // no operation may target the whole document (path ""), so what is patched stays an object
     const patched = applyJsonPatch(object, patchOperations(value));
-    if (patched === 'test-failed') return object;
-    if (!isObject(patched)) throw new JsonPatchError('the patch left something other than an object');
-    return patched;
+    return patched === 'test-failed' ? object : (patched as JsonObject);
   }
   if (!isObject(value)) throw new JsonPatchError('an ApplyConfiguration expression must evaluate to Object{…}');
   return mergeApplyConfiguration(object, value);
