@@ -1,7 +1,8 @@
 export { loadPolicySet, subsetPolicySet, paramWatches, readsClusterData, type ParamWatches, type PolicySet, type LoadResult } from './load.js';
-export { patchedObject, policiesNeverFailed, runPolicyTests, type CaseOutcome, type TestCase } from './testing.js';
+export { policiesNeverFailed, runPolicyTests, type CaseOutcome, type TestCase } from './testing.js';
 export { junitReport } from './junit.js';
 export { sarifReport } from './sarif.js';
+export { patchedObject } from './mutation/index.js';
 export { findingLine, namespacesIn, readManifests, scanEach, withManifestCrds, type ManifestObject, type ScanFinding, type ScanVerdict } from './scan.js';
 export { PolicyStore, type ReloadListener } from './store.js';
 export { evaluatePolicy, EvaluationContext, ParamsUnavailableError, type PolicyResult, type ReasonCode, type ExplainStep, type ParamsLookup } from './evaluate.js';

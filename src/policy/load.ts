@@ -128,12 +128,15 @@ export async function loadPolicySet(paths: readonly string[], options: LoadOptio
   // params objects of the Validating and MutatingAdmissionPolicies are looked up among the other documents
   const paramObjects = paramObjectsOf(others);
   const bound = (list: LoadedDocument[], kind: string) => list.filter((b) => !refusedVaps.has(`${kind}/${(b.value.spec as { policyName: string }).policyName}`));
-  const validating = translateVaps(vaps, bound(bindings, 'ValidatingAdmissionPolicy'), paramObjects);
-  // in file order, as /mutate applies mutation policies in the order of the set
-  const mutating = translateVaps(maps, bound(mapBindings, 'MutatingAdmissionPolicy'), paramObjects, 'Mutating');
-  const translated = { policies: [...mutating.policies, ...validating.policies], unbound: [...mutating.unbound, ...validating.unbound], errors: [...mutating.errors, ...validating.errors], warnings: [...mutating.warnings, ...validating.warnings] };
-  errors.push(...translated.errors);
-  policyDocs.push(...translated.policies);
+  // each in file order, as /mutate applies mutation policies in the order of the set
+  const translated = [
+    translateVaps(maps, bound(mapBindings, 'MutatingAdmissionPolicy'), paramObjects, 'Mutating'),
+    translateVaps(vaps, bound(bindings, 'ValidatingAdmissionPolicy'), paramObjects),
+  ];
+  for (const t of translated) {
+    errors.push(...t.errors);
+    policyDocs.push(...t.policies);
+  }
   // trust roots first, so a policy may name one defined later in the files
   const trustRoots: CompiledTrustRoot[] = [];
   for (const doc of trustRootDocs) {
@@ -146,14 +149,14 @@ export async function loadPolicySet(paths: readonly string[], options: LoadOptio
     }
   }
   const rootByName = (name: string) => (name === PUBLIC_GOOD ? publicGoodTrustRoot() : trustRoots.find((r) => r.name === name));
-  const warnings: PolicyFileError[] = [...translated.warnings, ...others.flatMap((d) => foreignPolicyWarning(d) ?? [])];
+  const warnings: PolicyFileError[] = [...translated.flatMap((t) => t.warnings), ...others.flatMap((d) => foreignPolicyWarning(d) ?? [])];
   for (const doc of policyDocs) {
     const compiled = await compilePolicy(doc, rootByName);
     if (compiled.policy) policies.push(compiled.policy);
     errors.push(...compiled.errors);
     warnings.push(...compiled.warnings);
   }
-  for (const doc of translated.unbound) errors.push(...(await compilePolicy(doc, rootByName)).errors);
+  for (const doc of translated.flatMap((t) => t.unbound)) errors.push(...(await compilePolicy(doc, rootByName)).errors);
   // after the policies, which they must name
   const exceptions: CompiledException[] = [];
   const now = options.now ?? Date.now();

@@ -135,9 +135,9 @@ export interface ScanOptions {
  * The kinds CustomResourceDefinitions among the manifests define, as the cluster would serve
  * them once applied: their objects in the same manifests get the CRD's plural and scope, which
  * a kind alone leaves to be guessed (a cluster-scoped ClusterIssuer is no namespaced request).
- * Objects the cluster already placed (`served`) keep that. The number of objects placed.
+ * Objects the cluster already placed (`served`) keep that.
  */
-export function withManifestCrds(objects: readonly ManifestObject[]): number {
+export function withManifestCrds(objects: readonly ManifestObject[]): void {
   const byKind = new Map<string, NonNullable<ManifestObject['served']>>();
   for (const { object } of objects) {
     if (object.kind !== 'CustomResourceDefinition' || !String(object.apiVersion).startsWith('apiextensions.k8s.io/')) continue;
@@ -148,12 +148,7 @@ export function withManifestCrds(objects: readonly ManifestObject[]): number {
       if (typeof v?.name === 'string') byKind.set(`${group}/${v.name}|${names.kind}`, { resource: names.plural, namespaced: scope !== 'Cluster' });
     }
   }
-  let placed = 0;
-  for (const m of objects) {
-    const served = m.served ? undefined : byKind.get(`${m.object.apiVersion}|${m.object.kind}`);
-    if (served) (m.served = served), placed++;
-  }
-  return placed;
+  for (const m of objects) m.served ??= byKind.get(`${m.object.apiVersion}|${m.object.kind}`);
 }
 
 /** a result that denies under enforce: a failure, or an error the policy does not ignore; or one an exception waives for now */

@@ -9,7 +9,7 @@ import { NullDecisionRecorder } from '../audit/index.js';
 import { StaticCluster } from '../kube/cluster-file.js';
 import { StaticAuthorizer, type AuthorizationRule } from './authorization.js';
 import { parseInstant } from './exceptions.js';
-import { applyJsonPatch } from './mutation/json-patch.js';
+import { patchedObject } from './mutation/index.js';
 import { subsetPolicySet, type PolicySet } from './load.js';
 
 export interface TestCase {
@@ -72,7 +72,7 @@ async function readData(base: string, file: string): Promise<unknown> {
 }
 
 /** Where `actual` does not hold what `expected` gives: objects field by field, lists item by item. */
-export function containmentMismatch(expected: unknown, actual: unknown, path = ''): string | undefined {
+function containmentMismatch(expected: unknown, actual: unknown, path = ''): string | undefined {
   if (Array.isArray(expected)) {
     if (!Array.isArray(actual)) return `${path || '.'}: expected a list, got ${JSON.stringify(actual)}`;
     if (actual.length !== expected.length) return `${path || '.'}: expected ${expected.length} items, got ${actual.length}`;
@@ -91,14 +91,6 @@ export function containmentMismatch(expected: unknown, actual: unknown, path = '
     return undefined;
   }
   return expected === actual ? undefined : `${path || '.'}: expected ${JSON.stringify(expected)}, got ${JSON.stringify(actual)}`;
-}
-
-/** The review's object as the response's patch leaves it. */
-export function patchedObject(review: unknown, r: AdmissionReviewResponse['response']): unknown {
-  const object = (review as { request?: { object?: unknown } }).request?.object;
-  if (!r.patch) return object;
-  const patched = applyJsonPatch(object, JSON.parse(Buffer.from(r.patch, 'base64').toString('utf8')));
-  return patched === 'test-failed' ? object : patched;
 }
 
 function verdict(r: AdmissionReviewResponse['response']): 'allow' | 'deny' | 'warn' {

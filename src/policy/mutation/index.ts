@@ -1,5 +1,6 @@
 // MutatingAdmissionPolicy mutations: a CEL value (Object{…} or a list of JSONPatch{…}) applied to
 // the object. Pure: the object in, the mutated object out, or a JsonPatchError saying why not.
+import type { AdmissionReviewResponse } from '../../admission/types.js';
 import type { CompiledMutation } from '../types.js';
 import { mergeApplyConfiguration } from './apply-configuration.js';
 import { applyJsonPatch, JsonPatchError, type PatchOperation } from './json-patch.js';
@@ -33,4 +34,12 @@ export function applyMutation(mutation: Pick<CompiledMutation, 'patchType'>, obj
   }
   if (!isObject(value)) throw new JsonPatchError('an ApplyConfiguration expression must evaluate to Object{…}');
   return mergeApplyConfiguration(object, value);
+}
+
+/** A review's object as the AdmissionReview response's patch leaves it (eval --patched, PolicyTest's mutated:). */
+export function patchedObject(review: unknown, response: AdmissionReviewResponse['response']): unknown {
+  const object = (review as { request?: { object?: unknown } }).request?.object;
+  if (!response.patch) return object;
+  const patched = applyJsonPatch(object, JSON.parse(Buffer.from(response.patch, 'base64').toString('utf8')) as PatchOperation[]);
+  return patched === 'test-failed' ? object : patched;
 }
