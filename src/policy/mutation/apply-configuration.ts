@@ -3,12 +3,11 @@
 // the API server does, a configuration holding an atomic list, map or struct anywhere (even
 // inside an item it adds) is refused: whatever values it did not repeat would be lost.
 import { isDeepStrictEqual } from 'node:util';
-import { JsonPatchError, setOwn } from './json-patch.js';
+import { isObject, JsonPatchError, setOwn } from './json-patch.js';
 import { isAtomicMap, listTypeAt, type ListType } from './list-types.js';
 
 type Json = unknown;
 type MapList = Extract<ListType, { type: 'map' }>;
-const isObject = (v: Json): v is Record<string, Json> => typeof v === 'object' && v !== null && !Array.isArray(v);
 const below = (path: string, field: string) => (path ? `${path}.${field}` : field);
 
 /** Paths (as the API server writes them: .spec.initContainers[0].args) of atomic values in the configuration. */

@@ -3,13 +3,12 @@
 import type { AdmissionReviewResponse } from '../../admission/types.js';
 import type { CompiledMutation } from '../types.js';
 import { mergeApplyConfiguration } from './apply-configuration.js';
-import { applyJsonPatch, JsonPatchError, type PatchOperation } from './json-patch.js';
+import { applyJsonPatch, isObject, JsonPatchError, type PatchOperation } from './json-patch.js';
 import { jsonValue } from './json-value.js';
 
 export { diffPatch, escapePointerSegment, JsonPatchError } from './json-patch.js';
 
 type JsonObject = Record<string, unknown>;
-const isObject = (v: unknown): v is JsonObject => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 function patchOperations(value: unknown): PatchOperation[] {
   if (!Array.isArray(value)) throw new JsonPatchError('a JSONPatch expression must evaluate to a list of JSONPatch{…}');

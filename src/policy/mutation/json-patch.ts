@@ -11,7 +11,8 @@ export class JsonPatchError extends Error {
 type Json = unknown;
 type Container = Record<string, Json> | Json[];
 
-const isObject = (v: Json): v is Record<string, Json> => typeof v === 'object' && v !== null && !Array.isArray(v);
+/** a JSON object (not an array, not null) */
+export const isObject = (v: Json): v is Record<string, Json> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 /** obj[key] = value as an own member, also for "__proto__" (an assignment would replace the prototype) */
 export function setOwn(obj: Record<string, Json>, key: string, value: Json): void {
