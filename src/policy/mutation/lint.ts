@@ -10,6 +10,7 @@ import { isAtomicMap, listTypeAt } from './list-types.js';
 const fieldPath = (type: string, field: string) => (type === 'Object' ? field : `${type.slice('Object.'.length)}.${field}`);
 
 export function atomicFieldWarnings(spec: PolicySpec): PolicyWarning[] {
+  if (!spec.mutations?.length) return [];
   const kinds = builtInKindsMatched(spec.match.resources);
   if (!kinds?.length) return [];
   const warnings: PolicyWarning[] = [];
