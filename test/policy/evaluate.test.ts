@@ -57,9 +57,9 @@ validations:
   t.same(out.results.map((r) => [r.name, r.messages]), [
     // the variable's error, met first by a messageExpression (which falls back) and thrown again
     // from the variable's cache to the third validation, is still the variable's
-    ['named', ['evaluation error in variables.broken (object.spec.nope.nope): No such key: nope']],
+    ['named', ['evaluation error in variables.broken (object.spec.nope.nope): No such key: nope (not set here: test it with has() first, or read it optionally: .?nope)']],
     // a messageExpression that failed before does not take the blame for a later validation's error
-    ['plain', ["evaluation error in validations[1] (object.metadata.nothing == 'x'): No such key: nothing"]],
+    ['plain', ["evaluation error in validations[1] (object.metadata.nothing == 'x'): No such key: nothing (not set here: test it with has() first, or read it optionally: .?nothing)"]],
   ]);
 });
 

@@ -156,6 +156,15 @@ function typeErrorMessage(message: string, variables: readonly string[]): string
   return `type error: ${message}${didYouMean(unknownVariable, variables)}`;
 }
 
+/**
+ * A regex written in an ordinary CEL string is the usual cause of an invalid escape ('\.'
+ * is not a CEL escape, as in Kubernetes): say how to write it instead.
+ */
+function syntaxErrorMessage(message: string): string {
+  if (!message.startsWith('Invalid escape sequence')) return `syntax error: ${message}`;
+  return `syntax error: ${message} (CEL strings know \\\\, \\n, \\t, quotes and a few more: write a regular expression as a raw string, r'^ghcr\\.io/', or double its backslashes)`;
+}
+
 function messageOf(err: unknown): string {
   const msg = (err as Error).message ?? String(err);
   return msg.split('\n')[0]!;
@@ -312,7 +321,7 @@ export function compileExpression(source: string, options: CompileOptions): Comp
   try {
     parsed = env.parse(source);
   } catch (err) {
-    throw new CelCompileError(`syntax error: ${messageOf(err)}`, (err as { range?: { start: number } }).range?.start ?? 0);
+    throw new CelCompileError(syntaxErrorMessage(messageOf(err)), (err as { range?: { start: number } }).range?.start ?? 0);
   }
   const { identifiers, variableRefs } = prepare(parsed.ast as Node, options.variables, callablesOf(env), options.messages);
   if (options.messages) checkMutationRoot(parsed.ast as Node, options.messages);
@@ -368,5 +377,8 @@ export function compileExpression(source: string, options: CompileOptions): Comp
 
 /** A one-line description of an evaluation error, without the input that caused it. */
 export function describeEvaluationError(err: unknown): string {
-  return messageOf(err);
+  const message = messageOf(err);
+  // the error policy authors meet most, usually from has(a.b.c) with a.b itself unset
+  const key = /^No such key: ([\w$-]+)$/.exec(message)?.[1];
+  return key === undefined ? message : `${message} (not set here: test it with has() first, or read it optionally: .?${key})`;
 }

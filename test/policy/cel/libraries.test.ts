@@ -2,7 +2,7 @@
 import { isDeepStrictEqual } from 'node:util';
 import fc from 'fast-check';
 import t from 'tap';
-import { compileExpression, createCelEnvironment, toCel, CelCompileError, InputLimitError } from '../../../src/policy/cel/index.js';
+import { compileExpression, createCelEnvironment, toCel, CelCompileError, InputLimitError, describeEvaluationError } from '../../../src/policy/cel/index.js';
 
 const run = (src: string, activation: Record<string, unknown> = {}) => compileExpression(src, { expect: 'any' }).evaluate(toCel(activation) as Record<string, unknown>);
 
@@ -223,6 +223,8 @@ t.test("the rest of cel-go's optional library, which Kubernetes policies may use
   t.equal(run('object.?spec.?volumes == optional.none() && optional.of(1) != optional.of(2)', pod), true);
   t.equal(run('object.?metadata.?name.?first.hasValue()', pod), false, 'a string has no fields: .? finds none, as in cel-go');
   t.throws(() => run('object.?metadata.?name.first.hasValue()', pod), { message: /No such key: first/ }, 'and a plain selection into it is an error');
+  t.throws(() => run('has(object.spec.volumes.x)', pod), { message: /No such key: volumes/ }, 'has() tests only the last field of its path');
+  t.equal(describeEvaluationError(new Error('No such key: volumes')), 'No such key: volumes (not set here: test it with has() first, or read it optionally: .?volumes)', 'the error says how to avoid it');
   t.throws(() => compileExpression("[?'web']", { expect: 'any' }), { message: /optional entry must be optional/ });
   t.throws(() => run('[?object.metadata.name]', pod), { message: /optional entry must be optional/ }, 'checked when it runs, for dyn');
   // a regex inside an optional entry is still RE2's
@@ -249,6 +251,8 @@ t.test('list and map literals join dyn with other types, as cel-go does under ho
 t.test('broken expressions fail at load with a position and a reason', async (t) => {
   const bad: [string, RegExp][] = [
     ['object.spec.', /syntax error/],
+    // a regex in an ordinary string: the usual cause, so the message says how to write it
+    ["object.name.matches('^ghcr\\.io/')", /^syntax error: Invalid escape sequence: \\\. \(.*raw string, r'\^ghcr\\\.io\/'/],
     ["1 + 'a'", /type error: no such overload/],
     ["object.name.matches('(unclosed')", /invalid regular expression "\(unclosed"/],
     ['nosuchvar.x', /Unknown variable: nosuchvar/],
