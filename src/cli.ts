@@ -22,6 +22,7 @@ import { didYouMean } from './did-you-mean.js';
 import { readClusterFile, readClusterObjects, StaticCluster } from './kube/cluster-file.js';
 import { authorizationRulesErrors, exceptionReport, EXPIRY_WARNING_DAYS, parseInstant, findingLine, overlongExceptions, isConfigMap, junitReport, loadPolicySet, namespacesIn, patchedObject, withManifestCrds, policiesNeverFailed, readManifests, runPolicyTests, sarifReport, scanEach, StaticAuthorizer, type AuthorizationRule, type ManifestObject, type PolicySet, type ScanFinding } from './policy/index.js';
 import { renderManifests, webhookRules } from './kube/manifests.js';
+import { renderMonitoring } from './kube/monitoring.js';
 import { stringify as toYaml } from 'yaml';
 import { generateCertificates, generateClientCertificate, startServer } from './server/index.js';
 import { createImageVerifier } from './supplychain/index.js';
@@ -56,7 +57,7 @@ usage:
   trustgate certs   client --name NAME --out DIR [--days N]   a CA and a client certificate for the API server (serve --client-ca)
   trustgate manifests [--namespace NS] [--image IMG] [--replicas N] [--policies DIR] [--ca-file F]
                     [--tls-secret NAME] [--audit SINK]... [--timeout-seconds N] [--pull-secrets] [--self-managed-certs]
-                    [--client-ca-file F [--client-name NAME]...] [--audit-signing-secret NAME] [--scan-schedule CRON]
+                    [--client-ca-file F [--client-name NAME]...] [--audit-signing-secret NAME] [--scan-schedule CRON] [--monitoring | --only-monitoring]
   trustgate audit   verify SOURCE... [--key F]... | query SOURCE... [--since T] [--until T] [--namespace NS] [--user U]
                     [--policy P] [--exception E] [--endpoint validate|mutate|scan] [--allowed|--denied] [--image REF] [--format json|table]
                     SOURCE: a file sink's file (rotated siblings included), a spool directory, or postgres://…
@@ -570,7 +571,7 @@ async function audit(argv: string[]): Promise<number> {
 }
 
 async function manifests(argv: string[]): Promise<number> {
-  const { values } = parseFlags(argv, { namespace: 'value', image: 'value', replicas: 'value', policies: 'value', 'ca-file': 'value', 'tls-secret': 'value', audit: 'value', 'timeout-seconds': 'value', 'pull-secrets': 'bool', 'self-managed-certs': 'bool', 'client-ca-file': 'value', 'client-name': 'value', 'audit-signing-secret': 'value', 'scan-schedule': 'value' });
+  const { values } = parseFlags(argv, { namespace: 'value', image: 'value', replicas: 'value', policies: 'value', 'ca-file': 'value', 'tls-secret': 'value', audit: 'value', 'timeout-seconds': 'value', 'pull-secrets': 'bool', 'self-managed-certs': 'bool', 'client-ca-file': 'value', 'client-name': 'value', 'audit-signing-secret': 'value', 'scan-schedule': 'value', monitoring: 'bool', 'only-monitoring': 'bool' });
   const one = (k: string) => values.get(k)?.at(-1) as string | undefined;
   const replicas = positiveWhole(one('replicas'), '--replicas') ?? 2;
   if (replicas < 2) process.stderr.write('warning: one replica cannot survive a node loss; use 2 or more\n');
@@ -610,6 +611,10 @@ async function manifests(argv: string[]): Promise<number> {
     auditSigningSecret: one('audit-signing-secret'),
     scanSchedule: scanSchedule?.trim(),
   });
+  // the CA that signs the serving certificate: cert-manager's Secret carries it as ca.crt, and so does the self-managed CA's
+  const monitoring = () => renderMonitoring({ namespace: one('namespace') ?? 'trustgate', caSecret: flagOn(values, 'self-managed-certs') ? 'trustgate-ca' : one('tls-secret') ?? 'trustgate-tls' });
+  if (flagOn(values, 'only-monitoring')) objects.splice(0, objects.length, ...monitoring());
+  else if (flagOn(values, 'monitoring')) objects.push(...monitoring());
   process.stdout.write(objects.map((o) => toYaml(o, { lineWidth: 0 })).join('---\n'));
   if (scanSchedule && webhookRules(set).some((r) => (r.resources as string[]).some((x) => x.startsWith('*')))) {
     process.stderr.write('warning: a policy matches every resource ("*"), so the scheduled scan may list every resource in the cluster, Secrets included; name the resources to grant less\n');

@@ -33,6 +33,8 @@ export interface AuditMetrics {
   acked(sink: string, n: number): void;
   sinkError(sink: string): void;
   spoolBytes(bytes: number): void;
+  /** the spool's size limit, once at start: spoolBytes against it is how full it is */
+  spoolLimit(bytes: number): void;
   /** a record carrying a signed checkpoint reached the spool */
   checkpoint(seq: number): void;
   backlog(sink: string, bytes: number, oldestAgeSeconds: number): void;
@@ -55,7 +57,7 @@ export interface AuditPipelineOptions {
   checkpoints?: CheckpointSigner;
 }
 
-const NO_METRICS: AuditMetrics = { written() {}, lost() {}, acked() {}, sinkError() {}, spoolBytes() {}, checkpoint() {}, backlog() {} };
+const NO_METRICS: AuditMetrics = { written() {}, lost() {}, acked() {}, sinkError() {}, spoolBytes() {}, spoolLimit() {}, checkpoint() {}, backlog() {} };
 
 /**
  * Spool bytes a disk turned bad reach a sink decoded as every other reader of the spool decodes
@@ -83,6 +85,8 @@ export class AuditPipeline {
     const spool = await Spool.open(options.spoolDir, { maxBytes: options.maxSpoolBytes, sync: options.spoolSync });
     const chain = new HashChain(await spool.chainHead(), options.checkpoints);
     const pipeline = new AuditPipeline(spool, chain, options);
+    pipeline.#metrics.spoolLimit(spool.options.maxBytes);
+    pipeline.#metrics.spoolBytes(spool.bytes);
     for (const sink of options.sinks) {
       pipeline.#cursors.set(sink.id, await readCursor(pipeline.#cursorPath(sink)));
       pipeline.#loops.push(pipeline.#feed(sink));

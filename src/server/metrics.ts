@@ -100,6 +100,7 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
     auditAcked: new Counter({ name: 'trustgate_audit_records_acknowledged_total', help: 'Records acknowledged by each sink', labelNames: ['sink'] as const, registers: [registry] }),
     auditSinkErrors: new Counter({ name: 'trustgate_audit_sink_errors_total', help: 'Failed deliveries by sink', labelNames: ['sink'] as const, registers: [registry] }),
     auditSpoolBytes: new Gauge({ name: 'trustgate_audit_spool_bytes', help: 'Bytes in the audit spool', registers: [registry] }),
+    auditSpoolLimit: new Gauge({ name: 'trustgate_audit_spool_limit_bytes', help: 'The audit spool\'s size limit (--audit-spool-max-bytes): at it, admissions are refused (--audit-full deny) or admitted unrecorded', registers: [registry] }),
     auditBacklogBytes: new Gauge({ name: 'trustgate_audit_backlog_bytes', help: 'Spooled bytes a sink has not acknowledged', labelNames: ['sink'] as const, registers: [registry] }),
     // outside the audit store, a witness of each chain's length: a log cut short below it was truncated
     auditCheckpointSeq: new Gauge({ name: 'trustgate_audit_checkpoint_seq', help: 'The seq of the newest record carrying a signed checkpoint (this replica\'s chain)', registers: [registry] }),
@@ -127,6 +128,7 @@ export function auditMetrics(m: Metrics): import('../audit/index.js').AuditMetri
     acked: (sink, n) => m.auditAcked.inc({ sink }, n),
     sinkError: (sink) => m.auditSinkErrors.inc({ sink }),
     spoolBytes: (bytes) => m.auditSpoolBytes.set(bytes),
+    spoolLimit: (bytes) => m.auditSpoolLimit.set(bytes),
     checkpoint: (seq) => m.auditCheckpointSeq.set(seq),
     backlog: (sink, bytes, age) => {
       m.auditBacklogBytes.set({ sink }, bytes);

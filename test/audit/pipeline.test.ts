@@ -105,7 +105,7 @@ t.test('a restart replays what no sink acknowledged, and the chain continues', a
 
 t.test('a full spool denies by default, or admits and counts the loss with allow', async (t) => {
   const lost: number[] = [];
-  const metrics = { written() {}, lost: () => lost.push(1), acked() {}, sinkError() {}, spoolBytes() {}, checkpoint() {}, backlog() {} };
+  const metrics = { written() {}, lost: () => lost.push(1), acked() {}, sinkError() {}, spoolBytes() {}, spoolLimit() {}, checkpoint() {}, backlog() {} };
   const deny = await AuditPipeline.start({ spoolDir: await mkdtemp(join(tmpdir(), 'tg-spool-')), sinks: [], whenFull: 'deny', maxSpoolBytes: 1000, logger, metrics });
   t.teardown(() => deny.close());
   await deny.record(makeRecord());
