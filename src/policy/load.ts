@@ -8,6 +8,7 @@ import { selectorString } from './selector.js';
 import { isConfigMap, paramKindKey, PolicyFileError, type CompiledPolicy, type LabelSelector, type ParamKind } from './types.js';
 import { compileException, PolicyExceptions, type CompiledException } from './exceptions.js';
 import { namesPolicy, paramObjectsOf, translateVaps, VAP_API_GROUP, VAP_KINDS } from './vap.js';
+import { isKyvernoPolicyDocument, kyvernoLibrariesUsed, translateKyvernoPolicies, withKyvernoLibraryNote } from './kyverno.js';
 import { compileTrustRoot, publicGoodTrustRoot, PUBLIC_GOOD, TrustRootError, type CompiledTrustRoot, type TrustRootSpec } from '../supplychain/sigstore/index.js';
 
 export interface PolicySet {
@@ -91,13 +92,15 @@ export async function loadPolicySet(paths: readonly string[], options: LoadOptio
   /** Validating and MutatingAdmissionPolicies refused by the schema (kind/name): their own errors explain a binding's missing policy */
   const refusedVaps = new Set<string>();
   const names = new Map<string, string>();
+  const kyvernoDocs: LoadedDocument[] = [];
   for (const doc of read.documents) {
     const vap = isVapDocument(doc.value);
-    if (!vap && !isTrustgateDocument(doc.value)) {
+    const kyverno = !vap && isKyvernoPolicyDocument(doc.value);
+    if (!vap && !kyverno && !isTrustgateDocument(doc.value)) {
       others.push(doc);
       continue;
     }
-    const docErrors = schemaErrors(doc, vap ? 'vap' : 'trustgate');
+    const docErrors = schemaErrors(doc, vap ? 'vap' : kyverno ? 'kyverno' : 'trustgate');
     if (docErrors.length) {
       errors.push(...docErrors);
       const name = (doc.value.metadata as { name?: unknown } | undefined)?.name;
@@ -109,9 +112,10 @@ export async function loadPolicySet(paths: readonly string[], options: LoadOptio
       tests.push(doc);
       continue;
     }
-    const name = (doc.value.metadata as { name: string }).name;
+    const { name, namespace } = doc.value.metadata as { name: string; namespace?: string };
     const pos = doc.positionOf(['metadata', 'name']);
-    const key = `${kind}/${name}`;
+    // a NamespacedValidatingPolicy's name is its namespace's
+    const key = kind === 'NamespacedValidatingPolicy' ? `${kind}/${namespace ?? ''}/${name}` : `${kind}/${name}`;
     if (names.has(key)) {
       errors.push(new PolicyFileError(pos, `${kind} ${name} is defined twice (first at ${names.get(key)})`));
       continue;
@@ -123,6 +127,7 @@ export async function loadPolicySet(paths: readonly string[], options: LoadOptio
     else if (kind === 'ValidatingAdmissionPolicyBinding') bindings.push(doc);
     else if (kind === 'MutatingAdmissionPolicy') maps.push(doc);
     else if (kind === 'MutatingAdmissionPolicyBinding') mapBindings.push(doc);
+    else if (kyverno) kyvernoDocs.push(doc);
     else policyDocs.push(doc);
   }
   // params objects of the Validating and MutatingAdmissionPolicies are looked up among the other documents
@@ -137,6 +142,8 @@ export async function loadPolicySet(paths: readonly string[], options: LoadOptio
     errors.push(...t.errors);
     policyDocs.push(...t.policies);
   }
+  const kyverno = translateKyvernoPolicies(kyvernoDocs);
+  errors.push(...kyverno.errors);
   // trust roots first, so a policy may name one defined later in the files
   const trustRoots: CompiledTrustRoot[] = [];
   for (const doc of trustRootDocs) {
@@ -149,13 +156,33 @@ export async function loadPolicySet(paths: readonly string[], options: LoadOptio
     }
   }
   const rootByName = (name: string) => (name === PUBLIC_GOOD ? publicGoodTrustRoot() : trustRoots.find((r) => r.name === name));
-  const warnings: PolicyFileError[] = [...translated.flatMap((t) => t.warnings), ...others.flatMap((d) => foreignPolicyWarning(d) ?? [])];
+  const warnings: PolicyFileError[] = [...translated.flatMap((t) => t.warnings), ...kyverno.warnings, ...others.flatMap((d) => foreignPolicyWarning(d) ?? [])];
   for (const doc of policyDocs) {
     const compiled = await compilePolicy(doc, rootByName);
     if (compiled.policy) policies.push(compiled.policy);
     errors.push(...compiled.errors);
     warnings.push(...compiled.warnings);
   }
+  // names are how denials, records, exceptions and tests refer to policies: a Kyverno one may not take another's
+  const taken = new Set(policies.map((p) => p.name));
+  for (const { policy, autogen, source } of kyverno.policies) {
+    const libraries = kyvernoLibrariesUsed(source);
+    for (const doc of [policy, ...autogen]) {
+      const name = (doc.value.metadata as { name: string }).name;
+      if (taken.has(name)) {
+        errors.push(new PolicyFileError(doc.positionOf(['metadata', 'name']), `the Kyverno policy ${name} has the name of another policy: rename one`));
+        break;
+      }
+      taken.add(name);
+      const compiled = await compilePolicy(doc, rootByName);
+      if (compiled.policy) policies.push(compiled.policy);
+      errors.push(...compiled.errors.map((e) => withKyvernoLibraryNote(e, libraries)));
+      warnings.push(...compiled.warnings);
+      // the autogen copies hold the same expressions: the policy's own errors say it all
+      if (compiled.errors.length) break;
+    }
+  }
+
   for (const doc of translated.flatMap((t) => t.unbound)) errors.push(...(await compilePolicy(doc, rootByName)).errors);
   // after the policies, which they must name
   const exceptions: CompiledException[] = [];

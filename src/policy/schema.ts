@@ -15,6 +15,9 @@ const policySchema = JSON.parse(readFileSync(POLICY_SCHEMA_PATH, 'utf8'));
 const validateDocument = ajv.compile(policySchema);
 const validateAuthorizations = ajv.compile(policySchema.definitions.authorizationRules);
 const validateVapDocument = ajv.compile(JSON.parse(readFileSync(VAP_SCHEMA_PATH, 'utf8')));
+/** Kyverno's ValidatingPolicy: the VAP schema's pieces, with Kyverno's own fields */
+export const KYVERNO_SCHEMA_PATH = new URL('../../schema/kyverno.schema.json', import.meta.url);
+const validateKyvernoDocument = ajv.compile(JSON.parse(readFileSync(KYVERNO_SCHEMA_PATH, 'utf8')));
 
 function pathOf(instancePath: string): string[] {
   return instancePath.split('/').slice(1).map((p) => p.replace(/~1/g, '/').replace(/~0/g, '~'));
@@ -34,9 +37,9 @@ function describe(e: ErrorObject): string {
   }
 }
 
-/** Schema errors of one document (trustgate's own, or a ValidatingAdmissionPolicy or binding), each at the position of the offending node. */
-export function schemaErrors(doc: LoadedDocument, which: 'trustgate' | 'vap' = 'trustgate'): PolicyFileError[] {
-  const validate = which === 'vap' ? validateVapDocument : validateDocument;
+/** Schema errors of one document (trustgate's own, a Validating/MutatingAdmissionPolicy or binding, or a Kyverno ValidatingPolicy), each at the position of the offending node. */
+export function schemaErrors(doc: LoadedDocument, which: 'trustgate' | 'vap' | 'kyverno' = 'trustgate'): PolicyFileError[] {
+  const validate = which === 'vap' ? validateVapDocument : which === 'kyverno' ? validateKyvernoDocument : validateDocument;
   if (validate(doc.value)) return [];
   const errors = (validate.errors ?? []).filter((e) => e.keyword !== 'if');
   const seen = new Set<string>();
