@@ -20,7 +20,7 @@ import { readPostgresRecords, redactedURL } from './audit/sinks/postgres.js';
 import { ConfigError, flagOn, parseFlags, resolveServeConfig, SERVE_OPTIONS, serveFlagKinds } from './config.js';
 import { didYouMean } from './did-you-mean.js';
 import { readClusterFile, readClusterObjects, StaticCluster } from './kube/cluster-file.js';
-import { authorizationRulesErrors, exceptionReport, EXPIRY_WARNING_DAYS, parseInstant, findingLine, overlongExceptions, isConfigMap, junitReport, loadPolicySet, namespacesIn, patchedObject, withManifestCrds, policiesNeverFailed, readManifests, runPolicyTests, sarifReport, scanEach, StaticAuthorizer, type AuthorizationRule, type ManifestObject, type PolicySet, type ScanFinding } from './policy/index.js';
+import { authorizationRulesErrors, exceptionReport, runKyvernoTests, EXPIRY_WARNING_DAYS, parseInstant, findingLine, overlongExceptions, isConfigMap, junitReport, loadPolicySet, namespacesIn, patchedObject, withManifestCrds, policiesNeverFailed, readManifests, runPolicyTests, sarifReport, scanEach, StaticAuthorizer, type AuthorizationRule, type ManifestObject, type PolicySet, type ScanFinding } from './policy/index.js';
 import { renderManifests, webhookRules } from './kube/manifests.js';
 import { renderMonitoring } from './kube/monitoring.js';
 import { stringify as toYaml } from 'yaml';
@@ -152,11 +152,15 @@ async function test(argv: string[]): Promise<number> {
   if (!positionals.length) throw new UsageError('test needs at least one directory with policies and PolicyTest suites');
   const set = await loadOrFail(positionals);
   if (!set) return 1;
-  const outcomes = await runPolicyTests(set);
+  const ours = await runPolicyTests(set);
+  // Kyverno CLI tests (kyverno-test.yaml) of the Kyverno ValidatingPolicies among them, each with its own policy files
+  const kyverno = await runKyvernoTests(positionals);
+  const outcomes = [...ours, ...kyverno.outcomes];
   for (const o of outcomes) process.stdout.write(`${o.passed ? 'ok' : 'not ok'} - ${o.suite}: ${o.name}${o.detail ? `\n    ${o.detail}` : ''}\n`);
+  for (const n of kyverno.notes) process.stderr.write(`note: ${n}\n`);
   const failed = outcomes.filter((o) => !o.passed).length;
   if (!outcomes.length) process.stdout.write('no PolicyTest suites found\n');
-  if (outcomes.length) {
+  if (ours.length) {
     const { untested, needRegistry, neverMutated } = policiesNeverFailed(set, outcomes);
     if (untested.length) process.stderr.write(`note: no case makes these policies fail, so their deny or warn path is untested: ${untested.join(', ')}\n`);
     if (neverMutated.length) process.stderr.write(`note: no case runs these mutation policies to a change (a case with mutated:, or endpoint: mutate), so what they do is untested: ${neverMutated.join(', ')}\n`);

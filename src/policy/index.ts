@@ -1,5 +1,6 @@
 export { loadPolicySet, subsetPolicySet, paramWatches, readsClusterData, type ParamWatches, type PolicySet, type LoadResult } from './load.js';
 export { policiesNeverFailed, runPolicyTests, type CaseOutcome, type TestCase } from './testing.js';
+export { runKyvernoTests } from './kyverno-tests.js';
 export { junitReport } from './junit.js';
 export { sarifReport } from './sarif.js';
 export { patchedObject } from './mutation/index.js';

@@ -208,3 +208,28 @@ t.test('scan and manifests see them: webhook rules cover the autogen kinds', asy
   const resources = webhookRules(set).flatMap((r) => r.resources as string[]).sort();
   t.same(resources, ['cronjobs', 'daemonsets', 'deployments', 'jobs', 'pods', 'replicasets', 'statefulsets']);
 });
+
+t.test('trustgate test runs Kyverno CLI tests (kyverno-test.yaml) of ValidatingPolicies, and names what it cannot run', async (t) => {
+  const { trustgate } = await import('../helpers/cli.js');
+  const ok = await trustgate('test', KYVERNO);
+  t.equal(ok.code, 0, ok.stderr);
+  t.match(ok.stdout, /^ok - kyverno-test disallow-latest-tag: disallow-latest-tag on Deployment baddeployment01: fail$/m, 'a Deployment judged through autogen');
+  t.match(ok.stdout, /\n19 passed, 0 failed\n$/);
+
+  // a copy with one expectation turned round, a ClusterPolicy result and a test with a values file
+  const dir = await policyDir({});
+  const { cp, writeFile, readFile: read } = await import('node:fs/promises');
+  await cp(join(KYVERNO, '10-disallow-latest-tag'), join(dir, 'latest'), { recursive: true });
+  const testFile = join(dir, 'latest/.kyverno-test/kyverno-test.yaml');
+  const text = await read(testFile, 'utf8');
+  await writeFile(testFile, text.replace(/(  - gooddeployment01\n  result: )pass/, '$1fail').replace('results:\n', 'results:\n- policy: some-cluster-policy\n  rule: a-rule\n  kind: Pod\n  resources: [myapp-pod]\n  result: pass\n'));
+  await cp(join(KYVERNO, '09-require-image-checksum'), join(dir, 'digest'), { recursive: true });
+  const digestTest = join(dir, 'digest/.kyverno-test/kyverno-test.yaml');
+  await writeFile(digestTest, `${await read(digestTest, 'utf8')}variables: values.yaml\n`);
+  const broken = await trustgate('test', dir);
+  t.equal(broken.code, 1);
+  t.match(broken.stdout, /^not ok - kyverno-test disallow-latest-tag: disallow-latest-tag on Deployment gooddeployment01: fail\n    got pass$/m);
+  t.match(broken.stderr, /latest\/\.kyverno-test\/kyverno-test\.yaml: 1 of its 7 results not run: some-cluster-policy is not a Kyverno ValidatingPolicy among its policies/);
+  t.match(broken.stderr, /digest\/\.kyverno-test\/kyverno-test\.yaml: not run: it sets variables, which trustgate's runner of Kyverno tests does not read/);
+  t.match(broken.stdout, /\n7 passed, 1 failed\n$/, 'what was not run is not counted either way');
+});
