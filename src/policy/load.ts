@@ -8,7 +8,7 @@ import { selectorString } from './selector.js';
 import { isConfigMap, paramKindKey, PolicyFileError, type CompiledPolicy, type LabelSelector, type ParamKind } from './types.js';
 import { compileException, PolicyExceptions, type CompiledException } from './exceptions.js';
 import { namesPolicy, paramObjectsOf, translateVaps, VAP_API_GROUP, VAP_KINDS } from './vap.js';
-import { isKyvernoPolicyDocument, kyvernoLibrariesUsed, translateKyvernoPolicies, withKyvernoLibraryNote } from './kyverno.js';
+import { isKyvernoPolicyDocument, kyvernoLibrariesUsed, translateKyvernoPolicies, withKyvernoLibraryNote, type TranslatedKyvernoPolicy } from './kyverno.js';
 import { compileTrustRoot, publicGoodTrustRoot, PUBLIC_GOOD, TrustRootError, type CompiledTrustRoot, type TrustRootSpec } from '../supplychain/sigstore/index.js';
 
 export interface PolicySet {
@@ -163,26 +163,10 @@ export async function loadPolicySet(paths: readonly string[], options: LoadOptio
     errors.push(...compiled.errors);
     warnings.push(...compiled.warnings);
   }
-  // names are how denials, records, exceptions and tests refer to policies: a Kyverno one may not take another's
-  const taken = new Set(policies.map((p) => p.name));
-  for (const { policy, autogen, source } of kyverno.policies) {
-    const libraries = kyvernoLibrariesUsed(source);
-    for (const doc of [policy, ...autogen]) {
-      const name = (doc.value.metadata as { name: string }).name;
-      if (taken.has(name)) {
-        errors.push(new PolicyFileError(doc.positionOf(['metadata', 'name']), `the Kyverno policy ${name} has the name of another policy: rename one`));
-        break;
-      }
-      taken.add(name);
-      const compiled = await compilePolicy(doc, rootByName);
-      if (compiled.policy) policies.push(compiled.policy);
-      errors.push(...compiled.errors.map((e) => withKyvernoLibraryNote(e, libraries)));
-      warnings.push(...compiled.warnings);
-      // the autogen copies hold the same expressions: the policy's own errors say it all
-      if (compiled.errors.length) break;
-    }
-  }
-
+  const kyvernoCompiled = await compileKyvernoPolicies(kyverno.policies, new Set(policies.map((p) => p.name)), rootByName);
+  policies.push(...kyvernoCompiled.policies);
+  errors.push(...kyvernoCompiled.errors);
+  warnings.push(...kyvernoCompiled.warnings);
   for (const doc of translated.flatMap((t) => t.unbound)) errors.push(...(await compilePolicy(doc, rootByName)).errors);
   // after the policies, which they must name
   const exceptions: CompiledException[] = [];
@@ -199,6 +183,32 @@ export async function loadPolicySet(paths: readonly string[], options: LoadOptio
   const revisions = [...policies.map((p) => `${p.name}@${p.revision}`), ...exceptions.map((e) => `exception ${e.name}@${e.revision}`)];
   const revision = createHash('sha256').update(revisions.join('\n')).digest('hex').slice(0, 12);
   return { set: { revision, policies, index: new PolicyIndex(policies), exceptions: new PolicyExceptions(exceptions, policies), trustRoots, registries, usesAuthorizer: policies.some((p) => p.usesAuthorizer), mutates: policies.some((p) => p.mutations.length > 0), tests, warnings, files: new Set(read.documents.map((d) => d.file)).size, skipped: others.length }, errors: [] };
+}
+
+/**
+ * Kyverno ValidatingPolicies and their autogen copies, compiled. Names are how denials, records,
+ * exceptions and tests refer to policies, so a Kyverno one may not take one already `taken`.
+ */
+async function compileKyvernoPolicies(translated: readonly TranslatedKyvernoPolicy[], taken: Set<string>, rootByName: Parameters<typeof compilePolicy>[1]) {
+  const out = { policies: [] as CompiledPolicy[], errors: [] as PolicyFileError[], warnings: [] as PolicyFileError[] };
+  for (const { policy, autogen, source } of translated) {
+    const libraries = kyvernoLibrariesUsed(source);
+    for (const doc of [policy, ...autogen]) {
+      const name = (doc.value.metadata as { name: string }).name;
+      if (taken.has(name)) {
+        out.errors.push(new PolicyFileError(doc.positionOf(['metadata', 'name']), `the Kyverno policy ${name} has the name of another policy: rename one`));
+        break;
+      }
+      taken.add(name);
+      const compiled = await compilePolicy(doc, rootByName);
+      if (compiled.policy) out.policies.push(compiled.policy);
+      out.errors.push(...compiled.errors.map((e) => withKyvernoLibraryNote(e, libraries)));
+      out.warnings.push(...compiled.warnings);
+      // the autogen copies hold the same expressions: the policy's own errors say it all
+      if (compiled.errors.length) break;
+    }
+  }
+  return out;
 }
 
 /** The same set restricted to the named policies (for test suites that target some of them). */
