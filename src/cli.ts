@@ -20,7 +20,7 @@ import { readPostgresRecords, redactedURL } from './audit/sinks/postgres.js';
 import { ConfigError, flagOn, parseFlags, resolveServeConfig, SERVE_OPTIONS, serveFlagKinds } from './config.js';
 import { didYouMean } from './did-you-mean.js';
 import { readClusterFile, readClusterObjects, StaticCluster } from './kube/cluster-file.js';
-import { authorizationRulesErrors, exceptionReport, runKyvernoTests, EXPIRY_WARNING_DAYS, parseInstant, findingLine, overlongExceptions, isConfigMap, junitReport, loadPolicySet, namespacesIn, patchedObject, withManifestCrds, policiesNeverFailed, readManifests, runPolicyTests, sarifReport, scanEach, StaticAuthorizer, type AuthorizationRule, type ManifestObject, type PolicySet, type ScanFinding } from './policy/index.js';
+import { authorizationRulesErrors, exceptionReport, runKyvernoTests, policyReports, EXPIRY_WARNING_DAYS, parseInstant, findingLine, overlongExceptions, isConfigMap, junitReport, loadPolicySet, namespacesIn, patchedObject, withManifestCrds, policiesNeverFailed, readManifests, runPolicyTests, sarifReport, scanEach, StaticAuthorizer, type AuthorizationRule, type ManifestObject, type PolicySet, type ScanFinding } from './policy/index.js';
 import { renderManifests, webhookRules } from './kube/manifests.js';
 import { renderMonitoring } from './kube/monitoring.js';
 import { stringify as toYaml } from 'yaml';
@@ -45,7 +45,7 @@ usage:
                     --user/--group: who sends the object (default trustgate-offline, system:authenticated)
                     --authorizations: answers to the policies' authorization checks, as a PolicyTest lists them
   trustgate scan    --policies DIR (FILE|DIR|-... | --kubeconfig F | --in-cluster) [--kubeconfig F | --in-cluster | --cluster-file F]
-                    [--namespace NS] [--user NAME] [--group G]... [--format table|json|sarif] [--all] [--strict] [registry flags as for verify]
+                    [--namespace NS] [--user NAME] [--group G]... [--format table|json|sarif|policyreport] [--all] [--strict] [registry flags as for verify]
                     [--audit SINK... [--audit-header 'Name: value']... [--audit-ca F] [--audit-timeout-seconds N] [--replica NAME]]
                     every object of the manifests (or, with a cluster and no PATH, in the cluster) judged as its CREATE
                     would be: exit 1 if any is denied (--strict: or fails a warn/audit policy), 2 if the scan is incomplete
@@ -352,7 +352,7 @@ async function scan(argv: string[]): Promise<number> {
   if (one('kubeconfig') && flagOn(values, 'in-cluster')) throw new UsageError('give --kubeconfig or --in-cluster, not both');
   if (live && one('cluster-file')) throw new UsageError('--cluster-file stands in for a cluster: give it or --kubeconfig/--in-cluster, not both');
   const format = one('format') ?? 'table';
-  if (format !== 'table' && format !== 'json' && format !== 'sarif') throw new UsageError('--format is table, json or sarif');
+  if (!['table', 'json', 'sarif', 'policyreport'].includes(format)) throw new UsageError('--format is table, json, sarif or policyreport');
   const set = await loadOrFail(policies);
   if (!set) return 2;
   let clusterFile: StaticCluster | undefined;
@@ -371,10 +371,11 @@ async function scan(argv: string[]): Promise<number> {
   const params = state ?? clusterFile ?? new StaticCluster([]);
   const images = await verifierFromFlags(values, set.registries);
   const trail = await scanAuditTrail(values);
-  // findings are printed as they come; only SARIF, one document, keeps them (the failing ones)
+  // findings are printed as they come; SARIF (one document) keeps the failing ones, policy reports every one
   const counts = { allow: 0, warn: 0, deny: 0 };
   let waived = 0;
   const failing: ScanFinding[] = [];
+  const kept: ScanFinding[] = [];
   let subjects: ScanSubjects;
   try {
     subjects = await scanSubjects(positionals, kube, kc, set);
@@ -387,6 +388,8 @@ async function scan(argv: string[]): Promise<number> {
       if (f.verdict === 'warn' && f.policies.some((p) => p.exceptions)) waived++;
       if (format === 'sarif') {
         if (f.verdict !== 'allow') failing.push(f);
+      } else if (format === 'policyreport') {
+        kept.push(f);
       } else if (format === 'json') process.stdout.write(`${JSON.stringify(f)}\n`);
       else if (f.verdict !== 'allow' || flagOn(values, 'all')) process.stdout.write(`${findingLine(f)}\n`);
     });
@@ -401,6 +404,7 @@ async function scan(argv: string[]): Promise<number> {
   }
   const recorded = await trail?.finish();
   if (format === 'sarif') process.stdout.write(`${JSON.stringify(sarifReport(failing, { version: TRUSTGATE_VERSION }), null, 2)}\n`);
+  if (format === 'policyreport') process.stdout.write(policyReports(kept, { time: new Date() }).map((r) => toYaml(r, { lineWidth: 0, aliasDuplicateObjects: false })).join('---\n'));
   for (const line of [...subjects.errors(), ...subjects.notes]) process.stderr.write(`${line}\n`);
   const incomplete = subjects.incomplete().join(', ');
   process.stderr.write(`scanned ${counts.allow + counts.warn + counts.deny} object(s) against ${set.policies.length} policies: ${counts.allow} allowed, ${counts.warn} admitted but failing warn or audit policies${waived ? ` (${waived} of them admitted by exception)` : ''}, ${counts.deny} denied${incomplete ? `; incomplete: ${incomplete}` : ''}\n`);

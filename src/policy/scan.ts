@@ -118,7 +118,11 @@ export interface ScanFinding {
   kind: string;
   namespace?: string;
   name?: string;
+  /** the object's uid, when it was read from a cluster (policy reports link results to it) */
+  uid?: string;
   verdict: ScanVerdict;
+  /** the policies that judged it and passed */
+  passed: string[];
   /** the policies it fails, or that could not judge it */
   policies: { name: string; mode: string; result: PolicyResult['result']; code?: string; messages: string[]; exceptions?: { name: string; expires: string; ticket?: string }[] }[];
 }
@@ -172,6 +176,7 @@ async function judge(m: ManifestObject, services: AdmissionServices, options: Sc
   const object = {
     where: m.where, ...(m.file !== undefined ? { file: m.file, line: m.line } : {}),
     apiVersion: m.object.apiVersion!, kind: m.object.kind!, namespace: review.request.namespace, name: meta?.name ?? meta?.generateName,
+    ...(typeof meta?.uid === 'string' ? { uid: meta.uid } : {}),
   };
   let outcome;
   try {
@@ -179,12 +184,12 @@ async function judge(m: ManifestObject, services: AdmissionServices, options: Sc
   } catch (err) {
     // what the server would refuse before any policy (too deep, too large): denied, and said why
     if (!(err instanceof AdmissionInputError)) throw err;
-    return { ...object, verdict: 'deny', policies: [{ name: 'trustgate', mode: 'enforce', result: 'error', code: err.error, messages: [err.message] }] };
+    return { ...object, verdict: 'deny', passed: [], policies: [{ name: 'trustgate', mode: 'enforce', result: 'error', code: err.error, messages: [err.message] }] };
   }
   const { decision, results } = outcome;
   const verdict: ScanVerdict = !decision.allowed ? 'deny' : results.some(failing) ? 'warn' : 'allow';
   const policies = results.filter((r) => r.result !== 'pass').map(findingOf);
-  return { ...object, verdict, policies };
+  return { ...object, verdict, passed: results.filter((r) => r.result === 'pass').map((r) => r.name), policies };
 }
 
 /**

@@ -102,7 +102,7 @@ t.test('scan reads standard input (kustomize build | trustgate scan -), and says
   t.match(missing.stderr, /nope\.yaml: no such file or directory/);
   const format = await trustgate('scan', '--policies', dir, '--format', 'xml', broken);
   t.equal(format.code, 2);
-  t.match(format.stderr, /--format is table, json or sarif/);
+  t.match(format.stderr, /--format is table, json, sarif or policyreport/);
   const both = await trustgate('scan', '--policies', dir, '--kubeconfig', 'k', '--in-cluster');
   t.equal(both.code, 2);
   t.match(both.stderr, /give --kubeconfig or --in-cluster, not both/);
