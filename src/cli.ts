@@ -620,7 +620,7 @@ async function manifests(argv: string[]): Promise<number> {
     scanSchedule: scanSchedule?.trim(),
   });
   // the CA that signs the serving certificate: cert-manager's Secret carries it as ca.crt, and so does the self-managed CA's
-  const monitoring = () => renderMonitoring({ namespace: one('namespace') ?? 'trustgate', caSecret: flagOn(values, 'self-managed-certs') ? 'trustgate-ca' : one('tls-secret') ?? 'trustgate-tls' });
+  const monitoring = () => renderMonitoring({ namespace: one('namespace') ?? 'trustgate', scheduledScan: scanSchedule !== undefined, caSecret: flagOn(values, 'self-managed-certs') ? 'trustgate-ca' : one('tls-secret') ?? 'trustgate-tls' });
   if (flagOn(values, 'only-monitoring')) objects.splice(0, objects.length, ...monitoring());
   else if (flagOn(values, 'monitoring')) objects.push(...monitoring());
   process.stdout.write(objects.map((o) => toYaml(o, { lineWidth: 0 })).join('---\n'));

@@ -7,6 +7,8 @@
 
 export interface MonitoringOptions {
   namespace: string;
+  /** the scheduled scan (manifests --scan-schedule) is installed: alert when its last run failed */
+  scheduledScan?: boolean;
   /** the Secret whose `ca.crt` signs the serving certificate (cert-manager's, or the self-managed CA's) */
   caSecret: string;
 }
@@ -30,9 +32,37 @@ const LABELS = { 'app.kubernetes.io/name': 'trustgate', 'app.kubernetes.io/compo
 
 const DAY = 86_400;
 
-/** The alert groups; `ns` scopes the one series trustgate does not name itself (`up`). */
-export function alertGroups(ns: string): AlertGroup[] {
+/** The alert groups; `ns` scopes the series trustgate does not name itself (`up`, kube-state-metrics'). */
+export function alertGroups(ns: string, options: { scheduledScan?: boolean } = {}): AlertGroup[] {
   const up = `up{job="trustgate", namespace="${ns}"}`;
+  return [...trustgateGroups(ns, up), ...(options.scheduledScan ? [scanGroup(ns)] : [])];
+}
+
+/**
+ * The scheduled scan's job fails when it finds an object the policies deny (exit 1) or cannot
+ * read everything (exit 2): kube-state-metrics' CronJob times say whether the last run succeeded.
+ */
+function scanGroup(ns: string): AlertGroup {
+  const selector = `{namespace="${ns}", cronjob="trustgate-scan"}`;
+  // kube-state-metrics adds its own job and instance labels: kept out of the alert's
+  const scheduled = `max by (namespace, cronjob) (kube_cronjob_status_last_schedule_time${selector})`;
+  const succeeded = `max by (namespace, cronjob) (kube_cronjob_status_last_successful_time${selector})`;
+  return {
+    name: 'trustgate.scan',
+    rules: [{
+      alert: 'TrustgateScanFailed',
+      // a run scheduled after the last success (or with none yet) that has not succeeded within the job's hour
+      expr: `(${scheduled} > ${succeeded}) or (${scheduled} unless on (namespace, cronjob) ${succeeded})`,
+      for: '1h', labels: { severity: 'warning' },
+      annotations: {
+        summary: 'The scheduled trustgate scan failed',
+        description: `The last run of the CronJob trustgate-scan in ${ns} did not succeed: it found objects in the cluster that the policies deny, or could not read every resource. Its job's log has the findings as JSON lines.`,
+      },
+    }],
+  };
+}
+
+function trustgateGroups(ns: string, up: string): AlertGroup[] {
   return [
     {
       name: 'trustgate.availability',
@@ -218,6 +248,6 @@ export function renderMonitoring(o: MonitoringOptions): Obj[] {
         }],
       },
     },
-    { apiVersion: 'monitoring.coreos.com/v1', kind: 'PrometheusRule', metadata: meta('trustgate'), spec: { groups: alertGroups(o.namespace) } },
+    { apiVersion: 'monitoring.coreos.com/v1', kind: 'PrometheusRule', metadata: meta('trustgate'), spec: { groups: alertGroups(o.namespace, { scheduledScan: o.scheduledScan }) } },
   ];
 }

@@ -39,6 +39,7 @@ interface AlertCase {
 }
 
 const pod = { namespace: NS, pod: 'trustgate-0' };
+const cronjob = (time: 'schedule' | 'successful') => `kube_cronjob_status_last_${time}_time{namespace="${NS}", cronjob="trustgate-scan", job="kube-state-metrics"}`;
 const DAY = 86_400;
 const CASES: AlertCase[] = [
   { alert: 'TrustgateDown', series: { [`up{job="trustgate", namespace="${NS}", pod="trustgate-0"}`]: '0x10' }, minute: 6, fires: {} },
@@ -88,9 +89,15 @@ const CASES: AlertCase[] = [
   { alert: 'TrustgateRegistryErrors', minute: 16, series: { [at('trustgate_registry_request_seconds_count', { registry: 'ghcr.io', outcome: '404' })]: '0+30x20', [at('trustgate_registry_request_seconds_count', { registry: 'ghcr.io', outcome: '200' })]: '0+30x20' } },
   { alert: 'TrustgateAuthorizationCheckErrors', series: { [at('trustgate_authorization_checks_total', { outcome: 'error' })]: '0+60x20' }, minute: 16, fires: pod, value: '1' },
   { alert: 'TrustgateAuthorizationCheckErrors', series: { [at('trustgate_authorization_checks_total', { outcome: 'allowed' })]: '0+60x20' }, minute: 16 },
+  // kube-state-metrics' CronJob times, in seconds since the epoch
+  { alert: 'TrustgateScanFailed', series: { [cronjob('schedule')]: '7200x70', [cronjob('successful')]: '3600x70' }, minute: 61, fires: { namespace: NS, cronjob: 'trustgate-scan' } },
+  { alert: 'TrustgateScanFailed', series: { [cronjob('schedule')]: '7200x70' }, minute: 61, fires: { namespace: NS, cronjob: 'trustgate-scan' } },
+  { alert: 'TrustgateScanFailed', series: { [cronjob('schedule')]: '7200x70', [cronjob('successful')]: '7260x70' }, minute: 61 },
 ];
 
-const rules = alertGroups(NS).flatMap((g) => g.rules);
+// with the scheduled scan's alert, which --scan-schedule adds
+const groups = alertGroups(NS, { scheduledScan: true });
+const rules = groups.flatMap((g) => g.rules);
 const ruleNamed = (name: string) => rules.find((r) => r.alert === name)!;
 
 /** An annotation as Prometheus renders it for a case: the labels and the value put in. */
@@ -123,9 +130,11 @@ function promtoolTests(): object {
 
 t.test('the rendered PrometheusRule passes promtool check rules, and every alert fires when it should and only then (promtool test rules)', async (t) => {
   if (!(await needPromtool(t))) return;
-  const objects = await rendered();
+  const objects = await rendered('--scan-schedule', '@hourly');
   const rule = objects.find((o) => o.kind === 'PrometheusRule')!;
-  t.same(rule.spec.groups, alertGroups(NS), 'the CLI renders the alert groups tested here');
+  t.same(rule.spec.groups, groups, 'the CLI renders the alert groups tested here');
+  const unscheduled = (await rendered()).find((o) => o.kind === 'PrometheusRule')!;
+  t.notOk(unscheduled.spec.groups.some((g: { name: string }) => g.name === 'trustgate.scan'), 'the scan\'s alert only with the scan');
   const dir = await mkdtemp(join(tmpdir(), 'trustgate-alerts-'));
   t.teardown(() => rm(dir, { recursive: true, force: true }));
   await writeFile(join(dir, 'rules.yaml'), stringify({ groups: rule.spec.groups }));
@@ -146,7 +155,7 @@ t.test('promtool notices a broken expectation: the unit tests have teeth', async
   if (!(await needPromtool(t))) return;
   const dir = await mkdtemp(join(tmpdir(), 'trustgate-alerts-'));
   t.teardown(() => rm(dir, { recursive: true, force: true }));
-  await writeFile(join(dir, 'rules.yaml'), stringify({ groups: alertGroups(NS) }));
+  await writeFile(join(dir, 'rules.yaml'), stringify({ groups }));
   const tests = promtoolTests() as { tests: { alert_rule_test: { exp_alerts: unknown[] }[] }[] };
   // the quiet case of TrustgateReplicaDown (a replica that is up) claimed to fire
   const quiet = CASES.findIndex((c) => c.alert === 'TrustgateReplicaDown' && !c.fires);
