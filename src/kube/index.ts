@@ -4,3 +4,4 @@ export { PullSecretReader, credentialsOfSecret } from './pull-secrets.js';
 export { SelfManagedCertificates, type SelfManagedOptions } from './self-managed-certs.js';
 export { SubjectAccessReviewAuthorizer, subjectAccessReview } from './authorizer.js';
 export { liveObjects, syncedClusterState, withServedResources } from './live-objects.js';
+export { writePolicyReports, PolicyReportWriteError } from './policy-reports.js';

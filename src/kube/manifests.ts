@@ -45,6 +45,8 @@ export interface ManifestOptions {
    * already in the cluster that the policies deny or would once they enforce, as JSON lines
    */
   scanSchedule?: string;
+  /** with scanSchedule: the scan writes its Policy Reports into the cluster (and may write policy reports) */
+  scanPolicyReports?: boolean;
 }
 
 type Obj = Record<string, unknown>;
@@ -234,9 +236,11 @@ function scheduledScan(o: ManifestOptions, webhookRules: Obj[], readRules: Obj[]
   // the webhook's external sinks get the scans' records too (endpoint "scan"); its findings are in its log already
   const scanSinks = o.audit.filter((a) => a !== 'stdout');
   const listRules = [...byGroups].map(([groups, resources]) => ({ apiGroups: JSON.parse(groups) as string[], resources: [...resources].sort(), verbs: ['list'] }));
+  // its reports, replaced in place and pruned where a namespace has no results any more (RBAC cannot narrow create or list by name)
+  const reportRules = o.scanPolicyReports ? [{ apiGroups: ['wgpolicyk8s.io'], resources: ['policyreports', 'clusterpolicyreports'], verbs: ['get', 'list', 'create', 'update', 'delete'] }] : [];
   return [
     { apiVersion: 'v1', kind: 'ServiceAccount', metadata: meta(SCAN_NAME), automountServiceAccountToken: true },
-    { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRole', metadata: meta(SCAN_NAME, false), rules: [...listRules, ...readRules] },
+    { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRole', metadata: meta(SCAN_NAME, false), rules: [...listRules, ...readRules, ...reportRules] },
     { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRoleBinding', metadata: meta(SCAN_NAME, false), roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: SCAN_NAME }, subjects: [{ kind: 'ServiceAccount', name: SCAN_NAME, namespace: o.namespace }] },
     {
       apiVersion: 'batch/v1', kind: 'CronJob', metadata: meta(SCAN_NAME),
@@ -255,7 +259,7 @@ function scheduledScan(o: ManifestOptions, webhookRules: Obj[], readRules: Obj[]
                 securityContext: POD_SECURITY,
                 containers: [{
                   name: 'scan', image: o.image, imagePullPolicy: 'IfNotPresent',
-                  args: ['scan', '--in-cluster', '--policies', '/app/policies', '--format', 'json', ...scanSinks.flatMap((a) => ['--audit', a])],
+                  args: ['scan', '--in-cluster', '--policies', '/app/policies', '--format', 'json', ...(o.scanPolicyReports ? ['--policy-reports'] : []), ...scanSinks.flatMap((a) => ['--audit', a])],
                   env: MEMORY_ENV,
                   resources: { requests: { cpu: '100m', memory: '128Mi' }, limits: { memory: '512Mi' } },
                   securityContext: CONTAINER_SECURITY,

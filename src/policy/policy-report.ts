@@ -11,6 +11,14 @@ type ReportResult = 'pass' | 'fail' | 'warn' | 'error' | 'skip';
 
 interface Summary { pass: number; fail: number; warn: number; error: number; skip: number }
 
+export interface PolicyReportDocument {
+  apiVersion: string;
+  kind: 'PolicyReport' | 'ClusterPolicyReport';
+  metadata: { name: string; namespace?: string; labels: Record<string, string> };
+  summary: Summary;
+  results: Record<string, unknown>[];
+}
+
 /**
  * A failed check is `fail` whatever the policy's mode (as Kyverno reports its Audit policies):
  * the mode, and what an exception waived, are in the result's properties.
@@ -22,7 +30,7 @@ function resultOf(p: ScanFinding['policies'][number]): ReportResult {
 }
 
 /** Policy Reports of the findings, namespaced ones by namespace (in name order), the cluster-scoped one last; none where no policy judged anything. */
-export function policyReports(findings: readonly ScanFinding[], options: { time: Date }): Record<string, unknown>[] {
+export function policyReports(findings: readonly ScanFinding[], options: { time: Date }): PolicyReportDocument[] {
   const timestamp = { seconds: Math.floor(options.time.getTime() / 1000), nanos: 0 };
   const byNamespace = new Map<string | undefined, { results: Record<string, unknown>[]; summary: Summary }>();
   for (const f of findings) {
@@ -47,7 +55,7 @@ export function policyReports(findings: readonly ScanFinding[], options: { time:
     }
   }
   const labels = { 'app.kubernetes.io/managed-by': 'trustgate' };
-  const report = (namespace: string | undefined) => {
+  const report = (namespace: string | undefined): PolicyReportDocument => {
     const { summary, results } = byNamespace.get(namespace)!;
     return namespace === undefined
       ? { apiVersion: POLICY_REPORT_API_VERSION, kind: 'ClusterPolicyReport', metadata: { name: POLICY_REPORT_NAME, labels }, summary, results }

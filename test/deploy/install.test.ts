@@ -159,6 +159,14 @@ t.test('manifests --scan-schedule: a CronJob scanning the cluster with an accoun
   const bad = await run(process.execPath, ['--import', 'tsx', `${root}src/cli.ts`, 'manifests', '--policies', `${root}policies`, '--scan-schedule', 'hourly']).catch((e) => e as { code: number; stderr: string });
   t.equal((bad as { code: number }).code, 2);
   t.match((bad as { stderr: string }).stderr, /--scan-schedule "hourly" is not a cron schedule/);
+  // --scan-policy-reports: the reports go into the cluster, and the account may write exactly those
+  const reporting = await render('--scan-schedule', '@daily', '--scan-policy-reports');
+  t.same(reporting.find((o) => o.kind === 'CronJob').spec.jobTemplate.spec.template.spec.containers[0].args, ['scan', '--in-cluster', '--policies', '/app/policies', '--format', 'json', '--policy-reports']);
+  const reportRole = reporting.find((o) => o.kind === 'ClusterRole' && o.metadata.name === 'trustgate-scan');
+  const writes = reportRole.rules.filter((r: { verbs: string[] }) => r.verbs.some((v) => v !== 'get' && v !== 'list' && v !== 'watch'));
+  t.same(writes, [{ apiGroups: ['wgpolicyk8s.io'], resources: ['policyreports', 'clusterpolicyreports'], verbs: ['get', 'list', 'create', 'update', 'delete'] }], 'writes to policy reports, and nothing else');
+  const orphan = await run(process.execPath, ['--import', 'tsx', `${root}src/cli.ts`, 'manifests', '--policies', `${root}policies`, '--scan-policy-reports']).catch((e) => e as { code: number; stderr: string });
+  t.match((orphan as { stderr: string }).stderr, /--scan-policy-reports needs --scan-schedule/);
 });
 
 t.test('manifests refuses nonsense and warns about a single replica', async (t) => {

@@ -38,7 +38,7 @@ const manifests = async (...flags: string[]) => parseAllDocuments((await run(pro
 t.test('trustgate manifests, with every option, match the Kubernetes schemas', async (t) => {
   await validateAll(t, await manifests(), 'manifests');
   await validateAll(t, await manifests('--pull-secrets', '--self-managed-certs', '--replicas', '3', '--audit', 'postgres://audit.example/trustgate',
-    '--client-ca-file', `${root}test/fixtures/sigstore/cosign-legacy/sigstore-rs-2021/keyless.cert.pem`, '--client-name', 'kube-apiserver', '--audit-signing-secret', 'trustgate-audit-signing', '--scan-schedule', '@hourly', '--monitoring'), 'manifests --pull-secrets --self-managed-certs --client-ca-file --audit-signing-secret --scan-schedule --monitoring');
+    '--client-ca-file', `${root}test/fixtures/sigstore/cosign-legacy/sigstore-rs-2021/keyless.cert.pem`, '--client-name', 'kube-apiserver', '--audit-signing-secret', 'trustgate-audit-signing', '--scan-schedule', '@hourly', '--scan-policy-reports', '--monitoring'), 'manifests --pull-secrets --self-managed-certs --client-ca-file --audit-signing-secret --scan-schedule --scan-policy-reports --monitoring');
 });
 
 t.test('the kustomize overlays match the Kubernetes and cert-manager schemas', async (t) => {

@@ -66,10 +66,13 @@ function selects(params: URLSearchParams): (o: Obj) => boolean {
     && labelTests.every((test) => test((o.metadata.labels ?? {}) as Record<string, string>));
 }
 
-/** /api/v1/configmaps is every /api/v1/namespaces/NS/configmaps, as a cluster-wide list or watch */
-const clusterWide = (path: string) => /^\/api\/v1\/(?!namespaces$)[a-z]+$/.test(path);
-const resourceOf = (path: string) => path.slice(path.lastIndexOf('/') + 1);
-const namespacedOf = (path: string) => /^\/api\/v1\/namespaces\/[^/]+\/([a-z]+)$/.exec(path)?.[1];
+/** /api/v1/configmaps is every /api/v1/namespaces/NS/configmaps, as a cluster-wide list or watch (so for a group's /apis/G/V/…) */
+const clusterWide = (path: string) => /^(?:\/api\/v1|\/apis\/[^/]+\/[^/]+)\/(?!namespaces$)[a-z]+$/.test(path);
+/** the cluster-wide path of a namespaced collection: /api/v1/namespaces/NS/configmaps is under /api/v1/configmaps */
+const clusterWideOf = (path: string) => {
+  const m = /^(\/api\/v1|\/apis\/[^/]+\/[^/]+)\/namespaces\/[^/]+\/([a-z]+)$/.exec(path);
+  return m ? `${m[1]}/${m[2]}` : undefined;
+};
 
 export async function startFakeApiServer(dir: string, seed: Record<string, Obj[]>): Promise<FakeApiServer> {
   let rv = 100;
@@ -86,17 +89,17 @@ export async function startFakeApiServer(dir: string, seed: Record<string, Obj[]
   const history = new Map<string, { type: string; object: Obj }[]>();
   const emit = (path: string, type: string, object: Obj) => {
     history.set(path, [...(history.get(path) ?? []), { type, object }]);
-    const resource = namespacedOf(path);
-    const all = resource ? `/api/v1/${resource}` : undefined;
+    const all = clusterWideOf(path);
     if (all) history.set(all, [...(history.get(all) ?? []), { type, object }]);
     for (const w of [...(watchers.get(path) ?? []), ...(all ? watchers.get(all) ?? [] : [])]) {
       if (!w.res.writableEnded && w.selects(object)) w.res.write(`${JSON.stringify({ type, object })}\n`);
     }
   };
   const itemsOf = (path: string): Map<string, Obj> | undefined => {
-    if (!clusterWide(path)) return collections.get(path);
+    // a cluster-scoped resource's own collection, else every namespace's of a namespaced one
+    if (!clusterWide(path) || collections.has(path)) return collections.get(path);
     const all = new Map<string, Obj>();
-    for (const [p, items] of collections) if (namespacedOf(p) === resourceOf(path)) for (const o of items.values()) all.set(`${o.metadata.namespace}/${o.metadata.name}`, o);
+    for (const [p, items] of collections) if (clusterWideOf(p) === path) for (const o of items.values()) all.set(`${o.metadata.namespace}/${o.metadata.name}`, o);
     return all;
   };
   const certs = await generateCertificates(join(dir, 'apiserver-certs'), ['127.0.0.1', 'localhost']);
@@ -188,6 +191,12 @@ export async function startFakeApiServer(dir: string, seed: Record<string, Obj[]
       collections.get(parent)!.set(name, stored);
       res.writeHead(200, { 'content-type': 'application/json' });
       return res.end(JSON.stringify(stored));
+    }
+    if (single && req.method === 'DELETE') {
+      collections.get(parent)!.delete(name);
+      emit(parent, 'DELETED', stamp(single));
+      res.writeHead(200, { 'content-type': 'application/json' });
+      return res.end(JSON.stringify({ kind: 'Status', apiVersion: 'v1', status: 'Success', code: 200 }));
     }
     if (single) {
       res.writeHead(200, { 'content-type': 'application/json' });

@@ -134,3 +134,36 @@ validations:
   t.match(JSON.parse(against.stdout), { name: 'w2', verdict: 'deny', policies: [{ name: 'small-widgets' }] });
   t.notOk('namespace' in JSON.parse(against.stdout), 'cluster-scoped, as discovery says');
 });
+
+t.test('scan --policy-reports writes the Policy Reports into the cluster, replacing the last scan\'s and deleting its stale ones', async (t) => {
+  const api = await cluster(t);
+  const reports = '/apis/wgpolicyk8s.io/v1alpha2';
+  api.serveResource('wgpolicyk8s.io/v1alpha2', { name: 'policyreports', kind: 'PolicyReport', namespaced: true });
+  api.serveResource('wgpolicyk8s.io/v1alpha2', { name: 'clusterpolicyreports', kind: 'ClusterPolicyReport', namespaced: false });
+  const report = (namespace: string, name: string, labels: Record<string, string>) => ({ apiVersion: 'wgpolicyk8s.io/v1alpha2', kind: 'PolicyReport', metadata: { name, namespace, labels }, results: [] });
+  api.put(`${reports}/namespaces/gone/policyreports`, report('gone', 'trustgate-scan', { 'app.kubernetes.io/managed-by': 'trustgate' }));
+  api.put(`${reports}/namespaces/shop/policyreports`, report('shop', 'kyverno-report', { 'app.kubernetes.io/managed-by': 'kyverno' }));
+  const first = await trustgate('scan', '--policies', await policies(), '--kubeconfig', api.kubeconfig, '--policy-reports');
+  t.equal(first.code, 1, 'the denied Deployment still fails the scan');
+  t.match(first.stderr, /policy reports: 2 written, 1 stale one\(s\) deleted/);
+  const shop = api.get(`${reports}/namespaces/shop/policyreports`, 'trustgate-scan');
+  t.match(shop, { metadata: { labels: { 'app.kubernetes.io/managed-by': 'trustgate' } }, summary: { pass: 2, fail: 2 } });
+  t.match(shop.results.find((r: { policy: string; result: string }) => r.result === 'fail' && r.policy === 'prod-replicas'), { resources: [{ kind: 'Deployment', name: 'web', namespace: 'shop' }] });
+  t.ok(api.get(`${reports}/namespaces/dev/policyreports`, 'trustgate-scan'));
+  t.notOk(api.get(`${reports}/namespaces/gone/policyreports`, 'trustgate-scan'), 'a namespace with nothing judged any more loses its old report');
+  t.ok(api.get(`${reports}/namespaces/shop/policyreports`, 'kyverno-report'), 'another engine\'s report is left alone');
+  // the next scan replaces them in place
+  const second = await trustgate('scan', '--policies', await policies(), '--kubeconfig', api.kubeconfig, '--policy-reports');
+  t.match(second.stderr, /policy reports: 2 written, 0 stale one\(s\) deleted/);
+  t.ok(api.requests.includes(`PUT ${reports}/namespaces/shop/policyreports/trustgate-scan`), 'replaced, not created twice');
+});
+
+t.test('scan --policy-reports says what is missing: the CRD, or a cluster to scan', async (t) => {
+  const api = await cluster(t);
+  const out = await trustgate('scan', '--policies', await policies(), '--kubeconfig', api.kubeconfig, '--policy-reports');
+  t.equal(out.code, 2);
+  t.match(out.stderr, /policy reports: cannot write PolicyReport dev\/trustgate-scan: .*is the wgpolicyk8s\.io CRD installed/);
+  const usage = await trustgate('scan', '--policies', await policies(), '--policy-reports', '.');
+  t.equal(usage.code, 2);
+  t.match(usage.stderr, /--policy-reports writes the reports of a scan of the cluster's objects: give --kubeconfig or --in-cluster and no PATH/);
+});

@@ -1,0 +1,72 @@
+// `trustgate scan --in-cluster --policy-reports`: the scan's Policy Reports written into the
+// cluster it scanned, where Policy Reporter and `kubectl get polr` read them. Each report is
+// created or replaced whole (a scan's results replace the last scan's); after a complete scan,
+// the trustgate-scan reports of namespaces that no longer have any result are deleted.
+import { ApiException, KubernetesObjectApi, type KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
+
+const MANAGED = 'app.kubernetes.io/managed-by=trustgate';
+
+export interface ReportWrite {
+  written: number;
+  deleted: number;
+}
+
+export class PolicyReportWriteError extends Error {}
+
+const statusOf = (err: unknown) => (err instanceof ApiException ? err.code : undefined);
+
+function describe(err: unknown): string {
+  if (err instanceof ApiException) {
+    const message = (() => {
+      try {
+        return (JSON.parse(String(err.body)) as { message?: string }).message;
+      } catch {
+        return undefined;
+      }
+    })();
+    return `HTTP ${err.code}${message ? ` (${message})` : ''}`;
+  }
+  return (err as Error).message;
+}
+
+/** Writes the reports; with prune, deletes this scan's earlier reports that the new ones do not replace. */
+export async function writePolicyReports(kc: KubeConfig, reports: readonly KubernetesObject[], options: { prune: boolean; name: string }): Promise<ReportWrite> {
+  const api = KubernetesObjectApi.makeApiClient(kc);
+  const out: ReportWrite = { written: 0, deleted: 0 };
+  const where = (o: KubernetesObject) => `${o.kind} ${o.metadata?.namespace ? `${o.metadata.namespace}/` : ''}${o.metadata?.name}`;
+  for (const report of reports) {
+    try {
+      let existing: KubernetesObject | undefined;
+      try {
+        existing = await api.read(report as KubernetesObject & { metadata: { name: string } });
+      } catch (err) {
+        if (statusOf(err) !== 404) throw err;
+      }
+      if (existing) await api.replace({ ...report, metadata: { ...report.metadata, resourceVersion: existing.metadata?.resourceVersion } });
+      else await api.create(report);
+      out.written++;
+    } catch (err) {
+      const hint = statusOf(err) === 404 ? ': is the wgpolicyk8s.io CRD installed (Kyverno and Policy Reporter install it)?' : statusOf(err) === 403 ? ': the scan\'s account may not write policy reports (manifests --scan-policy-reports grants it)' : '';
+      throw new PolicyReportWriteError(`cannot write ${where(report)}: ${describe(err)}${hint}`);
+    }
+  }
+  if (!options.prune) return out;
+  const kept = new Set(reports.map((r) => `${r.kind}/${r.metadata?.namespace ?? ''}`));
+  for (const kind of ['PolicyReport', 'ClusterPolicyReport']) {
+    let listed;
+    try {
+      listed = await api.list('wgpolicyk8s.io/v1alpha2', kind, undefined, undefined, undefined, undefined, `metadata.name=${options.name}`, MANAGED);
+    } catch (err) {
+      throw new PolicyReportWriteError(`cannot list ${kind}s to remove stale ones: ${describe(err)}`);
+    }
+    for (const stale of listed.items.filter((r) => !kept.has(`${kind}/${r.metadata?.namespace ?? ''}`))) {
+      try {
+        await api.delete({ apiVersion: 'wgpolicyk8s.io/v1alpha2', kind, metadata: stale.metadata });
+        out.deleted++;
+      } catch (err) {
+        if (statusOf(err) !== 404) throw new PolicyReportWriteError(`cannot delete ${where({ ...stale, kind })}: ${describe(err)}`);
+      }
+    }
+  }
+  return out;
+}
