@@ -20,7 +20,7 @@ import { readPostgresRecords, redactedURL } from './audit/sinks/postgres.js';
 import { ConfigError, flagOn, parseFlags, resolveServeConfig, SERVE_OPTIONS, serveFlagKinds } from './config.js';
 import { didYouMean } from './did-you-mean.js';
 import { readClusterFile, readClusterObjects, StaticCluster } from './kube/cluster-file.js';
-import { authorizationRulesErrors, exceptionReport, runKyvernoTests, policyReports, POLICY_REPORT_NAME, EXPIRY_WARNING_DAYS, parseInstant, findingLine, overlongExceptions, isConfigMap, junitReport, loadPolicySet, namespacesIn, patchedObject, withManifestCrds, policiesNeverFailed, readManifests, runPolicyTests, sarifReport, scanEach, StaticAuthorizer, type AuthorizationRule, type ManifestObject, type PolicySet, type ScanFinding } from './policy/index.js';
+import { authorizationRulesErrors, exceptionReport, runKyvernoTests, policyReports, POLICY_REPORT_LABELS, EXPIRY_WARNING_DAYS, parseInstant, findingLine, overlongExceptions, isConfigMap, junitReport, loadPolicySet, namespacesIn, patchedObject, withManifestCrds, policiesNeverFailed, readManifests, runPolicyTests, sarifReport, scanEach, StaticAuthorizer, type AuthorizationRule, type ManifestObject, type PolicySet, type ScanFinding } from './policy/index.js';
 import { renderManifests, webhookRules } from './kube/manifests.js';
 import { renderMonitoring } from './kube/monitoring.js';
 import { stringify as toYaml } from 'yaml';
@@ -415,7 +415,7 @@ async function scan(argv: string[]): Promise<number> {
   if (writeReports) {
     // an incomplete scan writes what it found, but cannot tell which old reports are stale
     try {
-      const w = await kube!.writePolicyReports(kc!, reports, { prune: !incomplete, name: POLICY_REPORT_NAME });
+      const w = await kube!.writePolicyReports(kc!, reports, { prune: !incomplete, labels: POLICY_REPORT_LABELS });
       process.stderr.write(`policy reports: ${w.written} written, ${w.deleted} stale one(s) deleted${incomplete ? ' (none deleted: the scan is incomplete)' : ''}\n`);
     } catch (err) {
       if (!(err instanceof kube!.PolicyReportWriteError)) throw err;

@@ -1,10 +1,9 @@
 // `trustgate scan --in-cluster --policy-reports`: the scan's Policy Reports written into the
 // cluster it scanned, where Policy Reporter and `kubectl get polr` read them. Each report is
 // created or replaced whole (a scan's results replace the last scan's); after a complete scan,
-// the trustgate-scan reports of namespaces that no longer have any result are deleted.
+// the earlier scans' reports it did not replace (found by their labels) are deleted.
 import { ApiException, KubernetesObjectApi, type KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
 
-const MANAGED = 'app.kubernetes.io/managed-by=trustgate';
 
 export interface ReportWrite {
   written: number;
@@ -30,7 +29,7 @@ function describe(err: unknown): string {
 }
 
 /** Writes the reports; with prune, deletes this scan's earlier reports that the new ones do not replace. */
-export async function writePolicyReports(kc: KubeConfig, reports: readonly KubernetesObject[], options: { prune: boolean; name: string }): Promise<ReportWrite> {
+export async function writePolicyReports(kc: KubeConfig, reports: readonly KubernetesObject[], options: { prune: boolean; labels: Readonly<Record<string, string>> }): Promise<ReportWrite> {
   const api = KubernetesObjectApi.makeApiClient(kc);
   const out: ReportWrite = { written: 0, deleted: 0 };
   const where = (o: KubernetesObject) => `${o.kind} ${o.metadata?.namespace ? `${o.metadata.namespace}/` : ''}${o.metadata?.name}`;
@@ -51,15 +50,17 @@ export async function writePolicyReports(kc: KubeConfig, reports: readonly Kuber
     }
   }
   if (!options.prune) return out;
-  const kept = new Set(reports.map((r) => `${r.kind}/${r.metadata?.namespace ?? ''}`));
+  const key = (kind: string | undefined, r: KubernetesObject) => `${kind}/${r.metadata?.namespace ?? ''}/${r.metadata?.name}`;
+  const kept = new Set(reports.map((r) => key(r.kind, r)));
+  const selector = Object.entries(options.labels).map(([k, v]) => `${k}=${v}`).join(',');
   for (const kind of ['PolicyReport', 'ClusterPolicyReport']) {
     let listed;
     try {
-      listed = await api.list('wgpolicyk8s.io/v1alpha2', kind, undefined, undefined, undefined, undefined, `metadata.name=${options.name}`, MANAGED);
+      listed = await api.list('wgpolicyk8s.io/v1alpha2', kind, undefined, undefined, undefined, undefined, undefined, selector);
     } catch (err) {
       throw new PolicyReportWriteError(`cannot list ${kind}s to remove stale ones: ${describe(err)}`);
     }
-    for (const stale of listed.items.filter((r) => !kept.has(`${kind}/${r.metadata?.namespace ?? ''}`))) {
+    for (const stale of listed.items.filter((r) => !kept.has(key(kind, r)))) {
       try {
         await api.delete({ apiVersion: 'wgpolicyk8s.io/v1alpha2', kind, metadata: stale.metadata });
         out.deleted++;

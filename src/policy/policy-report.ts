@@ -1,7 +1,7 @@
 // `trustgate scan --format policyreport`: a scan's findings as Policy Reports (wgpolicyk8s.io
 // v1alpha2, the CRD Kyverno installs and Policy Reporter and other dashboards read), one
-// PolicyReport per namespace and one ClusterPolicyReport for cluster-scoped objects, each named
-// trustgate-scan so that applying the next scan replaces the last one's results.
+// PolicyReport per namespace and one ClusterPolicyReport for cluster-scoped objects, named
+// trustgate-scan (-2, -3 … where one would be too large) so that the next scan replaces them.
 import type { ScanFinding } from './scan.js';
 
 export const POLICY_REPORT_API_VERSION = 'wgpolicyk8s.io/v1alpha2';
@@ -29,19 +29,34 @@ function resultOf(p: ScanFinding['policies'][number]): ReportResult {
   return 'fail';
 }
 
-/** Policy Reports of the findings, namespaced ones by namespace (in name order), the cluster-scoped one last; none where no policy judged anything. */
-export function policyReports(findings: readonly ScanFinding[], options: { time: Date }): PolicyReportDocument[] {
+/**
+ * The API server refuses an object over ~1.5 MiB (etcd's limit): a namespace with many objects
+ * has its results spread over several reports (trustgate-scan, trustgate-scan-2, …), each under this.
+ */
+export const REPORT_BYTES = 1_000_000;
+
+/** the label every report of the scan carries, by which the next scan finds the ones it replaces */
+export const POLICY_REPORT_LABELS = { 'app.kubernetes.io/managed-by': 'trustgate', 'trustgate.dev/report': 'scan' } as const;
+
+interface Chunk { results: Record<string, unknown>[]; summary: Summary; bytes: number }
+
+const emptyChunk = (): Chunk => ({ results: [], summary: { pass: 0, fail: 0, warn: 0, error: 0, skip: 0 }, bytes: 0 });
+
+/**
+ * Policy Reports of the findings, namespaced ones by namespace (in name order), the cluster-scoped
+ * ones last; none where no policy judged anything. An object's results stay in one report.
+ */
+export function policyReports(findings: readonly ScanFinding[], options: { time: Date; maxBytes?: number }): PolicyReportDocument[] {
+  const maxBytes = options.maxBytes ?? REPORT_BYTES;
   const timestamp = { seconds: Math.floor(options.time.getTime() / 1000), nanos: 0 };
-  const byNamespace = new Map<string | undefined, { results: Record<string, unknown>[]; summary: Summary }>();
+  const byNamespace = new Map<string | undefined, Chunk[]>();
   for (const f of findings) {
     // an object no policy judged has nothing to report (and makes no report of its own)
     if (!f.passed.length && !f.policies.length) continue;
-    let report = byNamespace.get(f.namespace);
-    if (!report) byNamespace.set(f.namespace, (report = { results: [], summary: { pass: 0, fail: 0, warn: 0, error: 0, skip: 0 } }));
     const resources = [{ apiVersion: f.apiVersion, kind: f.kind, ...(f.name ? { name: f.name } : {}), ...(f.namespace ? { namespace: f.namespace } : {}), ...(f.uid ? { uid: f.uid } : {}) }];
+    const results: { result: ReportResult; entry: Record<string, unknown> }[] = [];
     const add = (policy: string, result: ReportResult, message: string | undefined, properties: Record<string, string>) => {
-      report!.summary[result]++;
-      report!.results.push({ source: 'trustgate', policy, result, ...(message ? { message } : {}), scored: true, timestamp, resources, ...(Object.keys(properties).length ? { properties } : {}) });
+      results.push({ result, entry: { source: 'trustgate', policy, result, ...(message ? { message } : {}), scored: true, timestamp, resources, ...(Object.keys(properties).length ? { properties } : {}) } });
     };
     for (const name of f.passed) add(name, 'pass', undefined, {});
     for (const p of f.policies) {
@@ -53,14 +68,24 @@ export function policyReports(findings: readonly ScanFinding[], options: { time:
         ...(f.file !== undefined ? { manifest: `${f.file}:${f.line ?? 1}` } : {}),
       });
     }
+    const bytes = results.reduce((n, r) => n + JSON.stringify(r.entry).length + 1, 0);
+    const chunks = byNamespace.get(f.namespace) ?? [emptyChunk()];
+    byNamespace.set(f.namespace, chunks);
+    let chunk = chunks.at(-1)!;
+    if (chunk.results.length && chunk.bytes + bytes > maxBytes) chunks.push((chunk = emptyChunk()));
+    for (const r of results) {
+      chunk.summary[r.result]++;
+      chunk.results.push(r.entry);
+    }
+    chunk.bytes += bytes;
   }
-  const labels = { 'app.kubernetes.io/managed-by': 'trustgate' };
-  const report = (namespace: string | undefined): PolicyReportDocument => {
-    const { summary, results } = byNamespace.get(namespace)!;
+  const report = (namespace: string | undefined, chunk: Chunk, i: number): PolicyReportDocument => {
+    const name = i === 0 ? POLICY_REPORT_NAME : `${POLICY_REPORT_NAME}-${i + 1}`;
+    const labels = { ...POLICY_REPORT_LABELS };
     return namespace === undefined
-      ? { apiVersion: POLICY_REPORT_API_VERSION, kind: 'ClusterPolicyReport', metadata: { name: POLICY_REPORT_NAME, labels }, summary, results }
-      : { apiVersion: POLICY_REPORT_API_VERSION, kind: 'PolicyReport', metadata: { name: POLICY_REPORT_NAME, namespace, labels }, summary, results };
+      ? { apiVersion: POLICY_REPORT_API_VERSION, kind: 'ClusterPolicyReport', metadata: { name, labels }, summary: chunk.summary, results: chunk.results }
+      : { apiVersion: POLICY_REPORT_API_VERSION, kind: 'PolicyReport', metadata: { name, namespace, labels }, summary: chunk.summary, results: chunk.results };
   };
-  const namespaces = [...byNamespace.keys()].filter((n): n is string => n !== undefined).sort();
-  return [...namespaces.map(report), ...(byNamespace.has(undefined) ? [report(undefined)] : [])];
+  const namespaces = [...[...byNamespace.keys()].filter((n): n is string => n !== undefined).sort(), ...(byNamespace.has(undefined) ? [undefined] : [])];
+  return namespaces.flatMap((ns) => byNamespace.get(ns)!.map((chunk, i) => report(ns, chunk, i)));
 }

@@ -141,16 +141,19 @@ t.test('scan --policy-reports writes the Policy Reports into the cluster, replac
   api.serveResource('wgpolicyk8s.io/v1alpha2', { name: 'policyreports', kind: 'PolicyReport', namespaced: true });
   api.serveResource('wgpolicyk8s.io/v1alpha2', { name: 'clusterpolicyreports', kind: 'ClusterPolicyReport', namespaced: false });
   const report = (namespace: string, name: string, labels: Record<string, string>) => ({ apiVersion: 'wgpolicyk8s.io/v1alpha2', kind: 'PolicyReport', metadata: { name, namespace, labels }, results: [] });
-  api.put(`${reports}/namespaces/gone/policyreports`, report('gone', 'trustgate-scan', { 'app.kubernetes.io/managed-by': 'trustgate' }));
+  const ours = { 'app.kubernetes.io/managed-by': 'trustgate', 'trustgate.dev/report': 'scan' };
+  api.put(`${reports}/namespaces/gone/policyreports`, report('gone', 'trustgate-scan', ours));
+  api.put(`${reports}/namespaces/shop/policyreports`, report('shop', 'trustgate-scan-2', ours));
   api.put(`${reports}/namespaces/shop/policyreports`, report('shop', 'kyverno-report', { 'app.kubernetes.io/managed-by': 'kyverno' }));
   const first = await trustgate('scan', '--policies', await policies(), '--kubeconfig', api.kubeconfig, '--policy-reports');
   t.equal(first.code, 1, 'the denied Deployment still fails the scan');
-  t.match(first.stderr, /policy reports: 2 written, 1 stale one\(s\) deleted/);
+  t.match(first.stderr, /policy reports: 2 written, 2 stale one\(s\) deleted/);
   const shop = api.get(`${reports}/namespaces/shop/policyreports`, 'trustgate-scan');
   t.match(shop, { metadata: { labels: { 'app.kubernetes.io/managed-by': 'trustgate' } }, summary: { pass: 2, fail: 2 } });
   t.match(shop.results.find((r: { policy: string; result: string }) => r.result === 'fail' && r.policy === 'prod-replicas'), { resources: [{ kind: 'Deployment', name: 'web', namespace: 'shop' }] });
   t.ok(api.get(`${reports}/namespaces/dev/policyreports`, 'trustgate-scan'));
   t.notOk(api.get(`${reports}/namespaces/gone/policyreports`, 'trustgate-scan'), 'a namespace with nothing judged any more loses its old report');
+  t.notOk(api.get(`${reports}/namespaces/shop/policyreports`, 'trustgate-scan-2'), 'and one whose results fit in fewer reports its extra one');
   t.ok(api.get(`${reports}/namespaces/shop/policyreports`, 'kyverno-report'), 'another engine\'s report is left alone');
   // the next scan replaces them in place
   const second = await trustgate('scan', '--policies', await policies(), '--kubeconfig', api.kubeconfig, '--policy-reports');

@@ -76,6 +76,19 @@ t.test('findings become one PolicyReport per namespace and one ClusterPolicyRepo
   t.same(policyReports([finding({ passed: [], policies: [] })], { time }), [], 'nothing judged, nothing reported');
 });
 
+t.test('a namespace whose results would exceed the API server\'s object size is spread over several reports, an object\'s results together', async (t) => {
+  const many = Array.from({ length: 50 }, (_, i) => finding({ name: `pod-${i}`, passed: ['a', 'b'], policies: [{ name: 'c', mode: 'warn', result: 'fail', messages: ['x'.repeat(200)] }] }));
+  const reports = policyReports(many, { time: new Date(0), maxBytes: 4000 });
+  t.ok(reports.length > 3, `${reports.length} reports`);
+  t.same(reports.map((r) => r.metadata.name).slice(0, 3), ['trustgate-scan', 'trustgate-scan-2', 'trustgate-scan-3']);
+  for (const r of reports) {
+    t.ok(JSON.stringify(r.results).length <= 4000 + 200, 'each under the bound');
+    t.equal(new Set(r.results.map((x) => (x.resources as { name: string }[])[0]!.name)).size * 3, r.results.length, 'whole objects only');
+    t.same(r.metadata.labels, { 'app.kubernetes.io/managed-by': 'trustgate', 'trustgate.dev/report': 'scan' });
+  }
+  t.equal(reports.reduce((n, r) => n + r.summary.pass + r.summary.fail, 0), 150, 'every result once');
+});
+
 t.test('a scanned object read from a cluster carries its uid into the finding, and passes are listed', async (t) => {
   const set = (await loadPolicySet([await policyDir({ 'p.yaml': policyYaml('team', `${POD_RULE}\nvalidations: [{ expression: "has(object.metadata.labels)" }]`) })])).set!;
   const cluster = new StaticCluster([{ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'shop' } }]);
