@@ -2,7 +2,8 @@
 // cluster it scanned, where Policy Reporter and `kubectl get polr` read them. Each report is
 // created or replaced whole (a scan's results replace the last scan's); after a complete scan,
 // the earlier scans' reports it did not replace (found by their labels) are deleted.
-import { ApiException, KubernetesObjectApi, type KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
+import { KubernetesObjectApi, type KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
+import { describeApiError as describe, statusOf } from './api-errors.js';
 
 
 export interface ReportWrite {
@@ -12,21 +13,6 @@ export interface ReportWrite {
 
 export class PolicyReportWriteError extends Error {}
 
-const statusOf = (err: unknown) => (err instanceof ApiException ? err.code : undefined);
-
-function describe(err: unknown): string {
-  if (err instanceof ApiException) {
-    const message = (() => {
-      try {
-        return (JSON.parse(String(err.body)) as { message?: string }).message;
-      } catch {
-        return undefined;
-      }
-    })();
-    return `HTTP ${err.code}${message ? ` (${message})` : ''}`;
-  }
-  return (err as Error).message;
-}
 
 /** Writes the reports; with prune, deletes this scan's earlier reports that the new ones do not replace. */
 export async function writePolicyReports(kc: KubeConfig, reports: readonly KubernetesObject[], options: { prune: boolean; labels: Readonly<Record<string, string>> }): Promise<ReportWrite> {

@@ -5,6 +5,7 @@
 import { AdmissionregistrationV1Api, CoordinationV1Api, CoreV1Api, type KubeConfig, type V1Lease } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { generateCa, issueServingCertificate, writeCertificates, type CertificatePaths, type PemPair } from '../server/certs.js';
+import { statusOf } from './api-errors.js';
 
 export interface SelfManagedOptions {
   namespace: string;
@@ -21,7 +22,6 @@ export interface SelfManagedOptions {
   log: Logger;
 }
 
-const statusOf = (err: unknown) => (err as { code?: number; statusCode?: number }).code ?? (err as { statusCode?: number }).statusCode;
 const b64 = (s: string) => Buffer.from(s).toString('base64');
 
 export class SelfManagedCertificates {
