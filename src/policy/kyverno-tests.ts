@@ -4,7 +4,7 @@
 // resource as its CREATE, the policy's result (its autogen copies' for a pod controller) as
 // pass, fail, skip (not matched) or error. What trustgate cannot reproduce (values files,
 // ClusterPolicy rules) is named in a note and not counted, rather than guessed.
-import { readdir, readFile, stat } from 'node:fs/promises';
+import { readdir, readFile, realpath, stat } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { admit } from '../admission/index.js';
@@ -45,7 +45,12 @@ export interface KyvernoTestRun {
 /** Every kyverno-test.yaml under the paths, `.kyverno-test` directories included (where Kyverno keeps them). */
 export async function findKyvernoTests(paths: readonly string[]): Promise<string[]> {
   const found: string[] = [];
+  const seen = new Set<string>();
   const walk = async (dir: string): Promise<void> => {
+    // a directory reached twice (a symlink loop) is walked once
+    const real = await realpath(dir).catch(() => dir);
+    if (seen.has(real)) return;
+    seen.add(real);
     for (const name of (await readdir(dir).catch(() => [] as string[])).sort()) {
       const path = join(dir, name);
       if (name === TEST_FILE) found.push(path);

@@ -233,3 +233,13 @@ t.test('trustgate test runs Kyverno CLI tests (kyverno-test.yaml) of ValidatingP
   t.match(broken.stderr, /digest\/\.kyverno-test\/kyverno-test\.yaml: not run: it sets variables, which trustgate's runner of Kyverno tests does not read/);
   t.match(broken.stdout, /\n7 passed, 1 failed\n$/, 'what was not run is not counted either way');
 });
+
+t.test('Kyverno tests are found once each, in .kyverno-test directories too, through a symlink loop', async (t) => {
+  const { findKyvernoTests } = await import('../../src/policy/kyverno-tests.js');
+  const { cp, symlink, mkdir } = await import('node:fs/promises');
+  const dir = await policyDir({});
+  await cp(join(KYVERNO, '10-disallow-latest-tag'), join(dir, 'latest'), { recursive: true });
+  await mkdir(join(dir, 'sub'));
+  await symlink('..', join(dir, 'sub', 'up'));
+  t.same((await findKyvernoTests([dir])).map((f) => f.slice(dir.length)), ['/latest/.kyverno-test/kyverno-test.yaml']);
+});
