@@ -6,6 +6,7 @@
 // its expressions rewritten from the Pod's spec and metadata to the pod template's.
 import type { LoadedDocument } from './documents.js';
 import { PolicyFileError, type LabelSelector, type Mode, type PolicySpec, type ResourceRule } from './types.js';
+import { repeatedAuditAnnotationKeys } from './vap.js';
 
 export const KYVERNO_API_GROUP = 'policies.kyverno.io/';
 export const KYVERNO_KINDS = new Set(['ValidatingPolicy', 'NamespacedValidatingPolicy']);
@@ -204,6 +205,11 @@ export function translateKyvernoPolicies(docs: readonly LoadedDocument[]): Trans
     }
     if (!vpol.validations?.length && !vpol.auditAnnotations?.length) {
       fail(['spec'], 'validations and auditAnnotations may not both be empty');
+      continue;
+    }
+    const repeated = repeatedAuditAnnotationKeys(doc);
+    if (repeated.length) {
+      out.errors.push(...repeated);
       continue;
     }
     if (vpol.validationActions?.includes('Deny') && vpol.validationActions.includes('Warn')) {

@@ -172,6 +172,17 @@ function unusedParamsFile(vap: VapSpec, binding: BindingSpec, objects: ParamObje
   return `ConfigMap ${ref.name} in the policy files is not used: paramRef has no namespace, so params come from the namespace of each request, in the cluster (offline: a PolicyTest's configMaps or --cluster-file)`;
 }
 
+/** One value per key and request, as Kubernetes requires of a policy (and Kyverno of a ValidatingPolicy). */
+export function repeatedAuditAnnotationKeys(doc: LoadedDocument): PolicyFileError[] {
+  const keys = new Set<string>();
+  const errors: PolicyFileError[] = [];
+  for (const [i, a] of ((doc.value.spec as { auditAnnotations?: { key: string }[] }).auditAnnotations ?? []).entries()) {
+    if (keys.has(a.key)) errors.push(new PolicyFileError(doc.positionOf(['spec', 'auditAnnotations', i, 'key']), `auditAnnotations key ${a.key} is used twice`));
+    keys.add(a.key);
+  }
+  return errors;
+}
+
 /** A policy without a binding, compiled for its errors only */
 const UNBOUND: BindingSpec = { policyName: '' };
 
@@ -240,12 +251,7 @@ export function translateVaps(policies: readonly LoadedDocument[], bindings: rea
     out.policies.push(translatedDocument(policy, b, policyValue(policy, b, vap, binding, params)));
   }
   for (const p of policies) {
-    const keys = new Set<string>();
-    for (const [i, a] of (specOf<VapSpec>(p).auditAnnotations ?? []).entries()) {
-      // one value per key and request, as Kubernetes requires of a policy
-      if (keys.has(a.key)) out.errors.push(new PolicyFileError(p.positionOf(['spec', 'auditAnnotations', i, 'key']), `auditAnnotations key ${a.key} is used twice`));
-      keys.add(a.key);
-    }
+    out.errors.push(...repeatedAuditAnnotationKeys(p));
     if (bound.has(nameOf(p))) continue;
     out.warnings.push(new PolicyFileError(p.positionOf(['metadata', 'name']), `${kind} ${nameOf(p)} has no binding, so it ${flavour === 'Mutating' ? 'changes' : 'checks'} nothing (as in Kubernetes): add a ${kind}Binding`));
     // compiled all the same, so lint reports its errors before a binding puts it to work

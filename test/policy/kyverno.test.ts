@@ -186,6 +186,7 @@ t.test('what cannot run says so: JSON and background-only policies, Kyverno-only
     'typo.yaml': vpol('typo', `${PODS}\nvalidationActons: [Deny]\nvalidations: [{ expression: "true" }]`),
     'both.yaml': vpol('both', `validationActions: [Deny, Warn]\n${PODS}\nvalidations: [{ expression: "true" }]`),
     'empty.yaml': vpol('empty', PODS),
+    'keys.yaml': vpol('keys', `${PODS}\nauditAnnotations: [{ key: a, valueExpression: "'x'" }, { key: a, valueExpression: "'y'" }]`),
     'clash.yaml': `${vpol('same', `${PODS}\nvalidations: [{ expression: "true" }]`)}---\n${policyYaml('same', 'match:\n  resources: [{ apiGroups: [""], resources: [pods], operations: [CREATE] }]\nvalidations: [{ expression: "true" }]')}`,
   });
   t.match(errors.find((e) => e.includes('lib.yaml')), /lib\.yaml:\d+:\d+: .*\(the policy calls Kyverno's own CEL libraries, which trustgate does not have: resource;/);
@@ -194,6 +195,7 @@ t.test('what cannot run says so: JSON and background-only policies, Kyverno-only
   t.match(errors.find((e) => e.includes('typo.yaml')), /typo\.yaml:\d+:\d+: spec: unknown field "validationActons" \(did you mean "validationActions"\?\)/);
   t.match(errors.find((e) => e.includes('both.yaml')), /Deny and Warn may not be used together/);
   t.match(errors.find((e) => e.includes('empty.yaml')), /validations and auditAnnotations may not both be empty/);
+  t.match(errors.find((e) => e.includes('keys.yaml')), /keys\.yaml:\d+:\d+: auditAnnotations key a is used twice/);
   t.match(errors.find((e) => e.includes('clash.yaml')), /the Kyverno policy same has the name of another policy: rename one/);
 });
 
