@@ -227,8 +227,9 @@ export function translateKyvernoPolicies(docs: readonly LoadedDocument[]): Trans
   return out;
 }
 
-// Kyverno's own CEL libraries: calls on these names (resource.Get, image(...)) fail to compile here
-const KYVERNO_LIBRARY_CALL = /(?<![.\w])(?:(resource|http|globalContext|imagedata|json|yaml|x509|hash|random|user|time)\.\w+|(image|isImage|parseImageReference|sha1|sha256|md5|listObjToMap|parseServiceAccount))\s*\(/g;
+// Kyverno's own CEL libraries: calls on these names (resource.Get, image(...)) fail to compile
+// here, and so does `exceptions`, the values Kyverno's CEL PolicyExceptions hand a policy
+const KYVERNO_LIBRARY_CALL = /(?<![.\w])(?:(resource|http|globalContext|imagedata|json|yaml|x509|hash|random|user|time)\.\w+\s*\(|(image|isImage|parseImageReference|sha1|sha256|md5|listObjToMap|parseServiceAccount)\s*\(|(exceptions)\.allowed\w+)/g;
 
 /** The Kyverno-only CEL libraries a ValidatingPolicy's expressions call, by name. */
 export function kyvernoLibrariesUsed(doc: LoadedDocument): string[] {
@@ -240,7 +241,7 @@ export function kyvernoLibrariesUsed(doc: LoadedDocument): string[] {
     ...(spec.auditAnnotations ?? []).map((a) => a.valueExpression),
   ];
   const used = new Set<string>();
-  for (const source of sources) for (const m of source.matchAll(KYVERNO_LIBRARY_CALL)) used.add(m[1] ?? `${m[2]}()`);
+  for (const source of sources) for (const m of source.matchAll(KYVERNO_LIBRARY_CALL)) used.add(m[1] ?? m[3] ?? `${m[2]}()`);
   return [...used].sort();
 }
 

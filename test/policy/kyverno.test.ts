@@ -182,6 +182,7 @@ t.test('what cannot run says so: JSON and background-only policies, Kyverno-only
   t.match(set.warnings.map((w) => w.message).sort(), [/ValidatingPolicy background is for Kyverno's background scans only/, /ValidatingPolicy payloads judges JSON payloads \(evaluation\.mode JSON\), not admission requests/]);
   const errors = await errorsOf({
     'lib.yaml': vpol('lookup', `${PODS}\nvalidations:\n  - expression: "resource.Get('v1', 'configmaps', 'default', 'x').data.a == 'b'"`),
+    'exc.yaml': vpol('exc', `${PODS}\nvalidations:\n  - expression: "object.spec.containers.all(c, c.image in exceptions.allowedImages)"`),
     'img.yaml': vpol('image-fn', `${PODS}\nvalidations:\n  - expression: "image(object.spec.containers[0].image).registry() == 'ghcr.io'"`),
     'typo.yaml': vpol('typo', `${PODS}\nvalidationActons: [Deny]\nvalidations: [{ expression: "true" }]`),
     'both.yaml': vpol('both', `validationActions: [Deny, Warn]\n${PODS}\nvalidations: [{ expression: "true" }]`),
@@ -192,6 +193,7 @@ t.test('what cannot run says so: JSON and background-only policies, Kyverno-only
   t.match(errors.find((e) => e.includes('lib.yaml')), /lib\.yaml:\d+:\d+: .*\(the policy calls Kyverno's own CEL libraries, which trustgate does not have: resource;/);
   t.match(errors.find((e) => e.includes('img.yaml')), /Kyverno's own CEL libraries, which trustgate does not have: image\(\);/);
   t.equal(errors.filter((e) => e.includes('lib.yaml')).length, 1, 'reported once, not again for each autogen copy');
+  t.match(errors.find((e) => e.includes('exc.yaml')), /Kyverno's own CEL libraries, which trustgate does not have: exceptions;/);
   t.match(errors.find((e) => e.includes('typo.yaml')), /typo\.yaml:\d+:\d+: spec: unknown field "validationActons" \(did you mean "validationActions"\?\)/);
   t.match(errors.find((e) => e.includes('both.yaml')), /Deny and Warn may not be used together/);
   t.match(errors.find((e) => e.includes('empty.yaml')), /validations and auditAnnotations may not both be empty/);
