@@ -159,7 +159,7 @@ async function test(argv: string[]): Promise<number> {
   for (const o of outcomes) process.stdout.write(`${o.passed ? 'ok' : 'not ok'} - ${o.suite}: ${o.name}${o.detail ? `\n    ${o.detail}` : ''}\n`);
   for (const n of kyverno.notes) process.stderr.write(`note: ${n}\n`);
   const failed = outcomes.filter((o) => !o.passed).length;
-  if (!outcomes.length) process.stdout.write('no PolicyTest suites found\n');
+  if (!outcomes.length) process.stdout.write('no PolicyTest suites (or Kyverno tests) found\n');
   if (ours.length) {
     const { untested, needRegistry, neverMutated } = policiesNeverFailed(set, outcomes);
     if (untested.length) process.stderr.write(`note: no case makes these policies fail, so their deny or warn path is untested: ${untested.join(', ')}\n`);

@@ -39,7 +39,6 @@ interface KyvernoTestFile {
 export interface KyvernoTestRun {
   outcomes: CaseOutcome[];
   notes: string[];
-  files: number;
 }
 
 /** Every kyverno-test.yaml under the paths, `.kyverno-test` directories included (where Kyverno keeps them). */
@@ -83,7 +82,7 @@ const standsFor = (name: string, policy: string) => {
 
 /** One kyverno-test.yaml, run. */
 export async function runKyvernoTest(file: string): Promise<KyvernoTestRun> {
-  const run: KyvernoTestRun = { outcomes: [], notes: [], files: 1 };
+  const run: KyvernoTestRun = { outcomes: [], notes: [] };
   const dir = dirname(file);
   let test: KyvernoTestFile;
   try {
@@ -92,11 +91,11 @@ export async function runKyvernoTest(file: string): Promise<KyvernoTestRun> {
     run.outcomes.push({ suite: file, name: 'read', passed: false, detail: `not a readable Kyverno test: ${(err as Error).message}` });
     return run;
   }
-  const suite = `kyverno-test ${test.metadata?.name ?? test.name ?? file}`;
   if (!test || typeof test !== 'object' || (test.kind !== undefined && test.kind !== 'Test')) {
     run.notes.push(`${file}: not a Kyverno CLI Test (kind ${String(test?.kind)}): not run`);
     return run;
   }
+  const suite = `kyverno-test ${test.metadata?.name ?? test.name ?? file}`;
   const unsupported = (['variables', 'values', 'userinfo', 'exceptions'] as const).filter((k) => test[k] !== undefined);
   if (unsupported.length) {
     run.notes.push(`${file}: not run: it sets ${unsupported.join(', ')}, which trustgate's runner of Kyverno tests does not read (write a PolicyTest with namespaces, configMaps and userInfo instead)`);
@@ -118,7 +117,7 @@ export async function runKyvernoTest(file: string): Promise<KyvernoTestRun> {
     run.outcomes.push({ suite, name: 'read resources', passed: false, detail: reading instanceof Error ? reading.message : reading.errors.join('\n    ') });
     return run;
   }
-  const cluster = new StaticCluster(namespacesIn(reading.objects).map((o) => o));
+  const cluster = new StaticCluster(namespacesIn(reading.objects));
   const services = { policies: () => set, recorder: new NullDecisionRecorder(), replica: 'kyverno-test', deadlineMs: 8000, namespaces: cluster, params: cluster };
   const judged = new Map<KubeObject, PolicyResult[]>();
   for (const expected of runnable) {
@@ -147,12 +146,11 @@ export async function runKyvernoTest(file: string): Promise<KyvernoTestRun> {
 
 /** Every Kyverno test under the paths. */
 export async function runKyvernoTests(paths: readonly string[]): Promise<KyvernoTestRun> {
-  const all: KyvernoTestRun = { outcomes: [], notes: [], files: 0 };
+  const all: KyvernoTestRun = { outcomes: [], notes: [] };
   for (const file of await findKyvernoTests(paths)) {
     const r = await runKyvernoTest(file);
     all.outcomes.push(...r.outcomes);
     all.notes.push(...r.notes);
-    all.files += r.files;
   }
   return all;
 }
