@@ -12,7 +12,7 @@ import { parse as parseYaml } from 'yaml';
 import { admit, AdmissionInputError } from './admission/index.js';
 import { reviewForObject } from './admission/synthesize.js';
 import type { KubeObject } from './admission/types.js';
-import { AuditPipeline, createSink, HEADER_LINE_ERROR, isHeaderLine, NullDecisionRecorder, parseHeaderLines, query, tableRow, verifyRecords, type QueryFilter } from './audit/index.js';
+import { AuditPipeline, createSink, HEADER_LINE_ERROR, isHeaderLine, NullDecisionRecorder, parseHeaderLines, query, summarize, summaryText, tableRow, verifyRecords, type QueryFilter } from './audit/index.js';
 import { CheckpointKeyError, generateSigningKey, readVerificationKeys, type KeyAlgorithm } from './audit/checkpoint.js';
 import { TRUSTGATE_VERSION, type DecisionRecord } from './audit/record.js';
 import { readLogLines } from './audit/sources.js';
@@ -60,6 +60,7 @@ usage:
                     [--client-ca-file F [--client-name NAME]...] [--audit-signing-secret NAME] [--scan-schedule CRON [--scan-policy-reports]] [--monitoring | --only-monitoring]
   trustgate audit   verify SOURCE... [--key F]... | query SOURCE... [--since T] [--until T] [--namespace NS] [--user U]
                     [--policy P] [--exception E] [--endpoint validate|mutate|scan] [--allowed|--denied] [--image REF] [--format json|table]
+  trustgate audit   summary SOURCE... [the filters of query] [--format table|json]   decisions, denials by policy, exceptions, images, who was denied
                     SOURCE: a file sink's file (rotated siblings included), a spool directory, or postgres://…
                     --key: a replica's public key; its signed checkpoints are then checked and required
   trustgate audit   keygen --out DIR [--algorithm ed25519|p256|p384]
@@ -532,7 +533,7 @@ async function audit(argv: string[]): Promise<number> {
   const [action, ...sources] = positionals;
   const one = (k: string) => values.get(k)?.at(-1) as string | undefined;
   if (action === 'keygen') return auditKeygen(one('out'), one('algorithm') ?? 'ed25519');
-  if ((action !== 'verify' && action !== 'query') || !sources.length) throw new UsageError('usage: trustgate audit verify SOURCE... [--key F]... | audit query SOURCE... [filters] | audit keygen --out DIR');
+  if ((action !== 'verify' && action !== 'query' && action !== 'summary') || !sources.length) throw new UsageError('usage: trustgate audit verify SOURCE... [--key F]... | audit query SOURCE... [filters] | audit summary SOURCE... [filters] | audit keygen --out DIR');
   const keyPaths = (values.get('key') as string[] | undefined) ?? [];
   if (keyPaths.length && action !== 'verify') throw new UsageError('--key belongs to audit verify');
   const keys = keyPaths.length ? await readKeyFiles(keyPaths) : undefined;
@@ -547,7 +548,7 @@ async function audit(argv: string[]): Promise<number> {
   if (database && sources.length > 1) throw new UsageError('give one postgres:// source, or files and spool directories');
   const lines = database
     // queries filter in SQL on the indexed columns; verification reads every row in chain order
-    ? (await readPostgresRecords(database, action === 'query' ? filter : {}).catch((err: Error) => {
+    ? (await readPostgresRecords(database, action === 'verify' ? {} : filter).catch((err: Error) => {
       throw new UsageError(`${redactedURL(database)}: ${err.message}`);
     })).map((r) => ({ ...r, where: `${redactedURL(database)} row ${r.position}`, text: JSON.stringify(r.record) }))
     : (() => {
@@ -574,7 +575,7 @@ async function audit(argv: string[]): Promise<number> {
     for (const p of result.problems) process.stdout.write(`FAILED ${p.kind} at ${p.where ?? `position ${p.position}`} (replica ${p.replica}, seq ${p.seq ?? '?'}): ${p.detail}\n`);
     return 1;
   }
-  const format = one('format') ?? 'json';
+  const format = one('format') ?? (action === 'summary' ? 'table' : 'json');
   if (format !== 'json' && format !== 'table') throw new UsageError('--format is json or table');
   const records = lines.flatMap((l) => {
     try {
@@ -583,6 +584,11 @@ async function audit(argv: string[]): Promise<number> {
       return [];
     }
   });
+  if (action === 'summary') {
+    const summary = summarize(query(records, filter));
+    process.stdout.write(format === 'table' ? summaryText(summary) : `${JSON.stringify(summary, null, 2)}\n`);
+    return 0;
+  }
   let n = 0;
   for (const r of query(records, filter)) {
     process.stdout.write(`${format === 'table' ? tableRow(r) : JSON.stringify(r)}\n`);

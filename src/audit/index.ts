@@ -7,6 +7,7 @@ export { AuditPipeline, AuditUnavailableError, type AuditMetrics } from './pipel
 export { HashChain, recordHash, GENESIS_HASH } from './chain.js';
 export { verifyRecords, type VerifyResult, type ChainProblem } from './verify.js';
 export { query, tableRow, type QueryFilter } from './query.js';
+export { summarize, summaryText, type AuditSummary } from './summary.js';
 export { createSink, HEADER_LINE_ERROR, isHeaderLine, parseHeaderLines } from './sinks/index.js';
 export type { AuditSink } from './sinks/types.js';
 

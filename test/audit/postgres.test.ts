@@ -105,6 +105,8 @@ match: { conditions: [{ name: first, expression: "request.uid == 'pg-0'" }] }`);
   t.equal((await trustgate('audit', 'query', db.url, '--exception', 'first')).stdout.trim(), '', 'not a part of a name');
   t.equal((await trustgate('audit', 'query', db.url, '--endpoint', 'validate')).stdout.trim().split('\n').length, 3, '--endpoint, in SQL');
   t.equal((await trustgate('audit', 'query', db.url, '--endpoint', 'scan')).stdout.trim(), '');
+  const summary = JSON.parse((await trustgate('audit', 'summary', db.url, '--format', 'json')).stdout);
+  t.match(summary, { decisions: 3, denied: 2, exceptions: { 'first-pod': { decisions: 1, policies: ['team-label'] } } }, 'audit summary reads PostgreSQL too');
   const client = new pg.Client({ connectionString: db.url });
   await client.connect();
   await client.query('TRUNCATE trustgate_decisions');
