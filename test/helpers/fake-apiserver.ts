@@ -99,7 +99,14 @@ export async function startFakeApiServer(dir: string, seed: Record<string, Obj[]
     // a cluster-scoped resource's own collection, else every namespace's of a namespaced one
     if (!clusterWide(path) || collections.has(path)) return collections.get(path);
     const all = new Map<string, Obj>();
-    for (const [p, items] of collections) if (clusterWideOf(p) === path) for (const o of items.values()) all.set(`${o.metadata.namespace}/${o.metadata.name}`, o);
+    let stored = false;
+    for (const [p, items] of collections) {
+      if (clusterWideOf(p) !== path) continue;
+      stored = true;
+      for (const o of items.values()) all.set(`${o.metadata.namespace}/${o.metadata.name}`, o);
+    }
+    // a group's resource nothing is stored under: an empty list while discovery serves it, else not found (its CRD is gone)
+    if (!stored && path.startsWith('/apis/') && !(discovery.get(path.slice(0, path.lastIndexOf('/'))) ?? []).some((r) => r.name === path.slice(path.lastIndexOf('/') + 1))) return undefined;
     return all;
   };
   const certs = await generateCertificates(join(dir, 'apiserver-certs'), ['127.0.0.1', 'localhost']);
