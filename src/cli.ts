@@ -20,7 +20,7 @@ import { readPostgresRecords, redactedURL } from './audit/sinks/postgres.js';
 import { ConfigError, flagOn, parseFlags, resolveServeConfig, SERVE_OPTIONS, serveFlagKinds } from './config.js';
 import { didYouMean } from './did-you-mean.js';
 import { readClusterFile, readClusterObjects, StaticCluster } from './kube/cluster-file.js';
-import { authorizationRulesErrors, exceptionReport, runKyvernoTests, policyReports, POLICY_REPORT_LABELS, EXPIRY_WARNING_DAYS, parseInstant, findingLine, overlongExceptions, isConfigMap, junitReport, loadPolicySet, namespacesIn, patchedObject, withManifestCrds, policiesNeverFailed, readManifests, runPolicyTests, sarifReport, scanEach, StaticAuthorizer, type AuthorizationRule, type ManifestObject, type PolicySet, type ScanFinding } from './policy/index.js';
+import { authorizationRulesErrors, exceptionReport, runKyvernoTests, policyReports, POLICY_REPORT_LABELS, REPORT_APIS, type ReportApi, EXPIRY_WARNING_DAYS, parseInstant, findingLine, overlongExceptions, isConfigMap, junitReport, loadPolicySet, namespacesIn, patchedObject, withManifestCrds, policiesNeverFailed, readManifests, runPolicyTests, sarifReport, scanEach, StaticAuthorizer, type AuthorizationRule, type ManifestObject, type PolicySet, type ScanFinding } from './policy/index.js';
 import { renderManifests, webhookRules } from './kube/manifests.js';
 import { renderMonitoring } from './kube/monitoring.js';
 import { stringify as toYaml } from 'yaml';
@@ -45,7 +45,7 @@ usage:
                     --user/--group: who sends the object (default trustgate-offline, system:authenticated)
                     --authorizations: answers to the policies' authorization checks, as a PolicyTest lists them
   trustgate scan    --policies DIR (FILE|DIR|-... | --kubeconfig F | --in-cluster) [--kubeconfig F | --in-cluster | --cluster-file F]
-                    [--namespace NS] [--user NAME] [--group G]... [--format table|json|sarif|policyreport] [--all] [--strict] [--policy-reports] [registry flags as for verify]
+                    [--namespace NS] [--user NAME] [--group G]... [--format table|json|sarif|policyreport] [--all] [--strict] [--policy-reports] [--report-api wgpolicyk8s.io|openreports.io] [registry flags as for verify]
                     [--audit SINK... [--audit-header 'Name: value']... [--audit-ca F] [--audit-timeout-seconds N] [--replica NAME]]
                     every object of the manifests (or, with a cluster and no PATH, in the cluster) judged as its CREATE
                     would be: exit 1 if any is denied (--strict: or fails a warn/audit policy), 2 if the scan is incomplete
@@ -57,7 +57,7 @@ usage:
   trustgate certs   client --name NAME --out DIR [--days N]   a CA and a client certificate for the API server (serve --client-ca)
   trustgate manifests [--namespace NS] [--image IMG] [--replicas N] [--policies DIR] [--ca-file F]
                     [--tls-secret NAME] [--audit SINK]... [--timeout-seconds N] [--pull-secrets] [--self-managed-certs]
-                    [--client-ca-file F [--client-name NAME]...] [--audit-signing-secret NAME] [--scan-schedule CRON [--scan-policy-reports]] [--monitoring | --only-monitoring]
+                    [--client-ca-file F [--client-name NAME]...] [--audit-signing-secret NAME] [--scan-schedule CRON [--scan-policy-reports [--report-api A]]] [--monitoring | --only-monitoring]
   trustgate audit   verify SOURCE... [--key F]... | query SOURCE... [--since T] [--until T] [--namespace NS] [--user U]
                     [--policy P] [--exception E] [--endpoint validate|mutate|scan] [--allowed|--denied] [--image REF] [--format json|table]
   trustgate audit   summary SOURCE... [the filters of query] [--format table|json]   decisions, denials by policy, exceptions, images, who was denied
@@ -340,9 +340,16 @@ async function scanAuditTrail(values: Map<string, unknown[]>) {
   };
 }
 
+/** --report-api: which of the two report APIs the policy reports are written in */
+function reportApiFlag(value: string | undefined): ReportApi {
+  if (value === undefined) return 'wgpolicyk8s.io';
+  if (!Object.hasOwn(REPORT_APIS, value)) throw new UsageError(`--report-api is ${Object.keys(REPORT_APIS).join(' or ')}, not ${JSON.stringify(value)}`);
+  return value as ReportApi;
+}
+
 async function scan(argv: string[]): Promise<number> {
   const { values, positionals } = parseFlags(argv, {
-    policies: 'value', namespace: 'value', 'cluster-file': 'value', kubeconfig: 'value', 'in-cluster': 'bool', user: 'value', group: 'value', format: 'value', all: 'bool', strict: 'bool', 'policy-reports': 'bool',
+    policies: 'value', namespace: 'value', 'cluster-file': 'value', kubeconfig: 'value', 'in-cluster': 'bool', user: 'value', group: 'value', format: 'value', all: 'bool', strict: 'bool', 'policy-reports': 'bool', 'report-api': 'value',
     'registry-config': 'value', 'insecure-registry': 'value', 'registry-ca': 'value',
     audit: 'value', 'audit-header': 'value', 'audit-ca': 'value', 'audit-timeout-seconds': 'value', replica: 'value',
   });
@@ -357,6 +364,8 @@ async function scan(argv: string[]): Promise<number> {
   if (writeReports && (!live || positionals.length)) throw new UsageError('--policy-reports writes the reports of a scan of the cluster\'s objects: give --kubeconfig or --in-cluster and no PATH');
   const format = one('format') ?? 'table';
   if (!['table', 'json', 'sarif', 'policyreport'].includes(format)) throw new UsageError('--format is table, json, sarif or policyreport');
+  const reportApi = reportApiFlag(one('report-api'));
+  if (one('report-api') && format !== 'policyreport' && !writeReports) throw new UsageError('--report-api goes with --format policyreport or --policy-reports');
   const set = await loadOrFail(policies);
   if (!set) return 2;
   let clusterFile: StaticCluster | undefined;
@@ -407,7 +416,7 @@ async function scan(argv: string[]): Promise<number> {
   }
   const recorded = await trail?.finish();
   if (format === 'sarif') process.stdout.write(`${JSON.stringify(sarifReport(failing, { version: TRUSTGATE_VERSION }), null, 2)}\n`);
-  const reports = format === 'policyreport' || writeReports ? policyReports(kept, { time: new Date() }) : [];
+  const reports = format === 'policyreport' || writeReports ? policyReports(kept, { time: new Date(), api: reportApi }) : [];
   if (format === 'policyreport') process.stdout.write(reports.map((r) => toYaml(r, { lineWidth: 0, aliasDuplicateObjects: false })).join('---\n'));
   for (const line of [...subjects.errors(), ...subjects.notes]) process.stderr.write(`${line}\n`);
   const incomplete = subjects.incomplete().join(', ');
@@ -416,7 +425,7 @@ async function scan(argv: string[]): Promise<number> {
   if (writeReports) {
     // an incomplete scan writes what it found, but cannot tell which old reports are stale
     try {
-      const w = await kube!.writePolicyReports(kc!, reports, { prune: !incomplete, labels: POLICY_REPORT_LABELS });
+      const w = await kube!.writePolicyReports(kc!, reports, { prune: !incomplete, labels: POLICY_REPORT_LABELS, api: REPORT_APIS[reportApi] });
       process.stderr.write(`policy reports: ${w.written} written, ${w.deleted} stale one(s) deleted${incomplete ? ' (none deleted: the scan is incomplete)' : ''}\n`);
     } catch (err) {
       if (!(err instanceof kube!.PolicyReportWriteError)) throw err;
@@ -599,7 +608,7 @@ async function audit(argv: string[]): Promise<number> {
 }
 
 async function manifests(argv: string[]): Promise<number> {
-  const { values } = parseFlags(argv, { namespace: 'value', image: 'value', replicas: 'value', policies: 'value', 'ca-file': 'value', 'tls-secret': 'value', audit: 'value', 'timeout-seconds': 'value', 'pull-secrets': 'bool', 'self-managed-certs': 'bool', 'client-ca-file': 'value', 'client-name': 'value', 'audit-signing-secret': 'value', 'scan-schedule': 'value', 'scan-policy-reports': 'bool', monitoring: 'bool', 'only-monitoring': 'bool' });
+  const { values } = parseFlags(argv, { namespace: 'value', image: 'value', replicas: 'value', policies: 'value', 'ca-file': 'value', 'tls-secret': 'value', audit: 'value', 'timeout-seconds': 'value', 'pull-secrets': 'bool', 'self-managed-certs': 'bool', 'client-ca-file': 'value', 'client-name': 'value', 'audit-signing-secret': 'value', 'scan-schedule': 'value', 'scan-policy-reports': 'bool', 'report-api': 'value', monitoring: 'bool', 'only-monitoring': 'bool' });
   const one = (k: string) => values.get(k)?.at(-1) as string | undefined;
   const replicas = positiveWhole(one('replicas'), '--replicas') ?? 2;
   if (replicas < 2) process.stderr.write('warning: one replica cannot survive a node loss; use 2 or more\n');
@@ -617,6 +626,7 @@ async function manifests(argv: string[]): Promise<number> {
     throw new UsageError(`--scan-schedule ${JSON.stringify(scanSchedule)} is not a cron schedule (five fields, e.g. "17 * * * *", or @hourly, @daily)`);
   }
   if (flagOn(values, 'scan-policy-reports') && scanSchedule === undefined) throw new UsageError('--scan-policy-reports needs --scan-schedule (the scheduled scan writes the reports)');
+  if (one('report-api') && !flagOn(values, 'scan-policy-reports')) throw new UsageError('--report-api goes with --scan-policy-reports');
   const signingSecret = one('audit-signing-secret');
   if (signingSecret !== undefined && !/^(?=.{1,253}$)[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/.test(signingSecret)) throw new UsageError(`--audit-signing-secret ${JSON.stringify(signingSecret)} is not a Secret name (lower-case DNS subdomain)`);
   if (clientNames.length && !one('client-ca-file')) throw new UsageError('--client-name needs --client-ca-file (the CA that issues the names)');
@@ -639,7 +649,7 @@ async function manifests(argv: string[]): Promise<number> {
     clientCa, clientNames,
     auditSigningSecret: one('audit-signing-secret'),
     scanSchedule: scanSchedule?.trim(),
-    scanPolicyReports: flagOn(values, 'scan-policy-reports'),
+    scanPolicyReports: flagOn(values, 'scan-policy-reports') ? reportApiFlag(one('report-api')) : undefined,
   });
   // the CA that signs the serving certificate: cert-manager's Secret carries it as ca.crt, and so does the self-managed CA's
   const monitoring = () => renderMonitoring({ namespace: one('namespace') ?? 'trustgate', scheduledScan: scanSchedule !== undefined, caSecret: flagOn(values, 'self-managed-certs') ? 'trustgate-ca' : one('tls-secret') ?? 'trustgate-tls' });

@@ -1,7 +1,7 @@
 // `trustgate manifests`: the whole install as Kubernetes objects, derived from flags and from
 // the loaded policies (webhook rules, the params objects RBAC must let trustgate read).
 import { pluralOf } from '../admission/synthesize.js';
-import { paramWatches, type PolicySet } from '../policy/index.js';
+import { paramWatches, REPORT_APIS, type PolicySet, type ReportApi } from '../policy/index.js';
 
 /** V8 flags of the rendered Deployment (the benchmarks run trustgate with them too). */
 // A bounded old space (384 MiB) puts V8 in its small-heap regime: it grows the heap by ~1.35x
@@ -45,8 +45,8 @@ export interface ManifestOptions {
    * already in the cluster that the policies deny or would once they enforce, as JSON lines
    */
   scanSchedule?: string;
-  /** with scanSchedule: the scan writes its Policy Reports into the cluster (and may write policy reports) */
-  scanPolicyReports?: boolean;
+  /** with scanSchedule: the scan writes its Policy Reports into the cluster in this report API (and may write those) */
+  scanPolicyReports?: ReportApi;
 }
 
 type Obj = Record<string, unknown>;
@@ -237,7 +237,7 @@ function scheduledScan(o: ManifestOptions, webhookRules: Obj[], readRules: Obj[]
   const scanSinks = o.audit.filter((a) => a !== 'stdout');
   const listRules = [...byGroups].map(([groups, resources]) => ({ apiGroups: JSON.parse(groups) as string[], resources: [...resources].sort(), verbs: ['list'] }));
   // its reports, replaced in place and pruned where a namespace has no results any more (RBAC cannot narrow create or list by name)
-  const reportRules = o.scanPolicyReports ? [{ apiGroups: ['wgpolicyk8s.io'], resources: ['policyreports', 'clusterpolicyreports'], verbs: ['get', 'list', 'create', 'update', 'delete'] }] : [];
+  const reportRules = o.scanPolicyReports ? [{ apiGroups: [o.scanPolicyReports], resources: [...REPORT_APIS[o.scanPolicyReports].resources], verbs: ['get', 'list', 'create', 'update', 'delete'] }] : [];
   return [
     { apiVersion: 'v1', kind: 'ServiceAccount', metadata: meta(SCAN_NAME), automountServiceAccountToken: true },
     { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRole', metadata: meta(SCAN_NAME, false), rules: [...listRules, ...readRules, ...reportRules] },
@@ -259,7 +259,7 @@ function scheduledScan(o: ManifestOptions, webhookRules: Obj[], readRules: Obj[]
                 securityContext: POD_SECURITY,
                 containers: [{
                   name: 'scan', image: o.image, imagePullPolicy: 'IfNotPresent',
-                  args: ['scan', '--in-cluster', '--policies', '/app/policies', '--format', 'json', ...(o.scanPolicyReports ? ['--policy-reports'] : []), ...scanSinks.flatMap((a) => ['--audit', a])],
+                  args: ['scan', '--in-cluster', '--policies', '/app/policies', '--format', 'json', ...(o.scanPolicyReports ? ['--policy-reports', ...(o.scanPolicyReports === 'wgpolicyk8s.io' ? [] : ['--report-api', o.scanPolicyReports])] : []), ...scanSinks.flatMap((a) => ['--audit', a])],
                   env: MEMORY_ENV,
                   resources: { requests: { cpu: '100m', memory: '128Mi' }, limits: { memory: '512Mi' } },
                   securityContext: CONTAINER_SECURITY,

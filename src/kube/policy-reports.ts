@@ -15,7 +15,7 @@ export class PolicyReportWriteError extends Error {}
 
 
 /** Writes the reports; with prune, deletes this scan's earlier reports that the new ones do not replace. */
-export async function writePolicyReports(kc: KubeConfig, reports: readonly KubernetesObject[], options: { prune: boolean; labels: Readonly<Record<string, string>> }): Promise<ReportWrite> {
+export async function writePolicyReports(kc: KubeConfig, reports: readonly KubernetesObject[], options: { prune: boolean; labels: Readonly<Record<string, string>>; api: { apiVersion: string; namespaced: string; cluster: string } }): Promise<ReportWrite> {
   const api = KubernetesObjectApi.makeApiClient(kc);
   const out: ReportWrite = { written: 0, deleted: 0 };
   const where = (o: KubernetesObject) => `${o.kind} ${o.metadata?.namespace ? `${o.metadata.namespace}/` : ''}${o.metadata?.name}`;
@@ -31,7 +31,7 @@ export async function writePolicyReports(kc: KubeConfig, reports: readonly Kuber
       else await api.create(report);
       out.written++;
     } catch (err) {
-      const hint = statusOf(err) === 404 ? ': is the wgpolicyk8s.io CRD installed (Kyverno and Policy Reporter install it)?' : statusOf(err) === 403 ? ': the scan\'s account may not write policy reports (manifests --scan-policy-reports grants it)' : '';
+      const hint = statusOf(err) === 404 ? `: is the ${options.api.apiVersion.split('/')[0]} CRD installed (Kyverno and Policy Reporter install it)?` : statusOf(err) === 403 ? ': the scan\'s account may not write policy reports (manifests --scan-policy-reports grants it)' : '';
       throw new PolicyReportWriteError(`cannot write ${where(report)}: ${describe(err)}${hint}`);
     }
   }
@@ -39,16 +39,16 @@ export async function writePolicyReports(kc: KubeConfig, reports: readonly Kuber
   const key = (kind: string | undefined, r: KubernetesObject) => `${kind}/${r.metadata?.namespace ?? ''}/${r.metadata?.name}`;
   const kept = new Set(reports.map((r) => key(r.kind, r)));
   const selector = Object.entries(options.labels).map(([k, v]) => `${k}=${v}`).join(',');
-  for (const kind of ['PolicyReport', 'ClusterPolicyReport']) {
+  for (const kind of [options.api.namespaced, options.api.cluster]) {
     let listed;
     try {
-      listed = await api.list('wgpolicyk8s.io/v1alpha2', kind, undefined, undefined, undefined, undefined, undefined, selector);
+      listed = await api.list(options.api.apiVersion, kind, undefined, undefined, undefined, undefined, undefined, selector);
     } catch (err) {
       throw new PolicyReportWriteError(`cannot list ${kind}s to remove stale ones: ${describe(err)}`);
     }
     for (const stale of listed.items.filter((r) => !kept.has(key(kind, r)))) {
       try {
-        await api.delete({ apiVersion: 'wgpolicyk8s.io/v1alpha2', kind, metadata: stale.metadata });
+        await api.delete({ apiVersion: options.api.apiVersion, kind, metadata: stale.metadata });
         out.deleted++;
       } catch (err) {
         if (statusOf(err) !== 404) throw new PolicyReportWriteError(`cannot delete ${where({ ...stale, kind })}: ${describe(err)}`);

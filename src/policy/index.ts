@@ -3,7 +3,7 @@ export { policiesNeverFailed, runPolicyTests, type CaseOutcome, type TestCase } 
 export { runKyvernoTests } from './kyverno-tests.js';
 export { junitReport } from './junit.js';
 export { sarifReport } from './sarif.js';
-export { policyReports, POLICY_REPORT_LABELS } from './policy-report.js';
+export { policyReports, POLICY_REPORT_LABELS, REPORT_APIS, type ReportApi } from './policy-report.js';
 export { patchedObject } from './mutation/index.js';
 export { findingLine, namespacesIn, readManifests, scanEach, withManifestCrds, type ManifestObject, type ScanFinding, type ScanVerdict } from './scan.js';
 export { PolicyStore, type ReloadListener } from './store.js';

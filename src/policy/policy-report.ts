@@ -1,10 +1,19 @@
 // `trustgate scan --format policyreport`: a scan's findings as Policy Reports (wgpolicyk8s.io
-// v1alpha2, the CRD Kyverno installs and Policy Reporter and other dashboards read), one
+// v1alpha2, the CRD Kyverno installs and Policy Reporter and other dashboards read, or the same
+// as openreports.io Reports), one
 // PolicyReport per namespace and one ClusterPolicyReport for cluster-scoped objects, named
 // trustgate-scan (-2, -3 … where one would be too large) so that the next scan replaces them.
 import type { ScanFinding } from './scan.js';
 
-export const POLICY_REPORT_API_VERSION = 'wgpolicyk8s.io/v1alpha2';
+/**
+ * The two report APIs dashboards read: wgpolicyk8s.io (the policy working group's, installed by
+ * Kyverno and Policy Reporter) and openreports.io (its successor, the same results under new names).
+ */
+export const REPORT_APIS = {
+  'wgpolicyk8s.io': { apiVersion: 'wgpolicyk8s.io/v1alpha2', namespaced: 'PolicyReport', cluster: 'ClusterPolicyReport', resources: ['policyreports', 'clusterpolicyreports'] },
+  'openreports.io': { apiVersion: 'openreports.io/v1alpha1', namespaced: 'Report', cluster: 'ClusterReport', resources: ['reports', 'clusterreports'] },
+} as const;
+export type ReportApi = keyof typeof REPORT_APIS;
 export const POLICY_REPORT_NAME = 'trustgate-scan';
 
 type ReportResult = 'pass' | 'fail' | 'warn' | 'error' | 'skip';
@@ -13,7 +22,7 @@ interface Summary { pass: number; fail: number; warn: number; error: number; ski
 
 export interface PolicyReportDocument {
   apiVersion: string;
-  kind: 'PolicyReport' | 'ClusterPolicyReport';
+  kind: string;
   metadata: { name: string; namespace?: string; labels: Record<string, string> };
   summary: Summary;
   results: Record<string, unknown>[];
@@ -46,8 +55,9 @@ const emptyChunk = (): Chunk => ({ results: [], summary: { pass: 0, fail: 0, war
  * Policy Reports of the findings, namespaced ones by namespace (in name order), the cluster-scoped
  * ones last; none where no policy judged anything. An object's results stay in one report.
  */
-export function policyReports(findings: readonly ScanFinding[], options: { time: Date; maxBytes?: number }): PolicyReportDocument[] {
+export function policyReports(findings: readonly ScanFinding[], options: { time: Date; maxBytes?: number; api?: ReportApi }): PolicyReportDocument[] {
   const maxBytes = options.maxBytes ?? REPORT_BYTES;
+  const api = REPORT_APIS[options.api ?? 'wgpolicyk8s.io'];
   const timestamp = { seconds: Math.floor(options.time.getTime() / 1000), nanos: 0 };
   const byNamespace = new Map<string | undefined, Chunk[]>();
   for (const f of findings) {
@@ -83,8 +93,8 @@ export function policyReports(findings: readonly ScanFinding[], options: { time:
     const name = i === 0 ? POLICY_REPORT_NAME : `${POLICY_REPORT_NAME}-${i + 1}`;
     const labels = { ...POLICY_REPORT_LABELS };
     return namespace === undefined
-      ? { apiVersion: POLICY_REPORT_API_VERSION, kind: 'ClusterPolicyReport', metadata: { name, labels }, summary: chunk.summary, results: chunk.results }
-      : { apiVersion: POLICY_REPORT_API_VERSION, kind: 'PolicyReport', metadata: { name, namespace, labels }, summary: chunk.summary, results: chunk.results };
+      ? { apiVersion: api.apiVersion, kind: api.cluster, metadata: { name, labels }, summary: chunk.summary, results: chunk.results }
+      : { apiVersion: api.apiVersion, kind: api.namespaced, metadata: { name, namespace, labels }, summary: chunk.summary, results: chunk.results };
   };
   const namespaces = [...[...byNamespace.keys()].filter((n): n is string => n !== undefined).sort(), ...(byNamespace.has(undefined) ? [undefined] : [])];
   return namespaces.flatMap((ns) => byNamespace.get(ns)!.map((chunk, i) => report(ns, chunk, i)));

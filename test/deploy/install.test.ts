@@ -165,6 +165,9 @@ t.test('manifests --scan-schedule: a CronJob scanning the cluster with an accoun
   const reportRole = reporting.find((o) => o.kind === 'ClusterRole' && o.metadata.name === 'trustgate-scan');
   const writes = reportRole.rules.filter((r: { verbs: string[] }) => r.verbs.some((v) => v !== 'get' && v !== 'list' && v !== 'watch'));
   t.same(writes, [{ apiGroups: ['wgpolicyk8s.io'], resources: ['policyreports', 'clusterpolicyreports'], verbs: ['get', 'list', 'create', 'update', 'delete'] }], 'writes to policy reports, and nothing else');
+  const open = (await render('--scan-schedule', '@daily', '--scan-policy-reports', '--report-api', 'openreports.io'));
+  t.same(open.find((o) => o.kind === 'CronJob').spec.jobTemplate.spec.template.spec.containers[0].args.slice(-3), ['--policy-reports', '--report-api', 'openreports.io']);
+  t.match(open.find((o) => o.kind === 'ClusterRole' && o.metadata.name === 'trustgate-scan').rules.at(-1), { apiGroups: ['openreports.io'], resources: ['reports', 'clusterreports'] });
   const orphan = await run(process.execPath, ['--import', 'tsx', `${root}src/cli.ts`, 'manifests', '--policies', `${root}policies`, '--scan-policy-reports']).catch((e) => e as { code: number; stderr: string });
   t.match((orphan as { stderr: string }).stderr, /--scan-policy-reports needs --scan-schedule/);
 });

@@ -161,6 +161,19 @@ t.test('scan --policy-reports writes the Policy Reports into the cluster, replac
   t.ok(api.requests.includes(`PUT ${reports}/namespaces/shop/policyreports/trustgate-scan`), 'replaced, not created twice');
 });
 
+t.test('scan --policy-reports --report-api openreports.io writes openreports.io Reports instead', async (t) => {
+  const api = await cluster(t);
+  api.serveResource('openreports.io/v1alpha1', { name: 'reports', kind: 'Report', namespaced: true });
+  api.serveResource('openreports.io/v1alpha1', { name: 'clusterreports', kind: 'ClusterReport', namespaced: false });
+  const out = await trustgate('scan', '--policies', await policies(), '--kubeconfig', api.kubeconfig, '--policy-reports', '--report-api', 'openreports.io');
+  t.match(out.stderr, /policy reports: 2 written, 0 stale one\(s\) deleted/);
+  t.match(api.get('/apis/openreports.io/v1alpha1/namespaces/shop/reports', 'trustgate-scan'), { apiVersion: 'openreports.io/v1alpha1', kind: 'Report', summary: { fail: 2 } });
+  const bad = await trustgate('scan', '--policies', await policies(), '--kubeconfig', api.kubeconfig, '--report-api', 'openreports.io');
+  t.match(bad.stderr, /--report-api goes with --format policyreport or --policy-reports/);
+  const unknown = await trustgate('scan', '--policies', await policies(), '--kubeconfig', api.kubeconfig, '--policy-reports', '--report-api', 'reports.x-k8s.io');
+  t.match(unknown.stderr, /--report-api is wgpolicyk8s\.io or openreports\.io, not "reports\.x-k8s\.io"/);
+});
+
 t.test('scan --policy-reports says what is missing: the CRD, or a cluster to scan', async (t) => {
   const api = await cluster(t);
   const out = await trustgate('scan', '--policies', await policies(), '--kubeconfig', api.kubeconfig, '--policy-reports');

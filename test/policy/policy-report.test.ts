@@ -74,6 +74,8 @@ t.test('findings become one PolicyReport per namespace and one ClusterPolicyRepo
   t.same(cluster!.summary, { pass: 1, fail: 0, warn: 0, error: 0, skip: 0 });
   t.same((cluster!.results[0]!.resources as object[])[0], { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRole', name: 'admin' });
   t.same(policyReports([finding({ passed: [], policies: [] })], { time }), [], 'nothing judged, nothing reported');
+  const open = policyReports([finding({ passed: ['a'] }), finding({ namespace: undefined, kind: 'Namespace', passed: ['b'] })], { time, api: 'openreports.io' });
+  t.same(open.map((r) => [r.apiVersion, r.kind]), [['openreports.io/v1alpha1', 'Report'], ['openreports.io/v1alpha1', 'ClusterReport']], 'or openreports.io\'s, the same results under its names');
 });
 
 t.test('a namespace whose results would exceed the API server\'s object size is spread over several reports, an object\'s results together', async (t) => {
