@@ -7,14 +7,11 @@
 import { readdir, readFile, realpath, stat } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
-import { admit } from '../admission/index.js';
-import { reviewForObject } from '../admission/synthesize.js';
 import type { KubeObject } from '../admission/types.js';
 import { NullDecisionRecorder } from '../audit/index.js';
 import { StaticCluster } from '../kube/cluster-file.js';
-import type { PolicyResult } from './evaluate.js';
 import { loadPolicySet } from './load.js';
-import { namespacesIn, readManifests } from './scan.js';
+import { namespacesIn, readManifests, scanEach, type ScanFinding } from './scan.js';
 import type { CaseOutcome } from './testing.js';
 
 const TEST_FILE = 'kyverno-test.yaml';
@@ -64,21 +61,23 @@ export async function findKyvernoTests(paths: readonly string[]): Promise<string
   return found;
 }
 
-/** pass/fail/skip/error of one policy for one resource, as kyverno test reports it */
-function resultOf(results: readonly PolicyResult[]): KyvernoResult {
-  if (!results.length) return 'skip';
-  if (results.some((r) => r.result === 'error')) return 'error';
-  if (results.some((r) => r.result === 'fail')) return results.every((r) => r.mode === 'warn' || r.result !== 'fail') ? 'warn' : 'fail';
-  if (results.every((r) => r.result === 'excepted')) return 'skip';
-  return 'pass';
-}
-
 /** the trustgate policies a Kyverno result's policy name stands for: itself and its autogen copies */
 const standsFor = (name: string, policy: string) => {
   const slash = name.lastIndexOf('/');
   const own = name.slice(slash + 1);
   return own === policy || own === `autogen-${policy}` || own === `autogen-cronjobs-${policy}`;
 };
+
+/** pass/fail/skip/error of one policy (with its autogen copies) for one resource, as kyverno test reports it */
+function resultOf(finding: ScanFinding, policy: string): KyvernoResult {
+  const judged = finding.policies.filter((p) => standsFor(p.name, policy));
+  const passed = finding.passed.some((name) => standsFor(name, policy));
+  if (!judged.length) return passed ? 'pass' : 'skip';
+  if (judged.some((p) => p.result === 'error')) return 'error';
+  if (judged.some((p) => p.result === 'fail')) return judged.every((p) => p.mode === 'warn' || p.result !== 'fail') ? 'warn' : 'fail';
+  // excepted only: waived, as Kyverno skips what an exception covers
+  return passed ? 'pass' : 'skip';
+}
 
 /** One kyverno-test.yaml, run. */
 export async function runKyvernoTest(file: string): Promise<KyvernoTestRun> {
@@ -117,9 +116,12 @@ export async function runKyvernoTest(file: string): Promise<KyvernoTestRun> {
     run.outcomes.push({ suite, name: 'read resources', passed: false, detail: reading instanceof Error ? reading.message : reading.errors.join('\n    ') });
     return run;
   }
+  // every resource judged as its CREATE (in default unless it names a namespace), as kyverno test applies them, by scan's own judge
   const cluster = new StaticCluster(namespacesIn(reading.objects));
   const services = { policies: () => set, recorder: new NullDecisionRecorder(), replica: 'kyverno-test', deadlineMs: 8000, namespaces: cluster, params: cluster };
-  const judged = new Map<KubeObject, PolicyResult[]>();
+  const findings: ScanFinding[] = [];
+  await scanEach(reading.objects, services, { namespace: 'default' }, (f) => findings.push(f));
+  const judged = new Map<KubeObject, ScanFinding>(reading.objects.map((m, i) => [m.object, findings[i]!]));
   for (const expected of runnable) {
     const policy = expected.policy!;
     for (const name of expected.resources ?? (expected.resource ? [expected.resource] : [])) {
@@ -129,16 +131,12 @@ export async function runKyvernoTest(file: string): Promise<KyvernoTestRun> {
         run.outcomes.push({ suite, name: what, passed: false, detail: `no such resource among ${(test.resources ?? []).join(', ')}` });
         continue;
       }
-      let results = judged.get(object);
-      if (!results) {
-        // as kyverno test applies them: each resource as its CREATE, in the default namespace unless it names one
-        const review = reviewForObject(object, { operation: 'CREATE', namespace: object.metadata?.namespace ?? 'default' });
-        judged.set(object, (results = (await admit(review, 'validate', services)).results));
-      }
-      const got = resultOf(results.filter((r) => standsFor(r.name, policy)));
+      const finding = judged.get(object)!;
+      const got = resultOf(finding, policy);
       const want = expected.result ?? 'pass';
       const passed = got === want || (want === 'fail' && got === 'warn');
-      run.outcomes.push({ suite, name: `${what}: ${want}`, passed, ...(passed ? {} : { detail: `got ${got}` }), ...(got === 'fail' || got === 'warn' ? { failed: results.filter((r) => standsFor(r.name, policy) && r.result === 'fail').map((r) => r.name) } : {}) });
+      const failed = finding.policies.filter((p) => standsFor(p.name, policy) && p.result === 'fail').map((p) => p.name);
+      run.outcomes.push({ suite, name: `${what}: ${want}`, passed, ...(passed ? {} : { detail: `got ${got}` }), ...(failed.length ? { failed } : {}) });
     }
   }
   return run;
