@@ -192,7 +192,6 @@ export async function loadPolicySet(paths: readonly string[], options: LoadOptio
 async function compileKyvernoPolicies(translated: readonly TranslatedKyvernoPolicy[], taken: Set<string>, rootByName: Parameters<typeof compilePolicy>[1]) {
   const out = { policies: [] as CompiledPolicy[], errors: [] as PolicyFileError[], warnings: [] as PolicyFileError[] };
   for (const { policy, autogen, source } of translated) {
-    const libraries = kyvernoLibrariesUsed(source);
     for (const doc of [policy, ...autogen]) {
       const name = (doc.value.metadata as { name: string }).name;
       if (taken.has(name)) {
@@ -202,10 +201,13 @@ async function compileKyvernoPolicies(translated: readonly TranslatedKyvernoPoli
       taken.add(name);
       const compiled = await compilePolicy(doc, rootByName);
       if (compiled.policy) out.policies.push(compiled.policy);
-      out.errors.push(...compiled.errors.map((e) => withKyvernoLibraryNote(e, libraries)));
       out.warnings.push(...compiled.warnings);
-      // the autogen copies hold the same expressions: the policy's own errors say it all
-      if (compiled.errors.length) break;
+      if (compiled.errors.length) {
+        const libraries = kyvernoLibrariesUsed(source);
+        out.errors.push(...compiled.errors.map((e) => withKyvernoLibraryNote(e, libraries)));
+        // the autogen copies hold the same expressions: the policy's own errors say it all
+        break;
+      }
     }
   }
   return out;
