@@ -125,7 +125,8 @@ export async function runKyvernoTest(file: string): Promise<KyvernoTestRun> {
   for (const expected of runnable) {
     const policy = expected.policy!;
     for (const name of expected.resources ?? (expected.resource ? [expected.resource] : [])) {
-      const what = `${policy} on ${expected.kind ?? 'resource'} ${expected.namespace ? `${expected.namespace}/` : ''}${name}`;
+      const want = expected.result ?? 'pass';
+      const what = `${policy} on ${expected.kind ?? 'resource'} ${expected.namespace ? `${expected.namespace}/` : ''}${name}: ${want}`;
       const object = reading.objects.map((m) => m.object).find((o) => o.metadata?.name === name && (expected.kind === undefined || o.kind === expected.kind) && (expected.namespace === undefined || (o.metadata?.namespace ?? 'default') === expected.namespace));
       if (!object) {
         run.outcomes.push({ suite, name: what, passed: false, detail: `no such resource among ${(test.resources ?? []).join(', ')}` });
@@ -133,10 +134,9 @@ export async function runKyvernoTest(file: string): Promise<KyvernoTestRun> {
       }
       const finding = judged.get(object)!;
       const got = resultOf(finding, policy);
-      const want = expected.result ?? 'pass';
       const passed = got === want || (want === 'fail' && got === 'warn');
       const failed = finding.policies.filter((p) => standsFor(p.name, policy) && p.result === 'fail').map((p) => p.name);
-      run.outcomes.push({ suite, name: `${what}: ${want}`, passed, ...(passed ? {} : { detail: `got ${got}` }), ...(failed.length ? { failed } : {}) });
+      run.outcomes.push({ suite, name: what, passed, ...(passed ? {} : { detail: `got ${got}` }), ...(failed.length ? { failed } : {}) });
     }
   }
   return run;

@@ -222,20 +222,25 @@ t.test('trustgate test runs Kyverno CLI tests (kyverno-test.yaml) of ValidatingP
 
   // a copy with one expectation turned round, a ClusterPolicy result and a test with a values file
   const dir = await policyDir({});
-  const { cp, writeFile, readFile: read } = await import('node:fs/promises');
+  const { cp, writeFile, readFile: read, mkdir } = await import('node:fs/promises');
   await cp(join(KYVERNO, '10-disallow-latest-tag'), join(dir, 'latest'), { recursive: true });
   const testFile = join(dir, 'latest/.kyverno-test/kyverno-test.yaml');
   const text = await read(testFile, 'utf8');
-  await writeFile(testFile, text.replace(/(  - gooddeployment01\n  result: )pass/, '$1fail').replace('results:\n', 'results:\n- policy: some-cluster-policy\n  rule: a-rule\n  kind: Pod\n  resources: [myapp-pod]\n  result: pass\n'));
+  await writeFile(testFile, text.replace(/(  - gooddeployment01\n  result: )pass/, '$1fail').replace('results:\n', 'results:\n- policy: some-cluster-policy\n  rule: a-rule\n  kind: Pod\n  resources: [myapp-pod]\n  result: pass\n- policy: disallow-latest-tag\n  kind: Pod\n  resources: [no-such-pod]\n  result: pass\n'));
+  // a test whose policy file is missing fails, naming it
+  await mkdir(join(dir, 'lost/.kyverno-test'), { recursive: true });
+  await writeFile(join(dir, 'lost/.kyverno-test/kyverno-test.yaml'), 'apiVersion: cli.kyverno.io/v1alpha1\nkind: Test\nmetadata: { name: lost }\npolicies: [../gone.yaml]\nresources: []\nresults: []\n');
   await cp(join(KYVERNO, '09-require-image-checksum'), join(dir, 'digest'), { recursive: true });
   const digestTest = join(dir, 'digest/.kyverno-test/kyverno-test.yaml');
   await writeFile(digestTest, `${await read(digestTest, 'utf8')}variables: values.yaml\n`);
   const broken = await trustgate('test', dir);
   t.equal(broken.code, 1);
   t.match(broken.stdout, /^not ok - kyverno-test disallow-latest-tag: disallow-latest-tag on Deployment gooddeployment01: fail\n    got pass$/m);
-  t.match(broken.stderr, /latest\/\.kyverno-test\/kyverno-test\.yaml: 1 of its 7 results not run: some-cluster-policy is not a Kyverno ValidatingPolicy among its policies/);
+  t.match(broken.stderr, /latest\/\.kyverno-test\/kyverno-test\.yaml: 1 of its 8 results not run: some-cluster-policy is not a Kyverno ValidatingPolicy among its policies/);
   t.match(broken.stderr, /digest\/\.kyverno-test\/kyverno-test\.yaml: not run: it sets variables, which trustgate's runner of Kyverno tests does not read/);
-  t.match(broken.stdout, /\n7 passed, 1 failed\n$/, 'what was not run is not counted either way');
+  t.match(broken.stdout, /^not ok - kyverno-test disallow-latest-tag: disallow-latest-tag on Pod no-such-pod: pass\n    no such resource among resource\.yaml$/m, 'a result naming a resource the test lacks fails');
+  t.match(broken.stdout, /^not ok - kyverno-test lost: load policies\n    .*gone\.yaml: no such file or directory/m);
+  t.match(broken.stdout, /\n7 passed, 3 failed\n$/, 'what was not run is not counted either way');
 });
 
 t.test('Kyverno tests are found once each, in .kyverno-test directories too, through a symlink loop', async (t) => {

@@ -56,6 +56,11 @@ t.test('findings become one PolicyReport per namespace and one ClusterPolicyRepo
     finding({ apiVersion: 'v1', kind: 'Namespace', name: 'quiet', namespace: undefined, passed: [], policies: [] }),
   ], { time });
   for (const r of reports) t.ok(validReport(r), `${String(r.kind)} ${JSON.stringify(validReport.errors)}`);
+  // the schema check has teeth: a result word outside the CRD's enum, a property that is no string, a field it does not know
+  const [first] = reports as { results: Record<string, unknown>[] }[];
+  t.notOk(validReport({ ...first, results: [{ ...first!.results[0], result: 'denied' }] }), 'an unknown result word');
+  t.notOk(validReport({ ...first, results: [{ ...first!.results[0], properties: { count: 3 } }] }), 'a property that is no string');
+  t.notOk(validReport({ ...first, results: [{ ...first!.results[0], decisionId: 'x' }] }), 'a field the CRD would prune');
   t.same(reports.map((r) => [r.kind, (r.metadata as { namespace?: string }).namespace, (r.metadata as { name: string }).name]), [
     ['PolicyReport', 'payments', 'trustgate-scan'], ['PolicyReport', 'shop', 'trustgate-scan'], ['ClusterPolicyReport', undefined, 'trustgate-scan'],
   ]);
