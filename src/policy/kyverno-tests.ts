@@ -80,7 +80,7 @@ function resultOf(finding: ScanFinding, policy: string): KyvernoResult {
 }
 
 /** One kyverno-test.yaml, run. */
-export async function runKyvernoTest(file: string): Promise<KyvernoTestRun> {
+async function runKyvernoTest(file: string): Promise<KyvernoTestRun> {
   const run: KyvernoTestRun = { outcomes: [], notes: [] };
   const dir = dirname(file);
   let test: KyvernoTestFile;

@@ -8,8 +8,8 @@ import type { LoadedDocument } from './documents.js';
 import { PolicyFileError, type LabelSelector, type Mode, type PolicySpec, type ResourceRule } from './types.js';
 import { repeatedAuditAnnotationKeys } from './vap.js';
 
-export const KYVERNO_API_GROUP = 'policies.kyverno.io/';
-export const KYVERNO_KINDS = new Set(['ValidatingPolicy', 'NamespacedValidatingPolicy']);
+const KYVERNO_API_GROUP = 'policies.kyverno.io/';
+const KYVERNO_KINDS = new Set(['ValidatingPolicy', 'NamespacedValidatingPolicy']);
 
 type Path = readonly (string | number)[];
 type Action = 'Deny' | 'Warn' | 'Audit';

@@ -14,7 +14,7 @@ export const REPORT_APIS = {
   'openreports.io': { apiVersion: 'openreports.io/v1alpha1', namespaced: 'Report', cluster: 'ClusterReport', resources: ['reports', 'clusterreports'] },
 } as const;
 export type ReportApi = keyof typeof REPORT_APIS;
-export const POLICY_REPORT_NAME = 'trustgate-scan';
+const POLICY_REPORT_NAME = 'trustgate-scan';
 
 type ReportResult = 'pass' | 'fail' | 'warn' | 'error' | 'skip';
 
@@ -42,7 +42,7 @@ function resultOf(p: ScanFinding['policies'][number]): ReportResult {
  * The API server refuses an object over ~1.5 MiB (etcd's limit): a namespace with many objects
  * has its results spread over several reports (trustgate-scan, trustgate-scan-2, …), each under this.
  */
-export const REPORT_BYTES = 1_000_000;
+const REPORT_BYTES = 1_000_000;
 
 /** the label every report of the scan carries, by which the next scan finds the ones it replaces */
 export const POLICY_REPORT_LABELS = { 'app.kubernetes.io/managed-by': 'trustgate', 'trustgate.dev/report': 'scan' } as const;
